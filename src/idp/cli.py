@@ -1,0 +1,255 @@
+"""The `idp` command: serve, migrate, and operate clients, users and keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from idp.services import admin
+from idp.services.context import Context, build_context
+from idp.settings import Settings
+from idp.store import migrate
+
+log = logging.getLogger("idp")
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise SystemExit(f"idp: invalid settings: {problems}") from None
+
+
+def run_with_context(settings: Settings, action: Callable[[Context], Awaitable[int]]) -> int:
+    async def runner() -> int:
+        ctx = build_context(settings)
+        try:
+            return await action(ctx)
+        finally:
+            await ctx.close()
+
+    return asyncio.run(runner())
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    migrate.upgrade(settings.database_url, args.revision)
+    print(f"database migrated to {args.revision}")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from idp.main import create_app
+
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    migrate.upgrade(settings.database_url)
+
+    async def prepare(ctx: Context) -> int:
+        created = await ctx.keys.ensure_keys()
+        if created:
+            print(f"generated signing keys: {', '.join(created)}")
+        if not await admin.list_clients(ctx):
+            print(FIRST_RUN.format(issuer=settings.issuer))
+        return 0
+
+    run_with_context(settings, prepare)
+    print(f"idp serving {settings.issuer} (discovery: "
+          f"{settings.issuer}/.well-known/openid-configuration)", flush=True)
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, access_log=False,
+        proxy_headers=False, timeout_graceful_shutdown=10, log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+FIRST_RUN = """
+No clients yet. Create a first app and customer (in another terminal, same environment):
+
+  .venv/bin/idp clients create --name "My app" --redirect-uri http://127.0.0.1:3000/callback \\
+      --type public --application-type native --json
+  .venv/bin/idp users create --email alice@example.com --password 'a long passphrase'
+
+Then send the browser to {issuer}/authorize?... (authorization code + PKCE S256).
+"""
+
+
+def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
+    async def action(ctx: Context) -> int:
+        try:
+            new = await admin.create_client(
+                ctx, name=args.name, redirect_uris=args.redirect_uri, client_type=args.type,
+                application_type=args.application_type, grant_types=args.grant_type,
+                scopes=args.scope, token_endpoint_auth_method=args.auth_method,
+                id_token_signed_response_alg=args.id_token_alg,
+                require_pkce=not args.no_pkce,
+            )
+        except admin.InvalidInput as exc:
+            print(f"idp: {exc}", file=sys.stderr)
+            return 2
+        data = client_json(new.client)
+        if new.client_secret:
+            data["client_secret"] = new.client_secret
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            print(f"client_id: {new.client.client_id}")
+            if new.client_secret:
+                print(f"client_secret: {new.client_secret}  (shown once; store it now)")
+        return 0
+
+    return run_with_context(settings, action)
+
+
+def client_json(client: Any) -> dict[str, Any]:
+    return {
+        "client_id": client.client_id, "client_name": client.name,
+        "client_type": client.client_type, "application_type": client.application_type,
+        "redirect_uris": list(client.redirect_uris), "grant_types": list(client.grant_types),
+        "scope": " ".join(client.allowed_scopes),
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "require_pkce": client.require_pkce,
+    }
+
+
+def cmd_clients_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def action(ctx: Context) -> int:
+        clients = [client_json(c) for c in await admin.list_clients(ctx)]
+        if args.json:
+            print(json.dumps(clients, indent=2))
+        else:
+            for c in clients:
+                print(f"{c['client_id']}  {c['client_type']:<12}  {c['client_name']}")
+        return 0
+
+    return run_with_context(settings, action)
+
+
+def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
+    profile: dict[str, Any] = {}
+    for item in args.claim:
+        name, sep, value = item.partition("=")
+        if not sep:
+            print(f"idp: --claim takes name=value, got {item!r}", file=sys.stderr)
+            return 2
+        profile[name] = value
+    password = args.password
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+
+    async def action(ctx: Context) -> int:
+        try:
+            user = await admin.create_user(ctx, email=args.email, password=password,
+                                           profile=profile, email_verified=args.email_verified)
+        except admin.InvalidInput as exc:
+            print(f"idp: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps({"sub": user.id, "email": user.email}) if args.json else user.id)
+        return 0
+
+    return run_with_context(settings, action)
+
+
+def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    from idp.store import keys as key_store
+
+    async def action(ctx: Context) -> int:
+        async with ctx.db.transaction() as session:
+            rows = await key_store.all_keys(session)
+        data = [{"kid": r.kid, "alg": r.alg, "state": r.state, "created_at": r.created_at,
+                 "retired_at": r.retired_at, "published_until": r.publish_until} for r in rows]
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            for k in data:
+                print(f"{k['kid']}  {k['alg']}  {k['state']}")
+        return 0
+
+    return run_with_context(settings, action)
+
+
+def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    async def action(ctx: Context) -> int:
+        created = await ctx.keys.rotate(tuple(args.alg) if args.alg else ("RS256", "ES256"))
+        print(json.dumps({"active": created}) if args.json else "\n".join(created))
+        return 0
+
+    return run_with_context(settings, action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="idp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate, create keys if needed, and serve")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    mig = sub.add_parser("migrate", help="upgrade the database schema")
+    mig.add_argument("--revision", default="head")
+    mig.set_defaults(func=cmd_migrate)
+
+    clients = sub.add_parser("clients", help="register and list client apps")
+    csub = clients.add_subparsers(dest="clients_command", required=True)
+    create = csub.add_parser("create", help="register a client; prints its id and secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--redirect-uri", action="append", default=[], required=True)
+    create.add_argument("--type", choices=["public", "confidential"], default="confidential")
+    create.add_argument("--application-type", choices=["web", "native"], default="web")
+    create.add_argument("--grant-type", action="append", default=None)
+    create.add_argument("--scope", action="append", default=None,
+                        help="allowed scope (repeat); default: openid profile email")
+    create.add_argument("--auth-method", default=None,
+                        choices=["client_secret_basic", "client_secret_post", "none"])
+    create.add_argument("--id-token-alg", choices=["RS256", "ES256"], default="RS256")
+    create.add_argument("--no-pkce", action="store_true",
+                        help="confidential clients only: do not require PKCE")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(func=cmd_clients_create)
+    lst = csub.add_parser("list", help="list clients")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=cmd_clients_list)
+
+    users = sub.add_parser("users", help="create customer accounts")
+    usub = users.add_subparsers(dest="users_command", required=True)
+    ucreate = usub.add_parser("create")
+    ucreate.add_argument("--email", required=True)
+    pw = ucreate.add_mutually_exclusive_group(required=True)
+    pw.add_argument("--password")
+    pw.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    ucreate.add_argument("--claim", action="append", default=[], help="profile claim name=value")
+    ucreate.add_argument("--email-verified", action="store_true")
+    ucreate.add_argument("--json", action="store_true")
+    ucreate.set_defaults(func=cmd_users_create)
+
+    keys = sub.add_parser("keys", help="signing keys")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    klist = ksub.add_parser("list")
+    klist.add_argument("--json", action="store_true")
+    klist.set_defaults(func=cmd_keys_list)
+    krot = ksub.add_parser("rotate", help="make new keys current; old ones stay published")
+    krot.add_argument("--alg", action="append", choices=["RS256", "ES256"])
+    krot.add_argument("--json", action="store_true")
+    krot.set_defaults(func=cmd_keys_rotate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings()
+    result: int = args.func(settings, args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

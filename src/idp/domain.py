@@ -1,0 +1,78 @@
+"""Plain, frozen data that crosses layers (protocol functions never see ORM rows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    client_id: str
+    name: str
+    client_type: str  # "public" | "confidential"
+    application_type: str  # "web" | "native"
+    token_endpoint_auth_method: str  # client_secret_basic | client_secret_post | none
+    redirect_uris: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    allowed_scopes: tuple[str, ...]
+    id_token_signed_response_alg: str = "RS256"
+    require_pkce: bool = True
+    secret_hash: str | None = field(default=None, repr=False)
+
+    @property
+    def is_public(self) -> bool:
+        return self.client_type == "public"
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """An authorization request that passed validation (OIDC Core §3.1.2.2)."""
+
+    client_id: str
+    redirect_uri: str
+    response_mode: str
+    scopes: tuple[str, ...]
+    state: str | None = None
+    nonce: str | None = None
+    code_challenge: str | None = None
+    prompt: frozenset[str] = frozenset()
+    max_age: int | None = None
+    login_hint: str | None = None
+    id_token_hint: str | None = None
+    ui_locales: tuple[str, ...] = ()
+    acr_values: tuple[str, ...] = ()
+    claims: dict[str, Any] | None = None
+
+    @property
+    def is_openid(self) -> bool:
+        return "openid" in self.scopes
+
+    def to_json(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["scopes"] = list(self.scopes)
+        data["prompt"] = sorted(self.prompt)
+        data["ui_locales"] = list(self.ui_locales)
+        data["acr_values"] = list(self.acr_values)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AuthorizationRequest:
+        return cls(
+            **{
+                **data,
+                "scopes": tuple(data["scopes"]),
+                "prompt": frozenset(data["prompt"]),
+                "ui_locales": tuple(data["ui_locales"]),
+                "acr_values": tuple(data["acr_values"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    sid: str
+    user_id: str
+    auth_time: int
+    amr: tuple[str, ...]
+    acr: str

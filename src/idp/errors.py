@@ -1,0 +1,147 @@
+"""One class per wire error code (RFC 6749 §4.1.2.1, §5.2; RFC 6750 §3.1; OIDC Core §3.1.2.6).
+
+Errors carry their code, HTTP status and whether they may be sent to a client's redirect URI.
+They become responses only in `idp.web.errors`. `error_description` never holds CR, LF, TAB or
+markup (OIDC-18): descriptions are fixed strings written here or by the code that raises.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNSAFE = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")  # RFC 6749 §5.2 NQSCHAR set
+
+
+class OAuthError(Exception):
+    error: str = "server_error"
+    status_code: int = 400
+    # May this error be delivered to a verified redirect_uri (RFC 6749 §4.1.2.1)?
+    redirectable: bool = True
+    default_description: str = ""
+
+    def __init__(self, description: str | None = None, *, redirectable: bool | None = None) -> None:
+        text = description if description is not None else self.default_description
+        self.description = _UNSAFE.sub(" ", text)
+        if redirectable is not None:
+            # An error found before the client and redirect_uri were verified is shown to the
+            # end-user and never sent anywhere (RFC 6749 §4.1.2.1, RFC 9700 §4.11.2).
+            self.redirectable = redirectable
+        super().__init__(f"{self.error}: {self.description}")
+
+
+# RFC 6749 §4.1.2.1 / §5.2
+class InvalidRequest(OAuthError):
+    """The request is missing a required parameter, includes an invalid parameter value,
+    includes a parameter more than once, or is otherwise malformed."""
+
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed (unknown client, no client authentication included, or
+    unsupported authentication method)."""
+
+    error = "invalid_client"
+    status_code = 401
+    redirectable = False
+
+
+class InvalidGrant(OAuthError):
+    """The provided authorization grant is invalid, expired, revoked, does not match the
+    redirection URI used in the authorization request, or was issued to another client."""
+
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    """The client is not authorized to request an authorization code / use this grant type."""
+
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    """The authorization grant type is not supported by the authorization server."""
+
+    error = "unsupported_grant_type"
+
+
+class UnsupportedResponseType(OAuthError):
+    """The authorization server does not support obtaining an authorization code using this
+    method."""
+
+    error = "unsupported_response_type"
+
+
+class InvalidScope(OAuthError):
+    """The requested scope is invalid, unknown, or malformed."""
+
+    error = "invalid_scope"
+
+
+class AccessDenied(OAuthError):
+    """The resource owner or authorization server denied the request."""
+
+    error = "access_denied"
+    default_description = "The end-user denied the request"
+
+
+class ServerError(OAuthError):
+    """The authorization server encountered an unexpected condition."""
+
+    error = "server_error"
+    status_code = 500
+    # node-oidc-provider 7.1.0: server errors are shown, not redirected to clients.
+    redirectable = False
+    default_description = "An unexpected error occurred"
+
+
+class TemporarilyUnavailable(OAuthError):
+    """The authorization server is currently unable to handle the request."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+    redirectable = False
+    default_description = "The service is temporarily unavailable; retry later"
+
+
+# OIDC Core §3.1.2.6
+class InteractionRequired(OAuthError):
+    error = "interaction_required"
+
+
+class LoginRequired(OAuthError):
+    error = "login_required"
+    default_description = "End-user authentication is required"
+
+
+class AccountSelectionRequired(OAuthError):
+    error = "account_selection_required"
+
+
+class ConsentRequired(OAuthError):
+    error = "consent_required"
+    default_description = "End-user consent is required"
+
+
+class RequestNotSupported(OAuthError):
+    error = "request_not_supported"
+    default_description = "Request objects are not supported"
+
+
+class RequestUriNotSupported(OAuthError):
+    error = "request_uri_not_supported"
+    default_description = "request_uri is not supported"
+
+
+# RFC 6750 §3.1
+class InvalidToken(OAuthError):
+    error = "invalid_token"
+    status_code = 401
+    redirectable = False
+    default_description = "The access token is invalid, expired or revoked"
+
+
+class InsufficientScope(OAuthError):
+    error = "insufficient_scope"
+    status_code = 403
+    redirectable = False

@@ -1,0 +1,102 @@
+"""The application factory. Nothing is created at import time."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from idp.routes import authorize, discovery, health, interaction, token, userinfo
+from idp.services.context import Context, build_context
+from idp.settings import Settings
+from idp.web.browser import BrowserCookies
+from idp.web.errors import install_error_handlers
+from idp.web.security import SecurityHeaders
+
+access_log = logging.getLogger("idp.access")
+
+DESCRIPTION = """Customer identity and consent service: an OAuth 2.0 authorization server and
+OpenID Provider. Protocol endpoints follow OIDC Core 1.0, RFC 6749, RFC 7636, RFC 8414,
+RFC 9068 and RFC 9207."""
+
+
+class AccessLog:
+    """Method, path, status and time. Never the query string: it can hold codes and tokens."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            access_log.info("%s %s %s %.1fms", scope["method"], scope["path"], status,
+                            (time.perf_counter() - started) * 1000)
+
+
+def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
+    """Build the app. With `ctx`, the caller owns the context (tests, embedding); without it
+    the lifespan builds one, makes sure signing keys exist, and closes it at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = ctx is None
+        context = ctx or build_context(settings)
+        app.state.ctx = context
+        if owned:
+            await context.keys.ensure_keys()
+        await context.passwords.warm_up()
+        try:
+            yield
+        finally:
+            if owned:
+                await context.close()
+
+    app = FastAPI(
+        title="idp", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+        docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        response = get_swagger_ui_html(openapi_url="/openapi.json", title="idp API")
+        # Swagger UI comes from its CDN; only this operator page may load it.
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src https://cdn.jsdelivr.net; img-src 'self' data: https:; "
+            "connect-src 'self'; frame-ancestors 'none'"
+        )
+        return response
+
+    app.state.settings = settings
+    app.state.cookies = BrowserCookies(settings)
+    if ctx is not None:
+        app.state.ctx = ctx
+    install_error_handlers(app)
+    for module in (discovery, authorize, interaction, token, userinfo, health):
+        app.include_router(module.router)
+    static = Path(__file__).parent / "web" / "static"
+    app.mount("/static", StaticFiles(directory=static), name="static")
+    app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
+    app.add_middleware(AccessLog)
+    return app

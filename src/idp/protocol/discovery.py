@@ -1,0 +1,49 @@
+"""Provider metadata: OIDC Discovery 1.0 §3 and RFC 8414 §2. It advertises exactly what the
+code supports; a test compares it with the behaviour."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from idp.crypto.keys import SUPPORTED_ALGS
+from idp.protocol.scopes import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
+
+TOKEN_ENDPOINT_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+GRANT_TYPES = ("authorization_code",)
+ACR_PASSWORD = "urn:idp:acr:password"
+
+
+def oauth_metadata(issuer: str) -> dict[str, Any]:
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "jwks_uri": f"{issuer}/jwks",
+        "scopes_supported": list(SUPPORTED_SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "grant_types_supported": list(GRANT_TYPES),
+        "token_endpoint_auth_methods_supported": list(TOKEN_ENDPOINT_AUTH_METHODS),
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "service_documentation": f"{issuer}/docs",
+        "ui_locales_supported": ["en"],
+    }
+
+
+def openid_metadata(issuer: str) -> dict[str, Any]:
+    return {
+        **oauth_metadata(issuer),
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
+        "claims_supported": ["iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
+                             "azp", "at_hash", "sid", *SUPPORTED_CLAIMS],
+        "claims_parameter_supported": True,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "acr_values_supported": [ACR_PASSWORD],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claim_types_supported": ["normal"],
+        "display_values_supported": ["page"],
+    }

@@ -1,0 +1,27 @@
+"""Liveness and readiness (REL-03)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from idp.web.deps import CtxDep
+
+router = APIRouter(prefix="/health", tags=["Operations"])
+
+
+@router.get("/live", summary="The process is up")
+async def live() -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/ready", summary="The database answers")
+async def ready(ctx: CtxDep) -> JSONResponse:
+    try:
+        async with ctx.db.transaction() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means not ready; details stay out of the body
+        return JSONResponse({"status": "unavailable"}, status_code=503,
+                            headers={"Retry-After": "5"})
+    return JSONResponse({"status": "ok"})

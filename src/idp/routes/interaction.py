@@ -1,0 +1,153 @@
+"""Login, registration and consent pages. Every POST carries a CSRF token bound to the browser
+and the interaction (RFC 6749 §10.12); every page is no-store and unframeable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+from starlette.responses import Response
+
+from idp import errors
+from idp.routes.authorize import respond
+from idp.services.authorization import abort_authorization, resume_authorization
+from idp.services.context import Context
+from idp.services.interaction import (
+    LoginFailed,
+    give_consent,
+    login_with_password,
+    page_context,
+    register_with_password,
+)
+from idp.web.browser import BrowserCookies, CookiesDep
+from idp.web.deps import CtxDep, read_form
+from idp.web.responses import NO_STORE, deliver, page
+
+router = APIRouter(prefix="/interaction/{interaction_id}", tags=["Pages"],
+                   include_in_schema=False)
+
+STALE = "This sign-in request has expired or belongs to another browser. Return to the app."
+
+
+def _browser(request: Request, cookies: BrowserCookies) -> str:
+    browser_id = cookies.browser_id(request)
+    if browser_id is None:
+        raise errors.InvalidRequest(STALE, redirectable=False)
+    return browser_id
+
+
+async def _checked_form(request: Request, cookies: BrowserCookies, purpose: str
+                        ) -> tuple[str, dict[str, str]]:
+    browser_id = _browser(request, cookies)
+    form = dict(await read_form(request))
+    if not cookies.csrf_valid(browser_id, purpose, form.get("csrf_token")):
+        raise errors.InvalidRequest("The form has expired. Go back and try again.",
+                                    redirectable=False)
+    return browser_id, form
+
+
+async def _render(request: Request, ctx: Context, cookies: BrowserCookies, interaction_id: str,
+                  template: str, message: str | None = None, email: str = "") -> Response:
+    browser_id = _browser(request, cookies)
+    view = await page_context(ctx, interaction_id, browser_id, cookies.session_cookie(request))
+    context: dict[str, Any] = {
+        "interaction_id": interaction_id,
+        "client_name": view.client.name,
+        "csrf_token": cookies.csrf_token(browser_id, f"{template}:{interaction_id}"),
+        "cancel_token": cookies.csrf_token(browser_id, f"cancel:{interaction_id}"),
+        "message": message,
+        "email": email or view.request.login_hint or "",
+        "scopes": view.scopes,
+        "extra_claims": view.extra_claims,
+        "min_length": ctx.settings.password_min_length,
+        "lang": "en",
+    }
+    if template == "consent":
+        if view.signed_in_email is None:
+            return RedirectResponse(f"/interaction/{interaction_id}", 303, headers=NO_STORE)
+        context["email"] = view.signed_in_email
+    return page(request, f"{template}.html", context)
+
+
+async def _continue(request: Request, ctx: Context, cookies: BrowserCookies, interaction_id: str,
+                    browser_id: str, session_cookie: str | None) -> Response:
+    outcome = await resume_authorization(ctx, interaction_id, browser_id, session_cookie)
+    return respond(request, outcome)
+
+
+@router.get("")
+async def resume(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                 ) -> Response:
+    browser_id = _browser(request, cookies)
+    return await _continue(request, ctx, cookies, interaction_id, browser_id,
+                           cookies.session_cookie(request))
+
+
+@router.get("/login")
+async def login_page(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                     ) -> Response:
+    return await _render(request, ctx, cookies, interaction_id, "login")
+
+
+@router.post("/login")
+async def login(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                ) -> Response:
+    browser_id, form = await _checked_form(request, cookies, f"login:{interaction_id}")
+    email = form.get("email", "")
+    try:
+        session_cookie = await login_with_password(
+            ctx, interaction_id, browser_id, email, form.get("password", ""),
+            cookies.session_cookie(request),
+        )
+    except LoginFailed as failed:
+        return await _render(request, ctx, cookies, interaction_id, "login", failed.message, email)
+    response = await _continue(request, ctx, cookies, interaction_id, browser_id, session_cookie)
+    cookies.set_session(response, session_cookie)
+    return response
+
+
+@router.get("/register")
+async def register_page(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                        ) -> Response:
+    return await _render(request, ctx, cookies, interaction_id, "register")
+
+
+@router.post("/register")
+async def register(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                   ) -> Response:
+    browser_id, form = await _checked_form(request, cookies, f"register:{interaction_id}")
+    email = form.get("email", "")
+    try:
+        session_cookie = await register_with_password(
+            ctx, interaction_id, browser_id, email, form.get("password", ""),
+            cookies.session_cookie(request),
+        )
+    except LoginFailed as failed:
+        return await _render(request, ctx, cookies, interaction_id, "register", failed.message,
+                             email)
+    response = await _continue(request, ctx, cookies, interaction_id, browser_id, session_cookie)
+    cookies.set_session(response, session_cookie)
+    return response
+
+
+@router.get("/consent")
+async def consent_page(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                       ) -> Response:
+    return await _render(request, ctx, cookies, interaction_id, "consent")
+
+
+@router.post("/consent")
+async def consent(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                  ) -> Response:
+    browser_id, _ = await _checked_form(request, cookies, f"consent:{interaction_id}")
+    session_cookie = cookies.session_cookie(request)
+    await give_consent(ctx, interaction_id, browser_id, session_cookie)
+    return await _continue(request, ctx, cookies, interaction_id, browser_id, session_cookie)
+
+
+@router.post("/cancel")
+async def cancel(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                 ) -> Response:
+    browser_id, _ = await _checked_form(request, cookies, f"cancel:{interaction_id}")
+    return deliver(request, await abort_authorization(ctx, interaction_id, browser_id))

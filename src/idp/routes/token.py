@@ -1,0 +1,41 @@
+"""The token endpoint (RFC 6749 §3.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from idp.protocol.authorize import single_values
+from idp.services.token import exchange
+from idp.web.deps import CtxDep, read_form
+from idp.web.responses import NO_STORE
+
+router = APIRouter(tags=["OAuth 2.0"])
+
+TOKEN_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/x-www-form-urlencoded": {"schema": {
+            "type": "object",
+            "required": ["grant_type"],
+            "properties": {name: {"type": "string"} for name in (
+                "grant_type", "code", "redirect_uri", "code_verifier", "client_id",
+                "client_secret",
+            )},
+        }}},
+    }
+}
+
+
+@router.post("/token", summary="Token endpoint", openapi_extra=TOKEN_FORM,
+             responses={200: {"description": "Token response (RFC 6749 §5.1)"},
+                        400: {"description": "Error response (RFC 6749 §5.2)"},
+                        401: {"description": "Client authentication failed"}})
+async def token(request: Request, ctx: CtxDep) -> JSONResponse:
+    values, repeated = single_values(await read_form(request))
+    body: dict[str, Any] = await exchange(ctx, values, repeated,
+                                          request.headers.get("authorization"))
+    # RFC 6749 §5.1: token responses must not be cached.
+    return JSONResponse(body, headers=NO_STORE)

@@ -1,0 +1,110 @@
+"""Operator use cases: register clients, create users. Used by the CLI (and later the admin API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from idp.crypto.handles import digest, new_handle
+from idp.crypto.keys import SUPPORTED_ALGS
+from idp.domain import ClientConfig
+from idp.protocol.claims import PROTOCOL_CLAIMS
+from idp.protocol.discovery import GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS
+from idp.protocol.redirect_uri import registration_problem
+from idp.protocol.scopes import PROFILE_CLAIMS, SUPPORTED_SCOPES
+from idp.services.context import Context
+from idp.services.interaction import email_problem, password_problem
+from idp.store import clients as client_store
+from idp.store import users as user_store
+from idp.store.models import Client, User
+
+
+class InvalidInput(ValueError):
+    """An operator's input that cannot be accepted; the message says why."""
+
+
+@dataclass(frozen=True)
+class NewClient:
+    client: ClientConfig
+    client_secret: str | None  # shown once, never stored
+
+
+async def create_client(
+    ctx: Context, *, name: str, redirect_uris: list[str], client_type: str = "confidential",
+    application_type: str = "web", grant_types: list[str] | None = None,
+    scopes: list[str] | None = None, token_endpoint_auth_method: str | None = None,
+    id_token_signed_response_alg: str = "RS256", require_pkce: bool = True,
+) -> NewClient:
+    if client_type not in ("public", "confidential"):
+        raise InvalidInput("client type must be public or confidential")
+    if application_type not in ("web", "native"):
+        raise InvalidInput("application type must be web or native")
+    method = token_endpoint_auth_method or (
+        "none" if client_type == "public" else "client_secret_basic"
+    )
+    if method not in TOKEN_ENDPOINT_AUTH_METHODS:
+        raise InvalidInput(f"token endpoint auth method must be one of {TOKEN_ENDPOINT_AUTH_METHODS}")
+    if (method == "none") != (client_type == "public"):
+        raise InvalidInput("public clients use auth method none; confidential clients a secret")
+    grant_types = grant_types or ["authorization_code"]
+    unknown = [g for g in grant_types if g not in GRANT_TYPES]
+    if unknown:
+        raise InvalidInput(f"grant type {unknown[0]} is not supported")
+    scopes = scopes or ["openid", "profile", "email"]
+    unknown = [s for s in scopes if s not in SUPPORTED_SCOPES]
+    if unknown:
+        raise InvalidInput(f"scope {unknown[0]} is not supported")
+    # security.md §2.2: never alg=none.
+    if id_token_signed_response_alg not in SUPPORTED_ALGS:
+        raise InvalidInput(f"ID token algorithm must be one of {SUPPORTED_ALGS}")
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise InvalidInput("at least one redirect URI is required")
+    for uri in redirect_uris:
+        problem = registration_problem(uri, application_type)
+        if problem:
+            raise InvalidInput(f"{uri}: {problem}")
+    if client_type == "public" and not require_pkce:
+        raise InvalidInput("public clients always use PKCE")
+
+    secret = new_handle() if client_type == "confidential" else None
+    row = Client(
+        client_id=new_handle(16), name=name.strip() or "Unnamed app", client_type=client_type,
+        application_type=application_type, secret_hash=digest(secret) if secret else None,
+        token_endpoint_auth_method=method, redirect_uris=list(dict.fromkeys(redirect_uris)),
+        post_logout_redirect_uris=[], grant_types=grant_types, allowed_scopes=scopes,
+        id_token_signed_response_alg=id_token_signed_response_alg, require_pkce=require_pkce,
+        created_at=ctx.now(),
+    )
+    async with ctx.db.transaction() as session:
+        client_store.add_client(session, row)
+    return NewClient(client_store.to_config(row), secret)
+
+
+async def list_clients(ctx: Context) -> list[ClientConfig]:
+    async with ctx.db.transaction() as session:
+        return await client_store.list_clients(session)
+
+
+async def create_user(ctx: Context, *, email: str, password: str | None,
+                      profile: dict[str, Any] | None = None, email_verified: bool = False) -> User:
+    problem = email_problem(email) or (password_problem(ctx, password) if password else None)
+    if problem:
+        raise InvalidInput(problem)
+    profile = profile or {}
+    bad = [k for k in profile if k not in PROFILE_CLAIMS or k in PROTOCOL_CLAIMS]
+    if bad:
+        raise InvalidInput(f"{bad[0]} is not a profile claim")
+    password_hash = await ctx.passwords.hash(password) if password else None
+    now = ctx.now()
+    user = User(
+        id=new_handle(16), email=user_store.normalize_email(email), email_verified=email_verified,
+        password_hash=password_hash, profile=profile, created_at=now, updated_at=now,
+    )
+    try:
+        async with ctx.db.transaction() as session:
+            session.add(user)
+    except IntegrityError:
+        raise InvalidInput("an account with this email address exists") from None
+    return user

@@ -1,0 +1,236 @@
+"""The authorization endpoint's use cases: begin a request, resume it after each page, issue the
+code. One database transaction per call.
+
+The steps, in order (STYLE.md, after node-oidc-provider): check_client → check_redirect_uri →
+check_request → load_session → load_grant → decide_interaction → issue_code | show a page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from idp import errors
+from idp.crypto.handles import digest, new_handle
+from idp.domain import AuthorizationRequest, ClientConfig, SessionInfo
+from idp.protocol import authorize as checks
+from idp.protocol.claims import requested_individual_claims, requested_sub
+from idp.protocol.discovery import ACR_PASSWORD
+from idp.protocol.prompt import InteractionState, Step, decide_interaction
+from idp.services.context import Context
+from idp.store import clients as client_store
+from idp.store import grants as grant_store
+from idp.store import interactions as interaction_store
+from idp.store import sessions as session_store
+from idp.store.models import AuthorizationCode, Interaction
+
+
+@dataclass(frozen=True)
+class AuthorizationResponse:
+    """What goes back to the client's verified redirect URI (RFC 6749 §4.1.2, RFC 9207)."""
+
+    redirect_uri: str
+    response_mode: str
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ShowPage:
+    interaction_id: str
+    step: Step
+
+
+Outcome = AuthorizationResponse | ShowPage
+
+
+def error_response(ctx: Context, target: checks.VerifiedTarget, exc: errors.OAuthError
+                   ) -> AuthorizationResponse:
+    params = {"error": exc.error}
+    if exc.description:
+        params["error_description"] = exc.description
+    if target.state is not None:
+        params["state"] = target.state
+    params["iss"] = ctx.settings.issuer
+    return AuthorizationResponse(target.redirect_uri, target.response_mode, params)
+
+
+def _target_of(request: AuthorizationRequest, client: ClientConfig) -> checks.VerifiedTarget:
+    return checks.VerifiedTarget(client, request.redirect_uri, request.response_mode, request.state)
+
+
+async def begin_authorization(ctx: Context, params: checks.Params, browser_id: str,
+                              session_cookie: str | None) -> Outcome:
+    """Validate a request from /authorize and either answer it or start an interaction.
+
+    Errors raised before the redirect URI is verified propagate (an error page); later ones
+    are returned as redirects to the client.
+    """
+    values, repeated = checks.single_values(params)
+    async with ctx.db.transaction() as session:
+        client = await client_store.get_client(session, values.get("client_id", ""))
+        checks.check_client(values, repeated, client)
+        assert client is not None
+        target = checks.check_redirect_uri(values, repeated, client)
+        try:
+            request = checks.check_request(
+                values, repeated, target, ctx.settings.require_pkce_for_confidential_clients
+            )
+            hinted_sub = await _hinted_sub(ctx, request)
+            return await _advance(ctx, session, client, request, browser_id, session_cookie,
+                                  interaction=None, hinted_sub=hinted_sub)
+        except errors.OAuthError as exc:
+            if not exc.redirectable:
+                raise
+            return error_response(ctx, target, exc)
+
+
+async def resume_authorization(ctx: Context, interaction_id: str, browser_id: str,
+                               session_cookie: str | None) -> Outcome:
+    async with ctx.db.transaction() as session:
+        interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
+        request = AuthorizationRequest.from_json(interaction.request)
+        try:
+            hinted_sub = await _hinted_sub(ctx, request)
+            return await _advance(ctx, session, client, request, browser_id, session_cookie,
+                                  interaction=interaction, hinted_sub=hinted_sub)
+        except errors.OAuthError as exc:
+            if not exc.redirectable:
+                raise
+            await interaction_store.delete_interaction(session, interaction.id)
+            return error_response(ctx, _target_of(request, client), exc)
+
+
+async def abort_authorization(ctx: Context, interaction_id: str, browser_id: str
+                              ) -> AuthorizationResponse:
+    """The end-user gave up (cancel on the login page, deny on the consent page)."""
+    async with ctx.db.transaction() as session:
+        interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
+        request = AuthorizationRequest.from_json(interaction.request)
+        await interaction_store.delete_interaction(session, interaction.id)
+    return error_response(ctx, _target_of(request, client), errors.AccessDenied())
+
+
+async def load_interaction(ctx: Context, session: AsyncSession, interaction_id: str,
+                           browser_id: str) -> tuple[Interaction, ClientConfig]:
+    """The interaction, only in the browser that began it (Keycloak CVE-2026-7507)."""
+    interaction = await interaction_store.get_interaction(session, interaction_id, ctx.now())
+    if interaction is None or interaction.browser_hash != digest(browser_id):
+        raise errors.InvalidRequest(
+            "This sign-in request has expired or belongs to another browser. "
+            "Return to the app and start again.",
+            redirectable=False,
+        )
+    client = await client_store.get_client(session, interaction.client_id)
+    if client is None:
+        raise errors.InvalidClient("The client is not known", redirectable=False)
+    return interaction, client
+
+
+async def _hinted_sub(ctx: Context, request: AuthorizationRequest) -> str | None:
+    """The end-user the request names through `id_token_hint` or a `sub` claim request."""
+    by_claims = requested_sub(request.claims)
+    if request.id_token_hint is None:
+        return by_claims
+    # OIDC-09: the hint is one of our ID tokens; an expired one still names its end-user.
+    claims = await ctx.keys.verify_own(request.id_token_hint, typ=None)
+    if claims is None or not isinstance(claims.get("sub"), str):
+        raise errors.InvalidRequest("id_token_hint is not a valid ID token of this provider")
+    if by_claims is not None and by_claims != claims["sub"]:
+        raise errors.LoginRequired("id_token_hint and the requested sub name different users")
+    return str(claims["sub"])
+
+
+def requested_items(request: AuthorizationRequest) -> frozenset[str]:
+    claims = requested_individual_claims(request.claims)
+    return frozenset(request.scopes) | {f"claim:{c}" for c in claims}
+
+
+async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
+                   request: AuthorizationRequest, browser_id: str, session_cookie: str | None,
+                   interaction: Interaction | None, hinted_sub: str | None) -> Outcome:
+    now = ctx.now()
+    browser_session: SessionInfo | None = None
+    if session_cookie:
+        browser_session = await session_store.find_live_session(
+            session, digest(session_cookie), now
+        )
+    grant = None
+    if browser_session is not None:
+        grant = await grant_store.find_grant(session, browser_session.user_id, client.client_id)
+    granted = None
+    if grant is not None and grant.revoked_at is None:
+        granted = frozenset(grant.scopes) | {f"claim:{c}" for c in grant.claims}
+    state = InteractionState(
+        session=browser_session,
+        authenticated_here=(
+            interaction is not None
+            and browser_session is not None
+            and interaction.session_sid == browser_session.sid
+        ),
+        consented_here=interaction is not None and interaction.consent_given,
+        requested_items=requested_items(request),
+        granted_items=granted,
+        hinted_sub=hinted_sub,
+    )
+    step = decide_interaction(request, state, now)
+    if step is Step.ISSUE:
+        assert browser_session is not None and grant is not None
+        check_acr(request)
+        response = await issue_code(ctx, session, request, browser_session, grant.id)
+        if interaction is not None:
+            await interaction_store.delete_interaction(session, interaction.id)
+        return response
+    if interaction is None:
+        interaction = Interaction(
+            id=new_handle(24),
+            browser_hash=digest(browser_id),
+            client_id=client.client_id,
+            request=request.to_json(),
+            session_sid=None,
+            consent_given=False,
+            created_at=now,
+            expires_at=now + ctx.settings.interaction_ttl,
+        )
+        session.add(interaction)
+    return ShowPage(interaction.id, step)
+
+
+def check_acr(request: AuthorizationRequest) -> None:
+    """OIDC Core §5.5.1.1: an essential `acr` we cannot satisfy is a failed authentication."""
+    spec = ((request.claims or {}).get("id_token") or {}).get("acr")
+    if isinstance(spec, dict) and spec.get("essential") is True:
+        allowed = spec.get("values") or ([spec["value"]] if "value" in spec else [])
+        if allowed and ACR_PASSWORD not in allowed:
+            raise errors.AccessDenied("The requested authentication context cannot be met")
+
+
+async def issue_code(ctx: Context, session: AsyncSession, request: AuthorizationRequest,
+                     browser_session: SessionInfo, grant_id: str) -> AuthorizationResponse:
+    now = ctx.now()
+    code = new_handle()
+    session.add(
+        AuthorizationCode(
+            code_hash=digest(code),
+            client_id=request.client_id,
+            user_id=browser_session.user_id,
+            grant_id=grant_id,
+            redirect_uri=request.redirect_uri,
+            code_challenge=request.code_challenge,
+            nonce=request.nonce,
+            scopes=list(request.scopes),
+            claims=request.claims,
+            sid=browser_session.sid,
+            auth_time=browser_session.auth_time,
+            amr=list(browser_session.amr),
+            acr=browser_session.acr,
+            created_at=now,
+            expires_at=now + ctx.settings.authorization_code_ttl,
+            used_at=None,
+        )
+    )
+    params = {"code": code}
+    if request.state is not None:
+        params["state"] = request.state
+    params["iss"] = ctx.settings.issuer
+    return AuthorizationResponse(request.redirect_uri, request.response_mode, params)

@@ -1,0 +1,38 @@
+"""What every use case needs, built once per process by `create_app` or the CLI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from idp.crypto.passwords import PasswordService
+from idp.services.keys import KeyManager
+from idp.settings import Settings
+from idp.store.db import Database, create_engine
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    passwords: PasswordService
+    keys: KeyManager
+    clock: Callable[[], float] = field(default=time.time)
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    async def close(self) -> None:
+        await self.db.dispose()
+
+
+def build_context(settings: Settings, clock: Callable[[], float] = time.time) -> Context:
+    db = Database(create_engine(settings.database_url, settings.db_pool_size))
+    passwords = PasswordService(
+        settings.argon2_time_cost,
+        settings.argon2_memory_kib,
+        settings.argon2_parallelism,
+        settings.argon2_max_concurrency,
+    )
+    return Context(settings, db, passwords, KeyManager(settings, db, clock), clock)

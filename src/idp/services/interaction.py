@@ -1,0 +1,171 @@
+"""What the end-user does on the interaction pages: sign in, register, give consent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from idp import errors
+from idp.crypto.handles import digest, new_handle
+from idp.domain import AuthorizationRequest, ClientConfig
+from idp.protocol.claims import requested_individual_claims
+from idp.protocol.discovery import ACR_PASSWORD
+from idp.protocol.scopes import ScopeInfo, describe_scopes
+from idp.services.authorization import load_interaction
+from idp.services.context import Context
+from idp.store import grants as grant_store
+from idp.store import sessions as session_store
+from idp.store import users as user_store
+from idp.store.models import BrowserSession, Grant, User
+
+LOGIN_FAILED = "The email address or password is not correct."
+
+
+class LoginFailed(Exception):
+    """Shown on the login page; the same words whatever went wrong (no user enumeration)."""
+
+    def __init__(self, message: str = LOGIN_FAILED) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PageContext:
+    interaction_id: str
+    client: ClientConfig
+    request: AuthorizationRequest
+    signed_in_email: str | None
+    scopes: list[ScopeInfo]
+    extra_claims: list[str]
+
+
+async def page_context(ctx: Context, interaction_id: str, browser_id: str,
+                       session_cookie: str | None) -> PageContext:
+    async with ctx.db.transaction() as session:
+        interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
+        request = AuthorizationRequest.from_json(interaction.request)
+        email = None
+        if session_cookie:
+            live = await session_store.find_live_session(session, digest(session_cookie), ctx.now())
+            user = await user_store.get_user(session, live.user_id) if live else None
+            email = user.email if user else None
+    return PageContext(
+        interaction_id, client, request, email, describe_scopes(list(request.scopes)),
+        sorted(requested_individual_claims(request.claims)),
+    )
+
+
+async def login_with_password(ctx: Context, interaction_id: str, browser_id: str, email: str,
+                              password: str, previous_cookie: str | None) -> str:
+    """Verify the password and start a new browser session; returns the new cookie value."""
+    if not email or not password or len(password) > ctx.settings.password_max_length:
+        # Still burn one hash so an empty or oversized field answers at the usual speed.
+        await ctx.passwords.verify(None, password[: ctx.settings.password_max_length])
+        raise LoginFailed()
+    async with ctx.db.transaction() as session:
+        await load_interaction(ctx, session, interaction_id, browser_id)
+        user = await user_store.find_by_email(session, email)
+    result = await ctx.passwords.verify(user.password_hash if user else None, password)
+    if user is None or not result.ok:
+        raise LoginFailed()
+    async with ctx.db.transaction() as session:
+        interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
+        if result.new_hash:
+            await user_store.set_password_hash(session, user.id, result.new_hash, ctx.now())
+        cookie, sid = await start_session(ctx, session, user.id, previous_cookie)
+        interaction.session_sid = sid
+    return cookie
+
+
+async def register_with_password(ctx: Context, interaction_id: str, browser_id: str, email: str,
+                                 password: str, previous_cookie: str | None) -> str:
+    problem = password_problem(ctx, password) or email_problem(email)
+    if problem:
+        raise LoginFailed(problem)
+    password_hash = await ctx.passwords.hash(password)
+    now = ctx.now()
+    try:
+        async with ctx.db.transaction() as session:
+            interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
+            user = User(
+                id=new_handle(16), email=user_store.normalize_email(email), email_verified=False,
+                password_hash=password_hash, profile={}, created_at=now, updated_at=now,
+            )
+            session.add(user)
+            await session.flush()
+            cookie, sid = await start_session(ctx, session, user.id, previous_cookie)
+            interaction.session_sid = sid
+        return cookie
+    except IntegrityError:
+        # The address is taken. Treat the form as a sign-in attempt, so the answer is the
+        # same as the login page's and does not confirm the account exists beyond that.
+        return await login_with_password(
+            ctx, interaction_id, browser_id, email, password, previous_cookie
+        )
+
+
+def password_problem(ctx: Context, password: str) -> str | None:
+    # NIST SP 800-63B §3.1.1.2: length only, no composition rules.
+    if len(password) < ctx.settings.password_min_length:
+        return f"Choose a password of at least {ctx.settings.password_min_length} characters."
+    if len(password) > ctx.settings.password_max_length:
+        return f"Choose a password of at most {ctx.settings.password_max_length} characters."
+    return None
+
+
+def email_problem(email: str) -> str | None:
+    email = email.strip()
+    local, _, domain = email.rpartition("@")
+    if not local or "." not in domain or len(email) > 254 or any(c.isspace() for c in email):
+        return "Enter a valid email address."
+    return None
+
+
+async def start_session(ctx: Context, session: AsyncSession, user_id: str,
+                        previous_cookie: str | None) -> tuple[str, str]:
+    """A new session id at every login (ATO-14); the previous one ends server-side."""
+    now = ctx.now()
+    if previous_cookie:
+        await session_store.end_session(session, digest(previous_cookie), now)
+    cookie = new_handle()
+    sid = new_handle(16)
+    session.add(
+        BrowserSession(
+            id_hash=digest(cookie), sid=sid, user_id=user_id, auth_time=now, amr=["pwd"],
+            acr=ACR_PASSWORD, created_at=now, expires_at=now + ctx.settings.session_ttl,
+            ended_at=None,
+        )
+    )
+    return cookie, sid
+
+
+async def give_consent(ctx: Context, interaction_id: str, browser_id: str,
+                       session_cookie: str | None) -> None:
+    """Record the end-user's approval of everything the request asked for."""
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
+        interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
+        live = None
+        if session_cookie:
+            live = await session_store.find_live_session(session, digest(session_cookie), now)
+        if live is None:
+            raise errors.LoginRequired(redirectable=False)
+        request = AuthorizationRequest.from_json(interaction.request)
+        claims = sorted(requested_individual_claims(request.claims))
+        grant = await grant_store.find_grant(session, live.user_id, client.client_id)
+        if grant is None:
+            session.add(
+                Grant(id=new_handle(16), user_id=live.user_id, client_id=client.client_id,
+                      scopes=list(request.scopes), claims=claims, created_at=now,
+                      updated_at=now, revoked_at=None)
+            )
+        else:
+            previous = [] if grant.revoked_at is not None else grant.scopes
+            grant.scopes = list(dict.fromkeys([*previous, *request.scopes]))
+            grant.claims = sorted(set(claims) | set(grant.claims if grant.revoked_at is None
+                                                    else []))
+            grant.updated_at = now
+            grant.revoked_at = None
+        interaction.consent_given = True

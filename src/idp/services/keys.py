@@ -1,0 +1,161 @@
+"""Signing keys: create on first start, rotate, sign, and verify our own tokens.
+
+All replicas read the same keys from the database. The in-memory `KeyRing` is refreshed when it
+is older than `key_cache_seconds` or when a token names a `kid` it does not know, so a rotation
+made by the CLI or another replica is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from idp.crypto.keys import (
+    SUPPORTED_ALGS,
+    KeyEncryptor,
+    KeyRing,
+    generate_key,
+    import_private_key,
+    public_jwk,
+)
+from idp.settings import Settings
+from idp.store import keys as key_store
+from idp.store.db import Database
+from idp.store.models import SigningKey
+
+MAX_JWT_LENGTH = 16 * 1024  # REL-10: size-cap every JWT before parsing
+
+
+def _header_kid(token: str) -> str | None:
+    try:
+        segment = token.split(".", 1)[0]
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None
+
+
+class KeyManager:
+    def __init__(self, settings: Settings, db: Database, clock: Callable[[], float]) -> None:
+        self._settings = settings
+        self._db = db
+        self._clock = clock
+        self._encryptor = KeyEncryptor(settings.resolved_key_secret())
+        self._ring: KeyRing | None = None
+        self._lock = asyncio.Lock()
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    def retired_key_lifetime(self) -> int:
+        """How long a retired key stays published: its longest-lived token plus JWKS caching."""
+        s = self._settings
+        return max(s.id_token_ttl, s.access_token_ttl) + s.key_cache_seconds + 60
+
+    async def ensure_keys(self) -> list[str]:
+        """Create an active key for each supported algorithm that lacks one; returns new kids."""
+        created: list[str] = []
+        async with self._db.transaction() as session:
+            active = {k.alg for k in await key_store.all_keys(session) if k.state == "active"}
+            for alg in SUPPORTED_ALGS:
+                if alg not in active:
+                    created.append(self._add_key(session, alg))
+        if created:
+            self._ring = None
+        return created
+
+    async def rotate(self, algs: tuple[str, ...] = SUPPORTED_ALGS) -> list[str]:
+        """Make a new key current per algorithm; the previous one stays published (retired)
+        until every token it signed has expired."""
+        now = self._now()
+        created: list[str] = []
+        async with self._db.transaction() as session:
+            for alg in algs:
+                await key_store.retire_active(
+                    session, alg, now, now + self.retired_key_lifetime()
+                )
+                created.append(self._add_key(session, alg))
+        self._ring = None
+        return created
+
+    def _add_key(self, session: Any, alg: str) -> str:
+        key = generate_key(alg)
+        now = self._now()
+        session.add(
+            SigningKey(
+                kid=key.kid,
+                alg=alg,
+                state="active",
+                public_jwk=public_jwk(key),
+                private_jwk_encrypted=self._encryptor.encrypt(key.as_dict(private=True)),
+                created_at=now,
+                activated_at=now,
+                retired_at=None,
+                publish_until=None,
+            )
+        )
+        return str(key.kid)
+
+    async def ring(self, force: bool = False) -> KeyRing:
+        ring = self._ring
+        if (
+            not force
+            and ring is not None
+            and self._clock() - ring.loaded_at < self._settings.key_cache_seconds
+        ):
+            return ring
+        async with self._lock:
+            if not force and self._ring is not None and self._ring is not ring:
+                return self._ring
+            self._ring = await self._load()
+            return self._ring
+
+    async def _load(self) -> KeyRing:
+        now = self._now()
+        async with self._db.transaction() as session:
+            rows = await key_store.published_keys(session, now)
+        signing = {}
+        for row in rows:
+            # Newest active key per algorithm signs (rows come newest first).
+            if row.state == "active" and row.alg not in signing:
+                signing[row.alg] = import_private_key(
+                    self._encryptor.decrypt(row.private_jwk_encrypted)
+                )
+        published = [row.public_jwk for row in rows]
+        verify_set = KeySet.import_key_set({"keys": published})  # type: ignore[arg-type]
+        return KeyRing(signing, published, self._clock(), verify_set)
+
+    async def sign(self, claims: dict[str, Any], alg: str = "RS256", typ: str = "JWT") -> str:
+        key = (await self.ring()).signer(alg)
+        header = {"alg": alg, "kid": key.kid, "typ": typ}
+        return jwt.encode(header, claims, key, algorithms=[alg])
+
+    async def verify_own(self, token: str, typ: str | None) -> dict[str, Any] | None:
+        """Claims of a JWT we signed, or None. Expiry is the caller's decision (an expired
+        `id_token_hint` is still a valid hint)."""
+        if not token or len(token) > MAX_JWT_LENGTH or token.count(".") != 2:
+            return None
+        ring = await self.ring()
+        kid = _header_kid(token)
+        known = {k.get("kid") for k in ring.published}
+        if kid is not None and kid not in known and self._clock() - ring.loaded_at >= 1:
+            # An unknown kid may be a key another replica just created: reload, at most once a
+            # second, so forged kids cannot turn into a database load.
+            ring = await self.ring(force=True)
+        try:
+            decoded = jwt.decode(token, ring.verify_set, algorithms=list(SUPPORTED_ALGS))
+        except (JoseError, ValueError, TypeError):
+            return None
+        if typ is not None and decoded.header.get("typ") != typ:
+            return None
+        if decoded.claims.get("iss") != self._settings.issuer:
+            return None
+        return dict(decoded.claims)

@@ -1,0 +1,118 @@
+"""One settings object, read from `IDP_` environment variables and validated at start-up.
+
+Nothing else in the code base reads the environment: `create_app(settings)` and the CLI pass
+this object down.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ISSUER = "http://127.0.0.1:8000"
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "changethis", "dev"})
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IDP_", extra="ignore", frozen=True)
+
+    issuer: str = DEFAULT_ISSUER
+    database_url: str = "sqlite+aiosqlite:///./var/idp.db"
+    data_dir: Path = Path("./var")
+    dev_mode: bool = False
+    # Encrypts the private halves of signing keys at rest and keys the CSRF MACs.
+    key_encryption_secret: SecretStr | None = None
+
+    # Lifetimes in seconds (shared/reference/security.md §9).
+    authorization_code_ttl: int = Field(default=60, ge=1, le=600)
+    access_token_ttl: int = Field(default=600, ge=30, le=86_400)
+    id_token_ttl: int = Field(default=300, ge=30, le=86_400)
+    session_ttl: int = Field(default=14 * 86_400, ge=60)
+    interaction_ttl: int = Field(default=30 * 60, ge=60, le=86_400)
+    # How long the server trusts its in-memory copy of the key set before re-reading it, so a
+    # rotation done by the CLI or another replica is picked up.
+    key_cache_seconds: int = Field(default=30, ge=0, le=3600)
+
+    # RFC 9700 §2.1.1: PKCE for every client unless an operator opts a confidential one out.
+    require_pkce_for_confidential_clients: bool = True
+
+    # argon2id, OWASP Password Storage Cheat Sheet second option (19 MiB, t=2, p=1).
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19_456, ge=8)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    argon2_max_concurrency: int = Field(default=4, ge=1)
+    password_min_length: int = Field(default=8, ge=8)
+    password_max_length: int = Field(default=256, ge=64)
+
+    ui_locales_supported: tuple[str, ...] = ("en",)
+    db_pool_size: int = Field(default=10, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_shape(cls, value: str) -> str:
+        # OIDC Discovery §3: https URL with no query or fragment; we also forbid a trailing slash
+        # so `iss` is compared byte-for-byte without ambiguity.
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("issuer must be an absolute http(s) URL")
+        if parts.query or parts.fragment or value.endswith("/"):
+            raise ValueError("issuer must not have a query, fragment or trailing slash")
+        return value
+
+    @model_validator(mode="after")
+    def _production_guards(self) -> Settings:
+        if self.dev_mode:
+            return self
+        parts = urlsplit(self.issuer)
+        if parts.scheme != "https" and not is_loopback_host(parts.hostname):
+            raise ValueError("issuer must use https outside dev mode (loopback excepted)")
+        if self.key_encryption_secret is None:
+            raise ValueError("IDP_KEY_ENCRYPTION_SECRET is required outside dev mode")
+        secret = self.key_encryption_secret.get_secret_value()
+        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 32:
+            raise ValueError("IDP_KEY_ENCRYPTION_SECRET must be at least 32 random characters")
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        return urlsplit(self.issuer).scheme == "https"
+
+    @property
+    def session_cookie_name(self) -> str:
+        # The __Host- prefix needs Secure, which browsers honour only over https.
+        return "__Host-idp_session" if self.secure_cookies else "idp_session"
+
+    @property
+    def browser_cookie_name(self) -> str:
+        return "__Host-idp_browser" if self.secure_cookies else "idp_browser"
+
+    def endpoint(self, path: str) -> str:
+        return f"{self.issuer}{path}"
+
+    def resolved_key_secret(self) -> str:
+        """The key-encryption secret; in dev mode one is generated once and kept in data_dir."""
+        if self.key_encryption_secret is not None:
+            return self.key_encryption_secret.get_secret_value()
+        path = self.data_dir / "dev-key-encryption-secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()

@@ -1,0 +1,177 @@
+"""Tables. Portable across PostgreSQL and SQLite: times are integer epoch seconds (the unit JWTs
+use), lists and objects are JSON, identifiers are opaque strings.
+
+Secrets and single-use handles are stored as SHA-256 digests only (`*_hash` columns).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Json = dict[str, Any]
+
+
+class Base(DeclarativeBase):
+    # Named constraints, so later migrations can alter them on PostgreSQL and SQLite alike.
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+    type_annotation_map = {int: BigInteger}
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    client_type: Mapped[str] = mapped_column(String(16))  # "public" | "confidential"
+    application_type: Mapped[str] = mapped_column(String(16), default="web")  # "web" | "native"
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON)
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    grant_types: Mapped[list[str]] = mapped_column(JSON)
+    allowed_scopes: Mapped[list[str]] = mapped_column(JSON)
+    id_token_signed_response_alg: Mapped[str] = mapped_column(String(8), default="RS256")
+    require_pkce: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[int]
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    # The OIDC `sub`: opaque, random, never reassigned (OIDC Core §2, §8).
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Normalised (trimmed, lower-cased); unique so concurrent registrations cannot both win.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    profile: Mapped[Json] = mapped_column(JSON, default=dict)
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+
+
+class SigningKey(Base):
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(8))  # "active" | "retired"
+    public_jwk: Mapped[Json] = mapped_column(JSON)
+    private_jwk_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int]
+    activated_at: Mapped[int | None]
+    retired_at: Mapped[int | None]
+    # A retired key leaves the JWKS at this time: when every token it signed has expired.
+    publish_until: Mapped[int | None]
+
+
+class BrowserSession(Base):
+    __tablename__ = "browser_sessions"
+
+    # Digest of the cookie value; the cookie itself is never stored.
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The `sid` claim (OIDC Back-Channel Logout §2.1): public, distinct from the cookie value.
+    sid: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    auth_time: Mapped[int]
+    amr: Mapped[list[str]] = mapped_column(JSON)
+    acr: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int]
+    expires_at: Mapped[int]
+    ended_at: Mapped[int | None]
+
+
+class Interaction(Base):
+    """A validated authorization request waiting for the end-user (login, consent)."""
+
+    __tablename__ = "interactions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Digest of the browser cookie: an interaction continues only in the browser that began it.
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    request: Mapped[Json] = mapped_column(JSON)
+    # Set once the end-user signed in during this interaction (prompt=login, max_age).
+    session_sid: Mapped[str | None] = mapped_column(String(64))
+    # Set once the end-user approved the consent page of this interaction (prompt=consent).
+    consent_given: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int]
+    expires_at: Mapped[int]
+
+
+class Grant(Base):
+    """One customer's consent to one client; everything issued hangs off it."""
+
+    __tablename__ = "grants"
+    __table_args__ = (UniqueConstraint("user_id", "client_id", name="uq_grants_user_client"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    # Individual claims consented through the `claims` request parameter (OIDC Core §5.5).
+    claims: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+    revoked_at: Mapped[int | None]
+
+
+class AuthorizationCode(Base):
+    __tablename__ = "authorization_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    nonce: Mapped[str | None] = mapped_column(Text)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    claims: Mapped[Json | None] = mapped_column(JSON)
+    sid: Mapped[str | None] = mapped_column(String(64))
+    auth_time: Mapped[int]
+    amr: Mapped[list[str]] = mapped_column(JSON)
+    acr: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int]
+    expires_at: Mapped[int]
+    # Kept after redemption as a tombstone so a replay is recognised (REL-01).
+    used_at: Mapped[int | None]
+
+
+class AccessToken(Base):
+    """Server-side record of each JWT access token, so introspection and UserInfo answer from
+    live state and a replayed code can revoke what it produced."""
+
+    __tablename__ = "access_tokens"
+    __table_args__ = (Index("ix_access_tokens_code_hash", "code_hash"),)
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    grant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("grants.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    claims: Mapped[Json | None] = mapped_column(JSON)
+    issued_at: Mapped[int]
+    expires_at: Mapped[int]
+    revoked_at: Mapped[int | None]

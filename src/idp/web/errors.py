@@ -1,0 +1,41 @@
+"""Exception handlers: protocol errors in the RFC vocabulary, database outages as 503."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.responses import Response
+
+from idp import errors
+from idp.web.responses import error_page, oauth_json_error
+
+log = logging.getLogger("idp.web")
+
+
+def wants_html(request: Request) -> bool:
+    return request.url.path.startswith(("/authorize", "/interaction"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(errors.OAuthError)
+    async def _oauth_error(request: Request, exc: errors.OAuthError) -> Response:
+        if wants_html(request):
+            return error_page(request, exc)
+        return oauth_json_error(exc, bearer=request.url.path.startswith("/userinfo"))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return await _oauth_error(request, errors.InvalidRequest("The request is malformed"))
+
+    async def _database_down(request: Request, exc: Exception) -> Response:
+        # REL-03: a database outage is 503 with Retry-After, never a stack trace.
+        log.error("database unavailable: %s", type(exc).__name__)
+        response = await _oauth_error(request, errors.TemporarilyUnavailable())
+        response.headers["Retry-After"] = "5"
+        return response
+
+    for exc_type in (OperationalError, InterfaceError, ConnectionError, OSError):
+        app.add_exception_handler(exc_type, _database_down)

@@ -1,0 +1,73 @@
+"""Turning outcomes and errors into HTTP responses: the one place that does so."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from starlette.responses import Response
+
+from idp import errors
+from idp.services.authorization import AuthorizationResponse
+
+log = logging.getLogger("idp.web")
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200
+         ) -> HTMLResponse:
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    response.headers.update(NO_STORE)
+    return response
+
+
+def error_page(request: Request, exc: errors.OAuthError) -> HTMLResponse:
+    status = 503 if isinstance(exc, errors.TemporarilyUnavailable) else (
+        500 if isinstance(exc, errors.ServerError) else 400
+    )
+    return page(request, "error.html", {"error": exc.error, "description": exc.description},
+                status_code=status)
+
+
+def deliver(request: Request, outcome: AuthorizationResponse) -> Response:
+    """RFC 6749 §4.1.2 (query) or OAuth 2.0 Form Post Response Mode."""
+    if outcome.response_mode == "form_post":
+        nonce = secrets.token_urlsafe(16)
+        response = page(request, "form_post.html", {
+            "action": outcome.redirect_uri, "params": outcome.params, "nonce": nonce,
+        })
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'"
+        )
+        return response
+    separator = "&" if "?" in outcome.redirect_uri else "?"
+    location = f"{outcome.redirect_uri}{separator}{urlencode(outcome.params)}"
+    # RFC 9700 §4.12: 303, never 307, after a POST that may carry credentials.
+    return RedirectResponse(location, status_code=303, headers=NO_STORE)
+
+
+def oauth_json_error(exc: errors.OAuthError, bearer: bool = False) -> JSONResponse:
+    body = {"error": exc.error}
+    if exc.description:
+        body["error_description"] = exc.description
+    headers = dict(NO_STORE)
+    if exc.status_code == 401 and not bearer:
+        # RFC 6749 §5.2: 401 for client authentication failures, with WWW-Authenticate.
+        headers["WWW-Authenticate"] = 'Basic realm="idp"'
+    if exc.status_code == 503:
+        headers["Retry-After"] = "5"
+    if bearer:
+        # RFC 6750 §3: the challenge names the error.
+        challenge = f'Bearer realm="idp", error="{exc.error}"'
+        if exc.description:
+            challenge += f', error_description="{exc.description}"'
+        headers["WWW-Authenticate"] = challenge
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)

@@ -14,6 +14,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
 SUPPORTED_ALGS = ("RS256", "ES256")
@@ -87,3 +88,7 @@ class KeyRing:
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": self.published}
+
+    def sign(self, claims: dict[str, Any], alg: str, typ: str) -> str:
+        key = self.signer(alg)
+        return jwt.encode({"alg": alg, "kid": key.kid, "typ": typ}, claims, key, algorithms=[alg])

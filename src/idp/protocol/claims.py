@@ -61,7 +61,7 @@ def release(available: dict[str, Any], scopes: list[str], granted_claims: list[s
     wanted: set[str] = set()
     if target == "userinfo":
         wanted |= claims_for_scopes(scopes)
-    wanted |= set(((claims_param or {}).get(target) or {}))
+    wanted |= set((claims_param or {}).get(target) or {})
     names = (wanted & allowed) - PROTOCOL_CLAIMS
     return {name: available[name] for name in sorted(names) if name in available}
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import new_handle
+from idp.crypto.keys import KeyRing
 from idp.domain import ClientConfig
 from idp.protocol.claims import at_hash, release, user_claims
 from idp.services.context import Context
@@ -31,7 +32,8 @@ def consent_claim(grant: Grant, scopes: list[str]) -> dict[str, Any]:
             "updated_at": grant.updated_at}
 
 
-async def mint_access_token(ctx: Context, session: AsyncSession, client: ClientConfig,
+async def mint_access_token(ctx: Context, ring: KeyRing, session: AsyncSession,
+                            client: ClientConfig,
                             user: User, grant: Grant, scopes: list[str],
                             auth: Authentication, claims_param: dict[str, Any] | None,
                             code_hash: str | None) -> str:
@@ -51,7 +53,7 @@ async def mint_access_token(ctx: Context, session: AsyncSession, client: ClientC
         "amr": list(auth.amr),
         "consent": consent_claim(grant, scopes),
     }
-    token = await ctx.keys.sign(claims, alg="RS256", typ="at+jwt")
+    token = ring.sign(claims, alg="RS256", typ="at+jwt")
     session.add(
         AccessToken(
             jti=jti, client_id=client.client_id, user_id=user.id, grant_id=grant.id,
@@ -62,7 +64,7 @@ async def mint_access_token(ctx: Context, session: AsyncSession, client: ClientC
     return token
 
 
-async def mint_id_token(ctx: Context, client: ClientConfig, user: User, grant: Grant,
+def mint_id_token(ctx: Context, ring: KeyRing, client: ClientConfig, user: User, grant: Grant,
                         scopes: list[str], auth: Authentication,
                         claims_param: dict[str, Any] | None, access_token: str | None) -> str:
     now = ctx.now()
@@ -87,4 +89,4 @@ async def mint_id_token(ctx: Context, client: ClientConfig, user: User, grant: G
         claims["nonce"] = auth.nonce
     if access_token is not None:
         claims["at_hash"] = at_hash(access_token)
-    return await ctx.keys.sign(claims, alg=client.id_token_signed_response_alg, typ="JWT")
+    return ring.sign(claims, alg=client.id_token_signed_response_alg, typ="JWT")

@@ -134,9 +134,9 @@ class KeyManager:
         return KeyRing(signing, published, self._clock(), verify_set)
 
     async def sign(self, claims: dict[str, Any], alg: str = "RS256", typ: str = "JWT") -> str:
-        key = (await self.ring()).signer(alg)
-        header = {"alg": alg, "kid": key.kid, "typ": typ}
-        return jwt.encode(header, claims, key, algorithms=[alg])
+        """Sign outside a unit of work; inside one, sign with a ring fetched beforehand (SQLite
+        allows one writer, so loading keys mid-transaction would wait on ourselves)."""
+        return (await self.ring()).sign(claims, alg, typ)
 
     async def verify_own(self, token: str, typ: str | None) -> dict[str, Any] | None:
         """Claims of a JWT we signed, or None. Expiry is the caller's decision (an expired

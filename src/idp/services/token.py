@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp import errors
 from idp.crypto.handles import digest
+from idp.crypto.keys import KeyRing
 from idp.domain import ClientConfig
 from idp.protocol.pkce import verify_s256
 from idp.services.client_auth import authenticate_client
@@ -60,6 +61,7 @@ async def authorization_code_grant(ctx: Context, client: ClientConfig, form: Map
     if not redirect_uri:
         raise errors.InvalidRequest("redirect_uri is missing")
     code_hash = digest(code)
+    ring = await ctx.keys.ring()
     now = ctx.now()
     # A failure found after the code was claimed still commits, so the code stays burnt (no
     # second guess at the verifier) and a replay's revocations persist; then it is raised.
@@ -78,13 +80,13 @@ async def authorization_code_grant(ctx: Context, client: ClientConfig, form: Map
                 failure = errors.InvalidGrant("The authorization code is invalid or expired")
         else:
             try:
-                return await _redeem(ctx, session, client, row, form, code_hash)
+                return await _redeem(ctx, ring, session, client, row, form, code_hash)
             except errors.OAuthError as exc:
                 failure = exc
     raise failure
 
 
-async def _redeem(ctx: Context, session: AsyncSession, client: ClientConfig,
+async def _redeem(ctx: Context, ring: KeyRing, session: AsyncSession, client: ClientConfig,
                   row: AuthorizationCode, form: Mapping[str, str], code_hash: str
                   ) -> dict[str, Any]:
     # RFC 6749 §4.1.3: redirect_uri identical to the authorization request's.
@@ -98,7 +100,7 @@ async def _redeem(ctx: Context, session: AsyncSession, client: ClientConfig,
     auth = Authentication(row.auth_time, tuple(row.amr), row.acr, row.sid, row.nonce)
     scopes = list(row.scopes)
     access_token = await mint_access_token(
-        ctx, session, client, user, grant, scopes, auth, row.claims, code_hash
+        ctx, ring, session, client, user, grant, scopes, auth, row.claims, code_hash
     )
     body: dict[str, Any] = {
         "access_token": access_token,
@@ -107,8 +109,8 @@ async def _redeem(ctx: Context, session: AsyncSession, client: ClientConfig,
         "scope": " ".join(scopes),
     }
     if "openid" in scopes:
-        body["id_token"] = await mint_id_token(
-            ctx, client, user, grant, scopes, auth, row.claims, access_token
+        body["id_token"] = mint_id_token(
+            ctx, ring, client, user, grant, scopes, auth, row.claims, access_token
         )
     return body
 

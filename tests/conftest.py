@@ -1,0 +1,158 @@
+"""Shared fixtures. The suite runs against SQLite by default and against PostgreSQL when
+IDP_TEST_DATABASE_URL names a postgresql+asyncpg URL (`.ci/run` does both).
+
+Every test gets an empty, migrated database with fresh signing keys, an injected clock, and an
+httpx client talking to the ASGI app under an https issuer (so `__Host-` cookies are exercised).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from idp.main import create_app
+from idp.services.context import Context, build_context
+from idp.settings import Settings
+from idp.store import migrate
+from idp.store.models import Base
+
+ISSUER = "https://idp.test"
+TEST_SECRET = "test-key-encryption-secret-0123456789abcdef"
+
+
+class FakeClock:
+    """Injected time: tests move it forward instead of sleeping."""
+
+    def __init__(self, start: float | None = None) -> None:
+        # Starts at the real time so independent JWT libraries accept iat/exp.
+        self.value = float(int(time.time())) if start is None else start
+
+    def __call__(self) -> float:
+        return self.value
+
+    def advance(self, seconds: float) -> None:
+        self.value += seconds
+
+
+def _postgres_admin_url(url: str) -> str:
+    return make_url(url).set(database="postgres").render_as_string(hide_password=False)
+
+
+async def _pg_execute(admin_url: str, statement: str) -> None:
+    import asyncpg
+
+    parsed = make_url(admin_url)
+    conn = await asyncpg.connect(
+        host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
+        password=parsed.password, database=parsed.database,
+    )
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database for this test session (its own PostgreSQL database, or a file)."""
+    base = os.environ.get("IDP_TEST_DATABASE_URL")
+    if base and base.startswith("postgresql"):
+        name = f"idp_test_{uuid.uuid4().hex[:10]}"
+        admin = _postgres_admin_url(base)
+        asyncio.run(_pg_execute(admin, f'CREATE DATABASE "{name}"'))
+        url = make_url(base).set(database=name).render_as_string(hide_password=False)
+        migrate.upgrade(url)
+        yield url
+        asyncio.run(_pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    else:
+        path = tmp_path_factory.mktemp("db") / "idp.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith("postgresql")
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "issuer": ISSUER,
+        "database_url": database_url,
+        "key_encryption_secret": TEST_SECRET,
+        "dev_mode": False,
+        # Cheap argon2 parameters keep the suite fast; production defaults are tested apart.
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 1024,
+        "key_cache_seconds": 0,
+        "db_pool_size": 25,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+async def _empty_tables(ctx: Context) -> None:
+    async with ctx.db.transaction() as session:
+        if ctx.db.dialect == "postgresql":
+            names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+            await session.execute(text(f"TRUNCATE {names} CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                await session.execute(table.delete())
+
+
+@pytest.fixture
+async def ctx(settings: Settings, clock: FakeClock) -> AsyncIterator[Context]:
+    context = build_context(settings, clock=clock)
+    await _empty_tables(context)
+    await context.keys.ensure_keys()
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+@pytest.fixture
+def app(settings: Settings, ctx: Context):  # type: ignore[no-untyped-def]
+    return create_app(settings, ctx=ctx)
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
+        yield http
+
+
+@pytest.fixture
+async def new_browser(app):  # type: ignore[no-untyped-def]
+    """A factory of independent browsers (cookie jars) against the same app."""
+    opened: list[httpx.AsyncClient] = []
+
+    def factory() -> httpx.AsyncClient:
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER)
+        opened.append(http)
+        return http
+
+    yield factory
+    for http in opened:
+        await http.aclose()

@@ -1,0 +1,145 @@
+"""Test helpers that act as a browser and as a client app, through HTTP only."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from idp.services import admin
+from idp.services.context import Context
+
+PASSWORD = "correct horse battery staple"
+REDIRECT_URI = "https://app.example/callback"
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    return verifier, challenge.rstrip(b"=").decode()
+
+
+@dataclass
+class App:
+    client_id: str
+    client_secret: str | None
+    redirect_uri: str
+    auth: str | None = None
+
+    def basic(self) -> dict[str, str]:
+        raw = f"{self.client_id}:{self.client_secret}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+async def make_app(ctx: Context, *, name: str = "Shop", redirect_uri: str = REDIRECT_URI,
+                   **kwargs: Any) -> App:
+    kwargs.setdefault("scopes", ["openid", "profile", "email", "address", "phone"])
+    new = await admin.create_client(ctx, name=name, redirect_uris=[redirect_uri], **kwargs)
+    return App(new.client.client_id, new.client_secret, redirect_uri)
+
+
+async def make_user(ctx: Context, email: str = "alice@example.com", password: str = PASSWORD,
+                    **profile: Any) -> str:
+    user = await admin.create_user(ctx, email=email, password=password, profile=profile,
+                                   email_verified=True)
+    return user.id
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def query_of(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+@dataclass
+class Flow:
+    """One authorization request, walked through as a browser would."""
+
+    app: App
+    verifier: str = field(default_factory=lambda: pkce_pair()[0])
+    state: str = field(default_factory=lambda: secrets.token_urlsafe(8))
+    nonce: str = field(default_factory=lambda: secrets.token_urlsafe(8))
+
+    @property
+    def challenge(self) -> str:
+        digest = hashlib.sha256(self.verifier.encode()).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def params(self, **extra: str) -> dict[str, str]:
+        params = {
+            "response_type": "code", "client_id": self.app.client_id,
+            "redirect_uri": self.app.redirect_uri, "scope": "openid profile email",
+            "state": self.state, "nonce": self.nonce, "code_challenge": self.challenge,
+            "code_challenge_method": "S256",
+        }
+        params.update(extra)
+        return {k: v for k, v in params.items() if v is not None}
+
+
+async def follow_to_page(browser: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:
+    """Follow our own 303s (to interaction pages) and stop at a page or at the app."""
+    while response.status_code in (302, 303) and not response.headers["location"].startswith(
+        ("https://app", "http://127.0.0.1", "com.")
+    ):
+        response = await browser.get(response.headers["location"])
+    return response
+
+
+async def login(browser: httpx.AsyncClient, page: httpx.Response, email: str = "alice@example.com",
+                password: str = PASSWORD) -> httpx.Response:
+    path = urlsplit(str(page.url)).path
+    assert path.endswith("/login"), f"expected the login page, got {path}"
+    response = await browser.post(path, data={
+        "csrf_token": csrf_token(page.text), "email": email, "password": password})
+    return await follow_to_page(browser, response)
+
+
+async def approve(browser: httpx.AsyncClient, page: httpx.Response) -> httpx.Response:
+    path = urlsplit(str(page.url)).path
+    assert path.endswith("/consent"), f"expected the consent page, got {path}"
+    response = await browser.post(path, data={
+        "csrf_token": csrf_token(page.text), "decision": "allow"})
+    return await follow_to_page(browser, response)
+
+
+async def authorize(browser: httpx.AsyncClient, flow: Flow, **extra: str) -> httpx.Response:
+    response = await browser.get("/authorize", params=flow.params(**extra))
+    return await follow_to_page(browser, response)
+
+
+async def get_code(browser: httpx.AsyncClient, flow: Flow, email: str = "alice@example.com",
+                   password: str = PASSWORD, **extra: str) -> str:
+    """Sign in (if needed), consent (if needed), and return the code from the redirect."""
+    response = await authorize(browser, flow, **extra)
+    if urlsplit(str(response.url)).path.endswith("/login") and response.status_code == 200:
+        response = await login(browser, response, email, password)
+    if urlsplit(str(response.url)).path.endswith("/consent") and response.status_code == 200:
+        response = await approve(browser, response)
+    assert response.status_code == 303, response.text
+    query = query_of(response.headers["location"])
+    assert "code" in query, query
+    assert query["state"] == flow.state
+    return query["code"]
+
+
+async def redeem(http: httpx.AsyncClient, flow: Flow, code: str, **extra: str) -> httpx.Response:
+    data = {"grant_type": "authorization_code", "code": code,
+            "redirect_uri": flow.app.redirect_uri, "code_verifier": flow.verifier}
+    headers = {}
+    if flow.app.client_secret:
+        headers = flow.app.basic()
+    else:
+        data["client_id"] = flow.app.client_id
+    data.update(extra)
+    return await http.post("/token", data={k: v for k, v in data.items() if v is not None},
+                           headers=headers)

@@ -186,6 +186,24 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     return run_with_context(settings, action)
 
 
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of the app; independent of the settings' values."""
+    from idp.main import create_app
+
+    settings = Settings(dev_mode=True, database_url="sqlite+aiosqlite:///:memory:")
+    return create_app(settings).openapi()
+
+
+def cmd_openapi(settings: Settings | None, args: argparse.Namespace) -> int:
+    text = json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -232,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     ucreate.add_argument("--json", action="store_true")
     ucreate.set_defaults(func=cmd_users_create)
 
+    api = sub.add_parser("openapi", help="write the OpenAPI document (default: stdout)")
+    api.add_argument("--output", default="-")
+    api.set_defaults(func=cmd_openapi, needs_settings=False)
+
     keys = sub.add_parser("keys", help="signing keys")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
     klist = ksub.add_parser("list")
@@ -246,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = load_settings()
+    settings = load_settings() if getattr(args, "needs_settings", True) else None
     result: int = args.func(settings, args)
     return result
 

@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     key_encryption_secret: SecretStr | None = None
 
     # Lifetimes in seconds (shared/reference/security.md §9).
-    authorization_code_ttl: int = Field(default=60, ge=1, le=600)
+    # security.md §0 item 3: at most 60 s.
+    authorization_code_ttl: int = Field(default=60, ge=1, le=60)
     access_token_ttl: int = Field(default=600, ge=30, le=86_400)
     id_token_ttl: int = Field(default=300, ge=30, le=86_400)
     session_ttl: int = Field(default=14 * 86_400, ge=60)

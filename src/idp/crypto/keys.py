@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwk import KeyParameters
 
 SUPPORTED_ALGS = ("RS256", "ES256")
 Key = RSAKey | ECKey
@@ -48,7 +49,7 @@ class KeyEncryptor:
 
 
 def generate_key(alg: str) -> Key:
-    params = {"alg": alg, "use": "sig"}
+    params: KeyParameters = {"alg": alg, "use": "sig"}
     key: Key
     if alg == "RS256":
         key = RSAKey.generate_key(2048, parameters=params, private=True)

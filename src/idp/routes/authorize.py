@@ -23,8 +23,25 @@ def respond(request: Request, outcome: Outcome) -> Response:
     )
 
 
-@router.api_route("/authorize", methods=["GET", "POST"], summary="Authorization endpoint",
-                  response_class=Response, responses={303: {"description": "Redirect"}})
+AUTHORIZE_PARAMETERS = [
+    {"name": name, "in": "query", "required": name in ("client_id", "redirect_uri",
+                                                       "response_type", "scope"),
+     "schema": {"type": "string"}}
+    for name in ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
+                 "code_challenge", "code_challenge_method", "response_mode", "prompt",
+                 "max_age", "login_hint", "id_token_hint", "ui_locales", "acr_values", "claims")
+]
+RESPONSES: dict[int | str, dict[str, str]] = {
+    303: {"description": "To the login or consent page, or back to the client"},
+    400: {"description": "Error page: the client or redirect_uri could not be verified"},
+}
+
+
+@router.get("/authorize", summary="Authorization endpoint", operation_id="authorize_get",
+            response_class=Response, responses=RESPONSES,
+            openapi_extra={"parameters": AUTHORIZE_PARAMETERS})
+@router.post("/authorize", summary="Authorization endpoint (form)",
+             operation_id="authorize_post", response_class=Response, responses=RESPONSES)
 async def authorize(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     if request.method == "POST":
         params = await read_form(request)

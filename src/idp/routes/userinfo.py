@@ -32,8 +32,10 @@ async def _bearer_token(request: Request) -> str | None:
     return from_header or from_body
 
 
-@router.api_route("/userinfo", methods=["GET", "POST"], summary="UserInfo endpoint",
-                  responses={401: {"description": "invalid_token (RFC 6750 §3.1)"}})
+@router.get("/userinfo", summary="UserInfo endpoint", operation_id="userinfo_get",
+            responses={401: {"description": "invalid_token (RFC 6750 §3.1)"}})
+@router.post("/userinfo", summary="UserInfo endpoint (POST)", operation_id="userinfo_post",
+             responses={401: {"description": "invalid_token (RFC 6750 §3.1)"}})
 async def get_userinfo(request: Request, ctx: CtxDep) -> Response:
     access_token = await _bearer_token(request)
     if not access_token:

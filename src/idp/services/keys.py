@@ -130,7 +130,7 @@ class KeyManager:
                     self._encryptor.decrypt(row.private_jwk_encrypted)
                 )
         published = [row.public_jwk for row in rows]
-        verify_set = KeySet.import_key_set({"keys": published})  # type: ignore[arg-type]
+        verify_set = KeySet.import_key_set({"keys": published})
         return KeyRing(signing, published, self._clock(), verify_set)
 
     async def sign(self, claims: dict[str, Any], alg: str = "RS256", typ: str = "JWT") -> str:

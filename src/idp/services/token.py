@@ -63,6 +63,7 @@ async def authorization_code_grant(ctx: Context, client: ClientConfig, form: Map
     code_hash = digest(code)
     ring = await ctx.keys.ring()
     now = ctx.now()
+    failure: errors.OAuthError
     # A failure found after the code was claimed still commits, so the code stays burnt (no
     # second guess at the verifier) and a replay's revocations persist; then it is raised.
     async with ctx.db.transaction() as session:

@@ -1,0 +1,69 @@
+"""OIDC Discovery 1.0 and RFC 8414 metadata: complete, and advertising only what works."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import ISSUER
+
+
+async def test_openid_configuration(client: httpx.AsyncClient) -> None:
+    response = await client.get("/.well-known/openid-configuration")
+    assert response.status_code == 200
+    meta = response.json()
+    # OIDC Discovery §3 required members, and the issuer byte-for-byte.
+    assert meta["issuer"] == ISSUER
+    assert meta["authorization_endpoint"] == f"{ISSUER}/authorize"
+    assert meta["token_endpoint"] == f"{ISSUER}/token"
+    assert meta["userinfo_endpoint"] == f"{ISSUER}/userinfo"
+    assert meta["jwks_uri"] == f"{ISSUER}/jwks"
+    assert meta["response_types_supported"] == ["code"]
+    assert meta["subject_types_supported"] == ["public"]
+    assert "RS256" in meta["id_token_signing_alg_values_supported"]
+    assert "none" not in meta["id_token_signing_alg_values_supported"]
+    assert "openid" in meta["scopes_supported"]
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    assert meta["authorization_response_iss_parameter_supported"] is True
+    assert meta["grant_types_supported"] == ["authorization_code"]
+    assert set(meta["token_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic", "client_secret_post", "none"}
+    assert meta["response_modes_supported"] == ["query", "form_post"]
+    assert meta["request_parameter_supported"] is False
+    assert meta["request_uri_parameter_supported"] is False
+    assert meta["claims_parameter_supported"] is True
+
+
+async def test_oauth_authorization_server_metadata(client: httpx.AsyncClient) -> None:
+    response = await client.get("/.well-known/oauth-authorization-server")
+    assert response.status_code == 200
+    meta = response.json()
+    openid = (await client.get("/.well-known/openid-configuration")).json()
+    # RFC 8414 §3.3: issuer identical to the one the metadata was fetched for.
+    assert meta["issuer"] == ISSUER
+    for name, value in meta.items():
+        assert openid[name] == value
+
+
+@pytest.mark.parametrize("path", ["/.well-known/openid-configuration", "/jwks"])
+async def test_metadata_endpoints_are_cacheable_and_unframeable(client: httpx.AsyncClient,
+                                                                path: str) -> None:
+    response = await client.get(path)
+    assert response.headers["cache-control"].startswith("public, max-age=")
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_advertised_endpoints_answer(client: httpx.AsyncClient) -> None:
+    meta = (await client.get("/.well-known/openid-configuration")).json()
+    for name in ("jwks_uri",):
+        assert (await client.get(meta[name].removeprefix(ISSUER))).status_code == 200
+    # The token and userinfo endpoints exist (they refuse an empty request in RFC terms).
+    token = await client.post("/token", data={})
+    assert token.status_code in (400, 401)
+    assert "error" in token.json()
+    assert (await client.get("/userinfo")).status_code == 401
+
+
+async def test_health(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health/live")).json() == {"status": "ok"}
+    assert (await client.get("/health/ready")).json() == {"status": "ok"}

@@ -19,6 +19,12 @@ class ClientConfig:
     id_token_signed_response_alg: str = "RS256"
     require_pkce: bool = True
     secret_hash: str | None = field(default=None, repr=False)
+    long_sessions: bool = False
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = True
+    post_logout_redirect_uris: tuple[str, ...] = ()
 
     @property
     def is_public(self) -> bool:

@@ -75,7 +75,8 @@ async def create_client(
         token_endpoint_auth_method=method, redirect_uris=list(dict.fromkeys(redirect_uris)),
         post_logout_redirect_uris=[], grant_types=grant_types, allowed_scopes=scopes,
         id_token_signed_response_alg=id_token_signed_response_alg, require_pkce=require_pkce,
-        created_at=ctx.now(),
+        long_sessions=False, jwks=None, jwks_uri=None, backchannel_logout_uri=None,
+        backchannel_logout_session_required=True, created_at=ctx.now(),
     )
     async with ctx.db.transaction() as session:
         client_store.add_client(session, row)

@@ -22,6 +22,12 @@ def to_config(row: Client) -> ClientConfig:
         id_token_signed_response_alg=row.id_token_signed_response_alg,
         require_pkce=row.require_pkce,
         secret_hash=row.secret_hash,
+        long_sessions=row.long_sessions,
+        jwks=row.jwks,
+        jwks_uri=row.jwks_uri,
+        backchannel_logout_uri=row.backchannel_logout_uri,
+        backchannel_logout_session_required=row.backchannel_logout_session_required,
+        post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
     )
 
 

@@ -51,6 +51,14 @@ class Client(Base):
     allowed_scopes: Mapped[list[str]] = mapped_column(JSON)
     id_token_signed_response_alg: Mapped[str] = mapped_column(String(8), default="RS256")
     require_pkce: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Refresh tokens without offline_access: the app keeps the customer signed in for weeks.
+    long_sessions: Mapped[bool] = mapped_column(Boolean, default=False)
+    # private_key_jwt (RFC 7523, OIDC Core §9): the client's public keys, inline or by URL.
+    jwks: Mapped[Json | None] = mapped_column(JSON)
+    jwks_uri: Mapped[str | None] = mapped_column(Text)
+    # OIDC Back-Channel Logout 1.0 §2.2
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[int]
 
 
@@ -170,8 +178,90 @@ class AccessToken(Base):
         ForeignKey("grants.id", ondelete="CASCADE"), index=True
     )
     code_hash: Mapped[str | None] = mapped_column(String(64))
+    # The browser session the token was issued in (None for client credentials).
+    sid: Mapped[str | None] = mapped_column(String(64), index=True)
     scopes: Mapped[list[str]] = mapped_column(JSON)
     claims: Mapped[Json | None] = mapped_column(JSON)
     issued_at: Mapped[int]
     expires_at: Mapped[int]
     revoked_at: Mapped[int | None]
+
+
+class RefreshToken(Base):
+    """A refresh token, stored as a digest. Rotated on every use (RFC 9700 §4.14.2): the used
+    row stays as a tombstone so presenting it again is recognised as reuse."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
+    sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    claims: Mapped[Json | None] = mapped_column(JSON)
+    # Granted offline_access: survives the end of the browser session (OIDC Core §11).
+    offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    auth_time: Mapped[int]
+    amr: Mapped[list[str]] = mapped_column(JSON)
+    acr: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int]
+    # The whole chain's absolute end, carried over on rotation.
+    expires_at: Mapped[int]
+    idle_expires_at: Mapped[int]
+    used_at: Mapped[int | None]
+    revoked_at: Mapped[int | None]
+
+
+class SessionClient(Base):
+    """Which apps received tokens in a browser session: they are told when it ends."""
+
+    __tablename__ = "session_clients"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.client_id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[int]
+
+
+class UsedAssertion(Base):
+    """`jti`s of client assertions seen, until they expire (RFC 7523 §3 item 7)."""
+
+    __tablename__ = "used_assertions"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # digest(client_id, jti)
+    expires_at: Mapped[int] = mapped_column(index=True)
+
+
+class OutboxMessage(Base):
+    """A message that must reach an app, written in the transaction of the change that caused
+    it and delivered by the dispatcher with retries (transactional outbox)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    target_url: Mapped[str] = mapped_column(Text)
+    payload: Mapped[Json] = mapped_column(JSON)
+    created_at: Mapped[int]
+    next_attempt_at: Mapped[int]
+    attempts: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[int | None]
+    delivered_at: Mapped[int | None]
+    abandoned_at: Mapped[int | None]
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("outbox.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[int]
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String(200))

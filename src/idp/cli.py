@@ -50,7 +50,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from idp.main import create_app
 
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     migrate.upgrade(settings.database_url)
 
     async def prepare(ctx: Context) -> int:

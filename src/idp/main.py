@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from idp.routes import authorize, discovery, health, interaction, token, userinfo
+from idp.routes import authorize, discovery, health, interaction, revocation, token, userinfo
 from idp.services.context import Context, build_context
 from idp.settings import Settings
 from idp.web.browser import BrowserCookies
@@ -93,7 +93,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     if ctx is not None:
         app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (discovery, authorize, interaction, token, userinfo, health):
+    for module in (discovery, authorize, interaction, token, revocation, userinfo, health):
         app.include_router(module.router)
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     access_token_ttl: int = Field(default=600, ge=30, le=86_400)
     id_token_ttl: int = Field(default=300, ge=30, le=86_400)
     session_ttl: int = Field(default=14 * 86_400, ge=60)
+    # RFC 9700 §4.14.2 / ASVS 10.4.8: sliding idle and absolute refresh token lifetimes.
+    refresh_token_idle_ttl: int = Field(default=14 * 86_400, ge=60)
+    refresh_token_absolute_ttl: int = Field(default=90 * 86_400, ge=60)
+    # Automatic signing-key rotation period in days; 0 turns it off (rotate with the CLI).
+    key_rotation_days: int = Field(default=90, ge=0)
     interaction_ttl: int = Field(default=30 * 60, ge=60, le=86_400)
     # How long the server trusts its in-memory copy of the key set before re-reading it, so a
     # rotation done by the CLI or another replica is picked up.

@@ -9,7 +9,7 @@ from idp.crypto.keys import SUPPORTED_ALGS
 from idp.protocol.scopes import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 
 TOKEN_ENDPOINT_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
-GRANT_TYPES = ("authorization_code",)
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ACR_PASSWORD = "urn:idp:acr:password"
 
 
@@ -19,6 +19,11 @@ def oauth_metadata(issuer: str) -> dict[str, Any]:
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
         "jwks_uri": f"{issuer}/jwks",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "revocation_endpoint_auth_methods_supported": list(TOKEN_ENDPOINT_AUTH_METHODS),
+        "introspection_endpoint": f"{issuer}/introspect",
+        "introspection_endpoint_auth_methods_supported": [
+            m for m in TOKEN_ENDPOINT_AUTH_METHODS if m != "none"],
         "scopes_supported": list(SUPPORTED_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MAX_SCOPE_LENGTH = 1024
@@ -33,8 +34,14 @@ SCOPES: dict[str, ScopeInfo] = {
         ScopeInfo("address", ("address",), "Your postal address"),
         ScopeInfo("phone", ("phone_number", "phone_number_verified"),
                   "Your phone number and whether it has been verified"),
+        ScopeInfo("offline_access", (),
+                  "Stay connected to your account when you are not using the app"),
     )
 }
+# Scopes about an end-user: meaningless in a token a client obtains for itself.
+USER_SCOPES = frozenset(SCOPES)
+# Operators may define API scopes of their own (for example `orders:read`).
+_API_SCOPE = re.compile(r"^[a-z][a-z0-9_.:/-]{0,63}$")
 SUPPORTED_SCOPES = tuple(SCOPES)
 SUPPORTED_CLAIMS = tuple(dict.fromkeys(c for s in SCOPES.values() for c in s.claims))
 PROFILE_CLAIMS = frozenset(SUPPORTED_CLAIMS) - {"sub", "email", "email_verified"}
@@ -51,5 +58,9 @@ def claims_for_scopes(scopes: list[str]) -> set[str]:
     return {claim for s in scopes if s in SCOPES for claim in SCOPES[s].claims}
 
 
+def is_api_scope(name: str) -> bool:
+    return name not in SCOPES and bool(_API_SCOPE.match(name))
+
+
 def describe_scopes(scopes: list[str]) -> list[ScopeInfo]:
-    return [SCOPES[s] for s in scopes if s in SCOPES]
+    return [SCOPES.get(s) or ScopeInfo(s, (), f"Use the app's “{s}” permission") for s in scopes]

@@ -13,7 +13,7 @@ from idp.domain import ClientConfig
 from idp.protocol.claims import PROTOCOL_CLAIMS
 from idp.protocol.discovery import GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS
 from idp.protocol.redirect_uri import registration_problem
-from idp.protocol.scopes import PROFILE_CLAIMS, SUPPORTED_SCOPES
+from idp.protocol.scopes import PROFILE_CLAIMS, SUPPORTED_SCOPES, is_api_scope
 from idp.services.context import Context
 from idp.services.interaction import email_problem, password_problem
 from idp.store import clients as client_store
@@ -36,6 +36,8 @@ async def create_client(
     application_type: str = "web", grant_types: list[str] | None = None,
     scopes: list[str] | None = None, token_endpoint_auth_method: str | None = None,
     id_token_signed_response_alg: str = "RS256", require_pkce: bool = True,
+    long_sessions: bool = False, post_logout_redirect_uris: list[str] | None = None,
+    backchannel_logout_uri: str | None = None, backchannel_logout_session_required: bool = True,
 ) -> NewClient:
     if client_type not in ("public", "confidential"):
         raise InvalidInput("client type must be public or confidential")
@@ -45,7 +47,7 @@ async def create_client(
         "none" if client_type == "public" else "client_secret_basic"
     )
     if method not in TOKEN_ENDPOINT_AUTH_METHODS:
-        raise InvalidInput(f"token endpoint auth method must be one of {TOKEN_ENDPOINT_AUTH_METHODS}")
+        raise InvalidInput(f"auth method must be one of {TOKEN_ENDPOINT_AUTH_METHODS}")
     if (method == "none") != (client_type == "public"):
         raise InvalidInput("public clients use auth method none; confidential clients a secret")
     grant_types = grant_types or ["authorization_code"]
@@ -53,7 +55,7 @@ async def create_client(
     if unknown:
         raise InvalidInput(f"grant type {unknown[0]} is not supported")
     scopes = scopes or ["openid", "profile", "email"]
-    unknown = [s for s in scopes if s not in SUPPORTED_SCOPES]
+    unknown = [s for s in scopes if s not in SUPPORTED_SCOPES and not is_api_scope(s)]
     if unknown:
         raise InvalidInput(f"scope {unknown[0]} is not supported")
     # security.md §2.2: never alg=none.
@@ -67,16 +69,31 @@ async def create_client(
             raise InvalidInput(f"{uri}: {problem}")
     if client_type == "public" and not require_pkce:
         raise InvalidInput("public clients always use PKCE")
+    if client_type == "public" and "client_credentials" in grant_types:
+        raise InvalidInput("client_credentials needs a confidential client (RFC 6749 §4.4)")
+    post_logout_redirect_uris = post_logout_redirect_uris or []
+    for uri in post_logout_redirect_uris:
+        problem = registration_problem(uri, application_type)
+        if problem:
+            raise InvalidInput(f"{uri}: {problem}")
+    if backchannel_logout_uri is not None:
+        # Back-Channel Logout §2.2: an absolute URI; https outside loopback testing.
+        problem = registration_problem(backchannel_logout_uri, "web")
+        if problem and not backchannel_logout_uri.startswith(("http://127.0.0.1", "http://[::1]")):
+            raise InvalidInput(f"{backchannel_logout_uri}: {problem}")
 
     secret = new_handle() if client_type == "confidential" else None
     row = Client(
         client_id=new_handle(16), name=name.strip() or "Unnamed app", client_type=client_type,
         application_type=application_type, secret_hash=digest(secret) if secret else None,
         token_endpoint_auth_method=method, redirect_uris=list(dict.fromkeys(redirect_uris)),
-        post_logout_redirect_uris=[], grant_types=grant_types, allowed_scopes=scopes,
+        post_logout_redirect_uris=post_logout_redirect_uris, grant_types=grant_types,
+        allowed_scopes=scopes,
         id_token_signed_response_alg=id_token_signed_response_alg, require_pkce=require_pkce,
-        long_sessions=False, jwks=None, jwks_uri=None, backchannel_logout_uri=None,
-        backchannel_logout_session_required=True, created_at=ctx.now(),
+        long_sessions=long_sessions, jwks=None, jwks_uri=None,
+        backchannel_logout_uri=backchannel_logout_uri,
+        backchannel_logout_session_required=backchannel_logout_session_required,
+        created_at=ctx.now(),
     )
     async with ctx.db.transaction() as session:
         client_store.add_client(session, row)

@@ -1,4 +1,8 @@
-"""Minting access tokens (RFC 9068) and ID tokens (OIDC Core §2, §3.1.3.6)."""
+"""Minting access tokens (RFC 9068), ID tokens (OIDC Core §2, §3.1.3.6) and refresh tokens.
+
+Every function adds its server-side record to the caller's unit of work; the caller returns
+the tokens only after that unit of work commits (REL-04).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.crypto.handles import new_handle
+from idp.crypto.handles import digest, new_handle
 from idp.crypto.keys import KeyRing
 from idp.domain import ClientConfig
 from idp.protocol.claims import at_hash, release, user_claims
 from idp.services.context import Context
-from idp.store.models import AccessToken, Grant, User
+from idp.store.models import AccessToken, Grant, RefreshToken, User
 
 
 @dataclass(frozen=True)
@@ -26,47 +30,61 @@ class Authentication:
     nonce: str | None
 
 
+@dataclass(frozen=True)
+class Subject:
+    """Who a token is about: an end-user under a grant, or a client acting for itself."""
+
+    sub: str
+    user: User | None = None
+    grant: Grant | None = None
+    auth: Authentication | None = None
+
+
 def consent_claim(grant: Grant, scopes: list[str]) -> dict[str, Any]:
     """The `consent` claim: what this token was granted under, so a backend can enforce it."""
     return {"grant_id": grant.id, "scopes": scopes, "granted_at": grant.created_at,
             "updated_at": grant.updated_at}
 
 
-async def mint_access_token(ctx: Context, ring: KeyRing, session: AsyncSession,
-                            client: ClientConfig,
-                            user: User, grant: Grant, scopes: list[str],
-                            auth: Authentication, claims_param: dict[str, Any] | None,
-                            code_hash: str | None) -> str:
+def mint_access_token(ctx: Context, ring: KeyRing, session: AsyncSession, client: ClientConfig,
+                      subject: Subject, scopes: list[str], claims_param: dict[str, Any] | None,
+                      code_hash: str | None = None) -> str:
     now = ctx.now()
     jti = new_handle(16)
-    claims = {
+    claims: dict[str, Any] = {
         "iss": ctx.settings.issuer,
-        "sub": user.id,
+        "sub": subject.sub,
         "aud": ctx.settings.issuer,
         "client_id": client.client_id,
         "scope": " ".join(scopes),
         "jti": jti,
         "iat": now,
         "exp": now + ctx.settings.access_token_ttl,
-        "auth_time": auth.auth_time,
-        "acr": auth.acr,
-        "amr": list(auth.amr),
-        "consent": consent_claim(grant, scopes),
     }
+    if subject.auth is not None:
+        claims.update(auth_time=subject.auth.auth_time, acr=subject.auth.acr,
+                      amr=list(subject.auth.amr))
+    if subject.grant is not None:
+        claims["consent"] = consent_claim(subject.grant, scopes)
     token = ring.sign(claims, alg="RS256", typ="at+jwt")
     session.add(
         AccessToken(
-            jti=jti, client_id=client.client_id, user_id=user.id, grant_id=grant.id,
-            code_hash=code_hash, scopes=scopes, claims=claims_param, issued_at=now,
-            expires_at=claims["exp"], revoked_at=None,
+            jti=jti, client_id=client.client_id,
+            user_id=subject.user.id if subject.user else None,
+            grant_id=subject.grant.id if subject.grant else None,
+            code_hash=code_hash, sid=subject.auth.sid if subject.auth else None,
+            scopes=scopes, claims=claims_param, issued_at=now, expires_at=claims["exp"],
+            revoked_at=None,
         )
     )
     return token
 
 
-def mint_id_token(ctx: Context, ring: KeyRing, client: ClientConfig, user: User, grant: Grant,
-                        scopes: list[str], auth: Authentication,
-                        claims_param: dict[str, Any] | None, access_token: str | None) -> str:
+def mint_id_token(ctx: Context, ring: KeyRing, client: ClientConfig, subject: Subject,
+                  scopes: list[str], claims_param: dict[str, Any] | None,
+                  access_token: str | None, include_nonce: bool = True) -> str:
+    user, grant, auth = subject.user, subject.grant, subject.auth
+    assert user is not None and grant is not None and auth is not None
     now = ctx.now()
     available = user_claims(user.email, user.email_verified, user.profile, user.updated_at)
     claims: dict[str, Any] = release(available, scopes, grant.claims, "id_token", claims_param)
@@ -85,8 +103,37 @@ def mint_id_token(ctx: Context, ring: KeyRing, client: ClientConfig, user: User,
     )
     if auth.sid is not None:
         claims["sid"] = auth.sid
-    if auth.nonce is not None:
+    # OIDC Core §12.2: a refreshed ID token SHOULD NOT carry the nonce.
+    if auth.nonce is not None and include_nonce:
         claims["nonce"] = auth.nonce
     if access_token is not None:
         claims["at_hash"] = at_hash(access_token)
     return ring.sign(claims, alg=client.id_token_signed_response_alg, typ="JWT")
+
+
+def wants_refresh_token(client: ClientConfig, scopes: list[str]) -> bool:
+    """OIDC Core §11: refresh tokens for offline_access, or for apps set up for long sessions."""
+    if "refresh_token" not in client.grant_types:
+        return False
+    return "offline_access" in scopes or client.long_sessions
+
+
+def mint_refresh_token(ctx: Context, session: AsyncSession, client: ClientConfig,
+                       subject: Subject, scopes: list[str], claims_param: dict[str, Any] | None,
+                       chain_expires_at: int | None = None) -> str:
+    user, grant, auth = subject.user, subject.grant, subject.auth
+    assert user is not None and grant is not None and auth is not None
+    now = ctx.now()
+    expires_at = chain_expires_at or now + ctx.settings.refresh_token_absolute_ttl
+    token = new_handle()
+    session.add(
+        RefreshToken(
+            token_hash=digest(token), client_id=client.client_id, user_id=user.id,
+            grant_id=grant.id, sid=auth.sid, scopes=scopes, claims=claims_param,
+            offline="offline_access" in scopes, auth_time=auth.auth_time, amr=list(auth.amr),
+            acr=auth.acr, created_at=now, expires_at=expires_at,
+            idle_expires_at=min(expires_at, now + ctx.settings.refresh_token_idle_ttl),
+            used_at=None, revoked_at=None,
+        )
+    )
+    return token

@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.domain import SessionInfo
-from idp.store.models import BrowserSession
+from idp.store.models import BrowserSession, SessionClient
 
 
 async def find_live_session(session: AsyncSession, id_hash: str, now: int) -> SessionInfo | None:
@@ -29,3 +29,22 @@ async def end_session(session: AsyncSession, id_hash: str, now: int) -> None:
         .where(BrowserSession.id_hash == id_hash, BrowserSession.ended_at.is_(None))
         .values(ended_at=now)
     )
+
+
+async def record_client(session: AsyncSession, sid: str, client_id: str, user_id: str, now: int
+                        ) -> None:
+    """Remember that the app got tokens in this session (once, even under concurrency)."""
+    values = {"sid": sid, "client_id": client_id, "user_id": user_id, "created_at": now}
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        await session.execute(pg_insert(SessionClient).values(values).on_conflict_do_nothing())
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        await session.execute(sqlite_insert(SessionClient).values(values).on_conflict_do_nothing())
+
+
+async def clients_of_session(session: AsyncSession, sid: str) -> list[str]:
+    rows = await session.scalars(select(SessionClient.client_id).where(SessionClient.sid == sid))
+    return list(rows)

@@ -1,15 +1,43 @@
-"""Access token records, for live-state checks and revocation by code or grant."""
+"""Access and refresh token records: live-state checks and revocation by code, grant or session."""
 
 from __future__ import annotations
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.store.models import AccessToken
+from idp.store.models import AccessToken, RefreshToken
 
 
 async def get_access_token(session: AsyncSession, jti: str) -> AccessToken | None:
     return await session.get(AccessToken, jti)
+
+
+async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
+    return await session.get(RefreshToken, token_hash)
+
+
+async def claim_refresh_token(session: AsyncSession, token_hash: str, client_id: str, now: int
+                              ) -> RefreshToken | None:
+    """Mark a live refresh token used; only one concurrent caller gets the row (REL-02)."""
+    result = await session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.token_hash == token_hash,
+            # RFC 6749 §10.4: bound to the client it was issued to.
+            RefreshToken.client_id == client_id,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+            RefreshToken.expires_at > now,
+            RefreshToken.idle_expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(RefreshToken)
+    )
+    return result.scalar_one_or_none()
+
+
+def _count(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def revoke_by_code(session: AsyncSession, code_hash: str, now: int) -> int:
@@ -18,4 +46,51 @@ async def revoke_by_code(session: AsyncSession, code_hash: str, now: int) -> int
         .where(AccessToken.code_hash == code_hash, AccessToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return _count(result)
+
+
+async def revoke_by_grant(session: AsyncSession, grant_id: str, now: int) -> int:
+    """Every access and refresh token issued under the grant."""
+    access = await session.execute(
+        update(AccessToken)
+        .where(AccessToken.grant_id == grant_id, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    refresh = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return _count(access) + _count(refresh)
+
+
+async def revoke_by_session(session: AsyncSession, sid: str, now: int) -> int:
+    """What a browser session issued, except refresh tokens granted offline_access."""
+    access = await session.execute(
+        update(AccessToken)
+        .where(AccessToken.sid == sid, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    refresh = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.sid == sid, RefreshToken.revoked_at.is_(None),
+               RefreshToken.offline.is_(False))
+        .values(revoked_at=now)
+    )
+    return _count(access) + _count(refresh)
+
+
+async def revoke_access_token(session: AsyncSession, jti: str, now: int) -> None:
+    await session.execute(
+        update(AccessToken)
+        .where(AccessToken.jti == jti, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def revoke_refresh_token(session: AsyncSession, token_hash: str, now: int) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == token_hash, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )

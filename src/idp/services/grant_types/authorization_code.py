@@ -1,0 +1,103 @@
+"""RFC 6749 §4.1.3 / OIDC Core §3.1.3: redeeming an authorization code."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from idp import errors
+from idp.crypto.handles import digest
+from idp.crypto.keys import KeyRing
+from idp.domain import ClientConfig
+from idp.protocol.pkce import verify_s256
+from idp.services.context import Context
+from idp.services.grant_types import grant_handler, token_response
+from idp.services.issuance import (
+    Authentication,
+    Subject,
+    mint_access_token,
+    mint_id_token,
+    mint_refresh_token,
+    wants_refresh_token,
+)
+from idp.store import codes as code_store
+from idp.store import grants as grant_store
+from idp.store import tokens as token_store
+from idp.store import users as user_store
+from idp.store.models import AuthorizationCode
+
+
+@grant_handler("authorization_code")
+async def authorization_code_grant(ctx: Context, client: ClientConfig, form: Mapping[str, str]
+                                   ) -> dict[str, Any]:
+    code = form.get("code")
+    redirect_uri = form.get("redirect_uri")
+    if not code or len(code) > 128:
+        raise errors.InvalidRequest("code is missing")
+    if not redirect_uri:
+        raise errors.InvalidRequest("redirect_uri is missing")
+    code_hash = digest(code)
+    ring = await ctx.keys.ring()
+    now = ctx.now()
+    failure: errors.OAuthError
+    # A failure found after the code was claimed still commits, so the code stays burnt (no
+    # second guess at the verifier) and a replay's revocations persist; then it is raised.
+    async with ctx.db.transaction() as session:
+        row = await code_store.claim_code(session, code_hash, client.client_id, now)
+        if row is None:
+            previous = await code_store.find_code(session, code_hash)
+            if previous is not None and previous.used_at is not None and (
+                previous.client_id == client.client_id
+            ):
+                # RFC 6749 §4.1.2, RFC 9700 §4.2.4: a second redemption revokes every token
+                # issued from this code.
+                await token_store.revoke_by_code(session, code_hash, now)
+                failure = errors.InvalidGrant("The authorization code was already used")
+            else:
+                failure = errors.InvalidGrant("The authorization code is invalid or expired")
+        else:
+            try:
+                return await _redeem(ctx, ring, session, client, row, form, code_hash)
+            except errors.OAuthError as exc:
+                failure = exc
+    raise failure
+
+
+async def _redeem(ctx: Context, ring: KeyRing, session: AsyncSession, client: ClientConfig,
+                  row: AuthorizationCode, form: Mapping[str, str], code_hash: str
+                  ) -> dict[str, Any]:
+    # RFC 6749 §4.1.3: redirect_uri identical to the authorization request's.
+    if form.get("redirect_uri") != row.redirect_uri:
+        raise errors.InvalidGrant("redirect_uri does not match the authorization request")
+    check_code_verifier(row.code_challenge, form.get("code_verifier"))
+    grant = await grant_store.get_grant(session, row.grant_id)
+    user = await user_store.get_user(session, row.user_id)
+    if grant is None or grant.revoked_at is not None or user is None:
+        raise errors.InvalidGrant("The grant behind this code was revoked")
+    auth = Authentication(row.auth_time, tuple(row.amr), row.acr, row.sid, row.nonce)
+    subject = Subject(user.id, user, grant, auth)
+    scopes = list(row.scopes)
+    access_token = mint_access_token(ctx, ring, session, client, subject, scopes, row.claims,
+                                     code_hash)
+    body = token_response(access_token, ctx.settings.access_token_ttl, scopes)
+    if wants_refresh_token(client, scopes):
+        body["refresh_token"] = mint_refresh_token(ctx, session, client, subject, scopes,
+                                                   row.claims)
+    if "openid" in scopes:
+        body["id_token"] = mint_id_token(ctx, ring, client, subject, scopes, row.claims,
+                                         access_token)
+    return body
+
+
+def check_code_verifier(challenge: str | None, verifier: str | None) -> None:
+    if challenge is None:
+        if verifier is not None:
+            # RFC 9700 §4.8.2: PKCE downgrade — a verifier without a challenge is an attack.
+            raise errors.InvalidGrant("code_verifier sent but no code_challenge was used")
+        return
+    if verifier is None:
+        raise errors.InvalidGrant("code_verifier is missing")
+    if not verify_s256(verifier, challenge):
+        raise errors.InvalidGrant("code_verifier does not match the code_challenge")

@@ -1,0 +1,88 @@
+"""RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2), OIDC Core §12."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from idp import errors
+from idp.crypto.handles import digest
+from idp.domain import ClientConfig
+from idp.protocol.scopes import parse_scope
+from idp.services.context import Context
+from idp.services.grant_types import grant_handler, token_response
+from idp.services.issuance import (
+    Authentication,
+    Subject,
+    mint_access_token,
+    mint_id_token,
+    mint_refresh_token,
+)
+from idp.store import grants as grant_store
+from idp.store import tokens as token_store
+from idp.store import users as user_store
+
+
+@grant_handler("refresh_token")
+async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[str, str]
+                              ) -> dict[str, Any]:
+    presented = form.get("refresh_token")
+    if not presented or len(presented) > 128:
+        raise errors.InvalidRequest("refresh_token is missing")
+    token_hash = digest(presented)
+    ring = await ctx.keys.ring()
+    now = ctx.now()
+    failure: errors.OAuthError
+    async with ctx.db.transaction() as session:
+        # One conditional update: of concurrent refreshes of one token exactly one wins.
+        row = await token_store.claim_refresh_token(session, token_hash, client.client_id, now)
+        if row is None:
+            previous = await token_store.get_refresh_token(session, token_hash)
+            if previous is not None and previous.client_id == client.client_id and (
+                previous.used_at is not None and previous.revoked_at is None
+            ):
+                # RFC 9700 §4.14.2: a rotated token came back, so it leaked. Revoke every
+                # token of the grant; committed before the error is returned.
+                await token_store.revoke_by_grant(session, previous.grant_id, now)
+                failure = errors.InvalidGrant("The refresh token was already used")
+            else:
+                failure = errors.InvalidGrant("The refresh token is invalid, expired or revoked")
+        else:
+            try:
+                granted = list(row.scopes)
+                scopes = narrow_scope(form.get("scope"), granted)
+                grant = await grant_store.get_grant(session, row.grant_id)
+                user = await user_store.get_user(session, row.user_id)
+                if grant is None or grant.revoked_at is not None or user is None:
+                    raise errors.InvalidGrant("The grant behind this token was revoked")
+                auth = Authentication(row.auth_time, tuple(row.amr), row.acr, row.sid, None)
+                subject = Subject(user.id, user, grant, auth)
+                access_token = mint_access_token(ctx, ring, session, client, subject, scopes,
+                                                 row.claims)
+                body = token_response(access_token, ctx.settings.access_token_ttl, scopes)
+                # RFC 6749 §6: the new refresh token keeps the original scope.
+                body["refresh_token"] = mint_refresh_token(
+                    ctx, session, client, subject, granted, row.claims, row.expires_at
+                )
+                if "openid" in scopes:
+                    # OIDC Core §12.2: same sub, original auth_time, no nonce.
+                    body["id_token"] = mint_id_token(ctx, ring, client, subject, scopes,
+                                                     row.claims, access_token,
+                                                     include_nonce=False)
+                return body
+            except errors.OAuthError as exc:
+                failure = exc
+    raise failure
+
+
+def narrow_scope(raw: str | None, granted: list[str]) -> list[str]:
+    """RFC 6749 §6: the requested scope may narrow, never widen, the original grant."""
+    if raw is None:
+        return granted
+    requested = parse_scope(raw)
+    if not requested:
+        raise errors.InvalidScope("scope is empty")
+    extra = [s for s in requested if s not in granted]
+    if extra:
+        raise errors.InvalidScope(f"scope {extra[0]} exceeds what was granted")
+    return requested

@@ -1,0 +1,62 @@
+"""Token introspection (RFC 7662), answered from live state: a revoked token, an expired one
+or one whose grant was withdrawn is inactive at once, before its JWT expires."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from idp import errors
+from idp.services.client_auth import authenticate_client
+from idp.services.context import Context
+from idp.services.issuance import consent_claim
+from idp.services.token_state import find_token, live_grant
+from idp.store import users as user_store
+from idp.store.models import AccessToken, Grant
+
+INACTIVE: dict[str, Any] = {"active": False}
+
+
+async def introspect(ctx: Context, form: Mapping[str, str], repeated: set[str],
+                     authorization: str | None) -> dict[str, Any]:
+    if repeated:
+        raise errors.InvalidRequest(f"parameter {sorted(repeated)[0]} is repeated")
+    client = await authenticate_client(ctx, form, authorization)
+    # RFC 7662 §2.1: the endpoint requires authorization; a public client has none to give.
+    if client.is_public:
+        raise errors.InvalidClient("Public clients may not introspect tokens")
+    token = form.get("token")
+    if not token:
+        raise errors.InvalidRequest("token is missing")
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
+        found = await find_token(ctx, session, token, form.get("token_type_hint"))
+        if found is None:
+            return INACTIVE
+        # Refresh tokens are the business of the client that holds them alone.
+        if found.kind == "refresh_token" and found.client_id != client.client_id:
+            return INACTIVE
+        grant = await live_grant(session, found, now)
+        if grant is False:
+            return INACTIVE
+        record = found.record
+        user_id = record.user_id
+        if user_id is not None and await user_store.get_user(session, user_id) is None:
+            return INACTIVE
+    scopes = list(record.scopes)
+    body: dict[str, Any] = {
+        "active": True,
+        "scope": " ".join(scopes),
+        "client_id": record.client_id,
+        "sub": record.user_id or record.client_id,
+        "exp": record.expires_at,
+        "iss": ctx.settings.issuer,
+        "token_type": "Bearer" if isinstance(record, AccessToken) else "refresh_token",
+    }
+    if isinstance(record, AccessToken):
+        body.update(iat=record.issued_at, aud=found.claims.get("aud"), jti=record.jti)
+    else:
+        body.update(iat=record.created_at, aud=record.client_id)
+    if isinstance(grant, Grant):
+        body["consent"] = consent_claim(grant, scopes)
+    return body

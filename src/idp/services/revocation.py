@@ -1,0 +1,41 @@
+"""Token revocation (RFC 7009)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from idp import errors
+from idp.services.client_auth import authenticate_client
+from idp.services.context import Context
+from idp.services.token_state import find_token
+from idp.store import tokens as token_store
+from idp.store.models import RefreshToken
+
+TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
+
+
+async def revoke(ctx: Context, form: Mapping[str, str], repeated: set[str],
+                 authorization: str | None) -> None:
+    if repeated:
+        raise errors.InvalidRequest(f"parameter {sorted(repeated)[0]} is repeated")
+    client = await authenticate_client(ctx, form, authorization)
+    token = form.get("token")
+    if not token:
+        raise errors.InvalidRequest("token is missing")
+    hint = form.get("token_type_hint")
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
+        found = await find_token(ctx, session, token, hint)
+        # RFC 7009 §2.2: an invalid or unknown token is answered with 200 all the same.
+        if found is None:
+            return
+        # RFC 7009 §2.1: a client may revoke only the tokens issued to it.
+        if found.client_id != client.client_id:
+            raise errors.InvalidGrant("The token was issued to another client")
+        record = found.record
+        if isinstance(record, RefreshToken):
+            # Revoking a refresh token ends the grant's access tokens too (RFC 7009 §2.1
+            # SHOULD), and the refresh chain it belongs to.
+            await token_store.revoke_by_grant(session, record.grant_id, now)
+        else:
+            await token_store.revoke_access_token(session, record.jti, now)

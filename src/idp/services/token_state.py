@@ -1,0 +1,67 @@
+"""Finding a presented token and judging it against live state: shared by revocation (RFC 7009)
+and introspection (RFC 7662)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from idp.crypto.handles import digest
+from idp.services.context import Context
+from idp.store import grants as grant_store
+from idp.store import tokens as token_store
+from idp.store.models import AccessToken, Grant, RefreshToken
+
+MAX_TOKEN_LENGTH = 16 * 1024
+
+
+@dataclass(frozen=True)
+class FoundToken:
+    kind: str  # "access_token" | "refresh_token"
+    record: AccessToken | RefreshToken
+    claims: dict[str, Any]  # the JWT's claims for access tokens, {} for refresh tokens
+
+    @property
+    def client_id(self) -> str:
+        return self.record.client_id
+
+
+async def find_token(ctx: Context, session: AsyncSession, token: str, hint: str | None
+                     ) -> FoundToken | None:
+    """The token's record, whatever `token_type_hint` says (RFC 7009 §2.1: the hint only
+    speeds up the lookup; a wrong hint must not make the token unfindable)."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    order = ("refresh_token", "access_token") if hint == "refresh_token" else (
+        "access_token", "refresh_token")
+    for kind in order:
+        if kind == "access_token" and token.count(".") == 2:
+            claims = await ctx.keys.verify_own(token, typ="at+jwt")
+            if claims is not None:
+                record = await token_store.get_access_token(session, str(claims.get("jti", "")))
+                if record is not None:
+                    return FoundToken(kind, record, claims)
+        elif kind == "refresh_token" and "." not in token:
+            refresh = await token_store.get_refresh_token(session, digest(token))
+            if refresh is not None:
+                return FoundToken(kind, refresh, {})
+    return None
+
+
+async def live_grant(session: AsyncSession, found: FoundToken, now: int) -> Grant | bool | None:
+    """False when the token is not active now; else its grant (None for client tokens)."""
+    record = found.record
+    if record.revoked_at is not None or record.expires_at <= now:
+        return False
+    if isinstance(record, RefreshToken) and (
+        record.used_at is not None or record.idle_expires_at <= now
+    ):
+        return False
+    if record.grant_id is None:
+        return None
+    grant = await grant_store.get_grant(session, record.grant_id)
+    if grant is None or grant.revoked_at is not None:
+        return False
+    return grant

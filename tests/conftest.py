@@ -94,6 +94,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
         "key_cache_seconds": 0,
+        "background_tasks": False,
         "db_pool_size": 25,
     }
     values.update(overrides)

@@ -92,6 +92,9 @@ def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
                 scopes=args.scope, token_endpoint_auth_method=args.auth_method,
                 id_token_signed_response_alg=args.id_token_alg,
                 require_pkce=not args.no_pkce,
+                long_sessions=args.long_sessions,
+                post_logout_redirect_uris=args.post_logout_redirect_uri,
+                backchannel_logout_uri=args.backchannel_logout_uri,
             )
         except admin.InvalidInput as exc:
             print(f"idp: {exc}", file=sys.stderr)
@@ -112,6 +115,9 @@ def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def client_json(client: Any) -> dict[str, Any]:
     return {
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "long_sessions": client.long_sessions,
         "client_id": client.client_id, "client_name": client.name,
         "client_type": client.client_type, "application_type": client.application_type,
         "redirect_uris": list(client.redirect_uris), "grant_types": list(client.grant_types),
@@ -155,6 +161,20 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
             print(f"idp: {exc}", file=sys.stderr)
             return 2
         print(json.dumps({"sub": user.id, "email": user.email}) if args.json else user.id)
+        return 0
+
+    return run_with_context(settings, action)
+
+
+def cmd_sessions_end(settings: Settings, args: argparse.Namespace) -> int:
+    from idp.services.sessions import end_user_sessions
+
+    async def action(ctx: Context) -> int:
+        ended = await end_user_sessions(ctx, args.email)
+        if ended is None:
+            print(f"idp: no account for {args.email}", file=sys.stderr)
+            return 2
+        print(f"ended {ended} session(s); apps are notified by back-channel logout")
         return 0
 
     return run_with_context(settings, action)
@@ -233,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--id-token-alg", choices=["RS256", "ES256"], default="RS256")
     create.add_argument("--no-pkce", action="store_true",
                         help="confidential clients only: do not require PKCE")
+    create.add_argument("--long-sessions", action="store_true",
+                        help="issue refresh tokens without offline_access")
+    create.add_argument("--post-logout-redirect-uri", action="append", default=[])
+    create.add_argument("--backchannel-logout-uri", default=None)
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=cmd_clients_create)
     lst = csub.add_parser("list", help="list clients")
@@ -250,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     ucreate.add_argument("--email-verified", action="store_true")
     ucreate.add_argument("--json", action="store_true")
     ucreate.set_defaults(func=cmd_users_create)
+
+    sessions = sub.add_parser("sessions", help="customer sessions")
+    ssub = sessions.add_subparsers(dest="sessions_command", required=True)
+    send = ssub.add_parser("end", help="sign a customer out everywhere (apps are told)")
+    send.add_argument("--email", required=True)
+    send.set_defaults(func=cmd_sessions_end)
 
     api = sub.add_parser("openapi", help="write the OpenAPI document (default: stdout)")
     api.add_argument("--output", default="-")

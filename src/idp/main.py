@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -14,7 +15,18 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from idp.routes import authorize, discovery, health, interaction, revocation, token, userinfo
+from idp.notifications.dispatcher import Dispatcher
+from idp.routes import (
+    authorize,
+    discovery,
+    health,
+    interaction,
+    logout,
+    revocation,
+    token,
+    userinfo,
+)
+from idp.services import maintenance
 from idp.services.context import Context, build_context
 from idp.settings import Settings
 from idp.web.browser import BrowserCookies
@@ -66,9 +78,22 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         if owned:
             await context.keys.ensure_keys()
         await context.passwords.warm_up()
+        tasks: list[asyncio.Task[None]] = []
+        dispatcher = Dispatcher(context)
+        if settings.background_tasks:
+            context.outbox_signal = dispatcher.wake.set
+            tasks.append(asyncio.create_task(
+                dispatcher.run_forever(settings.outbox_interval_seconds)))
+            tasks.append(asyncio.create_task(
+                maintenance.run_forever(context, settings.maintenance_interval_seconds)))
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            context.outbox_signal = None
+            await dispatcher.close()
             if owned:
                 await context.close()
 
@@ -93,7 +118,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     if ctx is not None:
         app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (discovery, authorize, interaction, token, revocation, userinfo, health):
+    for module in (discovery, authorize, interaction, token, revocation, userinfo, logout,
+                   health):
         app.include_router(module.router)
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     password_min_length: int = Field(default=8, ge=8)
     password_max_length: int = Field(default=256, ge=64)
 
+    # The outbox dispatcher and periodic maintenance (key rotation, purging) in `idp serve`.
+    background_tasks: bool = True
+    outbox_interval_seconds: float = Field(default=2.0, gt=0)
+    maintenance_interval_seconds: int = Field(default=600, ge=1)
+
     ui_locales_supported: tuple[str, ...] = ("en",)
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"

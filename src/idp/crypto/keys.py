@@ -15,8 +15,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet, RSAKey
-from joserfc.jwk import KeyParameters
+from joserfc.jwk import ECKey, KeyParameters, KeySet, RSAKey
 
 SUPPORTED_ALGS = ("RS256", "ES256")
 Key = RSAKey | ECKey

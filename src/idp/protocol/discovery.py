@@ -40,6 +40,9 @@ def openid_metadata(issuer: str) -> dict[str, Any]:
     return {
         **oauth_metadata(issuer),
         "userinfo_endpoint": f"{issuer}/userinfo",
+        "end_session_endpoint": f"{issuer}/logout",
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "claims_supported": ["iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",

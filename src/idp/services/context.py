@@ -20,8 +20,15 @@ class Context:
     keys: KeyManager
     clock: Callable[[], float] = field(default=time.time)
 
+    # Set by the running dispatcher: wakes it as soon as a change wrote to the outbox.
+    outbox_signal: Callable[[], None] | None = None
+
     def now(self) -> int:
         return int(self.clock())
+
+    def notify_outbox(self) -> None:
+        if self.outbox_signal is not None:
+            self.outbox_signal()
 
     async def close(self) -> None:
         await self.db.dispose()

@@ -61,43 +61,64 @@ class KeyManager:
         return max(s.id_token_ttl, s.access_token_ttl) + s.key_cache_seconds + 60
 
     async def ensure_keys(self) -> list[str]:
-        """Create an active key for each supported algorithm that lacks one; returns new kids."""
+        """Give each supported algorithm an active key and a published next key (REL-06);
+        returns the kids created."""
         created: list[str] = []
         async with self._db.transaction() as session:
-            active = {k.alg for k in await key_store.all_keys(session) if k.state == "active"}
+            states = {(k.alg, k.state) for k in await key_store.all_keys(session)}
             for alg in SUPPORTED_ALGS:
-                if alg not in active:
-                    created.append(self._add_key(session, alg))
+                for state in ("active", "next"):
+                    if (alg, state) not in states:
+                        created.append(self._add_key(session, alg, state))
         if created:
             self._ring = None
         return created
 
     async def rotate(self, algs: tuple[str, ...] = SUPPORTED_ALGS) -> list[str]:
-        """Make a new key current per algorithm; the previous one stays published (retired)
-        until every token it signed has expired."""
+        """Per algorithm: the next key (published since the last rotation, so every cached
+        JWKS already has it) starts signing; the active one is retired but stays published
+        until every token it signed has expired; a new next key is published. Returns the
+        kids that now sign."""
         now = self._now()
-        created: list[str] = []
+        active: list[str] = []
         async with self._db.transaction() as session:
             for alg in algs:
                 await key_store.retire_active(
                     session, alg, now, now + self.retired_key_lifetime()
                 )
-                created.append(self._add_key(session, alg))
+                promoted = await key_store.promote_next(session, alg, now)
+                active.append(promoted or self._add_key(session, alg, "active"))
+                self._add_key(session, alg, "next")
         self._ring = None
-        return created
+        return active
 
-    def _add_key(self, session: Any, alg: str) -> str:
+    async def rotate_if_due(self) -> list[str]:
+        """Automatic rotation: rotate the algorithms whose active key is older than the
+        configured period. Safe to run on every replica: a second rotation in the same
+        period finds a young key and does nothing."""
+        period = self._settings.key_rotation_days * 86_400
+        if period <= 0:
+            return []
+        now = self._now()
+        async with self._db.transaction() as session:
+            due = tuple(
+                k.alg for k in await key_store.all_keys(session)
+                if k.state == "active" and (k.activated_at or k.created_at) + period <= now
+            )
+        return await self.rotate(due) if due else []
+
+    def _add_key(self, session: Any, alg: str, state: str) -> str:
         key = generate_key(alg)
         now = self._now()
         session.add(
             SigningKey(
                 kid=key.kid,
                 alg=alg,
-                state="active",
+                state=state,
                 public_jwk=public_jwk(key),
                 private_jwk_encrypted=self._encryptor.encrypt(key.as_dict(private=True)),
                 created_at=now,
-                activated_at=now,
+                activated_at=now if state == "active" else None,
                 retired_at=None,
                 publish_until=None,
             )

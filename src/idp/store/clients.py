@@ -32,7 +32,8 @@ def to_config(row: Client) -> ClientConfig:
 
 
 async def get_client(session: AsyncSession, client_id: str) -> ClientConfig | None:
-    if not client_id or len(client_id) > 64:
+    # PostgreSQL text cannot hold NUL: asking for such an id would raise instead of not matching.
+    if not client_id or len(client_id) > 64 or "\x00" in client_id:
         return None
     row = await session.get(Client, client_id)
     return to_config(row) if row else None

@@ -9,10 +9,10 @@ from idp.store.models import SigningKey
 
 
 async def published_keys(session: AsyncSession, now: int) -> list[SigningKey]:
-    """Active keys and retired keys that may still have live tokens."""
+    """Next and active keys, and retired keys that may still have live tokens."""
     rows = await session.scalars(
         select(SigningKey)
-        .where(or_(SigningKey.state == "active", SigningKey.publish_until > now))
+        .where(or_(SigningKey.state.in_(("active", "next")), SigningKey.publish_until > now))
         .order_by(SigningKey.created_at.desc(), SigningKey.kid)
     )
     return list(rows)
@@ -29,3 +29,21 @@ async def retire_active(session: AsyncSession, alg: str, now: int, publish_until
         .where(SigningKey.alg == alg, SigningKey.state == "active")
         .values(state="retired", retired_at=now, publish_until=publish_until)
     )
+
+
+async def promote_next(session: AsyncSession, alg: str, now: int) -> str | None:
+    """Make the oldest next key active; None when there is none (or another replica won)."""
+    candidate = await session.scalar(
+        select(SigningKey.kid)
+        .where(SigningKey.alg == alg, SigningKey.state == "next")
+        .order_by(SigningKey.created_at, SigningKey.kid)
+        .limit(1)
+    )
+    if candidate is None:
+        return None
+    result = await session.execute(
+        update(SigningKey)
+        .where(SigningKey.kid == candidate, SigningKey.state == "next")
+        .values(state="active", activated_at=now)
+    )
+    return candidate if getattr(result, "rowcount", 0) == 1 else None

@@ -48,3 +48,22 @@ async def record_client(session: AsyncSession, sid: str, client_id: str, user_id
 async def clients_of_session(session: AsyncSession, sid: str) -> list[str]:
     rows = await session.scalars(select(SessionClient.client_id).where(SessionClient.sid == sid))
     return list(rows)
+
+
+async def end_by_sid(session: AsyncSession, sid: str, now: int) -> str | None:
+    """End the session with this `sid`; returns its user id, or None if it was not live."""
+    row = await session.scalar(select(BrowserSession).where(BrowserSession.sid == sid))
+    if row is None or row.ended_at is not None:
+        return None
+    row.ended_at = now
+    return row.user_id
+
+
+async def live_sids_of_user(session: AsyncSession, user_id: str, now: int) -> list[str]:
+    rows = await session.scalars(
+        select(BrowserSession.sid).where(
+            BrowserSession.user_id == user_id, BrowserSession.ended_at.is_(None),
+            BrowserSession.expires_at > now,
+        )
+    )
+    return list(rows)

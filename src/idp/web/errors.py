@@ -16,7 +16,7 @@ log = logging.getLogger("idp.web")
 
 
 def wants_html(request: Request) -> bool:
-    return request.url.path.startswith(("/authorize", "/interaction"))
+    return request.url.path.startswith(("/authorize", "/interaction", "/logout"))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,0 +1,53 @@
+"""A real local HTTP receiver for back-channel logout tokens and events: an app's endpoint
+that can be down, then come up on the same port."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from urllib.parse import parse_qs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Receiver:
+    def __init__(self, port: int | None = None, status: int = 200) -> None:
+        self.port = port or free_port()
+        self.status = status
+        self.received: list[dict[str, list[str]]] = []
+        self.arrived = asyncio.Event()
+        self._server: asyncio.base_events.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/backchannel"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.decode("latin-1").split("\r\n"):
+                name, _, value = line.partition(":")
+                if name.lower() == "content-length":
+                    length = int(value.strip())
+            body = await reader.readexactly(length) if length else b""
+            self.received.append(parse_qs(body.decode()))
+            self.arrived.set()
+            writer.write(f"HTTP/1.1 {self.status} X\r\nContent-Length: 0\r\n"
+                         "Connection: close\r\n\r\n".encode())
+            await writer.drain()
+        finally:
+            writer.close()

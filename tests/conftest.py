@@ -117,8 +117,16 @@ async def _empty_tables(ctx: Context) -> None:
             names = ", ".join(t.name for t in Base.metadata.sorted_tables)
             await session.execute(text(f"TRUNCATE {names} CASCADE"))
         else:
+            # The ledger's append-only triggers stand aside while the test database is emptied.
+            triggers = list(await session.scalars(text(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' "
+                "AND tbl_name = 'consent_ledger'")))
+            for name in ("consent_ledger_no_delete", "consent_ledger_no_update"):
+                await session.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
             for table in reversed(Base.metadata.sorted_tables):
                 await session.execute(table.delete())
+            for statement in triggers:
+                await session.execute(text(statement))
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ class ClientConfig:
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = True
     post_logout_redirect_uris: tuple[str, ...] = ()
+    optional_scopes: tuple[str, ...] = ()
+    event_uri: str | None = None
 
     @property
     def is_public(self) -> bool:

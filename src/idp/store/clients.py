@@ -28,6 +28,8 @@ def to_config(row: Client) -> ClientConfig:
         backchannel_logout_uri=row.backchannel_logout_uri,
         backchannel_logout_session_required=row.backchannel_logout_session_required,
         post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
+        optional_scopes=tuple(row.optional_scopes or ()),
+        event_uri=row.event_uri,
     )
 
 

@@ -59,6 +59,10 @@ class Client(Base):
     # OIDC Back-Channel Logout 1.0 §2.2
     backchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
     backchannel_logout_session_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Requested scopes the customer may decline on the consent page.
+    optional_scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # RFC 8935 push endpoint for Security Event Tokens (consent changes, session revocation).
+    event_uri: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int]
 
 
@@ -137,6 +141,15 @@ class Grant(Base):
     scopes: Mapped[list[str]] = mapped_column(JSON)
     # Individual claims consented through the `claims` request parameter (OIDC Core §5.5).
     claims: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # [{"id": purpose id, "version": n}] agreed to, at the version shown.
+    purposes: Mapped[list[Json]] = mapped_column(JSON, default=list)
+    # Optional items the customer declined: not asked again until the app asks with
+    # prompt=consent or the purpose's version is raised.
+    declined_scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    declined_purposes: Mapped[list[Json]] = mapped_column(JSON, default=list)
+    # Global Privacy Control signal seen when consent was last given.
+    gpc: Mapped[bool] = mapped_column(Boolean, default=False)
+    channel: Mapped[str] = mapped_column(String(16), default="web")
     created_at: Mapped[int]
     updated_at: Mapped[int]
     revoked_at: Mapped[int | None]
@@ -253,6 +266,8 @@ class OutboxMessage(Base):
     locked_until: Mapped[int | None]
     delivered_at: Mapped[int | None]
     abandoned_at: Mapped[int | None]
+    # The consent ledger entry whose change this message carries ("applied to 3 of 3 apps").
+    change_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class DeliveryAttempt(Base):
@@ -265,3 +280,58 @@ class DeliveryAttempt(Base):
     attempted_at: Mapped[int]
     status_code: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(String(200))
+
+
+class Purpose(Base):
+    """Why data is processed, defined by the operator; its version rises on material change."""
+
+    __tablename__ = "purposes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    # identity | descriptive | attitudinal | behavioral
+    data_categories: Mapped[list[str]] = mapped_column(JSON)
+    legal_basis: Mapped[str] = mapped_column(String(32))  # consent | contract | legitimate_interest
+    sale_or_share: Mapped[bool] = mapped_column(Boolean, default=False)  # CCPA/CPRA
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+
+
+class ClientPurpose(Base):
+    __tablename__ = "client_purposes"
+
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.client_id", ondelete="CASCADE"), primary_key=True
+    )
+    purpose_id: Mapped[str] = mapped_column(
+        ForeignKey("purposes.id", ondelete="CASCADE"), primary_key=True
+    )
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LedgerEntry(Base):
+    """The consent ledger: append-only and hash-chained (PRIV-06, PRIV-07).
+
+    `entry_hash` covers the previous hash, the sequence number, the header columns and the
+    digest of `payload`, never the payload itself, so the personal data in `payload` can be
+    erased (set to NULL) while the chain still verifies.
+    """
+
+    __tablename__ = "consent_ledger"
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    entry_id: Mapped[str] = mapped_column(String(64), unique=True)
+    grant_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    # Pseudonymous subject reference (HMAC of the user id), kept after erasure.
+    subject_ref: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # grant | change | withdraw | reconsent
+    channel: Mapped[str] = mapped_column(String(16))
+    gpc: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[int]
+    payload: Mapped[Json | None] = mapped_column(JSON)
+    payload_digest: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))

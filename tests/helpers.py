@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -143,3 +146,29 @@ async def redeem(http: httpx.AsyncClient, flow: Flow, code: str, **extra: str) -
     data.update(extra)
     return await http.post("/token", data={k: v for k, v in data.items() if v is not None},
                            headers=headers)
+
+
+@contextlib.contextmanager
+def throwaway_database(tmp_path: Path) -> Iterator[str]:
+    """An empty, unmigrated database of the suite's kind: a SQLite file in `tmp_path`, or a new
+    PostgreSQL database (dropped afterwards) when IDP_TEST_DATABASE_URL names one. Blocking;
+    use from synchronous tests and fixtures."""
+    import asyncio
+    import os
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import _pg_execute, _postgres_admin_url
+
+    base = os.environ.get("IDP_TEST_DATABASE_URL")
+    if not (base and base.startswith("postgresql")):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'throwaway.db'}"
+        return
+    name = f"idp_tmp_{uuid.uuid4().hex[:10]}"
+    admin_url = _postgres_admin_url(base)
+    asyncio.run(_pg_execute(admin_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_pg_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -83,6 +83,9 @@ def check_request(values: dict[str, str], repeated: set[str], target: VerifiedTa
     for name, value in values.items():
         if len(value) > (MAX_ID_TOKEN_HINT_LENGTH if name == "id_token_hint" else MAX_PARAM_LENGTH):
             raise errors.InvalidRequest(f"parameter {name} is too long")
+        if "\x00" in value:
+            # No parameter legitimately holds NUL, and PostgreSQL text cannot store one.
+            raise errors.InvalidRequest(f"parameter {name} contains a NUL character")
     # OIDC Core §6: request objects are not supported, and must not be silently ignored.
     if "request" in values:
         raise errors.RequestNotSupported()

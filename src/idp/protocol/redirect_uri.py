@@ -67,7 +67,8 @@ def redirect_uri_matches(registered: Iterable[str], requested: str, application_
     registered = list(registered)
     if requested in registered:
         return True
-    if application_type != "native":
+    # urlsplit lower-cases the scheme; only the port may differ from what was registered.
+    if application_type != "native" or not requested.startswith("http://"):
         return False
     parts = _split(requested)
     if parts is None or parts.fragment:

@@ -19,9 +19,12 @@ async def _bearer_token(request: Request) -> str | None:
     from_header = None
     if header is not None:
         scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            raise errors.InvalidRequest("Authorization header must use the Bearer scheme")
-        from_header = value.strip()
+        if scheme.lower() == "bearer":
+            if not value.strip():
+                raise errors.InvalidRequest("The Bearer authorization header has no token")
+            from_header = value.strip()
+        # Another scheme is an unsupported authentication method: RFC 6750 §3.1 answers it like
+        # a request without authentication (a bare challenge, no error code).
     from_body = None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if request.method == "POST" and content_type == FORM_TYPE:

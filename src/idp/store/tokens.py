@@ -49,6 +49,26 @@ async def revoke_by_code(session: AsyncSession, code_hash: str, now: int) -> int
     return _count(result)
 
 
+async def revoke_by_grant_session(session: AsyncSession, grant_id: str, sid: str | None,
+                                  now: int) -> int:
+    """Access and refresh tokens of one grant issued in one browser session. Refresh tokens do
+    not record the code they came from, so this is how a replayed code reaches the refresh
+    chain it started (and the access tokens refreshed from it)."""
+    access = await session.execute(
+        update(AccessToken)
+        .where(AccessToken.grant_id == grant_id, AccessToken.sid == sid,
+               AccessToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    refresh = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.grant_id == grant_id, RefreshToken.sid == sid,
+               RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return _count(access) + _count(refresh)
+
+
 async def revoke_by_grant(session: AsyncSession, grant_id: str, now: int) -> int:
     """Every access and refresh token issued under the grant."""
     access = await session.execute(

@@ -17,6 +17,8 @@ async def get_user(session: AsyncSession, user_id: str) -> User | None:
 
 
 async def find_by_email(session: AsyncSession, email: str) -> User | None:
+    if "\x00" in email:
+        return None  # PostgreSQL text cannot hold NUL: no account has such an address
     return await session.scalar(select(User).where(User.email == normalize_email(email)))
 
 

@@ -80,6 +80,7 @@ async def _reject_too_large(send: Send) -> None:
     body = b'{"error":"invalid_request","error_description":"Request body is too large"}'
     await send({"type": "http.response.start", "status": 413, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        *_HEADERS, (b"content-security-policy", CSP.encode()),
+        # RFC 6749 §5.2: token endpoint answers, errors included, are never cached.
+        (b"cache-control", b"no-store"), *_HEADERS, (b"content-security-policy", CSP.encode()),
     ]})
     await send({"type": "http.response.body", "body": body})

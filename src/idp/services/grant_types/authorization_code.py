@@ -54,6 +54,9 @@ async def authorization_code_grant(ctx: Context, client: ClientConfig, form: Map
                 # RFC 6749 §4.1.2, RFC 9700 §4.2.4: a second redemption revokes every token
                 # issued from this code.
                 await token_store.revoke_by_code(session, code_hash, now)
+                await token_store.revoke_by_grant_session(
+                    session, previous.grant_id, previous.sid, now
+                )
                 failure = errors.InvalidGrant("The authorization code was already used")
             else:
                 failure = errors.InvalidGrant("The authorization code is invalid or expired")

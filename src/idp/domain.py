@@ -12,7 +12,7 @@ class ClientConfig:
     name: str
     client_type: str  # "public" | "confidential"
     application_type: str  # "web" | "native"
-    token_endpoint_auth_method: str  # client_secret_basic | client_secret_post | none
+    token_endpoint_auth_method: str  # client_secret_basic|client_secret_post|private_key_jwt|none
     redirect_uris: tuple[str, ...]
     grant_types: tuple[str, ...]
     allowed_scopes: tuple[str, ...]

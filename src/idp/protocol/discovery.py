@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from idp.crypto.client_keys import CLIENT_SIGNING_ALGS
 from idp.crypto.keys import SUPPORTED_ALGS
 from idp.protocol.scopes import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 
-TOKEN_ENDPOINT_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+TOKEN_ENDPOINT_AUTH_METHODS = (
+    "client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ACR_PASSWORD = "urn:idp:acr:password"
 
@@ -21,14 +23,18 @@ def oauth_metadata(issuer: str) -> dict[str, Any]:
         "jwks_uri": f"{issuer}/jwks",
         "revocation_endpoint": f"{issuer}/revoke",
         "revocation_endpoint_auth_methods_supported": list(TOKEN_ENDPOINT_AUTH_METHODS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(CLIENT_SIGNING_ALGS),
         "introspection_endpoint": f"{issuer}/introspect",
         "introspection_endpoint_auth_methods_supported": [
             m for m in TOKEN_ENDPOINT_AUTH_METHODS if m != "none"],
+        "introspection_endpoint_auth_signing_alg_values_supported": list(CLIENT_SIGNING_ALGS),
         "scopes_supported": list(SUPPORTED_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": list(GRANT_TYPES),
         "token_endpoint_auth_methods_supported": list(TOKEN_ENDPOINT_AUTH_METHODS),
+        # private_key_jwt assertions (RFC 7523); never none or HS*.
+        "token_endpoint_auth_signing_alg_values_supported": list(CLIENT_SIGNING_ALGS),
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
         "service_documentation": f"{issuer}/docs",

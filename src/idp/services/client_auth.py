@@ -10,6 +10,7 @@ from urllib.parse import unquote_plus
 from idp import errors
 from idp.crypto.handles import digest, digest_matches
 from idp.domain import ClientConfig
+from idp.services.client_assertion import authenticate_with_assertion
 from idp.services.context import Context
 from idp.store import clients as client_store
 
@@ -26,7 +27,8 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
         return None
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        # ValueError: non-ASCII octets in the header (b64decode refuses them).
         raise errors.InvalidClient("Malformed Basic authorization header") from None
     client_id, sep, secret = decoded.partition(":")
     if not sep:
@@ -37,7 +39,7 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
 async def authenticate_client(ctx: Context, form: Mapping[str, str], authorization: str | None
                               ) -> ClientConfig:
     basic = parse_basic(authorization)
-    if basic is not None and ("client_secret" in form or "client_assertion" in form):
+    if sum((basic is not None, "client_secret" in form, "client_assertion" in form)) > 1:
         # RFC 6749 §2.3: a client MUST NOT use more than one authentication method.
         raise errors.InvalidRequest("More than one client authentication method was used")
     if basic is not None:
@@ -49,7 +51,7 @@ async def authenticate_client(ctx: Context, form: Mapping[str, str], authorizati
             "client_secret_post"
         )
     elif "client_assertion" in form:
-        raise errors.InvalidClient("client_assertion is not supported")
+        return await authenticate_with_assertion(ctx, form)
     else:
         client_id, secret, method = form.get("client_id", ""), None, "none"
 

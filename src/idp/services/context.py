@@ -6,7 +6,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
+
 from idp.crypto.passwords import PasswordService
+from idp.net.fetch import new_http_client
+from idp.services.client_keys import ClientKeyCache
 from idp.services.keys import KeyManager
 from idp.settings import Settings
 from idp.store.db import Database, create_engine
@@ -23,14 +27,28 @@ class Context:
     # Set by the running dispatcher: wakes it as soon as a change wrote to the outbox.
     outbox_signal: Callable[[], None] | None = None
 
+    # Outbound requests to client-supplied URLs (idp.net.fetch); tests put a mock transport here.
+    http_transport: httpx.AsyncBaseTransport | None = None
+    client_keys: ClientKeyCache = field(default_factory=ClientKeyCache)
+    _http: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+
     def now(self) -> int:
         return int(self.clock())
+
+    def http(self) -> httpx.AsyncClient:
+        """The one shared client for client-supplied URLs, created on first use."""
+        if self._http is None:
+            self._http = new_http_client(self.http_transport)
+        return self._http
 
     def notify_outbox(self) -> None:
         if self.outbox_signal is not None:
             self.outbox_signal()
 
     async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
         await self.db.dispose()
 
 

@@ -1,0 +1,129 @@
+"""Fetch a JSON document from a URL a client registered (its `jwks_uri`, later a
+`request_uri` or `sector_identifier_uri`), without letting that URL reach inside our network.
+
+security.md §0 item 16: https only; every address the host resolves to must be public; the
+connection goes to the address that was checked (no second DNS answer can swap in another);
+no redirects; at most 2 s in total; at most 256 KiB of body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+from typing import Any
+
+import httpx
+
+TIMEOUT_SECONDS = 2.0
+MAX_BODY_BYTES = 256 * 1024
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class FetchError(Exception):
+    """A client-supplied URL could not be fetched safely; the message says why (never a body)."""
+
+
+def new_http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The client for client-supplied URLs. No environment proxies (they would bypass the
+    address check); no kept-alive connections, because connections are made to a checked
+    address and must not be reused for another host name served at that address."""
+    return httpx.AsyncClient(
+        transport=transport, follow_redirects=False, trust_env=False,
+        timeout=httpx.Timeout(TIMEOUT_SECONDS),
+        limits=httpx.Limits(max_keepalive_connections=0),
+        headers={"Accept": "application/json", "Accept-Encoding": "identity"},
+    )
+
+
+def is_public_address(address: _Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in _NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None and not is_public_address(embedded):
+            return False
+    return address.is_global and not (
+        address.is_private or address.is_loopback or address.is_link_local
+        or address.is_multicast or address.is_reserved or address.is_unspecified
+    )
+
+
+async def resolve_public(host: str, port: int) -> str:
+    """The first address of `host`, after checking that every address it resolves to is public."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise FetchError(f"cannot resolve {host}") from None
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not addresses:
+        raise FetchError(f"cannot resolve {host}")
+    for address in addresses:
+        if not is_public_address(address):
+            raise FetchError(f"{host} resolves to a non-public address")
+    return str(addresses[0])
+
+
+async def fetch_json(http: httpx.AsyncClient, url: str, *, allow_private: bool = False,
+                     time_limit: float = TIMEOUT_SECONDS) -> dict[str, Any]:
+    """GET `url` and return its JSON object. `allow_private` (dev mode only) also permits http
+    and private addresses, for apps running on the developer's machine."""
+    try:
+        async with asyncio.timeout(time_limit):
+            return await _fetch(http, url, allow_private)
+    except TimeoutError:
+        raise FetchError(f"no complete answer within {time_limit:g} s") from None
+
+
+async def _fetch(http: httpx.AsyncClient, url: str, allow_private: bool) -> dict[str, Any]:
+    try:
+        target = httpx.URL(url)
+    except httpx.InvalidURL:
+        raise FetchError("not a valid URL") from None
+    if target.scheme != "https" and not (allow_private and target.scheme == "http"):
+        raise FetchError("only https URLs are fetched")
+    if not target.host or target.userinfo:
+        raise FetchError("the URL needs a host and no user information")
+    headers: dict[str, str] = {}
+    extensions: dict[str, Any] = {}
+    if not allow_private:
+        host = target.raw_host.decode("ascii")  # IDNA-encoded, as DNS and TLS see it
+        address = await resolve_public(host, target.port or 443)
+        # Connect to the checked address; keep the name for Host, SNI and the certificate check.
+        headers["Host"] = target.netloc.decode("ascii")
+        extensions["sni_hostname"] = host
+        target = target.copy_with(host=address)
+    try:
+        async with http.stream("GET", target, headers=headers, extensions=extensions) as response:
+            if response.is_redirect:
+                raise FetchError(f"redirects are not followed (status {response.status_code})")
+            if response.status_code != 200:
+                raise FetchError(f"status {response.status_code}")
+            body = await _read_capped(response)
+    except httpx.HTTPError as exc:
+        raise FetchError(f"request failed ({type(exc).__name__})") from None
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        raise FetchError("the body is not JSON") from None
+    if not isinstance(document, dict):
+        raise FetchError("the body is not a JSON object")
+    return document
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    # Identity only (we asked for it), so a compressed body cannot expand past the cap in one
+    # chunk: the bytes counted are the bytes received.
+    if response.headers.get("content-encoding", "identity").lower() != "identity":
+        raise FetchError("compressed bodies are not accepted")
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise FetchError(f"the body exceeds {MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise FetchError(f"the body exceeds {MAX_BODY_BYTES} bytes")
+    return bytes(body)

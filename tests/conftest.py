@@ -101,6 +101,30 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+_KEY_POOL: dict[str, list[object]] = {}
+
+
+@pytest.fixture(autouse=True)
+def reuse_signing_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RSA key generation dominates test setup. Within a test every key is still new (a
+    rotation gets a fresh kid); across tests the same keys are reused, since every test starts
+    from empty tables."""
+    from idp.crypto import keys as key_module
+    from idp.services import keys as key_service
+
+    used: dict[str, int] = {}
+
+    def pooled(alg: str):  # type: ignore[no-untyped-def]
+        pool = _KEY_POOL.setdefault(alg, [])
+        index = used.get(alg, 0)
+        used[alg] = index + 1
+        if index == len(pool):
+            pool.append(key_module.generate_key(alg))
+        return pool[index]
+
+    monkeypatch.setattr(key_service, "generate_key", pooled)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -19,6 +19,7 @@ class Receiver:
         self.port = port or free_port()
         self.status = status
         self.received: list[dict[str, list[str]]] = []
+        self.bodies: list[tuple[str, bytes]] = []  # (content type, raw body)
         self.arrived = asyncio.Event()
         self._server: asyncio.base_events.Server | None = None
 
@@ -39,12 +40,17 @@ class Receiver:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             length = 0
+            content_type = ""
             for line in head.decode("latin-1").split("\r\n"):
                 name, _, value = line.partition(":")
                 if name.lower() == "content-length":
                     length = int(value.strip())
+                if name.lower() == "content-type":
+                    content_type = value.strip()
             body = await reader.readexactly(length) if length else b""
-            self.received.append(parse_qs(body.decode()))
+            self.bodies.append((content_type, body))
+            if content_type.startswith("application/x-www-form-urlencoded"):
+                self.received.append(parse_qs(body.decode()))
             self.arrived.set()
             writer.write(f"HTTP/1.1 {self.status} X\r\nContent-Length: 0\r\n"
                          "Connection: close\r\n\r\n".encode())

@@ -25,9 +25,12 @@ async def test_openid_configuration(client: httpx.AsyncClient) -> None:
     assert "openid" in meta["scopes_supported"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["authorization_response_iss_parameter_supported"] is True
-    assert meta["grant_types_supported"] == ["authorization_code"]
+    assert meta["grant_types_supported"] == ["authorization_code", "refresh_token",
+                                             "client_credentials"]
+    assert meta["revocation_endpoint"] == f"{ISSUER}/revoke"
+    assert meta["introspection_endpoint"] == f"{ISSUER}/introspect"
     assert set(meta["token_endpoint_auth_methods_supported"]) == {
-        "client_secret_basic", "client_secret_post", "none"}
+        "client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
     assert meta["response_modes_supported"] == ["query", "form_post"]
     assert meta["request_parameter_supported"] is False
     assert meta["request_uri_parameter_supported"] is False

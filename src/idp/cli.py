@@ -58,11 +58,19 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         created = await ctx.keys.ensure_keys()
         if created:
             print(f"generated signing keys: {', '.join(created)}")
+        try:
+            # Decrypt the keys now: a wrong IDP_KEY_ENCRYPTION_SECRET must stop the start,
+            # not turn every token request into a 500 behind a healthy readiness check.
+            await ctx.keys.ring()
+        except RuntimeError as exc:
+            print(f"idp: {exc}", file=sys.stderr)
+            return 1
         if not await admin.list_clients(ctx):
             print(FIRST_RUN.format(issuer=settings.issuer))
         return 0
 
-    run_with_context(settings, prepare)
+    if run_with_context(settings, prepare) != 0:
+        return 1
     print(f"idp serving {settings.issuer} (discovery: "
           f"{settings.issuer}/.well-known/openid-configuration)", flush=True)
     uvicorn.run(
@@ -84,6 +92,15 @@ Then send the browser to {issuer}/authorize?... (authorization code + PKCE S256)
 
 
 def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
+    jwks = None
+    if args.jwks_file:
+        try:
+            with open(args.jwks_file, encoding="utf-8") as handle:
+                jwks = json.load(handle)
+        except (OSError, ValueError) as exc:
+            print(f"idp: cannot read a JWK set from {args.jwks_file}: {exc}", file=sys.stderr)
+            return 2
+
     async def action(ctx: Context) -> int:
         try:
             new = await admin.create_client(
@@ -95,6 +112,8 @@ def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
                 long_sessions=args.long_sessions,
                 post_logout_redirect_uris=args.post_logout_redirect_uri,
                 backchannel_logout_uri=args.backchannel_logout_uri,
+                jwks=jwks, jwks_uri=args.jwks_uri,
+                optional_scopes=args.optional_scope, event_uri=args.event_uri,
             )
         except admin.InvalidInput as exc:
             print(f"idp: {exc}", file=sys.stderr)
@@ -161,6 +180,99 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
             print(f"idp: {exc}", file=sys.stderr)
             return 2
         print(json.dumps({"sub": user.id, "email": user.email}) if args.json else user.id)
+        return 0
+
+    return run_with_context(settings, action)
+
+
+def cmd_purposes_create(settings: Settings, args: argparse.Namespace) -> int:
+    from idp.services import purposes
+
+    async def action(ctx: Context) -> int:
+        row = await purposes.create_purpose(
+            ctx, purpose_id=args.purpose_id, title=args.title, description=args.description,
+            data_categories=args.category, legal_basis=args.legal_basis,
+            sale_or_share=args.sale_or_share)
+        print(json.dumps({"id": row.id, "version": row.version}))
+        return 0
+
+    return run_admin(settings, action)
+
+
+def cmd_purposes_update(settings: Settings, args: argparse.Namespace) -> int:
+    from idp.services import purposes
+
+    async def action(ctx: Context) -> int:
+        row = await purposes.update_purpose(ctx, args.purpose_id, title=args.title,
+                                            description=args.description,
+                                            material=not args.not_material)
+        print(json.dumps({"id": row.id, "version": row.version}))
+        return 0
+
+    return run_admin(settings, action)
+
+
+def cmd_purposes_list(settings: Settings, args: argparse.Namespace) -> int:
+    from idp.services import purposes
+
+    async def action(ctx: Context) -> int:
+        rows = await purposes.list_purposes(ctx)
+        print(json.dumps([{"id": r.id, "title": r.title, "version": r.version,
+                           "legal_basis": r.legal_basis, "sale_or_share": r.sale_or_share,
+                           "data_categories": r.data_categories} for r in rows], indent=2))
+        return 0
+
+    return run_admin(settings, action)
+
+
+def cmd_purposes_assign(settings: Settings, args: argparse.Namespace) -> int:
+    from idp.services import purposes
+
+    async def action(ctx: Context) -> int:
+        chosen = {p: True for p in args.required} | {p: False for p in args.optional}
+        await purposes.set_client_purposes(ctx, args.client, chosen)
+        print(json.dumps({"client_id": args.client, "purposes": chosen}))
+        return 0
+
+    return run_admin(settings, action)
+
+
+def run_admin(settings: Settings, action: Callable[[Context], Awaitable[int]]) -> int:
+    async def guarded(ctx: Context) -> int:
+        try:
+            return await action(ctx)
+        except admin.InvalidInput as exc:
+            print(f"idp: {exc}", file=sys.stderr)
+            return 2
+
+    return run_with_context(settings, guarded)
+
+
+def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from idp.services import ledger
+
+    async def action(ctx: Context) -> int:
+        count, problems = await ledger.verify(ctx)
+        for problem in problems:
+            where = f"entry {problem.seq}" + (f" ({problem.entry_id})" if problem.entry_id else "")
+            print(f"{where}: {problem.reason}")
+        print(f"{count} entries checked, {len(problems)} problem(s)")
+        return 1 if problems else 0
+
+    return run_with_context(settings, action)
+
+
+def cmd_ledger_receipt(settings: Settings, args: argparse.Namespace) -> int:
+    from idp.services import ledger
+    from idp.services.receipts import receipt
+
+    async def action(ctx: Context) -> int:
+        async with ctx.db.transaction() as session:
+            entry = await ledger.get_entry(session, args.entry_id)
+        if entry is None:
+            print(f"idp: no ledger entry {args.entry_id}", file=sys.stderr)
+            return 2
+        print(json.dumps(receipt(ctx, entry), indent=2))
         return 0
 
     return run_with_context(settings, action)
@@ -249,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--scope", action="append", default=None,
                         help="allowed scope (repeat); default: openid profile email")
     create.add_argument("--auth-method", default=None,
-                        choices=["client_secret_basic", "client_secret_post", "none"])
+                        choices=["client_secret_basic", "client_secret_post", "private_key_jwt",
+                                 "none"])
     create.add_argument("--id-token-alg", choices=["RS256", "ES256"], default="RS256")
     create.add_argument("--no-pkce", action="store_true",
                         help="confidential clients only: do not require PKCE")
@@ -257,6 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="issue refresh tokens without offline_access")
     create.add_argument("--post-logout-redirect-uri", action="append", default=[])
     create.add_argument("--backchannel-logout-uri", default=None)
+    create.add_argument("--optional-scope", action="append", default=[],
+                        help="a scope the customer may decline on the consent page")
+    create.add_argument("--event-uri", default=None,
+                        help="RFC 8935 push endpoint for consent and session events")
+    create.add_argument("--jwks-file", default=None, metavar="PATH",
+                        help="private_key_jwt: a JSON file with the app's public JWK set")
+    create.add_argument("--jwks-uri", default=None, metavar="URL",
+                        help="private_key_jwt: where the app publishes its public JWK set")
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=cmd_clients_create)
     lst = csub.add_parser("list", help="list clients")
@@ -274,6 +395,41 @@ def build_parser() -> argparse.ArgumentParser:
     ucreate.add_argument("--email-verified", action="store_true")
     ucreate.add_argument("--json", action="store_true")
     ucreate.set_defaults(func=cmd_users_create)
+
+    purposes = sub.add_parser("purposes", help="why data is processed (consent purposes)")
+    psub = purposes.add_subparsers(dest="purposes_command", required=True)
+    pcreate = psub.add_parser("create")
+    pcreate.add_argument("--id", required=True, dest="purpose_id")
+    pcreate.add_argument("--title", required=True)
+    pcreate.add_argument("--description", required=True)
+    pcreate.add_argument("--category", action="append", required=True,
+                         choices=["identity", "descriptive", "attitudinal", "behavioral"])
+    pcreate.add_argument("--legal-basis", default="consent",
+                         choices=["consent", "contract", "legitimate_interest"])
+    pcreate.add_argument("--sale-or-share", action="store_true")
+    pcreate.set_defaults(func=cmd_purposes_create)
+    pupdate = psub.add_parser("update", help="change a purpose; raises its version")
+    pupdate.add_argument("--id", required=True, dest="purpose_id")
+    pupdate.add_argument("--title")
+    pupdate.add_argument("--description")
+    pupdate.add_argument("--not-material", action="store_true",
+                         help="a wording fix: keep the version, nobody is asked again")
+    pupdate.set_defaults(func=cmd_purposes_update)
+    plist = psub.add_parser("list")
+    plist.set_defaults(func=cmd_purposes_list)
+    passign = psub.add_parser("assign", help="set the purposes a client asks for")
+    passign.add_argument("--client", required=True)
+    passign.add_argument("--required", action="append", default=[])
+    passign.add_argument("--optional", action="append", default=[])
+    passign.set_defaults(func=cmd_purposes_assign)
+
+    ledger_cmd = sub.add_parser("ledger", help="the consent ledger")
+    lsub = ledger_cmd.add_subparsers(dest="ledger_command", required=True)
+    lverify = lsub.add_parser("verify", help="check the hash chain; exit 1 on any problem")
+    lverify.set_defaults(func=cmd_ledger_verify)
+    lreceipt = lsub.add_parser("receipt", help="one entry as a consent receipt (JSON)")
+    lreceipt.add_argument("entry_id")
+    lreceipt.set_defaults(func=cmd_ledger_receipt)
 
     sessions = sub.add_parser("sessions", help="customer sessions")
     ssub = sessions.add_subparsers(dest="sessions_command", required=True)

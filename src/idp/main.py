@@ -17,8 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from idp.notifications.dispatcher import Dispatcher
 from idp.routes import (
+    account,
     authorize,
     discovery,
+    grants,
     health,
     interaction,
     logout,
@@ -119,7 +121,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         app.state.ctx = ctx
     install_error_handlers(app)
     for module in (discovery, authorize, interaction, token, revocation, userinfo, logout,
-                   health):
+                   grants, account, health):
         app.include_router(module.router)
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     outbox_interval_seconds: float = Field(default=2.0, gt=0)
     maintenance_interval_seconds: int = Field(default=600, ge=1)
 
+    # The data controller named in consent receipts (Kantara CR v1.1 / ISO/IEC TS 27560).
+    controller_name: str = "idp operator"
+    controller_contact: str = "privacy@example.com"
+    privacy_policy_url: str = "https://example.com/privacy"
+    jurisdiction: str = "EU"
+
     ui_locales_supported: tuple[str, ...] = ("en",)
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"

@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from sqlalchemy import select, update
 
 from idp.crypto.handles import new_handle
-from idp.notifications.outbox import BACKCHANNEL_LOGOUT
+from idp.notifications.outbox import BACKCHANNEL_LOGOUT, SECURITY_EVENT
 from idp.services.context import Context
 from idp.store.models import DeliveryAttempt, OutboxMessage
 
@@ -122,16 +123,25 @@ class Dispatcher:
         return outcome.delivered
 
     async def _send(self, message: OutboxMessage) -> Outcome:
-        if message.kind != BACKCHANNEL_LOGOUT:
-            return Outcome(False, False, None, f"unknown kind {message.kind}")
         now = self._ctx.now()
-        claims = {**message.payload["claims"], "iat": now, "exp": now + LOGOUT_TOKEN_TTL}
         ring = await self._ctx.keys.ring()
-        # Back-Channel Logout §2.4: explicitly typed, and never a nonce.
-        token = ring.sign(claims, alg=message.payload.get("alg", "RS256"), typ="logout+jwt")
+        alg = message.payload.get("alg", "RS256")
+        request: dict[str, Any]
+        if message.kind == BACKCHANNEL_LOGOUT:
+            claims = {**message.payload["claims"], "iat": now, "exp": now + LOGOUT_TOKEN_TTL}
+            # Back-Channel Logout §2.4: explicitly typed, and never a nonce.
+            token = ring.sign(claims, alg=alg, typ="logout+jwt")
+            request = {"data": {"logout_token": token}, "headers": {"Cache-Control": "no-store"}}
+        elif message.kind == SECURITY_EVENT:
+            # RFC 8417 §2.3 explicit typing; RFC 8935 §2: the SET is the request body.
+            token = ring.sign({**message.payload["claims"], "iat": now}, alg=alg,
+                              typ="secevent+jwt")
+            request = {"content": token, "headers": {
+                "Content-Type": "application/secevent+jwt", "Accept": "application/json"}}
+        else:
+            return Outcome(False, False, None, f"unknown kind {message.kind}")
         try:
-            response = await self._http.post(message.target_url, data={"logout_token": token},
-                                             headers={"Cache-Control": "no-store"})
+            response = await self._http.post(message.target_url, **request)
         except httpx.HTTPError as exc:
             return Outcome(False, True, None, type(exc).__name__)
         status = response.status_code

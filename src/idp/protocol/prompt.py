@@ -27,9 +27,8 @@ class InteractionState:
     # The session was created during this very interaction (satisfies prompt=login, max_age).
     authenticated_here: bool
     consented_here: bool
-    # Scopes plus "claim:<name>" items: what this request asks for, and what the grant covers.
-    requested_items: frozenset[str]
-    granted_items: frozenset[str] | None
+    # The customer's grant answers everything this request asks (protocol.consent.covers).
+    consent_covered: bool
     hinted_sub: str | None  # `sub` of a verified id_token_hint
 
 
@@ -54,12 +53,17 @@ def needs_login(request: AuthorizationRequest, state: InteractionState, now: int
 def needs_consent(request: AuthorizationRequest, state: InteractionState) -> bool:
     if state.consented_here:
         return False
-    if "consent" in request.prompt or state.granted_items is None:
-        return True
-    return not state.requested_items <= state.granted_items
+    return "consent" in request.prompt or not state.consent_covered
 
 
 def decide_interaction(request: AuthorizationRequest, state: InteractionState, now: int) -> Step:
+    session = state.session
+    if state.authenticated_here and session is not None and state.hinted_sub not in (
+        None, session.user_id
+    ):
+        # OIDC Core §3.1.2.1 (id_token_hint), §3.1.2.2 (sub): a positive response only if the
+        # named end-user is, or is by this request, logged in; someone else just logged in.
+        raise errors.LoginRequired("The signed-in end-user is not the one the request names")
     login = needs_login(request, state, now)
     if "none" in request.prompt:
         if login:

@@ -39,18 +39,31 @@ def _browser(request: Request, cookies: BrowserCookies) -> str:
 
 async def _checked_form(request: Request, cookies: BrowserCookies, purpose: str
                         ) -> tuple[str, dict[str, str]]:
+    browser_id, pairs = await _checked_pairs(request, cookies, purpose)
+    return browser_id, dict(pairs)
+
+
+async def _checked_pairs(request: Request, cookies: BrowserCookies, purpose: str
+                         ) -> tuple[str, list[tuple[str, str]]]:
     browser_id = _browser(request, cookies)
-    form = dict(await read_form(request))
-    if not cookies.csrf_valid(browser_id, purpose, form.get("csrf_token")):
+    pairs = await read_form(request)
+    token = next((v for k, v in pairs if k == "csrf_token"), None)
+    if not cookies.csrf_valid(browser_id, purpose, token):
         raise errors.InvalidRequest("The form has expired. Go back and try again.",
                                     redirectable=False)
-    return browser_id, form
+    return browser_id, pairs
+
+
+def sends_gpc(request: Request) -> bool:
+    """Global Privacy Control: `Sec-GPC: 1` (GPC specification §3)."""
+    return request.headers.get("sec-gpc", "").strip() == "1"
 
 
 async def _render(request: Request, ctx: Context, cookies: BrowserCookies, interaction_id: str,
                   template: str, message: str | None = None, email: str = "") -> Response:
     browser_id = _browser(request, cookies)
-    view = await page_context(ctx, interaction_id, browser_id, cookies.session_cookie(request))
+    view = await page_context(ctx, interaction_id, browser_id, cookies.session_cookie(request),
+                              gpc=sends_gpc(request))
     context: dict[str, Any] = {
         "interaction_id": interaction_id,
         "client_name": view.client.name,
@@ -58,8 +71,10 @@ async def _render(request: Request, ctx: Context, cookies: BrowserCookies, inter
         "cancel_token": cookies.csrf_token(browser_id, f"cancel:{interaction_id}"),
         "message": message,
         "email": email or view.request.login_hint or "",
-        "scopes": view.scopes,
+        "data": view.data,
         "extra_claims": view.extra_claims,
+        "purposes": view.purposes,
+        "gpc": sends_gpc(request),
         "min_length": ctx.settings.password_min_length,
         "lang": "en",
     }
@@ -140,9 +155,12 @@ async def consent_page(interaction_id: str, request: Request, ctx: CtxDep, cooki
 @router.post("/consent")
 async def consent(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                   ) -> Response:
-    browser_id, _ = await _checked_form(request, cookies, f"consent:{interaction_id}")
+    browser_id, pairs = await _checked_pairs(request, cookies, f"consent:{interaction_id}")
     session_cookie = cookies.session_cookie(request)
-    await give_consent(ctx, interaction_id, browser_id, session_cookie)
+    await give_consent(ctx, interaction_id, browser_id, session_cookie,
+                       accepted_scopes=[v for k, v in pairs if k == "scope"],
+                       accepted_purposes=[v for k, v in pairs if k == "purpose"],
+                       gpc=sends_gpc(request))
     return await _continue(request, ctx, cookies, interaction_id, browser_id, session_cookie)
 
 

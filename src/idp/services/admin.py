@@ -11,6 +11,7 @@ from idp.crypto.handles import digest, new_handle
 from idp.crypto.keys import SUPPORTED_ALGS
 from idp.domain import ClientConfig
 from idp.protocol.claims import PROTOCOL_CLAIMS
+from idp.protocol.client_assertion import key_registration_problem
 from idp.protocol.discovery import GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS
 from idp.protocol.redirect_uri import registration_problem
 from idp.protocol.scopes import PROFILE_CLAIMS, SUPPORTED_SCOPES, is_api_scope
@@ -38,6 +39,8 @@ async def create_client(
     id_token_signed_response_alg: str = "RS256", require_pkce: bool = True,
     long_sessions: bool = False, post_logout_redirect_uris: list[str] | None = None,
     backchannel_logout_uri: str | None = None, backchannel_logout_session_required: bool = True,
+    jwks: dict[str, Any] | None = None, jwks_uri: str | None = None,
+    optional_scopes: list[str] | None = None, event_uri: str | None = None,
 ) -> NewClient:
     if client_type not in ("public", "confidential"):
         raise InvalidInput("client type must be public or confidential")
@@ -50,6 +53,10 @@ async def create_client(
         raise InvalidInput(f"auth method must be one of {TOKEN_ENDPOINT_AUTH_METHODS}")
     if (method == "none") != (client_type == "public"):
         raise InvalidInput("public clients use auth method none; confidential clients a secret")
+    # RFC 7523 §2.2: private_key_jwt clients register public keys and get no secret.
+    problem = key_registration_problem(method, jwks, jwks_uri, ctx.settings.dev_mode)
+    if problem:
+        raise InvalidInput(problem)
     grant_types = grant_types or ["authorization_code"]
     unknown = [g for g in grant_types if g not in GRANT_TYPES]
     if unknown:
@@ -76,13 +83,20 @@ async def create_client(
         problem = registration_problem(uri, application_type)
         if problem:
             raise InvalidInput(f"{uri}: {problem}")
+    optional_scopes = list(dict.fromkeys(optional_scopes or []))
+    if "openid" in optional_scopes or not set(optional_scopes) <= set(scopes):
+        raise InvalidInput("optional scopes must be allowed scopes other than openid")
+    for endpoint in (backchannel_logout_uri, event_uri):
+        if endpoint is not None and not endpoint.startswith(("https://", "http://127.0.0.1",
+                                                             "http://[::1]")):
+            raise InvalidInput(f"{endpoint}: notification endpoints must use https")
     if backchannel_logout_uri is not None:
         # Back-Channel Logout §2.2: an absolute URI; https outside loopback testing.
         problem = registration_problem(backchannel_logout_uri, "web")
         if problem and not backchannel_logout_uri.startswith(("http://127.0.0.1", "http://[::1]")):
             raise InvalidInput(f"{backchannel_logout_uri}: {problem}")
 
-    secret = new_handle() if client_type == "confidential" else None
+    secret = new_handle() if method.startswith("client_secret_") else None
     row = Client(
         client_id=new_handle(16), name=name.strip() or "Unnamed app", client_type=client_type,
         application_type=application_type, secret_hash=digest(secret) if secret else None,
@@ -90,10 +104,10 @@ async def create_client(
         post_logout_redirect_uris=post_logout_redirect_uris, grant_types=grant_types,
         allowed_scopes=scopes,
         id_token_signed_response_alg=id_token_signed_response_alg, require_pkce=require_pkce,
-        long_sessions=long_sessions, jwks=None, jwks_uri=None,
+        long_sessions=long_sessions, jwks=jwks, jwks_uri=jwks_uri,
         backchannel_logout_uri=backchannel_logout_uri,
         backchannel_logout_session_required=backchannel_logout_session_required,
-        created_at=ctx.now(),
+        optional_scopes=optional_scopes, event_uri=event_uri, created_at=ctx.now(),
     )
     async with ctx.db.transaction() as session:
         client_store.add_client(session, row)

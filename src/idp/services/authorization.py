@@ -7,7 +7,8 @@ check_request → load_session → load_grant → decide_interaction → issue_c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,12 +17,16 @@ from idp.crypto.handles import digest, new_handle
 from idp.domain import AuthorizationRequest, ClientConfig, SessionInfo
 from idp.protocol import authorize as checks
 from idp.protocol.claims import requested_individual_claims, requested_sub
+from idp.protocol.consent import ConsentAsk, covers
 from idp.protocol.discovery import ACR_PASSWORD
 from idp.protocol.prompt import InteractionState, Step, decide_interaction
+from idp.protocol.scopes import claims_for_scopes
+from idp.services.consent import grant_view
 from idp.services.context import Context
 from idp.store import clients as client_store
 from idp.store import grants as grant_store
 from idp.store import interactions as interaction_store
+from idp.store import purposes as purpose_store
 from idp.store import sessions as session_store
 from idp.store.models import AuthorizationCode, Interaction
 
@@ -67,6 +72,7 @@ async def begin_authorization(ctx: Context, params: checks.Params, browser_id: s
     are returned as redirects to the client.
     """
     values, repeated = checks.single_values(params)
+    hint = await _verify_hint(ctx, values.get("id_token_hint"))
     async with ctx.db.transaction() as session:
         client = await client_store.get_client(session, values.get("client_id", ""))
         checks.check_client(values, repeated, client)
@@ -76,7 +82,7 @@ async def begin_authorization(ctx: Context, params: checks.Params, browser_id: s
             request = checks.check_request(
                 values, repeated, target, ctx.settings.require_pkce_for_confidential_clients
             )
-            hinted_sub = await _hinted_sub(ctx, request)
+            hinted_sub = _hinted_sub(request, hint)
             return await _advance(ctx, session, client, request, browser_id, session_cookie,
                                   interaction=None, hinted_sub=hinted_sub)
         except errors.OAuthError as exc:
@@ -88,10 +94,14 @@ async def begin_authorization(ctx: Context, params: checks.Params, browser_id: s
 async def resume_authorization(ctx: Context, interaction_id: str, browser_id: str,
                                session_cookie: str | None) -> Outcome:
     async with ctx.db.transaction() as session:
+        interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
+        hint_token = AuthorizationRequest.from_json(interaction.request).id_token_hint
+    hint = await _verify_hint(ctx, hint_token)
+    async with ctx.db.transaction() as session:
         interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
         request = AuthorizationRequest.from_json(interaction.request)
         try:
-            hinted_sub = await _hinted_sub(ctx, request)
+            hinted_sub = _hinted_sub(request, hint)
             return await _advance(ctx, session, client, request, browser_id, session_cookie,
                                   interaction=interaction, hinted_sub=hinted_sub)
         except errors.OAuthError as exc:
@@ -127,13 +137,21 @@ async def load_interaction(ctx: Context, session: AsyncSession, interaction_id: 
     return interaction, client
 
 
-async def _hinted_sub(ctx: Context, request: AuthorizationRequest) -> str | None:
+async def _verify_hint(ctx: Context, token: str | None) -> dict[str, Any] | None:
+    """Claims of an `id_token_hint` we signed, or None. Called before the unit of work opens:
+    reading the key set takes a connection of its own, which on SQLite would wait for the
+    transaction's write lock (BEGIN IMMEDIATE) until the busy timeout."""
+    if not token:
+        return None
+    # OIDC-09: the hint is one of our ID tokens; an expired one still names its end-user.
+    return await ctx.keys.verify_own(token, typ=None)
+
+
+def _hinted_sub(request: AuthorizationRequest, claims: dict[str, Any] | None) -> str | None:
     """The end-user the request names through `id_token_hint` or a `sub` claim request."""
     by_claims = requested_sub(request.claims)
     if request.id_token_hint is None:
         return by_claims
-    # OIDC-09: the hint is one of our ID tokens; an expired one still names its end-user.
-    claims = await ctx.keys.verify_own(request.id_token_hint, typ=None)
     if claims is None or not isinstance(claims.get("sub"), str):
         raise errors.InvalidRequest("id_token_hint is not a valid ID token of this provider")
     if by_claims is not None and by_claims != claims["sub"]:
@@ -141,9 +159,16 @@ async def _hinted_sub(ctx: Context, request: AuthorizationRequest) -> str | None
     return str(claims["sub"])
 
 
-def requested_items(request: AuthorizationRequest) -> frozenset[str]:
-    claims = requested_individual_claims(request.claims)
-    return frozenset(request.scopes) | {f"claim:{c}" for c in claims}
+async def consent_ask(session: AsyncSession, client: ClientConfig,
+                      request: AuthorizationRequest) -> ConsentAsk:
+    """What this request asks the customer to agree to: its scopes (optional ones as the client
+    registered them; `openid` never is), individually requested claims, and the client's
+    purposes at their current versions."""
+    # A claim that a requested scope releases is consented with that scope, not on its own.
+    claims = requested_individual_claims(request.claims) - claims_for_scopes(list(request.scopes))
+    optional = frozenset(client.optional_scopes) & set(request.scopes) - {"openid"}
+    purposes = await purpose_store.purposes_of_client(session, client.client_id)
+    return ConsentAsk(request.scopes, optional, tuple(sorted(claims)), purposes)
 
 
 async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
@@ -158,9 +183,7 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
     grant = None
     if browser_session is not None:
         grant = await grant_store.find_grant(session, browser_session.user_id, client.client_id)
-    granted = None
-    if grant is not None and grant.revoked_at is None:
-        granted = frozenset(grant.scopes) | {f"claim:{c}" for c in grant.claims}
+    ask = await consent_ask(session, client, request)
     state = InteractionState(
         session=browser_session,
         authenticated_here=(
@@ -169,15 +192,17 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
             and interaction.session_sid == browser_session.sid
         ),
         consented_here=interaction is not None and interaction.consent_given,
-        requested_items=requested_items(request),
-        granted_items=granted,
+        consent_covered=covers(grant_view(grant), ask),
         hinted_sub=hinted_sub,
     )
     step = decide_interaction(request, state, now)
     if step is Step.ISSUE:
         assert browser_session is not None and grant is not None
         check_acr(request)
-        response = await issue_code(ctx, session, request, browser_session, grant.id)
+        # Optional scopes the customer declined are left out of what the code carries.
+        scopes = tuple(s for s in request.scopes if s in grant.scopes)
+        response = await issue_code(ctx, session, replace(request, scopes=scopes),
+                                    browser_session, grant.id)
         if interaction is not None:
             await interaction_store.delete_interaction(session, interaction.id)
         return response

@@ -10,15 +10,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from idp import errors
 from idp.crypto.handles import digest, new_handle
 from idp.domain import AuthorizationRequest, ClientConfig
-from idp.protocol.claims import requested_individual_claims
+from idp.protocol.consent import (
+    CATEGORY_TITLES,
+    PurposeInfo,
+    default_choice,
+    group_scopes_by_category,
+)
 from idp.protocol.discovery import ACR_PASSWORD
 from idp.protocol.scopes import ScopeInfo, describe_scopes
-from idp.services.authorization import load_interaction
+from idp.services.authentication import verify_password_login
+from idp.services.authorization import consent_ask, load_interaction
+from idp.services.consent import record_consent
 from idp.services.context import Context
-from idp.store import grants as grant_store
 from idp.store import sessions as session_store
 from idp.store import users as user_store
-from idp.store.models import BrowserSession, Grant, User
+from idp.store.models import BrowserSession, User
 
 LOGIN_FAILED = "The email address or password is not correct."
 
@@ -32,48 +38,58 @@ class LoginFailed(Exception):
 
 
 @dataclass(frozen=True)
+class ScopeChoice:
+    scope: ScopeInfo
+    optional: bool
+
+
+@dataclass(frozen=True)
+class PurposeOffer:
+    purpose: PurposeInfo
+    checked: bool  # pre-selection: on, except sale-or-share under Global Privacy Control
+
+
+@dataclass(frozen=True)
 class PageContext:
     interaction_id: str
     client: ClientConfig
     request: AuthorizationRequest
     signed_in_email: str | None
-    scopes: list[ScopeInfo]
+    data: dict[str, list[ScopeChoice]]  # category title -> scopes, in plain words
     extra_claims: list[str]
+    purposes: list[PurposeOffer]
 
 
 async def page_context(ctx: Context, interaction_id: str, browser_id: str,
-                       session_cookie: str | None) -> PageContext:
+                       session_cookie: str | None, gpc: bool = False) -> PageContext:
     async with ctx.db.transaction() as session:
         interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
         request = AuthorizationRequest.from_json(interaction.request)
+        ask = await consent_ask(session, client, request)
         email = None
         if session_cookie:
             live = await session_store.find_live_session(session, digest(session_cookie), ctx.now())
             user = await user_store.get_user(session, live.user_id) if live else None
             email = user.email if user else None
-    return PageContext(
-        interaction_id, client, request, email, describe_scopes(list(request.scopes)),
-        sorted(requested_individual_claims(request.claims)),
-    )
+    data = {
+        CATEGORY_TITLES[category]: [ScopeChoice(info, info.name in ask.optional_scopes)
+                                    for info in describe_scopes(scopes)]
+        for category, scopes in group_scopes_by_category(ask.scopes).items()
+    }
+    purposes = [PurposeOffer(p, default_choice(p, gpc)) for p in ask.purposes]
+    return PageContext(interaction_id, client, request, email, data, list(ask.claims), purposes)
 
 
 async def login_with_password(ctx: Context, interaction_id: str, browser_id: str, email: str,
                               password: str, previous_cookie: str | None) -> str:
     """Verify the password and start a new browser session; returns the new cookie value."""
-    if not email or not password or len(password) > ctx.settings.password_max_length:
-        # Still burn one hash so an empty or oversized field answers at the usual speed.
-        await ctx.passwords.verify(None, password[: ctx.settings.password_max_length])
-        raise LoginFailed()
     async with ctx.db.transaction() as session:
         await load_interaction(ctx, session, interaction_id, browser_id)
-        user = await user_store.find_by_email(session, email)
-    result = await ctx.passwords.verify(user.password_hash if user else None, password)
-    if user is None or not result.ok:
+    user = await verify_password_login(ctx, email, password)
+    if user is None:
         raise LoginFailed()
     async with ctx.db.transaction() as session:
         interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
-        if result.new_hash:
-            await user_store.set_password_hash(session, user.id, result.new_hash, ctx.now())
         cookie, sid = await start_session(ctx, session, user.id, previous_cookie)
         interaction.session_sid = sid
     return cookie
@@ -118,7 +134,10 @@ def password_problem(ctx: Context, password: str) -> str | None:
 def email_problem(email: str) -> str | None:
     email = email.strip()
     local, _, domain = email.rpartition("@")
-    if not local or "." not in domain or len(email) > 254 or any(c.isspace() for c in email):
+    # Control characters (NUL among them, which PostgreSQL cannot store) are never valid.
+    if not local or "." not in domain or len(email) > 254 or any(
+        c.isspace() or not c.isprintable() for c in email
+    ):
         return "Enter a valid email address."
     return None
 
@@ -142,30 +161,21 @@ async def start_session(ctx: Context, session: AsyncSession, user_id: str,
 
 
 async def give_consent(ctx: Context, interaction_id: str, browser_id: str,
-                       session_cookie: str | None) -> None:
-    """Record the end-user's approval of everything the request asked for."""
-    now = ctx.now()
+                       session_cookie: str | None, accepted_scopes: list[str],
+                       accepted_purposes: list[str], gpc: bool) -> None:
+    """Record the customer's answer: every required item, and the optional ones they kept."""
     async with ctx.db.transaction() as session:
         interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
         live = None
         if session_cookie:
-            live = await session_store.find_live_session(session, digest(session_cookie), now)
+            live = await session_store.find_live_session(session, digest(session_cookie),
+                                                         ctx.now())
         if live is None:
             raise errors.LoginRequired(redirectable=False)
         request = AuthorizationRequest.from_json(interaction.request)
-        claims = sorted(requested_individual_claims(request.claims))
-        grant = await grant_store.find_grant(session, live.user_id, client.client_id)
-        if grant is None:
-            session.add(
-                Grant(id=new_handle(16), user_id=live.user_id, client_id=client.client_id,
-                      scopes=list(request.scopes), claims=claims, created_at=now,
-                      updated_at=now, revoked_at=None)
-            )
-        else:
-            previous = [] if grant.revoked_at is not None else grant.scopes
-            grant.scopes = list(dict.fromkeys([*previous, *request.scopes]))
-            grant.claims = sorted(set(claims) | set(grant.claims if grant.revoked_at is None
-                                                    else []))
-            grant.updated_at = now
-            grant.revoked_at = None
+        ask = await consent_ask(session, client, request)
+        await record_consent(ctx, session, user_id=live.user_id, client=client, ask=ask,
+                             accepted_scopes=accepted_scopes,
+                             accepted_purposes=accepted_purposes, gpc=gpc)
         interaction.consent_given = True
+    ctx.notify_outbox()

@@ -8,8 +8,8 @@ from typing import Any
 
 from idp import errors
 from idp.services.client_auth import authenticate_client
+from idp.services.consent import grant_consent_claim
 from idp.services.context import Context
-from idp.services.issuance import consent_claim
 from idp.services.token_state import find_token, live_grant
 from idp.store import users as user_store
 from idp.store.models import AccessToken, Grant
@@ -58,5 +58,5 @@ async def introspect(ctx: Context, form: Mapping[str, str], repeated: set[str],
     else:
         body.update(iat=record.created_at, aud=record.client_id)
     if isinstance(grant, Grant):
-        body["consent"] = consent_claim(grant, scopes)
+        body["consent"] = grant_consent_claim(grant, scopes)
     return body

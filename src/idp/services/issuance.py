@@ -15,6 +15,7 @@ from idp.crypto.handles import digest, new_handle
 from idp.crypto.keys import KeyRing
 from idp.domain import ClientConfig
 from idp.protocol.claims import at_hash, release, user_claims
+from idp.services.consent import grant_consent_claim
 from idp.services.context import Context
 from idp.store.models import AccessToken, Grant, RefreshToken, User
 
@@ -40,12 +41,6 @@ class Subject:
     auth: Authentication | None = None
 
 
-def consent_claim(grant: Grant, scopes: list[str]) -> dict[str, Any]:
-    """The `consent` claim: what this token was granted under, so a backend can enforce it."""
-    return {"grant_id": grant.id, "scopes": scopes, "granted_at": grant.created_at,
-            "updated_at": grant.updated_at}
-
-
 def mint_access_token(ctx: Context, ring: KeyRing, session: AsyncSession, client: ClientConfig,
                       subject: Subject, scopes: list[str], claims_param: dict[str, Any] | None,
                       code_hash: str | None = None) -> str:
@@ -65,7 +60,8 @@ def mint_access_token(ctx: Context, ring: KeyRing, session: AsyncSession, client
         claims.update(auth_time=subject.auth.auth_time, acr=subject.auth.acr,
                       amr=list(subject.auth.amr))
     if subject.grant is not None:
-        claims["consent"] = consent_claim(subject.grant, scopes)
+        # What this token was granted under, so a backend can enforce consent from it alone.
+        claims["consent"] = grant_consent_claim(subject.grant, scopes)
     token = ring.sign(claims, alg="RS256", typ="at+jwt")
     session.add(
         AccessToken(
@@ -99,6 +95,7 @@ def mint_id_token(ctx: Context, ring: KeyRing, client: ClientConfig, subject: Su
             "auth_time": auth.auth_time,
             "amr": list(auth.amr),
             "acr": auth.acr,
+            "consent": grant_consent_claim(grant, scopes),
         }
     )
     if auth.sid is not None:

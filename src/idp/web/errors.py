@@ -16,7 +16,7 @@ log = logging.getLogger("idp.web")
 
 
 def wants_html(request: Request) -> bool:
-    return request.url.path.startswith(("/authorize", "/interaction", "/logout"))
+    return request.url.path.startswith(("/authorize", "/interaction", "/logout", "/account"))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -24,7 +24,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _oauth_error(request: Request, exc: errors.OAuthError) -> Response:
         if wants_html(request):
             return error_page(request, exc)
-        return oauth_json_error(exc, bearer=request.url.path.startswith("/userinfo"))
+        return oauth_json_error(exc, bearer=request.url.path.startswith(("/userinfo", "/grants")))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -18,6 +19,8 @@ from idp.services.authorization import AuthorizationResponse
 
 log = logging.getLogger("idp.web")
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.filters["when"] = lambda ts: datetime.fromtimestamp(int(ts), UTC).strftime(
+    "%d %b %Y, %H:%M UTC")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 

@@ -1,0 +1,151 @@
+"""The account center (/account): the signed-in customer's profile, connected apps with what
+each receives and why, and the consent history. Server-rendered; every POST carries a CSRF
+token bound to the browser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.responses import Response
+
+from idp import errors
+from idp.services import account, consent
+from idp.services.authentication import verify_password_login
+from idp.services.interaction import LOGIN_FAILED, start_session
+from idp.services.logout import log_out
+from idp.services.receipts import receipt
+from idp.web.browser import BrowserCookies, CookiesDep
+from idp.web.deps import CtxDep, read_form
+from idp.web.responses import NO_STORE, page
+
+router = APIRouter(prefix="/account", tags=["Account center"], include_in_schema=False)
+
+
+def _see_other(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303, headers=NO_STORE)
+
+
+async def _form(request: Request, cookies: BrowserCookies, purpose: str) -> dict[str, Any]:
+    form = await read_form(request)
+    values: dict[str, Any] = {}
+    for name, value in form:
+        values.setdefault(name, []).append(value)
+    token = (values.get("csrf_token") or [None])[0]
+    if not cookies.csrf_valid(cookies.browser_id(request), f"account:{purpose}", token):
+        raise errors.InvalidRequest("The form has expired. Go back and try again.",
+                                    redirectable=False)
+    return values
+
+
+def _first(values: dict[str, Any], name: str) -> str:
+    return str((values.get(name) or [""])[0])
+
+
+@router.get("/login")
+async def login_page(request: Request, cookies: CookiesDep, message: str | None = None
+                     ) -> Response:
+    browser_id, is_new = cookies.ensure_browser_id(request)
+    response = page(request, "account_login.html", {
+        "csrf_token": cookies.csrf_token(browser_id, "account:login"), "message": message})
+    if is_new:
+        cookies.set_browser_id(response, browser_id)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
+    values = await _form(request, cookies, "login")
+    user = await verify_password_login(ctx, _first(values, "email"), _first(values, "password"))
+    if user is None:
+        return await login_page(request, cookies, LOGIN_FAILED)
+    async with ctx.db.transaction() as session:
+        cookie, _ = await start_session(ctx, session, user.id, cookies.session_cookie(request))
+    response = _see_other("/account")
+    cookies.set_session(response, cookie)
+    return response
+
+
+@router.get("")
+async def overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
+                   change: str | None = None) -> Response:
+    try:
+        user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    except errors.LoginRequired:
+        return _see_other("/account/login")
+    browser_id, is_new = cookies.ensure_browser_id(request)
+    status = await account.change_status(ctx, change) if change and len(change) < 64 else None
+    response = page(request, "account.html", {
+        "user": user,
+        "profile": user.profile,
+        "editable": account.EDITABLE_CLAIMS,
+        "apps": await account.connected_apps(ctx, user.id),
+        "history": await account.history(ctx, user.id),
+        "status": status,
+        "csrf": {name: cookies.csrf_token(browser_id, f"account:{name}")
+                 for name in ("profile", "apps", "logout")},
+    })
+    if is_new:
+        cookies.set_browser_id(response, browser_id)
+    return response
+
+
+@router.post("/profile")
+async def save_profile(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
+    user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    values = await _form(request, cookies, "profile")
+    await account.update_profile(ctx, user.id, {k: _first(values, k)
+                                                for k in account.EDITABLE_CLAIMS if k in values})
+    return _see_other("/account#profile")
+
+
+@router.get("/apps/{client_id}")
+async def app_page(client_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                   ) -> Response:
+    try:
+        user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    except errors.LoginRequired:
+        return _see_other("/account/login")
+    browser_id, _ = cookies.ensure_browser_id(request)
+    return page(request, "account_app.html", {
+        "app": await account.app_view(ctx, user.id, client_id),
+        "csrf_token": cookies.csrf_token(browser_id, "account:apps"),
+    })
+
+
+@router.post("/apps/{client_id}")
+async def change_app(client_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                     ) -> Response:
+    user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    values = await _form(request, cookies, "apps")
+    result = await consent.change_choices(ctx, user.id, client_id, values.get("scope", []),
+                                          values.get("purpose", []))
+    return _see_other(f"/account?change={result.change_id}")
+
+
+@router.post("/apps/{client_id}/disconnect")
+async def disconnect_app(client_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                         ) -> Response:
+    user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    await _form(request, cookies, "apps")
+    result = await consent.withdraw(ctx, user.id, client_id)
+    return _see_other(f"/account?change={result.change_id}")
+
+
+@router.get("/receipts/{entry_id}")
+async def consent_receipt(entry_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                          ) -> Response:
+    user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    entry = await account.own_ledger_entry(ctx, user.id, entry_id)
+    return JSONResponse(receipt(ctx, entry), headers={
+        **NO_STORE, "Content-Disposition": f'attachment; filename="consent-{entry_id}.json"'})
+
+
+@router.post("/logout")
+async def account_logout(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
+    await _form(request, cookies, "logout")
+    await log_out(ctx, cookies.session_cookie(request))
+    response = _see_other("/account/login")
+    cookies.clear_session(response)
+    return response

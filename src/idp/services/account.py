@@ -1,0 +1,167 @@
+"""The account center's use cases for the signed-in customer: who am I, what do my apps get
+and why, what did I agree to and when, and editing my profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from idp import errors
+from idp.crypto.handles import digest
+from idp.domain import SessionInfo
+from idp.protocol.consent import CATEGORY_TITLES, PurposeInfo, group_scopes_by_category, versions
+from idp.protocol.scopes import ScopeInfo, describe_scopes
+from idp.services import ledger
+from idp.services.consent import DeliveryStatus, delivery_status
+from idp.services.context import Context
+from idp.store import clients as client_store
+from idp.store import purposes as purpose_store
+from idp.store import sessions as session_store
+from idp.store import users as user_store
+from idp.store.models import Grant, LedgerEntry, User
+
+EDITABLE_CLAIMS = ("name", "given_name", "family_name", "nickname", "phone_number", "locale")
+MAX_CLAIM_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class PurposeChoice:
+    purpose: PurposeInfo
+    granted: bool
+    stale: bool  # agreed to an older version
+
+
+@dataclass(frozen=True)
+class AppView:
+    client_id: str
+    name: str
+    since: int
+    updated_at: int
+    data: dict[str, list[ScopeInfo]]  # category title -> what the app receives
+    optional_scopes: list[tuple[ScopeInfo, bool]]  # (scope, granted)
+    purposes: list[PurposeChoice]
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    entry_id: str
+    action: str
+    app: str
+    at: int
+    channel: str
+    gpc: bool
+    summary: str
+
+
+async def current_user(ctx: Context, session_cookie: str | None) -> tuple[User, SessionInfo]:
+    if session_cookie:
+        async with ctx.db.transaction() as session:
+            live = await session_store.find_live_session(session, digest(session_cookie),
+                                                         ctx.now())
+            user = await user_store.get_user(session, live.user_id) if live else None
+        if user is not None and live is not None:
+            return user, live
+    raise errors.LoginRequired(redirectable=False)
+
+
+async def connected_apps(ctx: Context, user_id: str) -> list[AppView]:
+    async with ctx.db.transaction() as session:
+        grants = list(await session.scalars(
+            select(Grant).where(Grant.user_id == user_id, Grant.revoked_at.is_(None))
+            .order_by(Grant.created_at)))
+        views = []
+        for grant in grants:
+            client = await client_store.get_client(session, grant.client_id)
+            if client is None:
+                continue
+            purposes = await purpose_store.purposes_of_client(session, client.client_id)
+            views.append(_app_view(grant, client.name, client.optional_scopes, purposes))
+    return views
+
+
+def _app_view(grant: Grant, name: str, optional: tuple[str, ...],
+              purposes: tuple[PurposeInfo, ...]) -> AppView:
+    data = {
+        CATEGORY_TITLES[category]: describe_scopes(scopes)
+        for category, scopes in group_scopes_by_category(grant.scopes).items()
+    }
+    offered = [s for s in [*grant.scopes, *grant.declined_scopes] if s in optional]
+    agreed = versions(grant.purposes)
+    answered = agreed | versions(grant.declined_purposes)
+    return AppView(
+        client_id=grant.client_id, name=name, since=grant.created_at,
+        updated_at=grant.updated_at, data=data,
+        optional_scopes=[(info, info.name in grant.scopes)
+                         for info in describe_scopes(list(dict.fromkeys(offered)))],
+        purposes=[PurposeChoice(p, p.id in agreed, answered.get(p.id, p.version) != p.version)
+                  for p in purposes if p.id in answered],
+    )
+
+
+async def app_view(ctx: Context, user_id: str, client_id: str) -> AppView:
+    for view in await connected_apps(ctx, user_id):
+        if view.client_id == client_id:
+            return view
+    raise errors.InvalidRequest("This app is not connected to your account", redirectable=False)
+
+
+async def history(ctx: Context, user_id: str, limit: int = 50) -> list[HistoryItem]:
+    async with ctx.db.transaction() as session:
+        entries = (await ledger.entries_for_subject(ctx, session, user_id))[:limit]
+    return [_history_item(e) for e in entries]
+
+
+def _history_item(entry: LedgerEntry) -> HistoryItem:
+    payload: dict[str, Any] = entry.payload or {}
+    app = str(payload.get("client_name", entry.client_id))
+    before = set((payload.get("before") or {}).get("scopes", []))
+    after = set((payload.get("after") or {}).get("scopes", []))
+    purposes_before = {p["id"] for p in (payload.get("before") or {}).get("purposes", [])}
+    purposes_after = {p["id"] for p in (payload.get("after") or {}).get("purposes", [])}
+    parts = []
+    if after - before or purposes_after - purposes_before:
+        parts.append("allowed " + ", ".join(sorted((after - before) |
+                                                   (purposes_after - purposes_before))))
+    if before - after or purposes_before - purposes_after:
+        parts.append("stopped " + ", ".join(sorted((before - after) |
+                                                   (purposes_before - purposes_after))))
+    return HistoryItem(entry.entry_id, entry.action, app, entry.created_at, entry.channel,
+                       entry.gpc, "; ".join(parts) or "no change")
+
+
+async def change_status(ctx: Context, change_id: str) -> DeliveryStatus:
+    async with ctx.db.transaction() as session:
+        return await delivery_status(session, change_id)
+
+
+async def own_ledger_entry(ctx: Context, user_id: str, entry_id: str) -> LedgerEntry:
+    async with ctx.db.transaction() as session:
+        entry = await ledger.get_entry(session, entry_id)
+    if entry is None or entry.subject_ref != ledger.subject_ref(ctx, user_id):
+        raise errors.InvalidRequest("No such consent record", redirectable=False)
+    return entry
+
+
+async def update_profile(ctx: Context, user_id: str, values: dict[str, str]) -> None:
+    profile_updates: dict[str, str | None] = {}
+    for name in EDITABLE_CLAIMS:
+        if name in values:
+            value = values[name].strip()
+            if len(value) > MAX_CLAIM_LENGTH or any(ord(c) < 32 for c in value):
+                raise errors.InvalidRequest(f"{name.replace('_', ' ')} is too long or invalid",
+                                            redirectable=False)
+            profile_updates[name] = value or None
+    async with ctx.db.transaction() as session:
+        user = await user_store.get_user(session, user_id)
+        if user is None:
+            raise errors.LoginRequired(redirectable=False)
+        profile: dict[str, Any] = dict(user.profile)
+        for name, update in profile_updates.items():
+            if update is None:
+                profile.pop(name, None)
+            else:
+                profile[name] = update
+        user.profile = profile
+        user.updated_at = ctx.now()

@@ -1,0 +1,26 @@
+"""Password authentication shared by every sign-in page: the same answer, and the same work,
+whether the account exists or not (security.md §0 item 12)."""
+
+from __future__ import annotations
+
+from idp.services.context import Context
+from idp.store import users as user_store
+from idp.store.models import User
+
+
+async def verify_password_login(ctx: Context, email: str, password: str) -> User | None:
+    """The account, if `password` is its password; None otherwise, after the same work."""
+    max_length = ctx.settings.password_max_length
+    if not email or not password or len(password) > max_length:
+        # Still burn one hash so an empty or oversized field answers at the usual speed.
+        await ctx.passwords.verify(None, password[:max_length])
+        return None
+    async with ctx.db.transaction() as session:
+        user = await user_store.find_by_email(session, email)
+    result = await ctx.passwords.verify(user.password_hash if user else None, password)
+    if user is None or not result.ok:
+        return None
+    if result.new_hash:
+        async with ctx.db.transaction() as session:
+            await user_store.set_password_hash(session, user.id, result.new_hash, ctx.now())
+    return user

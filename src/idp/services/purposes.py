@@ -1,0 +1,80 @@
+"""Operator use cases for purposes: define, raise the version, attach to clients."""
+
+from __future__ import annotations
+
+import re
+
+from idp.protocol.consent import DATA_CATEGORIES, LEGAL_BASES
+from idp.services.admin import InvalidInput
+from idp.services.context import Context
+from idp.store import clients as client_store
+from idp.store import purposes as purpose_store
+from idp.store.models import Purpose
+
+_PURPOSE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def _check(categories: list[str], legal_basis: str) -> None:
+    bad = [c for c in categories if c not in DATA_CATEGORIES]
+    if bad or not categories:
+        raise InvalidInput(f"data categories must be among {', '.join(DATA_CATEGORIES)}")
+    if legal_basis not in LEGAL_BASES:
+        raise InvalidInput(f"legal basis must be one of {', '.join(LEGAL_BASES)}")
+
+
+async def create_purpose(ctx: Context, *, purpose_id: str, title: str, description: str,
+                         data_categories: list[str], legal_basis: str = "consent",
+                         sale_or_share: bool = False) -> Purpose:
+    if not _PURPOSE_ID.match(purpose_id):
+        raise InvalidInput("purpose id: lower-case letters, digits and _ (e.g. marketing_email)")
+    if not title.strip() or not description.strip():
+        raise InvalidInput("a purpose needs a title and a plain-words description")
+    _check(data_categories, legal_basis)
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
+        if await purpose_store.get_purpose(session, purpose_id) is not None:
+            raise InvalidInput(f"purpose {purpose_id} exists; use `idp purposes update`")
+        row = Purpose(id=purpose_id, title=title.strip(), description=description.strip(),
+                      data_categories=data_categories, legal_basis=legal_basis,
+                      sale_or_share=sale_or_share, version=1, created_at=now, updated_at=now)
+        session.add(row)
+    return row
+
+
+async def update_purpose(ctx: Context, purpose_id: str, *, title: str | None = None,
+                         description: str | None = None, data_categories: list[str] | None = None,
+                         legal_basis: str | None = None, sale_or_share: bool | None = None,
+                         material: bool = True) -> Purpose:
+    """Change a purpose. A material change raises its version, which makes every earlier
+    answer stale: the next authorization of any app that uses it asks again."""
+    async with ctx.db.transaction() as session:
+        row = await purpose_store.get_purpose(session, purpose_id)
+        if row is None:
+            raise InvalidInput(f"no purpose {purpose_id}")
+        row.title = title.strip() if title else row.title
+        row.description = description.strip() if description else row.description
+        row.data_categories = data_categories or row.data_categories
+        row.legal_basis = legal_basis or row.legal_basis
+        if sale_or_share is not None:
+            row.sale_or_share = sale_or_share
+        _check(row.data_categories, row.legal_basis)
+        if material:
+            row.version += 1
+        row.updated_at = ctx.now()
+    return row
+
+
+async def list_purposes(ctx: Context) -> list[Purpose]:
+    async with ctx.db.transaction() as session:
+        return await purpose_store.list_purposes(session)
+
+
+async def set_client_purposes(ctx: Context, client_id: str, purposes: dict[str, bool]) -> None:
+    """`purposes` maps purpose id to required (True) or optional (False)."""
+    async with ctx.db.transaction() as session:
+        if await client_store.get_client(session, client_id) is None:
+            raise InvalidInput(f"no client {client_id}")
+        for purpose_id in purposes:
+            if await purpose_store.get_purpose(session, purpose_id) is None:
+                raise InvalidInput(f"no purpose {purpose_id}")
+        await purpose_store.set_client_purposes(session, client_id, purposes)

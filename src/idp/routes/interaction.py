@@ -3,6 +3,7 @@ and the interaction (RFC 6749 §10.12); every page is no-store and unframeable."
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -105,21 +106,30 @@ async def login_page(interaction_id: str, request: Request, ctx: CtxDep, cookies
     return await _render(request, ctx, cookies, interaction_id, "login")
 
 
-@router.post("/login")
-async def login(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
-                ) -> Response:
-    browser_id, form = await _checked_form(request, cookies, f"login:{interaction_id}")
+PasswordStep = Callable[[Context, str, str, str, str, str | None], Awaitable[str]]
+
+
+async def _password_step(request: Request, ctx: Context, cookies: BrowserCookies,
+                         interaction_id: str, template: str, step: PasswordStep) -> Response:
+    """Sign in or register, then continue the authorization with the new session cookie."""
+    browser_id, form = await _checked_form(request, cookies, f"{template}:{interaction_id}")
     email = form.get("email", "")
     try:
-        session_cookie = await login_with_password(
-            ctx, interaction_id, browser_id, email, form.get("password", ""),
-            cookies.session_cookie(request),
-        )
+        session_cookie = await step(ctx, interaction_id, browser_id, email,
+                                    form.get("password", ""), cookies.session_cookie(request))
     except LoginFailed as failed:
-        return await _render(request, ctx, cookies, interaction_id, "login", failed.message, email)
+        return await _render(request, ctx, cookies, interaction_id, template, failed.message,
+                             email)
     response = await _continue(request, ctx, cookies, interaction_id, browser_id, session_cookie)
     cookies.set_session(response, session_cookie)
     return response
+
+
+@router.post("/login")
+async def login(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                ) -> Response:
+    return await _password_step(request, ctx, cookies, interaction_id, "login",
+                                login_with_password)
 
 
 @router.get("/register")
@@ -131,19 +141,8 @@ async def register_page(interaction_id: str, request: Request, ctx: CtxDep, cook
 @router.post("/register")
 async def register(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                    ) -> Response:
-    browser_id, form = await _checked_form(request, cookies, f"register:{interaction_id}")
-    email = form.get("email", "")
-    try:
-        session_cookie = await register_with_password(
-            ctx, interaction_id, browser_id, email, form.get("password", ""),
-            cookies.session_cookie(request),
-        )
-    except LoginFailed as failed:
-        return await _render(request, ctx, cookies, interaction_id, "register", failed.message,
-                             email)
-    response = await _continue(request, ctx, cookies, interaction_id, browser_id, session_cookie)
-    cookies.set_session(response, session_cookie)
-    return response
+    return await _password_step(request, ctx, cookies, interaction_id, "register",
+                                register_with_password)
 
 
 @router.get("/consent")

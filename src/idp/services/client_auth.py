@@ -67,3 +67,12 @@ async def authenticate_client(ctx: Context, form: Mapping[str, str], authorizati
     if client is None or not matches or client.token_endpoint_auth_method != method:
         raise errors.InvalidClient("Client authentication failed")
     return client
+
+
+async def authenticated_client(ctx: Context, form: Mapping[str, str], repeated: set[str],
+                               authorization: str | None) -> ClientConfig:
+    """The common start of the token, revocation and introspection endpoints."""
+    if repeated:
+        # RFC 6749 §3.2: request parameters MUST NOT be included more than once.
+        raise errors.InvalidRequest(f"parameter {sorted(repeated)[0]} is repeated")
+    return await authenticate_client(ctx, form, authorization)

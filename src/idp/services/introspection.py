@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from idp import errors
-from idp.services.client_auth import authenticate_client
+from idp.services.client_auth import authenticated_client
 from idp.services.consent import grant_consent_claim
 from idp.services.context import Context
 from idp.services.token_state import find_token, live_grant
@@ -19,9 +19,7 @@ INACTIVE: dict[str, Any] = {"active": False}
 
 async def introspect(ctx: Context, form: Mapping[str, str], repeated: set[str],
                      authorization: str | None) -> dict[str, Any]:
-    if repeated:
-        raise errors.InvalidRequest(f"parameter {sorted(repeated)[0]} is repeated")
-    client = await authenticate_client(ctx, form, authorization)
+    client = await authenticated_client(ctx, form, repeated, authorization)
     # RFC 7662 §2.1: the endpoint requires authorization; a public client has none to give.
     if client.is_public:
         raise errors.InvalidClient("Public clients may not introspect tokens")

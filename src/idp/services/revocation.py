@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from idp import errors
-from idp.services.client_auth import authenticate_client
+from idp.services.client_auth import authenticated_client
 from idp.services.context import Context
 from idp.services.token_state import find_token
 from idp.store import tokens as token_store
@@ -16,9 +16,7 @@ TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
 
 async def revoke(ctx: Context, form: Mapping[str, str], repeated: set[str],
                  authorization: str | None) -> None:
-    if repeated:
-        raise errors.InvalidRequest(f"parameter {sorted(repeated)[0]} is repeated")
-    client = await authenticate_client(ctx, form, authorization)
+    client = await authenticated_client(ctx, form, repeated, authorization)
     token = form.get("token")
     if not token:
         raise errors.InvalidRequest("token is missing")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from idp import errors
-from idp.services.client_auth import authenticate_client
+from idp.services.client_auth import authenticated_client
 from idp.services.context import Context
 from idp.services.grant_types import GRANT_HANDLERS, load_handlers
 
@@ -16,9 +16,7 @@ load_handlers()
 
 async def exchange(ctx: Context, form: Mapping[str, str], repeated: set[str],
                    authorization: str | None) -> dict[str, Any]:
-    if repeated:
-        raise errors.InvalidRequest(f"parameter {sorted(repeated)[0]} is repeated")
-    client = await authenticate_client(ctx, form, authorization)
+    client = await authenticated_client(ctx, form, repeated, authorization)
     grant_type = form.get("grant_type")
     if not grant_type:
         raise errors.InvalidRequest("grant_type is missing")

@@ -526,3 +526,19 @@ async def test_purposes_cli(ctx: Context, database_url: str, monkeypatch: pytest
     assert await run("purposes", "list") == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed[0]["id"] == "newsletter" and listed[0]["version"] == 2
+
+
+async def test_consent_from_two_tabs_at_once_gives_one_grant(
+        client: httpx.AsyncClient, ctx: Context, setup: None) -> None:
+    app = await shop_app(ctx)
+    first = await consent_page(client, Flow(app))
+    second = await consent_page(client, Flow(app))
+    codes = await asyncio.gather(answer(client, first, ["phone"], ["marketing_email"]),
+                                 answer(client, second, [], []))
+    assert all(codes)
+    async with ctx.db.transaction() as session:
+        count = (await session.execute(text("SELECT count(*) FROM grants"))).scalar_one()
+        entries = (await session.execute(text("SELECT count(*) FROM consent_ledger"))).scalar_one()
+    assert count == 1
+    assert entries == 2
+    assert (await ledger.verify(ctx))[1] == []

@@ -164,6 +164,20 @@ async def give_consent(ctx: Context, interaction_id: str, browser_id: str,
                        session_cookie: str | None, accepted_scopes: list[str],
                        accepted_purposes: list[str], gpc: bool) -> None:
     """Record the customer's answer: every required item, and the optional ones they kept."""
+    try:
+        await _give_consent(ctx, interaction_id, browser_id, session_cookie, accepted_scopes,
+                            accepted_purposes, gpc)
+    except IntegrityError:
+        # The same customer answered for the same app in two tabs at once: the other answer
+        # created the grant first (uq_grants_user_client); record this one on top of it.
+        await _give_consent(ctx, interaction_id, browser_id, session_cookie, accepted_scopes,
+                            accepted_purposes, gpc)
+    ctx.notify_outbox()
+
+
+async def _give_consent(ctx: Context, interaction_id: str, browser_id: str,
+                        session_cookie: str | None, accepted_scopes: list[str],
+                        accepted_purposes: list[str], gpc: bool) -> None:
     async with ctx.db.transaction() as session:
         interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
         live = None
@@ -178,4 +192,3 @@ async def give_consent(ctx: Context, interaction_id: str, browser_id: str,
                              accepted_scopes=accepted_scopes,
                              accepted_purposes=accepted_purposes, gpc=gpc)
         interaction.consent_given = True
-    ctx.notify_outbox()

@@ -121,3 +121,29 @@ async def test_other_replicas_pick_up_a_rotation(client: httpx.AsyncClient, ctx:
         await other.close()
     tokens = await issue(client, shop)
     assert pyjwt.get_unverified_header(tokens["id_token"])["kid"] in rotated
+
+
+async def test_cli_rotation_keeps_earlier_tokens_valid(
+        client: httpx.AsyncClient, ctx: Context, shop: App, database_url: str,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 3, done-when: a token issued before `idp keys rotate` still verifies; the JWKS
+    holds old and new keys; a token issued after is signed by the new key."""
+    import asyncio
+    import json
+
+    from idp.cli import main as idp_cli
+
+    for name, value in {"IDP_DATABASE_URL": database_url, "IDP_ISSUER": ISSUER,
+                        "IDP_KEY_ENCRYPTION_SECRET": ctx.settings.resolved_key_secret()}.items():
+        monkeypatch.setenv(name, value)
+    before = await issue(client, shop)
+    old_kid = pyjwt.get_unverified_header(before["id_token"])["kid"]
+    assert await asyncio.to_thread(idp_cli, ["keys", "rotate", "--json"]) == 0
+    new_kids = json.loads(capsys.readouterr().out)["active"]
+    jwks = await jwks_by_kid(client)
+    assert old_kid in jwks and set(new_kids) <= set(jwks)
+    verify(before["id_token"], jwks, shop.client_id)
+    verify(before["access_token"], jwks, ISSUER)
+    after = await issue(client, shop)
+    assert pyjwt.get_unverified_header(after["id_token"])["kid"] in new_kids
+    assert pyjwt.get_unverified_header(after["access_token"])["kid"] in new_kids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import httpx
@@ -253,3 +254,49 @@ def test_backoff_grows_and_is_capped() -> None:
     delays = [backoff(n) for n in range(1, 15)]
     assert delays[:4] == [1, 2, 4, 8]
     assert max(delays) == 300
+
+
+async def test_password_change_signs_out_everywhere_else(
+        new_browser, ctx: Context, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    """Issue 3, item 7: a password change ends the account's sessions, and their apps are told."""
+    receiver = Receiver()
+    await receiver.start()
+    await make_user(ctx)
+    app = await make_app(ctx, grant_types=["authorization_code", "refresh_token"],
+                         scopes=["openid", "offline_access"], backchannel_logout_uri=receiver.url)
+    api = await make_app(ctx, name="API", grant_types=["client_credentials"],
+                         scopes=["orders:read"])
+    phone, laptop = new_browser(), new_browser()
+    on_phone = await sign_in(phone, app, scope="openid offline_access")
+    page = await laptop.get("/account/login")
+    await laptop.post("/account/login", data={"csrf_token": csrf_token(page.text),
+                                              "email": "alice@example.com",
+                                              "password": "correct horse battery staple"})
+    overview = await laptop.get("/account")
+    token = re.search(r'action="/account/password">\s*<input type="hidden" name="csrf_token" '
+                      r'value="([^"]+)"', overview.text).group(1)
+    wrong = await laptop.post("/account/password", data={
+        "csrf_token": token, "current_password": "nope", "new_password": "a new long passphrase"})
+    assert "Your current password is not correct." in wrong.text
+    assert await active(phone, api, on_phone["access_token"])
+    changed = await laptop.post("/account/password", data={
+        "csrf_token": token, "current_password": "correct horse battery staple",
+        "new_password": "a new long passphrase"})
+    assert changed.status_code == 303
+    assert "idp_session=" in changed.headers["set-cookie"]  # a new session for this browser
+    assert (await laptop.get("/account")).status_code == 200
+    # The phone's session, its tokens, and even its offline refresh token are gone.
+    assert not await active(phone, api, on_phone["access_token"])
+    refreshed = await phone.post("/token", data={
+        "grant_type": "refresh_token", "refresh_token": on_phone["refresh_token"]},
+        headers=app.basic())
+    assert refreshed.json()["error"] == "invalid_grant"
+    again = await phone.get("/authorize", params=Flow(app).params(scope="openid"))
+    assert urlsplit(again.headers["location"]).path.endswith("/login")
+    dispatcher = Dispatcher(ctx, timeout=2)
+    try:
+        assert await dispatcher.run_once() == 1
+    finally:
+        await dispatcher.close()
+        await receiver.stop()
+    assert len(receiver.received) == 1

@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.responses import Response
 
 from idp import errors
-from idp.services import account, consent
+from idp.services import account, consent, sessions
 from idp.services.authentication import verify_password_login
-from idp.services.interaction import LOGIN_FAILED, start_session
+from idp.services.interaction import LOGIN_FAILED, LoginFailed, start_session
 from idp.services.logout import log_out
 from idp.services.receipts import receipt
 from idp.web.browser import BrowserCookies, CookiesDep
@@ -69,7 +69,8 @@ async def login(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
 
 @router.get("")
 async def overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
-                   change: str | None = None) -> Response:
+                   change: str | None = None, password: str | None = None,
+                   password_message: str | None = None) -> Response:
     try:
         user, _ = await account.current_user(ctx, cookies.session_cookie(request))
     except errors.LoginRequired:
@@ -83,8 +84,11 @@ async def overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
         "apps": await account.connected_apps(ctx, user.id),
         "history": await account.history(ctx, user.id),
         "status": status,
+        "password_changed": password == "changed",
+        "password_message": password_message,
+        "min_length": ctx.settings.password_min_length,
         "csrf": {name: cookies.csrf_token(browser_id, f"account:{name}")
-                 for name in ("profile", "apps", "logout")},
+                 for name in ("profile", "apps", "logout", "password")},
     })
     if is_new:
         cookies.set_browser_id(response, browser_id)
@@ -98,6 +102,21 @@ async def save_profile(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Re
     await account.update_profile(ctx, user.id, {k: _first(values, k)
                                                 for k in account.EDITABLE_CLAIMS if k in values})
     return _see_other("/account#profile")
+
+
+@router.post("/password")
+async def change_password(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
+    user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    values = await _form(request, cookies, "password")
+    try:
+        cookie = await sessions.change_password(
+            ctx, user.email, _first(values, "current_password"), _first(values, "new_password"),
+            cookies.session_cookie(request))
+    except LoginFailed as failed:
+        return await overview(request, ctx, cookies, password_message=failed.message)
+    response = _see_other("/account?password=changed")
+    cookies.set_session(response, cookie)
+    return response
 
 
 @router.get("/apps/{client_id}")

@@ -8,7 +8,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.notifications.outbox import enqueue_backchannel_logout
+from idp.services.authentication import verify_password_login
 from idp.services.context import Context
+from idp.services.interaction import LoginFailed, password_problem, start_session
 from idp.store import clients as client_store
 from idp.store import sessions as session_store
 from idp.store import tokens as token_store
@@ -47,3 +49,26 @@ async def end_user_sessions(ctx: Context, email: str) -> int | None:
             await end_session(ctx, session, sid)
     ctx.notify_outbox()
     return len(sids)
+
+
+async def change_password(ctx: Context, email: str, current: str, new: str,
+                          previous_cookie: str | None) -> str:
+    """Change the password and sign the account out everywhere else (ATO-11): every session
+    ends (apps are told by back-channel logout) and every refresh token is revoked, offline
+    ones included. This browser continues in a new session; returns its cookie."""
+    user = await verify_password_login(ctx, email, current)
+    if user is None:
+        raise LoginFailed("Your current password is not correct.")
+    problem = password_problem(ctx, new)
+    if problem:
+        raise LoginFailed(problem)
+    password_hash = await ctx.passwords.hash(new)
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
+        await user_store.set_password_hash(session, user.id, password_hash, now)
+        for sid in await session_store.live_sids_of_user(session, user.id, now):
+            await end_session(ctx, session, sid)
+        await token_store.revoke_refresh_tokens_of_user(session, user.id, now)
+        cookie, _ = await start_session(ctx, session, user.id, previous_cookie)
+    ctx.notify_outbox()
+    return cookie

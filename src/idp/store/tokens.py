@@ -114,3 +114,13 @@ async def revoke_refresh_token(session: AsyncSession, token_hash: str, now: int)
         .where(RefreshToken.token_hash == token_hash, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+
+
+async def revoke_refresh_tokens_of_user(session: AsyncSession, user_id: str, now: int) -> int:
+    """Every refresh token of the account, offline ones included (ATO-11, RFC 9700 §4.14.2)."""
+    result = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return _count(result)

@@ -542,3 +542,54 @@ async def test_consent_from_two_tabs_at_once_gives_one_grant(
     assert count == 1
     assert entries == 2
     assert (await ledger.verify(ctx))[1] == []
+
+
+async def test_one_choice_applies_to_every_app_that_asks(
+        new_browser, ctx: Context, setup: None) -> None:  # type: ignore[no-untyped-def]
+    receivers = [Receiver(status=202) for _ in range(3)]
+    for receiver in receivers:
+        await receiver.start()
+    browser = new_browser()
+    api = await make_app(ctx, name="API", grant_types=["client_credentials"],
+                         scopes=["orders:read"])
+    apps = [await shop_app(ctx, f"App {i}", f"https://app.example/{i}", receivers[i].url)
+            for i in range(3)]
+    tokens = [await tokens_with(browser, app, ["phone"], ["marketing_email"]) for app in apps]
+    await account_login(browser)
+    overview = await browser.get("/account")
+    assert "allowed in 3 of 3 apps" in overview.text
+    token = re.search(r'action="/account/purposes/marketing_email" class="actions">\s*'
+                      r'<input type="hidden" name="csrf_token" value="([^"]+)"',
+                      overview.text).group(1)
+    changed = await browser.post("/account/purposes/marketing_email",
+                                 data={"csrf_token": token, "decision": "stop"})
+    assert changed.status_code == 303
+    for body in tokens:
+        assert (await introspect(browser, api, body["access_token"])) == {"active": False}
+    pending = await browser.get(changed.headers["location"])
+    assert "Applied to 0 of 3 apps; still telling App 0, App 1, App 2." in pending.text
+    dispatcher = Dispatcher(ctx, timeout=2)
+    try:
+        assert await dispatcher.run_once() == 3
+    finally:
+        await dispatcher.close()
+        for receiver in receivers:
+            await receiver.stop()
+    done = await browser.get(changed.headers["location"])
+    assert "Applied to 3 of 3 apps." in done.text
+    assert "allowed in 0 of 3 apps" in done.text
+    for receiver in receivers:
+        event = claims_of(receiver.bodies[0][1].decode())
+        assert event["events"][CLAIMS_CHANGE]["claims"]["consent"]["purposes"] == [
+            {"id": "order_updates", "version": 1}]
+    # Three ledger entries, one per app, each with its own receipt; the chain holds.
+    count, problems = await ledger.verify(ctx)
+    assert count == 6 and problems == []
+    # Nothing changes when the choice is already so: no entry, no event.
+    again = await browser.post("/account/purposes/marketing_email",
+                               data={"csrf_token": token, "decision": "stop"})
+    assert "Your change is saved" in (await browser.get(again.headers["location"])).text
+    assert (await ledger.verify(ctx))[0] == 6
+    bad = await browser.post("/account/purposes/marketing_email",
+                             data={"csrf_token": token, "decision": "maybe"})
+    assert bad.status_code == 400

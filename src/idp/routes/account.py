@@ -77,11 +77,13 @@ async def overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
         return _see_other("/account/login")
     browser_id, is_new = cookies.ensure_browser_id(request)
     status = await account.change_status(ctx, change) if change and len(change) < 64 else None
+    apps = await account.connected_apps(ctx, user.id)
     response = page(request, "account.html", {
         "user": user,
         "profile": user.profile,
         "editable": account.EDITABLE_CLAIMS,
-        "apps": await account.connected_apps(ctx, user.id),
+        "apps": apps,
+        "across": account.purposes_across_apps(apps),
         "history": await account.history(ctx, user.id),
         "status": status,
         "password_changed": password == "changed",
@@ -117,6 +119,19 @@ async def change_password(request: Request, ctx: CtxDep, cookies: CookiesDep) ->
     response = _see_other("/account?password=changed")
     cookies.set_session(response, cookie)
     return response
+
+
+@router.post("/purposes/{purpose_id}")
+async def change_purpose(purpose_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                         ) -> Response:
+    user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    values = await _form(request, cookies, "apps")
+    decision = _first(values, "decision")
+    if decision not in ("allow", "stop"):
+        raise errors.InvalidRequest("Choose allow or stop", redirectable=False)
+    change_id = await consent.change_purpose_everywhere(ctx, user.id, purpose_id,
+                                                        decision == "allow")
+    return _see_other(f"/account?change={change_id}")
 
 
 @router.get("/apps/{client_id}")

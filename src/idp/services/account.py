@@ -100,6 +100,28 @@ def _app_view(grant: Grant, name: str, optional: tuple[str, ...],
     )
 
 
+@dataclass(frozen=True)
+class PurposeAcrossApps:
+    purpose: PurposeInfo
+    allowed_in: list[str]  # app names
+    apps: list[str]
+
+
+def purposes_across_apps(apps: list[AppView]) -> list[PurposeAcrossApps]:
+    """Optional purposes of the connected apps, with where each one is allowed."""
+    found: dict[str, PurposeAcrossApps] = {}
+    for app in apps:
+        for choice in app.purposes:
+            if choice.purpose.required:
+                continue
+            entry = found.setdefault(choice.purpose.id,
+                                     PurposeAcrossApps(choice.purpose, [], []))
+            entry.apps.append(app.name)
+            if choice.granted:
+                entry.allowed_in.append(app.name)
+    return sorted(found.values(), key=lambda p: p.purpose.title)
+
+
 async def app_view(ctx: Context, user_id: str, client_id: str) -> AppView:
     for view in await connected_apps(ctx, user_id):
         if view.client_id == client_id:

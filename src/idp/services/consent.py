@@ -162,35 +162,64 @@ async def change_choices(ctx: Context, user_id: str, client_id: str,
                          optional_scopes: Iterable[str], optional_purposes: Iterable[str],
                          channel: str = "web") -> ChangeResult:
     """The customer changed an app's optional choices in the account center."""
-    now = ctx.now()
+    change_id = new_handle(16)
     async with ctx.db.transaction() as session:
         grant, client = await _live_grant(session, user_id, client_id)
         purposes = await purpose_store.purposes_of_client(session, client_id)
-        before = _snapshot(grant)
-        keep = set(optional_scopes)
-        optional = set(client.optional_scopes)
-        granted_optional = [s for s in [*grant.scopes, *grant.declined_scopes] if s in optional]
-        grant.scopes = _ordered([*(s for s in grant.scopes if s not in optional),
-                                 *(s for s in granted_optional if s in keep)])
-        grant.declined_scopes = _ordered(s for s in granted_optional if s not in keep)
-        chosen = set(optional_purposes)
-        answered = {**versions(grant.declined_purposes), **versions(grant.purposes)}
-        grant.purposes = [{"id": p.id, "version": answered.get(p.id, p.version)}
-                          for p in purposes if p.id in answered and (p.required or p.id in chosen)]
-        grant.declined_purposes = [{"id": p.id, "version": answered.get(p.id, p.version)}
-                                   for p in purposes
-                                   if p.id in answered and not p.required and p.id not in chosen]
-        grant.updated_at = now
-        change_id = new_handle(16)
-        await ledger.append(
-            ctx, session, grant_id=grant.id, client_id=client_id, user_id=user_id,
-            action="change", channel=channel, gpc=grant.gpc,
-            payload=_payload(client, user_id, before, grant, change_id, purposes,
-                             method="account center"),
-        )
-        await _apply_change(ctx, session, client, grant, user_id, change_id)
+        await _set_choices(ctx, session, grant, client, purposes, set(optional_scopes),
+                           set(optional_purposes), change_id, channel)
     ctx.notify_outbox()
     return ChangeResult(change_id, grant.id)
+
+
+async def change_purpose_everywhere(ctx: Context, user_id: str, purpose_id: str,
+                                    allowed: bool, channel: str = "web") -> str:
+    """One choice about a purpose, applied to every connected app that asks for it as an
+    optional purpose, in one transaction; returns the change id the apps' deliveries share."""
+    change_id = new_handle(16)
+    async with ctx.db.transaction() as session:
+        grants = await session.scalars(select(Grant).where(
+            Grant.user_id == user_id, Grant.revoked_at.is_(None)).order_by(Grant.created_at))
+        for grant in list(grants):
+            client = await client_store.get_client(session, grant.client_id)
+            purposes = await purpose_store.purposes_of_client(session, grant.client_id)
+            if client is None or not any(p.id == purpose_id and not p.required
+                                         for p in purposes):
+                continue
+            agreed = set(versions(grant.purposes))
+            chosen = agreed | {purpose_id} if allowed else agreed - {purpose_id}
+            if chosen == agreed:
+                continue
+            await _set_choices(ctx, session, grant, client, purposes, set(grant.scopes),
+                               chosen, change_id, channel)
+    ctx.notify_outbox()
+    return change_id
+
+
+async def _set_choices(ctx: Context, session: AsyncSession, grant: Grant, client: ClientConfig,
+                       purposes: tuple[PurposeInfo, ...], keep: set[str], chosen: set[str],
+                       change_id: str, channel: str) -> None:
+    """Set an app's optional choices; required items stay. Ledger, revocation, events."""
+    before = _snapshot(grant)
+    optional = set(client.optional_scopes)
+    granted_optional = [s for s in [*grant.scopes, *grant.declined_scopes] if s in optional]
+    grant.scopes = _ordered([*(s for s in grant.scopes if s not in optional),
+                             *(s for s in granted_optional if s in keep)])
+    grant.declined_scopes = _ordered(s for s in granted_optional if s not in keep)
+    answered = {**versions(grant.declined_purposes), **versions(grant.purposes)}
+    grant.purposes = [{"id": p.id, "version": answered.get(p.id, p.version)}
+                      for p in purposes if p.id in answered and (p.required or p.id in chosen)]
+    grant.declined_purposes = [{"id": p.id, "version": answered.get(p.id, p.version)}
+                               for p in purposes
+                               if p.id in answered and not p.required and p.id not in chosen]
+    grant.updated_at = ctx.now()
+    await ledger.append(
+        ctx, session, grant_id=grant.id, client_id=client.client_id, user_id=grant.user_id,
+        action="change", channel=channel, gpc=grant.gpc,
+        payload=_payload(client, grant.user_id, before, grant, change_id, purposes,
+                         method="account center"),
+    )
+    await _apply_change(ctx, session, client, grant, grant.user_id, change_id)
 
 
 async def withdraw(ctx: Context, user_id: str, client_id: str, channel: str = "web",

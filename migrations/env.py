@@ -42,7 +42,7 @@ def _run(connection: Connection) -> None:
 
 
 async def run_online() -> None:
-    engine = create_engine(database_url(), pool_size=1)
+    engine = create_engine(database_url(), pool_size=1, enforce_foreign_keys=False)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

@@ -189,6 +189,39 @@ def cmd_sessions_end(settings: Settings, args: argparse.Namespace) -> int:
     return run_with_context(settings, action)
 
 
+def cmd_upstreams_add(settings: Settings, args: argparse.Namespace) -> int:
+    from pydantic import ValidationError as ConfigError
+
+    from idp.federation.config import UpstreamConfig
+    from idp.services.upstreams import parse_config_file, save_upstream
+
+    try:
+        with open(args.config_file, encoding="utf-8") as handle:
+            config = UpstreamConfig.model_validate(parse_config_file(handle.read()))
+    except (OSError, ValueError, ConfigError) as exc:
+        # Never echo the file: it holds the upstream's secrets (requirement 13).
+        print(f"idp: the upstream configuration is not valid: {type(exc).__name__}",
+              file=sys.stderr)
+        return 2
+
+    async def action(ctx: Context) -> int:
+        await save_upstream(ctx, config)
+        print(json.dumps({"alias": config.alias, "type": config.type}))
+        return 0
+
+    return run_with_context(settings, action)
+
+
+def cmd_upstreams_list(settings: Settings, args: argparse.Namespace) -> int:
+    from idp.services.upstreams import enabled_upstreams
+
+    async def action(ctx: Context) -> int:
+        print(json.dumps(await enabled_upstreams(ctx), indent=2))
+        return 0
+
+    return run_with_context(settings, action)
+
+
 def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
     from idp.store import keys as key_store
 
@@ -294,6 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     ucreate.set_defaults(func=cmd_users_create)
 
     add_consent_commands(sub)
+
+    upstreams = sub.add_parser("upstreams", help="sign-in providers (Google, Apple, OIDC)")
+    upsub = upstreams.add_subparsers(dest="upstreams_command", required=True)
+    upadd = upsub.add_parser("add", help="add or replace a provider from a JSON file")
+    upadd.add_argument("--config-file", required=True,
+                       help="UpstreamConfig as JSON (alias, type, client_id, secrets, URLs)")
+    upadd.set_defaults(func=cmd_upstreams_add)
+    uplist = upsub.add_parser("list")
+    uplist.set_defaults(func=cmd_upstreams_list)
 
     sessions = sub.add_parser("sessions", help="customer sessions")
     ssub = sessions.add_subparsers(dest="sessions_command", required=True)

@@ -20,6 +20,7 @@ from idp.routes import (
     account,
     authorize,
     discovery,
+    federation,
     grants,
     health,
     interaction,
@@ -121,7 +122,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         app.state.ctx = ctx
     install_error_handlers(app)
     for module in (discovery, authorize, interaction, token, revocation, userinfo, logout,
-                   grants, account, health):
+                   grants, account, federation, health):
         app.include_router(module.router)
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

@@ -29,8 +29,11 @@ def derive_key(secret: str, purpose: str) -> bytes:
 
 
 class KeyEncryptor:
-    def __init__(self, secret: str) -> None:
-        raw = derive_key(secret, "signing-key-encryption")
+    """Authenticated encryption of small JSON documents at rest (signing keys, upstream
+    secrets), with a key derived per purpose from the operator's secret."""
+
+    def __init__(self, secret: str, purpose: str = "signing-key-encryption") -> None:
+        raw = derive_key(secret, purpose)
         self._fernet = Fernet(base64.urlsafe_b64encode(raw))
 
     def encrypt(self, private_jwk: dict[str, Any]) -> str:

@@ -37,14 +37,15 @@ def requested_sub(claims_param: dict[str, Any] | None) -> str | None:
     return None
 
 
-def user_claims(email: str, email_verified: bool, profile: dict[str, Any], updated_at: int
-                ) -> dict[str, Any]:
+def user_claims(email: str | None, email_verified: bool, profile: dict[str, Any],
+                updated_at: int) -> dict[str, Any]:
     """Every releasable claim the account holds, keyed by claim name."""
     values: dict[str, Any] = {
         name: profile[name] for name in SUPPORTED_CLAIMS if name in profile and name != "sub"
     }
-    values["email"] = email
-    values["email_verified"] = email_verified
+    if email is not None:
+        values["email"] = email
+        values["email_verified"] = email_verified
     values["updated_at"] = updated_at
     return values
 

@@ -111,6 +111,8 @@ async def change_password(request: Request, ctx: CtxDep, cookies: CookiesDep) ->
     user, _ = await account.current_user(ctx, cookies.session_cookie(request))
     values = await _form(request, cookies, "password")
     try:
+        if user.email is None:
+            raise LoginFailed("This account signs in with another provider and has no password.")
         cookie = await sessions.change_password(
             ctx, user.email, _first(values, "current_password"), _first(values, "new_password"),
             cookies.session_cookie(request))

@@ -4,6 +4,7 @@ and the interaction (RFC 6749 §10.12); every page is no-store and unframeable."
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,6 +15,7 @@ from idp import errors
 from idp.routes.authorize import respond
 from idp.services.authorization import abort_authorization, resume_authorization
 from idp.services.context import Context
+from idp.services.federation import login_and_link
 from idp.services.interaction import (
     LoginFailed,
     give_consent,
@@ -21,6 +23,7 @@ from idp.services.interaction import (
     page_context,
     register_with_password,
 )
+from idp.services.upstreams import enabled_upstreams
 from idp.web.browser import BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep, read_form
 from idp.web.responses import NO_STORE, deliver, page
@@ -60,8 +63,9 @@ def sends_gpc(request: Request) -> bool:
     return request.headers.get("sec-gpc", "").strip() == "1"
 
 
-async def _render(request: Request, ctx: Context, cookies: BrowserCookies, interaction_id: str,
-                  template: str, message: str | None = None, email: str = "") -> Response:
+async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, interaction_id: str,
+                      template: str, message: str | None = None, email: str = "",
+                      link_handle: str | None = None) -> Response:
     browser_id = _browser(request, cookies)
     view = await page_context(ctx, interaction_id, browser_id, cookies.session_cookie(request),
                               gpc=sends_gpc(request))
@@ -78,6 +82,9 @@ async def _render(request: Request, ctx: Context, cookies: BrowserCookies, inter
         "gpc": sends_gpc(request),
         "min_length": ctx.settings.password_min_length,
         "lang": "en",
+        "upstreams": await enabled_upstreams(ctx) if template == "login" else [],
+        "federation_token": cookies.csrf_token(browser_id, f"federation:{interaction_id}"),
+        "link_handle": link_handle,
     }
     if template == "consent":
         if view.signed_in_email is None:
@@ -103,7 +110,7 @@ async def resume(interaction_id: str, request: Request, ctx: CtxDep, cookies: Co
 @router.get("/login")
 async def login_page(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                      ) -> Response:
-    return await _render(request, ctx, cookies, interaction_id, "login")
+    return await render_page(request, ctx, cookies, interaction_id, "login")
 
 
 PasswordStep = Callable[[Context, str, str, str, str, str | None], Awaitable[str]]
@@ -118,7 +125,7 @@ async def _password_step(request: Request, ctx: Context, cookies: BrowserCookies
         session_cookie = await step(ctx, interaction_id, browser_id, email,
                                     form.get("password", ""), cookies.session_cookie(request))
     except LoginFailed as failed:
-        return await _render(request, ctx, cookies, interaction_id, template, failed.message,
+        return await render_page(request, ctx, cookies, interaction_id, template, failed.message,
                              email)
     response = await _continue(request, ctx, cookies, interaction_id, browser_id, session_cookie)
     cookies.set_session(response, session_cookie)
@@ -128,6 +135,12 @@ async def _password_step(request: Request, ctx: Context, cookies: BrowserCookies
 @router.post("/login")
 async def login(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                 ) -> Response:
+    form = await request.form()
+    handle = form.get("link")
+    if isinstance(handle, str) and handle:
+        # The customer proves the existing account to connect an upstream identity to it.
+        return await _password_step(request, ctx, cookies, interaction_id, "login",
+                                    partial(login_and_link, handle=handle))
     return await _password_step(request, ctx, cookies, interaction_id, "login",
                                 login_with_password)
 
@@ -135,7 +148,7 @@ async def login(interaction_id: str, request: Request, ctx: CtxDep, cookies: Coo
 @router.get("/register")
 async def register_page(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                         ) -> Response:
-    return await _render(request, ctx, cookies, interaction_id, "register")
+    return await render_page(request, ctx, cookies, interaction_id, "register")
 
 
 @router.post("/register")
@@ -148,7 +161,7 @@ async def register(interaction_id: str, request: Request, ctx: CtxDep, cookies: 
 @router.get("/consent")
 async def consent_page(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                        ) -> Response:
-    return await _render(request, ctx, cookies, interaction_id, "consent")
+    return await render_page(request, ctx, cookies, interaction_id, "consent")
 
 
 @router.post("/consent")

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from idp.crypto.passwords import PasswordService
+from idp.federation.base import OidcUpstream
+from idp.federation.http import new_upstream_client
 from idp.net.fetch import new_http_client
 from idp.services.client_keys import ClientKeyCache
 from idp.services.keys import KeyManager
@@ -31,6 +33,10 @@ class Context:
     http_transport: httpx.AsyncBaseTransport | None = None
     client_keys: ClientKeyCache = field(default_factory=ClientKeyCache)
     _http: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+    # Requests to upstream identity providers (operator-configured URLs); tests put fakes here.
+    upstream_transport: httpx.AsyncBaseTransport | None = None
+    upstream_clients: dict[str, OidcUpstream] = field(default_factory=dict)
+    _upstream_http: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
 
     def now(self) -> int:
         return int(self.clock())
@@ -41,6 +47,11 @@ class Context:
             self._http = new_http_client(self.http_transport)
         return self._http
 
+    def upstream_http(self) -> httpx.AsyncClient:
+        if self._upstream_http is None:
+            self._upstream_http = new_upstream_client(self.upstream_transport)
+        return self._upstream_http
+
     def notify_outbox(self) -> None:
         if self.outbox_signal is not None:
             self.outbox_signal()
@@ -49,6 +60,9 @@ class Context:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self._upstream_http is not None:
+            await self._upstream_http.aclose()
+            self._upstream_http = None
         await self.db.dispose()
 
 

@@ -20,8 +20,9 @@ from idp.protocol.discovery import ACR_PASSWORD
 from idp.protocol.scopes import ScopeInfo, describe_scopes
 from idp.services.authentication import verify_password_login
 from idp.services.authorization import consent_ask, load_interaction
-from idp.services.consent import record_consent
+from idp.services.consent import grant_view, record_consent
 from idp.services.context import Context
+from idp.store import grants as grant_store
 from idp.store import sessions as session_store
 from idp.store import users as user_store
 from idp.store.models import BrowserSession, User
@@ -41,12 +42,15 @@ class LoginFailed(Exception):
 class ScopeChoice:
     scope: ScopeInfo
     optional: bool
+    checked: bool = True  # an optional scope starts on unless the customer declined it before
 
 
 @dataclass(frozen=True)
 class PurposeOffer:
     purpose: PurposeInfo
-    checked: bool  # pre-selection: on, except sale-or-share under Global Privacy Control
+    # Pre-selection: on, except sale-or-share under Global Privacy Control and except what the
+    # customer declined before.
+    checked: bool
 
 
 @dataclass(frozen=True)
@@ -67,16 +71,24 @@ async def page_context(ctx: Context, interaction_id: str, browser_id: str,
         request = AuthorizationRequest.from_json(interaction.request)
         ask = await consent_ask(session, client, request)
         email = None
+        earlier = None  # the customer's answers so far, when asked again (a "no" stays "no")
         if session_cookie:
             live = await session_store.find_live_session(session, digest(session_cookie), ctx.now())
             user = await user_store.get_user(session, live.user_id) if live else None
             email = user.email if user else None
+            if user is not None:
+                earlier = grant_view(await grant_store.find_grant(session, user.id,
+                                                                  client.client_id))
+    declined_scopes = earlier.declined_scopes if earlier else frozenset()
+    declined_purposes = earlier.declined_purposes if earlier else {}
     data = {
-        CATEGORY_TITLES[category]: [ScopeChoice(info, info.name in ask.optional_scopes)
+        CATEGORY_TITLES[category]: [ScopeChoice(info, info.name in ask.optional_scopes,
+                                                info.name not in declined_scopes)
                                     for info in describe_scopes(scopes)]
         for category, scopes in group_scopes_by_category(ask.scopes).items()
     }
-    purposes = [PurposeOffer(p, default_choice(p, gpc)) for p in ask.purposes]
+    purposes = [PurposeOffer(p, default_choice(p, gpc) and p.id not in declined_purposes)
+                for p in ask.purposes]
     return PageContext(interaction_id, client, request, email, data, list(ask.claims), purposes)
 
 
@@ -143,7 +155,8 @@ def email_problem(email: str) -> str | None:
 
 
 async def start_session(ctx: Context, session: AsyncSession, user_id: str,
-                        previous_cookie: str | None) -> tuple[str, str]:
+                        previous_cookie: str | None, amr: list[str] | None = None,
+                        identity_id: str | None = None) -> tuple[str, str]:
     """A new session id at every login (ATO-14); the previous one ends server-side."""
     now = ctx.now()
     if previous_cookie:
@@ -152,9 +165,9 @@ async def start_session(ctx: Context, session: AsyncSession, user_id: str,
     sid = new_handle(16)
     session.add(
         BrowserSession(
-            id_hash=digest(cookie), sid=sid, user_id=user_id, auth_time=now, amr=["pwd"],
-            acr=ACR_PASSWORD, created_at=now, expires_at=now + ctx.settings.session_ttl,
-            ended_at=None,
+            id_hash=digest(cookie), sid=sid, user_id=user_id, auth_time=now,
+            amr=amr or ["pwd"], acr=ACR_PASSWORD, created_at=now,
+            expires_at=now + ctx.settings.session_ttl, ended_at=None, identity_id=identity_id,
         )
     )
     return cookie, sid

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 10, enforce_foreign_keys: bool = True
+                  ) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -30,7 +31,9 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
             dbapi_conn.isolation_level = None
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
+            # Off only for migrations: SQLite rebuilds a table to alter it, and dropping the old
+            # copy with enforcement on would cascade-delete every row that refers to it.
+            cursor.execute(f"PRAGMA foreign_keys={'ON' if enforce_foreign_keys else 'OFF'}")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 

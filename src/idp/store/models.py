@@ -72,7 +72,8 @@ class User(Base):
     # The OIDC `sub`: opaque, random, never reassigned (OIDC Core §2, §8).
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     # Normalised (trimmed, lower-cased); unique so concurrent registrations cannot both win.
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    # None for an account made from an upstream identity that shared no address (Apple, FB).
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     password_hash: Mapped[str | None] = mapped_column(Text)
     profile: Mapped[Json] = mapped_column(JSON, default=dict)
@@ -109,6 +110,8 @@ class BrowserSession(Base):
     created_at: Mapped[int]
     expires_at: Mapped[int]
     ended_at: Mapped[int | None]
+    # The upstream identity this session signed in with, so an upstream revocation can end it.
+    identity_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class Interaction(Base):
@@ -335,3 +338,60 @@ class LedgerEntry(Base):
     payload_digest: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Upstream(Base):
+    """An upstream identity provider (Google, Facebook, Apple, any OIDC issuer)."""
+
+    __tablename__ = "upstreams"
+
+    alias: Mapped[str] = mapped_column(String(32), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    # The UpstreamConfig without its secrets; they are in `secrets_encrypted` (Fernet).
+    config: Mapped[Json] = mapped_column(JSON)
+    secrets_encrypted: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+
+
+class Identity(Base):
+    """An upstream identity linked to an account, keyed by (namespace, subject) and never by
+    email; a database constraint keeps it on at most one account (federation.md §9 req 14-15)."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("namespace", "subject", name="uq_identities_key"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    alias: Mapped[str] = mapped_column(String(32))
+    namespace: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Imported attributes, each with its source and time (issue 4 item 6).
+    profile: Mapped[Json] = mapped_column(JSON, default=dict)
+    refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[int]
+    last_login_at: Mapped[int]
+
+
+class FederationState(Base):
+    """One upstream login in flight: single use, bound to the browser, short-lived."""
+
+    __tablename__ = "federation_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # "login": an upstream round trip; "link": an upstream identity waiting for the customer
+    # to prove control of the existing account with that email (requirement 19).
+    purpose: Mapped[str] = mapped_column(String(8))
+    alias: Mapped[str] = mapped_column(String(32))
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    interaction_id: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(64))  # the account a link must prove
+    # The upstream Transaction (nonce, PKCE verifier) or the pending identity, encrypted.
+    transaction_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int]
+    expires_at: Mapped[int]
+    used_at: Mapped[int | None]

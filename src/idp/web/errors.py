@@ -16,7 +16,8 @@ log = logging.getLogger("idp.web")
 
 
 def wants_html(request: Request) -> bool:
-    return request.url.path.startswith(("/authorize", "/interaction", "/logout", "/account"))
+    return request.url.path.startswith(("/authorize", "/interaction", "/logout", "/account",
+                                     "/federation"))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,0 +1,65 @@
+"""Upstream sign-in: start, and one callback path per upstream (federation.md §9 req 2)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+from starlette.responses import Response
+
+from idp import errors
+from idp.routes.authorize import respond
+from idp.routes.interaction import render_page
+from idp.services.authorization import resume_authorization
+from idp.services.federation import finish_login, start_login
+from idp.web.browser import CookiesDep
+from idp.web.deps import CtxDep, read_form
+from idp.web.responses import NO_STORE, auto_submit_page
+
+router = APIRouter(prefix="/federation/{alias}", tags=["Pages"], include_in_schema=False)
+
+
+@router.post("/start")
+async def start(alias: str, request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
+    form = dict(await read_form(request))
+    interaction_id = form.get("interaction", "")
+    browser_id = cookies.browser_id(request)
+    if browser_id is None or not cookies.csrf_valid(browser_id, f"federation:{interaction_id}",
+                                                    form.get("csrf_token")):
+        raise errors.InvalidRequest("The form has expired. Go back and try again.",
+                                    redirectable=False)
+    url = await start_login(ctx, alias, interaction_id, browser_id)
+    # RFC 9700 §4.12: 303 after a POST.
+    return RedirectResponse(url, status_code=303, headers=NO_STORE)
+
+
+@router.get("/callback")
+async def callback(alias: str, request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
+    return await _finish(alias, request, ctx, cookies, list(request.query_params.multi_items()))
+
+
+@router.post("/callback")
+async def form_post_callback(alias: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                             ) -> Response:
+    """Apple answers with response_mode=form_post: a cross-site POST, which SameSite=Lax
+    cookies do not accompany. Without our browser cookie, re-navigate with a top-level GET
+    from our own origin, which carries it (requirement 5); the state stays single-use."""
+    params = await read_form(request)
+    if cookies.browser_id(request) is None:
+        return auto_submit_page(request, "renavigate.html", {
+            "action": f"/federation/{alias}/callback", "params": params})
+    return await _finish(alias, request, ctx, cookies, params)
+
+
+async def _finish(alias: str, request: Request, ctx: CtxDep, cookies: CookiesDep,
+                  params: list[tuple[str, str]]) -> Response:
+    browser_id = cookies.browser_id(request)
+    result = await finish_login(ctx, alias, params, browser_id,
+                                cookies.session_cookie(request))
+    if result.session_cookie is None or browser_id is None:
+        return await render_page(request, ctx, cookies, result.interaction_id, "login",
+                                 result.message, link_handle=result.link_handle)
+    outcome = await resume_authorization(ctx, result.interaction_id, browser_id,
+                                         result.session_cookie)
+    response = respond(request, outcome)
+    cookies.set_session(response, result.session_cookie)
+    return response

@@ -1,0 +1,270 @@
+"""Signing in with an upstream provider inside a brand app's pending authorization.
+
+start → the provider (state, nonce, PKCE bound to this browser and interaction) → callback
+(state used once, same browser, RFC 9207 and ID token checks in the client) → resolve the
+account (log in, create, link, or ask to prove the existing account first) → back into the
+interaction. The brand app only ever sees our tokens and our `sub`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from idp import errors
+from idp.crypto.handles import digest, new_handle
+from idp.crypto.keys import KeyEncryptor
+from idp.federation.base import Transaction
+from idp.federation.callback import AuthorizationDenied
+from idp.federation.config import LinkingPolicy, SyncMode
+from idp.federation.errors import FederationError
+from idp.federation.identity import MappedClaim, UpstreamIdentity, apply_sync
+from idp.services.authentication import verify_password_login
+from idp.services.authorization import load_interaction
+from idp.services.context import Context
+from idp.services.interaction import LoginFailed, start_session
+from idp.services.sessions import end_session
+from idp.services.upstreams import upstream_client
+from idp.store import federation as store
+from idp.store import sessions as session_store
+from idp.store import tokens as token_store
+from idp.store import users as user_store
+from idp.store.models import FederationState, Identity, User
+
+log = logging.getLogger("idp.federation")
+STATE_TTL = 600  # federation.md §9 requirement 3: at most 10 minutes
+
+
+@dataclass(frozen=True)
+class FederatedLogin:
+    interaction_id: str
+    session_cookie: str | None = None  # set when the customer is signed in
+    message: str | None = None  # for the login page: cancelled, refused, or link needed
+    link_handle: str | None = None  # proves the existing account to link the identity
+
+
+def _encryptor(ctx: Context) -> KeyEncryptor:
+    return KeyEncryptor(ctx.settings.resolved_key_secret(), "federation-state")
+
+
+def callback_uri(ctx: Context, alias: str) -> str:
+    # Requirement 2 / RFC 9700 §4.4: one callback path per upstream (mix-up defence).
+    return f"{ctx.settings.issuer}/federation/{alias}/callback"
+
+
+async def start_login(ctx: Context, alias: str, interaction_id: str, browser_id: str) -> str:
+    client = await upstream_client(ctx, alias)
+    if client is None:
+        raise errors.InvalidRequest("This sign-in provider is not available", redirectable=False)
+    async with ctx.db.transaction() as session:
+        await load_interaction(ctx, session, interaction_id, browser_id)
+    start = await client.start(callback_uri(ctx, alias))
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
+        session.add(FederationState(
+            state_hash=digest(start.transaction.state), purpose="login", alias=alias,
+            browser_hash=digest(browser_id), interaction_id=interaction_id, user_id=None,
+            transaction_encrypted=_encryptor(ctx).encrypt(asdict(start.transaction)),
+            created_at=now, expires_at=now + STATE_TTL, used_at=None))
+    return start.url
+
+
+async def finish_login(ctx: Context, alias: str, params: list[tuple[str, str]],
+                       browser_id: str | None, previous_cookie: str | None) -> FederatedLogin:
+    states = [v for k, v in params if k == "state"]
+    if len(states) != 1 or not states[0] or len(states[0]) > 256:
+        raise errors.InvalidRequest("The sign-in response is not valid", redirectable=False)
+    async with ctx.db.transaction() as session:
+        row = await store.claim_state(session, digest(states[0]), "login", ctx.now())
+    # Requirement 2: a state of another upstream's transaction is refused before any token
+    # request; requirement 4: so is one that began in another browser (login CSRF).
+    if row is None or row.alias != alias or row.interaction_id is None or (
+        browser_id is None or digest(browser_id) != row.browser_hash
+    ):
+        raise errors.InvalidRequest(
+            "This sign-in attempt expired, was already used, or began in another browser. "
+            "Return to the app and start again.", redirectable=False)
+    client = await upstream_client(ctx, alias)
+    if client is None:
+        raise errors.InvalidRequest("This sign-in provider is not available", redirectable=False)
+    data = _encryptor(ctx).decrypt(row.transaction_encrypted)
+    transaction = Transaction(**{**data, "scopes": tuple(data["scopes"])})
+    name = alias.capitalize()
+    try:
+        result = await client.handle_callback(params, transaction)
+    except FederationError:
+        # Requirement 7 and 13: nothing is created; the reason is logged without secrets.
+        return FederatedLogin(row.interaction_id,
+                              message=f"Signing in with {name} did not work. Try again.")
+    if isinstance(result, AuthorizationDenied):
+        return FederatedLogin(row.interaction_id,
+                              message=f"Signing in with {name} was cancelled.")
+    return await resolve_account(ctx, result, client.config.linking_policy, row.interaction_id,
+                                 browser_id, previous_cookie)
+
+
+async def resolve_account(ctx: Context, identity: UpstreamIdentity, policy: LinkingPolicy,
+                          interaction_id: str, browser_id: str, previous_cookie: str | None
+                          ) -> FederatedLogin:
+    """Log in, create an account, link, or ask the customer to prove the existing account
+    (federation.md §4 and §9 requirements 14-23)."""
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
+        interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
+        linked = await store.find_identity(session, identity.namespace, identity.subject)
+        if linked is not None:
+            if linked.status != "active":
+                return FederatedLogin(interaction_id, message="This sign-in method is disabled.")
+            _refresh_identity(linked, identity, now)
+        else:
+            match = (await user_store.find_by_email(session, identity.email)
+                     if identity.email else None)
+            if match is None:
+                linked = await _create_account(session, identity, now)
+            elif policy is LinkingPolicy.deny:
+                return FederatedLogin(interaction_id, message=(
+                    "An account already uses this email address. Sign in with your password."))
+            elif identity.email_authoritative and not match.email_verified:
+                # Requirement 23: the provider proves the address; an unverified local account
+                # holding it may be an attacker's pre-registration. Its password and sessions
+                # go before the link, so nothing the pre-registration set up survives.
+                await _strip_unverified_account(ctx, session, match)
+                linked = _link(session, match.id, identity, now)
+            elif (policy is LinkingPolicy.auto_if_authoritative and identity.email_authoritative
+                  and match.email_verified):
+                # Requirement 20: verified upstream, authoritative for the domain, verified local.
+                linked = _link(session, match.id, identity, now)
+            else:
+                return await _ask_to_prove(ctx, session, identity, match, interaction_id,
+                                           browser_id, now)
+        cookie, sid = await start_session(ctx, session, linked.user_id, previous_cookie,
+                                          amr=["fed"], identity_id=linked.id)
+        interaction.session_sid = sid
+    ctx.notify_outbox()
+    return FederatedLogin(interaction_id, session_cookie=cookie)
+
+
+def _profile_from(identity: UpstreamIdentity, current: dict[str, Any], first: bool,
+                  now: int) -> dict[str, Any]:
+    values = apply_sync({k: v.get("value") for k, v in current.items()}, identity.claims,
+                        first_login=first)
+    profile = dict(current)
+    for name, value in values.items():
+        if current.get(name, {}).get("value") != value:
+            # Each imported attribute with its source and time (issue 4 item 6).
+            profile[name] = {"value": value, "source": identity.alias, "at": now}
+    return profile
+
+
+def _refresh_identity(linked: Identity, identity: UpstreamIdentity, now: int) -> None:
+    # Requirement 16: the subject decides the account; a changed email is only recorded.
+    linked.email = identity.email
+    linked.email_verified = identity.email_verified
+    linked.profile = _profile_from(identity, dict(linked.profile), first=False, now=now)
+    linked.last_login_at = now
+
+
+def _new_identity(user_id: str, identity: UpstreamIdentity, now: int) -> Identity:
+    return Identity(
+        id=new_handle(16), user_id=user_id, alias=identity.alias, namespace=identity.namespace,
+        subject=identity.subject, email=identity.email, email_verified=identity.email_verified,
+        profile=_profile_from(identity, {}, first=True, now=now), refresh_token_encrypted=None,
+        status="active", created_at=now, last_login_at=now)
+
+
+def _link(session: AsyncSession, user_id: str, identity: UpstreamIdentity, now: int
+          ) -> Identity:
+    linked = _new_identity(user_id, identity, now)
+    session.add(linked)
+    return linked
+
+
+async def _create_account(session: AsyncSession, identity: UpstreamIdentity, now: int
+                          ) -> Identity:
+    user = User(
+        id=new_handle(16), email=user_store.normalize_email(identity.email)
+        if identity.email else None,
+        # Requirement 22: only an authoritative upstream's verified address counts as verified.
+        email_verified=identity.email_authoritative, password_hash=None,
+        profile=_plain_profile(identity), created_at=now, updated_at=now)
+    session.add(user)
+    await session.flush()
+    return _link(session, user.id, identity, now)
+
+
+def _plain_profile(identity: UpstreamIdentity) -> dict[str, Any]:
+    allowed: dict[str, MappedClaim] = {
+        k: v for k, v in identity.claims.items() if k not in identity.expiring_claims}
+    return {k: v.value for k, v in allowed.items() if isinstance(v.value, str | int | bool)}
+
+
+async def _strip_unverified_account(ctx: Context, session: AsyncSession, user: User) -> None:
+    now = ctx.now()
+    user.password_hash = None
+    user.email_verified = True
+    user.updated_at = now
+    for sid in await session_store.live_sids_of_user(session, user.id, now):
+        await end_session(ctx, session, sid)
+    await token_store.revoke_refresh_tokens_of_user(session, user.id, now)
+
+
+async def _ask_to_prove(ctx: Context, session: AsyncSession, identity: UpstreamIdentity,
+                        match: User, interaction_id: str, browser_id: str, now: int
+                        ) -> FederatedLogin:
+    """Requirement 19: link only after the customer signs in to the existing account."""
+    handle = new_handle()
+    pending = {"alias": identity.alias, "namespace": identity.namespace,
+               "subject": identity.subject, "email": identity.email,
+               "email_verified": identity.email_verified,
+               "claims": {k: {"value": v.value, "sync": v.sync.value}
+                          for k, v in identity.claims.items()}}
+    session.add(FederationState(
+        state_hash=digest(handle), purpose="link", alias=identity.alias,
+        browser_hash=digest(browser_id), interaction_id=interaction_id, user_id=match.id,
+        transaction_encrypted=_encryptor(ctx).encrypt(pending), created_at=now,
+        expires_at=now + STATE_TTL, used_at=None))
+    name = identity.alias.capitalize()
+    return FederatedLogin(interaction_id, link_handle=handle, message=(
+        f"An account already uses this email address. Sign in with its password to connect "
+        f"your {name} account to it."))
+
+
+async def complete_link(ctx: Context, session: AsyncSession, handle: str, browser_id: str,
+                        user_id: str) -> bool:
+    """After a password sign-in: link the pending identity if it was for this very account,
+    in this browser (requirement 25: the link is bound to the account that proved itself)."""
+    row = await store.claim_state(session, digest(handle), "link", ctx.now())
+    if row is None or row.user_id != user_id or row.browser_hash != digest(browser_id):
+        return False
+    data = _encryptor(ctx).decrypt(row.transaction_encrypted)
+    identity = UpstreamIdentity(
+        alias=data["alias"], namespace=data["namespace"], subject=data["subject"],
+        email=data["email"], email_verified=data["email_verified"], email_authoritative=False,
+        claims={k: MappedClaim(v["value"], SyncMode(v["sync"]))
+                for k, v in data["claims"].items()}, raw={})
+    if await store.find_identity(session, identity.namespace, identity.subject) is not None:
+        return False  # requirement 15: already on an account
+    _link(session, user_id, identity, ctx.now())
+    log.info("upstream identity linked after the customer proved the account")
+    return True
+
+
+async def login_and_link(ctx: Context, interaction_id: str, browser_id: str, email: str,
+                         password: str, previous_cookie: str | None, handle: str) -> str:
+    """The password sign-in that proves the existing account, then links the pending
+    identity to it; returns the new session cookie (LoginFailed when the password is wrong)."""
+    async with ctx.db.transaction() as session:
+        await load_interaction(ctx, session, interaction_id, browser_id)
+    user = await verify_password_login(ctx, email, password)
+    if user is None:
+        raise LoginFailed()
+    async with ctx.db.transaction() as session:
+        interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
+        linked = await complete_link(ctx, session, handle, browser_id, user.id)
+        cookie, sid = await start_session(ctx, session, user.id, previous_cookie,
+                                          amr=["pwd", "fed"] if linked else ["pwd"])
+        interaction.session_sid = sid
+    return cookie

@@ -1,0 +1,41 @@
+"""Upstream providers, linked identities and upstream login states."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from idp.store.models import FederationState, Identity, Upstream
+
+
+async def get_upstream(session: AsyncSession, alias: str) -> Upstream | None:
+    if not alias or len(alias) > 32:
+        return None
+    return await session.get(Upstream, alias)
+
+
+async def list_upstreams(session: AsyncSession) -> list[Upstream]:
+    return list(await session.scalars(select(Upstream).order_by(Upstream.alias)))
+
+
+async def find_identity(session: AsyncSession, namespace: str, subject: str) -> Identity | None:
+    return await session.scalar(select(Identity).where(
+        Identity.namespace == namespace, Identity.subject == subject))
+
+
+async def identities_of_user(session: AsyncSession, user_id: str) -> list[Identity]:
+    return list(await session.scalars(
+        select(Identity).where(Identity.user_id == user_id).order_by(Identity.created_at)))
+
+
+async def claim_state(session: AsyncSession, state_hash: str, purpose: str, now: int
+                      ) -> FederationState | None:
+    """Use a state once: one conditional update, so a replay or a race finds nothing."""
+    result = await session.execute(
+        update(FederationState)
+        .where(FederationState.state_hash == state_hash, FederationState.purpose == purpose,
+               FederationState.used_at.is_(None), FederationState.expires_at > now)
+        .values(used_at=now)
+        .returning(FederationState)
+    )
+    return result.scalar_one_or_none()

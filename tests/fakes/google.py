@@ -1,0 +1,250 @@
+"""A fake Google (federation.md §8 "Google fake"): discovery, JWKS, authorize with the 2026
+`iss` behaviour, token endpoint with PKCE and client authentication, userinfo, revoke, RISC."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import unquote_plus, urlencode
+
+import httpx
+
+from tests.fakes.common import (
+    Clock,
+    FakeServer,
+    Recorded,
+    SigningKeys,
+    at_hash,
+    json_response,
+    redirect,
+    s256,
+)
+
+ISSUER = "https://accounts.google.com"
+RISC_ISSUER = "https://accounts.google.com/"  # §1.7: with a trailing slash
+# Google answers with the legacy URL names of the email and profile scopes.
+SCOPE_URLS = {"email": "https://www.googleapis.com/auth/userinfo.email",
+              "profile": "https://www.googleapis.com/auth/userinfo.profile"}
+
+
+def as_granted(scope: str) -> str:
+    return " ".join(SCOPE_URLS.get(s, s) for s in scope.split())
+
+
+@dataclass
+class GoogleUser:
+    sub: str
+    email: str | None
+    email_verified: bool = True
+    hd: str | None = None
+    name: str = "Test User"
+    given_name: str = "Test"
+    family_name: str = "User"
+    picture: str = "https://lh3.googleusercontent.com/a/fake"
+
+
+def scenario_users() -> dict[str, GoogleUser]:
+    """The §8 scenario users."""
+    return {
+        "gmail": GoogleUser("104441000000000000001", "alice@gmail.com", name="Alice Gmail"),
+        "workspace": GoogleUser("104441000000000000002", "bob@startup.example",
+                                hd="startup.example", name="Bob Workspace"),
+        "consumer": GoogleUser("104441000000000000003", "carol@example.org", name="Carol"),
+        "unverified": GoogleUser("104441000000000000004", "dave@example.net",
+                                 email_verified=False),
+        # Same email and hd as "workspace", after the domain was bought again: new sub.
+        "reregistered": GoogleUser("104441000000000000099", "bob@startup.example",
+                                   hd="startup.example"),
+    }
+
+
+@dataclass
+class _Code:
+    client_id: str
+    redirect_uri: str
+    user: GoogleUser
+    scope: str
+    nonce: str | None
+    challenge: str | None
+    challenge_method: str | None
+    offline: bool
+    expires_at: float
+    used: bool = False
+
+
+IssMode = Literal["absent", "correct", "wrong", "duplicate", "empty"]
+
+
+@dataclass
+class FakeGoogle(FakeServer):
+    clock: Clock = field(default_factory=Clock)
+    base: str = "https://google.fake"
+    issuer: str = ISSUER
+    clients: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    users: dict[str, GoogleUser] = field(default_factory=scenario_users)
+    # Toggles a test flips.
+    login_user: str = "gmail"
+    deny: bool = False
+    callback_iss: IssMode = "absent"  # §1.3: Google now appends iss without advertising it
+    advertise_iss: bool = False
+    id_token_iss: str = ISSUER
+    jwks_available: bool = True
+    jwks_max_age: int = 3600
+    granted_scope: str | None = None  # None: what was asked
+    claims_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    signer: Callable[[dict[str, Any]], str] | None = None  # replaces the RS256 signature
+
+    def __post_init__(self) -> None:
+        FakeServer.__init__(self, self.base)
+        self.keys = SigningKeys()
+        self.codes: dict[str, _Code] = {}
+        self.revoked: set[str] = set()
+        self.route("GET", "/.well-known/openid-configuration", self._discovery)
+        self.route("GET", "/.well-known/risc-configuration", self._risc_configuration)
+        self.route("GET", "/oauth2/v3/certs", self._jwks)
+        self.route("GET", "/o/oauth2/v2/auth", self._authorize)
+        self.route("POST", "/token", self._token)
+        self.route("POST", "/revoke", self._revoke)
+
+    def register(self, client_id: str, secret: str, redirect_uris: list[str]) -> None:
+        self.clients[client_id] = (secret, redirect_uris)
+
+    @property
+    def discovery_url(self) -> str:
+        return self.url("/.well-known/openid-configuration")
+
+    def _discovery(self, request: httpx.Request, entry: Recorded, _: Any) -> httpx.Response:
+        document: dict[str, Any] = {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.url("/o/oauth2/v2/auth"),
+            "token_endpoint": self.url("/token"),
+            "userinfo_endpoint": self.url("/v1/userinfo"),
+            "revocation_endpoint": self.url("/revoke"),
+            "jwks_uri": self.url("/oauth2/v3/certs"),
+            "response_types_supported": ["code"], "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "email", "profile"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post",
+                                                      "client_secret_basic"],
+            "code_challenge_methods_supported": ["plain", "S256"],
+        }
+        if self.advertise_iss:
+            document["authorization_response_iss_parameter_supported"] = True
+        return json_response(document)
+
+    def _risc_configuration(self, request: httpx.Request, entry: Recorded,
+                            _: Any) -> httpx.Response:
+        return json_response({"issuer": RISC_ISSUER, "jwks_uri": self.url("/oauth2/v3/certs")})
+
+    def _jwks(self, request: httpx.Request, entry: Recorded, _: Any) -> httpx.Response:
+        if not self.jwks_available:
+            return json_response({"error": "backend_error"}, 503)
+        return json_response(self.keys.jwks(), headers={
+            "Cache-Control": f"public, max-age={self.jwks_max_age}, must-revalidate"})
+
+    def _authorize(self, request: httpx.Request, entry: Recorded, _: Any) -> httpx.Response:
+        p = entry.params
+        client = self.clients.get(p.get("client_id", ""))
+        if client is None or p.get("redirect_uri") not in client[1]:
+            return httpx.Response(400, text="Error 400: redirect_uri_mismatch")
+        if p.get("response_type") != "code" or "openid" not in p.get("scope", "").split():
+            return httpx.Response(400, text="Error 400: invalid_request")
+        answer: list[tuple[str, str]] = [("state", p.get("state", ""))]
+        if self.deny:
+            answer.insert(0, ("error", "access_denied"))
+        else:
+            code = secrets.token_urlsafe(24)
+            self.issued.append(code)
+            self.codes[code] = _Code(
+                p["client_id"], p["redirect_uri"], self.users[self.login_user], p["scope"],
+                p.get("nonce"), p.get("code_challenge"), p.get("code_challenge_method"),
+                p.get("access_type") == "offline", self.clock() + 600)
+            answer = [("code", code), *answer, ("scope", as_granted(p["scope"])),
+                      ("authuser", "0"),
+                      ("prompt", "none")]
+        answer += {"absent": [], "correct": [("iss", ISSUER)],
+                   "wrong": [("iss", "https://evil.example")], "empty": [("iss", "")],
+                   "duplicate": [("iss", ISSUER), ("iss", ISSUER)]}[self.callback_iss]
+        return redirect(f"{p['redirect_uri']}?{urlencode(answer)}")
+
+    def _client(self, request: httpx.Request, form: dict[str, str]) -> str | None:
+        auth = request.headers.get("authorization", "")
+        if auth.startswith("Basic "):
+            raw = base64.b64decode(auth[6:]).decode()
+            client_id, _, secret = raw.partition(":")
+            client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+        else:
+            client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        client = self.clients.get(client_id)
+        return client_id if client is not None and secrets.compare_digest(client[0], secret) \
+            else None
+
+    def _token(self, request: httpx.Request, entry: Recorded, _: Any) -> httpx.Response:
+        form = entry.form
+        client_id = self._client(request, form)
+        if client_id is None:
+            return json_response({"error": "invalid_client"}, 401)
+        if form.get("grant_type") != "authorization_code":
+            return json_response({"error": "unsupported_grant_type"}, 400)
+        code = self.codes.get(form.get("code", ""))
+        if code is None or code.used or code.client_id != client_id \
+                or self.clock() > code.expires_at:
+            return json_response({"error": "invalid_grant"}, 400)
+        code.used = True
+        if form.get("redirect_uri") != code.redirect_uri:
+            return json_response({"error": "redirect_uri_mismatch"}, 400)
+        if code.challenge is not None and (
+                code.challenge_method != "S256"
+                or s256(form.get("code_verifier", "")) != code.challenge):
+            return json_response({"error": "invalid_grant",
+                                  "error_description": "Invalid code verifier."}, 400)
+        access_token = "ya29." + secrets.token_urlsafe(32)
+        body: dict[str, Any] = {
+            "access_token": access_token, "expires_in": 3599, "token_type": "Bearer",
+            "scope": as_granted(self.granted_scope or code.scope),
+            "id_token": self.id_token(code.user, client_id, code.nonce, access_token),
+        }
+        if code.offline:
+            body["refresh_token"] = "1//" + secrets.token_urlsafe(32)
+        self.issued += [v for k, v in body.items() if k.endswith("token")]
+        return json_response(body)
+
+    def _revoke(self, request: httpx.Request, entry: Recorded, _: Any) -> httpx.Response:
+        self.revoked.add(entry.form.get("token", ""))
+        return json_response({})
+
+    def id_token(self, user: GoogleUser, client_id: str, nonce: str | None,
+                 access_token: str | None = None) -> str:
+        now = int(self.clock())
+        claims: dict[str, Any] = {
+            "iss": self.id_token_iss, "azp": client_id, "aud": client_id, "sub": user.sub,
+            "email_verified": user.email_verified, "iat": now, "exp": now + 3600,
+            "name": user.name, "given_name": user.given_name, "family_name": user.family_name,
+            "picture": user.picture,
+        }
+        if user.email is not None:
+            claims["email"] = user.email
+        if user.hd is not None:
+            claims["hd"] = user.hd
+        if nonce is not None:
+            claims["nonce"] = nonce
+        if access_token is not None:
+            claims["at_hash"] = at_hash(access_token)
+        if self.claims_hook is not None:
+            claims = self.claims_hook(claims)
+        return self.signer(claims) if self.signer is not None else self.keys.sign(claims)
+
+    def risc_event(self, event_type: str, sub: str, aud: str, *,
+                   reason: str | None = None) -> str:
+        """A Security Event Token as Google's RISC push delivery sends it (§1.7)."""
+        event: dict[str, Any] = {"subject": {"subject_type": "iss-sub", "iss": ISSUER,
+                                             "sub": sub}}
+        if reason is not None:
+            event["reason"] = reason
+        claims = {"iss": RISC_ISSUER, "aud": aud, "iat": int(self.clock()),
+                  "jti": secrets.token_hex(16),
+                  "events": {f"https://schemas.openid.net/secevent/{event_type}": event}}
+        return self.keys.sign(claims, header={"typ": "secevent+jwt"})

@@ -1,0 +1,284 @@
+"""Sign in with Google through our login page, end to end against the Google fake: the brand
+app runs its code flow with us, the customer picks Google, and the app gets our tokens for the
+right account (issue 4). Requirement numbers refer to federation.md §9."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import httpx
+import jwt as pyjwt
+import pytest
+
+from idp.federation.config import UpstreamConfig
+from idp.services.context import Context
+from idp.services.upstreams import save_upstream
+from tests.conftest import ISSUER, FakeClock
+from tests.fakes.common import transport
+from tests.fakes.google import FakeGoogle
+from tests.helpers import (
+    PASSWORD,
+    App,
+    Flow,
+    approve,
+    csrf_token,
+    login,
+    make_app,
+    make_user,
+    query_of,
+    redeem,
+)
+
+CLIENT_ID = "brand.apps.googleusercontent.com"
+SECRET = "GOCSPX-brand-secret"
+CALLBACK = f"{ISSUER}/federation/google/callback"
+
+
+@pytest.fixture
+async def google(ctx: Context, clock: FakeClock) -> FakeGoogle:
+    fake = FakeGoogle(clock=clock)  # type: ignore[arg-type]
+    fake.register(CLIENT_ID, SECRET, [CALLBACK])
+    ctx.upstream_transport = transport(fake)
+    await save_upstream(ctx, UpstreamConfig.model_validate({
+        "alias": "google", "type": "google", "client_id": CLIENT_ID, "client_secret": SECRET,
+        "discovery_url": fake.discovery_url}))
+    return fake
+
+
+@pytest.fixture
+async def browser(app, google: FakeGoogle) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    """A browser that reaches both us and the Google fake."""
+    async with httpx.AsyncClient(base_url=ISSUER, mounts={
+        ISSUER: httpx.ASGITransport(app=app),
+        google.base_url: transport(google),
+    }) as http:
+        yield http
+
+
+async def walk(browser: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:
+    """Follow redirects through us and Google; stop at a page or at the brand app."""
+    while response.status_code in (302, 303) and not response.headers["location"].startswith(
+            "https://app.example"):
+        response = await browser.get(response.headers["location"])
+    return response
+
+
+def google_base(browser: httpx.AsyncClient) -> str:
+    return next(str(p.pattern) for p in browser._mounts if "fake" in str(p.pattern))
+
+
+async def continue_with_google(browser: httpx.AsyncClient, page: httpx.Response
+                               ) -> httpx.Response:
+    token = page.text.split('name="csrf_token" value="')[2].split('"')[0]
+    interaction = urlsplit(str(page.url)).path.split("/")[2]
+    assert 'data-upstream="google"' in page.text
+    response = await browser.post("/federation/google/start", data={
+        "csrf_token": token, "interaction": interaction})
+    assert response.status_code == 303
+    assert response.headers["location"].startswith(google_base(browser))
+    return await walk(browser, response)
+
+
+async def sign_in_with_google(browser: httpx.AsyncClient, app: App) -> tuple[Flow, str]:
+    flow = Flow(app)
+    page = await walk(browser, await browser.get("/authorize", params=flow.params()))
+    assert urlsplit(str(page.url)).path.endswith("/login")
+    page = await continue_with_google(browser, page)
+    if urlsplit(str(page.url)).path.endswith("/consent"):
+        page = await approve(browser, page)
+    assert page.status_code == 303, page.text
+    return flow, query_of(page.headers["location"])["code"]
+
+
+def claims(token: str) -> dict[str, object]:
+    return pyjwt.decode(token, options={"verify_signature": False})
+
+
+async def test_google_sign_in_creates_an_account_and_sso_reaches_a_second_app(
+        browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle) -> None:
+    """End to end (issue 4, done-when); requirements 3, 14, 33, 34."""
+    shop = await make_app(ctx)
+    flow, code = await sign_in_with_google(browser, shop)
+    tokens = (await redeem(browser, flow, code)).json()
+    id_claims = claims(tokens["id_token"])
+    # Our own opaque sub, never Google's (requirement 34), and Google's verified Gmail address.
+    assert id_claims["sub"] != google.users["gmail"].sub
+    assert id_claims["amr"] == ["fed"]
+    info = (await browser.get("/userinfo", headers={
+        "Authorization": f"Bearer {tokens['access_token']}"})).json()
+    assert info["email"] == "alice@gmail.com" and info["email_verified"] is True
+    assert info["name"] == "Alice Gmail"
+    # Google saw state, nonce and PKCE S256 (requirement 3).
+    authorize = next(e for e in google.log.entries if e.path == "/o/oauth2/v2/auth")
+    assert {"state", "nonce", "code_challenge"} <= set(authorize.params)
+    assert authorize.params["code_challenge_method"] == "S256"
+    # A second app signs the same customer in without any prompt but consent.
+    second = await make_app(ctx, name="Magazine", redirect_uri="https://app.example/mag")
+    flow2 = Flow(second)
+    page = await walk(browser, await browser.get("/authorize", params=flow2.params()))
+    assert urlsplit(str(page.url)).path.endswith("/consent")
+    done = await approve(browser, page)
+    tokens2 = (await redeem(browser, flow2, query_of(done.headers["location"])["code"])).json()
+    assert claims(tokens2["id_token"])["sub"] == id_claims["sub"]
+    # Signing in with Google again lands in the same account.
+    browser.cookies.clear()
+    flow3, code3 = await sign_in_with_google(browser, shop)
+    again = (await redeem(browser, flow3, code3)).json()
+    assert claims(again["id_token"])["sub"] == id_claims["sub"]
+
+
+async def test_pre_hijacked_account_is_neutralised(
+        browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle, new_browser) -> None:  # type: ignore[no-untyped-def]
+    """Pre-hijacking (issue 4, done-when; requirement 23): the attacker registered the
+    victim's Gmail address with a password first; after the victim signs in with Google the
+    attacker's password no longer works and no attacker session survives."""
+    shop = await make_app(ctx)
+    attacker = new_browser()
+    flow = Flow(shop)
+    page = await walk(attacker, await attacker.get("/authorize", params=flow.params()))
+    register = await attacker.get(str(page.url).replace("/login", "/register"))
+    await attacker.post(urlsplit(str(register.url)).path, data={
+        "csrf_token": csrf_token(register.text), "email": "alice@gmail.com",
+        "password": "attacker password 1"})
+    assert attacker.cookies.get("__Host-idp_session")
+    victim_flow, code = await sign_in_with_google(browser, shop)
+    victim = claims((await redeem(browser, victim_flow, code)).json()["id_token"])
+    # The attacker's session is gone: the next authorization asks them to sign in.
+    again = await walk(attacker, await attacker.get("/authorize", params=Flow(shop).params()))
+    assert urlsplit(str(again.url)).path.endswith("/login")
+    # And the password they set no longer works.
+    failed = await login(attacker, again, "alice@gmail.com", "attacker password 1")
+    assert "not correct" in failed.text
+    # The victim owns the account the address belongs to.
+    async with ctx.db.transaction() as session:
+        from idp.store import users as user_store
+
+        user = await user_store.find_by_email(session, "alice@gmail.com")
+    assert user is not None and user.id == victim["sub"]
+    assert user.password_hash is None and user.email_verified is True
+
+
+async def test_existing_verified_account_links_only_after_proving_it(
+        browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle) -> None:
+    """Requirement 19 (default policy `prompt`): no session for the existing account before
+    the customer signs in to it; then the Google identity is linked to it."""
+    shop = await make_app(ctx)
+    existing = await make_user(ctx, email="alice@gmail.com")
+    flow = Flow(shop)
+    page = await walk(browser, await browser.get("/authorize", params=flow.params()))
+    prompt = await continue_with_google(browser, page)
+    assert "already uses this email address" in prompt.text
+    assert not browser.cookies.get("__Host-idp_session")
+    action = prompt.text.split('<form method="post" action="')[1].split('"')[0]
+    assert action.endswith("/login")
+    handle = prompt.text.split('name="link" value="')[1].split('"')[0]
+    linked = await walk(browser, await browser.post(action, data={
+        "csrf_token": csrf_token(prompt.text), "link": handle, "email": "alice@gmail.com",
+        "password": PASSWORD}))
+    if urlsplit(str(linked.url)).path.endswith("/consent"):
+        linked = await approve(browser, linked)
+    tokens = (await redeem(browser, flow, query_of(linked.headers["location"])["code"])).json()
+    assert claims(tokens["id_token"])["sub"] == existing
+    # Next time Google alone signs the customer in to the same account.
+    browser.cookies.clear()
+    flow2, code = await sign_in_with_google(browser, shop)
+    assert claims((await redeem(browser, flow2, code)).json()["id_token"])["sub"] == existing
+
+
+async def test_cancel_at_google_creates_nothing(
+        browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle) -> None:
+    """Requirement 7: an upstream cancel creates nothing and returns to the login page."""
+    shop = await make_app(ctx)
+    google.deny = True
+    page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
+    back = await continue_with_google(browser, page)
+    assert "was cancelled" in back.text
+    assert urlsplit(str(back.url)).path.endswith("/callback")
+    assert not any(e.path == "/token" for e in google.log.entries)
+    async with ctx.db.transaction() as session:
+        from sqlalchemy import text
+
+        assert (await session.execute(text("SELECT count(*) FROM users"))).scalar_one() == 0
+
+
+async def test_state_is_single_use_and_bound_to_the_browser(
+        browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle, new_browser) -> None:  # type: ignore[no-untyped-def]
+    """Requirements 3 (single use) and 4 (login CSRF: another browser's callback refused)."""
+    shop = await make_app(ctx)
+    page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
+    token = page.text.split('name="csrf_token" value="')[2].split('"')[0]
+    interaction = urlsplit(str(page.url)).path.split("/")[2]
+    start = await browser.post("/federation/google/start",
+                               data={"csrf_token": token, "interaction": interaction})
+    at_google = await browser.get(start.headers["location"])
+    callback = at_google.headers["location"]
+    other = new_browser()
+    stolen = await other.get(callback)
+    assert stolen.status_code == 400
+    assert not any(e.path == "/token" for e in google.log.entries)
+    # The state was consumed by that attempt: even the right browser cannot replay it.
+    assert (await browser.get(callback)).status_code == 400
+
+
+async def test_callback_of_another_upstream_is_refused_without_a_token_request(
+        browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle) -> None:
+    """Requirement 2: Google's code delivered to another upstream's callback path."""
+    await save_upstream(ctx, UpstreamConfig.model_validate({
+        "alias": "corp", "type": "oidc", "issuer": "https://accounts.google.com",
+        "client_id": CLIENT_ID, "client_secret": SECRET, "discovery_url": google.discovery_url}))
+    shop = await make_app(ctx)
+    page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
+    token = page.text.split('name="csrf_token" value="')[2].split('"')[0]
+    interaction = urlsplit(str(page.url)).path.split("/")[2]
+    start = await browser.post("/federation/google/start",
+                               data={"csrf_token": token, "interaction": interaction})
+    at_google = await browser.get(start.headers["location"])
+    mixed = at_google.headers["location"].replace("/federation/google/", "/federation/corp/")
+    assert (await browser.get(mixed)).status_code == 400
+    assert not any(e.path == "/token" for e in google.log.entries)
+
+
+async def test_wrong_iss_in_the_callback_is_refused_before_the_token_request(
+        browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle) -> None:
+    """Requirement 6 through our callback: a mix-up `iss` stops the login."""
+    shop = await make_app(ctx)
+    google.callback_iss = "wrong"
+    page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
+    back = await continue_with_google(browser, page)
+    assert "did not work" in back.text
+    assert not any(e.path == "/token" for e in google.log.entries)
+
+
+async def test_upstreams_cli(ctx: Context, database_url: str, tmp_path,  # type: ignore[no-untyped-def]
+                             monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 4 item 1: upstreams managed through the CLI; secrets stored encrypted."""
+    import asyncio
+    import json
+
+    from sqlalchemy import text
+
+    from idp.cli import main as idp_cli
+
+    for name, value in {"IDP_DATABASE_URL": database_url, "IDP_ISSUER": ISSUER,
+                        "IDP_KEY_ENCRYPTION_SECRET": ctx.settings.resolved_key_secret()}.items():
+        monkeypatch.setenv(name, value)
+    config = tmp_path / "google.json"
+    config.write_text(json.dumps({"alias": "google", "type": "google", "client_id": CLIENT_ID,
+                                  "client_secret": SECRET,
+                                  "discovery_url": "https://google.fake/.well-known/openid-configuration"}))
+    assert await asyncio.to_thread(idp_cli, ["upstreams", "add", "--config-file",
+                                             str(config)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"alias": "google", "type": "google"}
+    assert await asyncio.to_thread(idp_cli, ["upstreams", "list"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"alias": "google", "name": "Google"}]
+    async with ctx.db.transaction() as session:
+        stored = (await session.execute(text(
+            "SELECT config, secrets_encrypted FROM upstreams"))).one()
+    assert SECRET not in str(stored[0]) and SECRET not in stored[1]
+    config.write_text(json.dumps({"alias": "bad", "type": "google", "client_id": "x",
+                                  "client_secret": SECRET, "discovery_url": "http://plain"}))
+    assert await asyncio.to_thread(idp_cli, ["upstreams", "add", "--config-file",
+                                             str(config)]) == 2
+    assert SECRET not in capsys.readouterr().err

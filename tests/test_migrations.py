@@ -124,3 +124,29 @@ def test_data_survives_a_no_op_upgrade(fresh_url: str) -> None:
     assert asyncio.run(insert_and_count(True)) == 1
     migrate.upgrade(fresh_url)
     assert asyncio.run(insert_and_count(False)) == 1
+
+
+def test_rows_referring_to_a_rebuilt_table_survive(fresh_url: str) -> None:
+    """0004 alters `users`, which SQLite does by rebuilding the table; sessions and grants
+    that refer to users must come through (no cascade on the old copy's drop)."""
+    migrate.upgrade(fresh_url, "0003")
+
+    async def run(statements: list[str], query: str) -> int:
+        engine = create_engine(fresh_url, pool_size=1)
+        try:
+            async with engine.begin() as connection:
+                for statement in statements:
+                    await connection.execute(text(statement))
+                return int(await connection.scalar(text(query)) or 0)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run([
+        "INSERT INTO users (id, email, email_verified, profile, created_at, updated_at) "
+        "VALUES ('u1', 'a@example.com', false, '{}', 1, 1)",
+        "INSERT INTO browser_sessions (id_hash, sid, user_id, auth_time, amr, acr, created_at, "
+        "expires_at) VALUES ('h1', 's1', 'u1', 1, '[]', 'a', 1, 9999999999)",
+    ], "SELECT count(*) FROM browser_sessions"))
+    migrate.upgrade(fresh_url)
+    assert asyncio.run(run([], "SELECT count(*) FROM browser_sessions")) == 1
+    assert asyncio.run(run([], "SELECT count(*) FROM users WHERE email IS NOT NULL")) == 1

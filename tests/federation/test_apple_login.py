@@ -193,7 +193,8 @@ async def test_user_cancel_is_a_typed_result(
 
 async def test_name_and_email_need_form_post(apple: FakeApple, http: httpx.AsyncClient,
                                              apple_upstream: AppleUpstream) -> None:
-    """§2.3: the fake refuses name/email without form_post; we send form_post exactly then."""
+    """Req 5 (client part), §2.3: the fake refuses name/email without form_post; we send
+    form_post exactly then."""
     start = await apple_upstream.start(APPLE_REDIRECT, scopes=("openid",))
     assert "response_mode" not in parse_qs(urlsplit(start.url).query)
     bad = start.url.replace("scope=openid", "scope=openid+email")

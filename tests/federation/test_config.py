@@ -64,6 +64,8 @@ def test_loopback_http_is_allowed_for_local_fakes() -> None:
 
 
 def test_config_is_frozen_and_hides_secrets() -> None:
+    """Req 1, 13: a registration cannot change under a running client, and its repr (so any
+    log line) never shows the client secret."""
     config = make(client_secret="GOCSPX-very-secret")
     with pytest.raises(ValidationError):
         config.alias = "other"  # type: ignore[misc]

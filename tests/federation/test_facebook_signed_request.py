@@ -51,7 +51,7 @@ def test_algorithm_must_be_hmac_sha256(facebook: FakeFacebook, algorithm: str) -
 
 def test_algorithm_name_is_case_insensitive_and_padding_tolerated(
         facebook: FakeFacebook) -> None:
-    """§3.5: `algorithm` compared upper-cased; Facebook's signature may end in '='."""
+    """Req 29, 30 (§3.5): `algorithm` compared upper-cased; Facebook's signature may end in '='."""
     signed = facebook.signed_request(FB_APP_ID, "fay", algorithm="hmac-sha256")
     signature, payload = signed.split(".")
     assert parse_signed_request(f"{signature}=.{payload}", FB_SECRET).user_id

@@ -355,7 +355,7 @@ async def test_account_center_change_history_receipt_and_disconnect(
             "change", "grant"]
         change = entries.first
         await expect(change).to_contain_text("You changed what you share with Shop (web)")
-        await expect(change).to_contain_text("stopped marketing_email")
+        await expect(change).to_contain_text("stopped Offers by email")
         link = change.get_by_role("link", name="Receipt")
         entry_id = (await link.get_attribute("href") or "").rsplit("/", 1)[-1]
         async with center.expect_download() as download_info:
@@ -421,7 +421,7 @@ async def test_consent_and_account_center_without_javascript(
         await expect(listed).to_contain_text("Offers by email: allowed")
         await expect(listed).not_to_contain_text(PHONE)
         change = page.locator("ol.timeline > li").first
-        await expect(change).to_contain_text("allowed marketing_email; stopped phone")
+        await expect(change).to_contain_text("allowed Offers by email; stopped your phone number")
         async with page.expect_download() as download_info:
             await change.get_by_role("link", name="Receipt").click()
         receipt = await downloaded_json(await download_info.value)

@@ -288,7 +288,7 @@ async def test_withdrawing_one_purpose_reaches_every_app_at_once(
     # The customer sees the change applied to every app it concerns.
     overview = await browser.get(changed.headers["location"])
     assert "Applied to 1 of 1 apps." in overview.text
-    assert "stopped marketing_email" in overview.text
+    assert "stopped Offers by email" in overview.text
     # The app re-authorizes silently and gets the narrower consent.
     flow = Flow(shop)
     silent = await browser.get("/authorize", params=flow.params(

@@ -135,20 +135,28 @@ async def history(ctx: Context, user_id: str, limit: int = 50) -> list[HistoryIt
     return [_history_item(e) for e in entries]
 
 
+SCOPE_WORDS = {"openid": "sign-in", "profile": "your profile", "email": "your email address",
+               "phone": "your phone number", "address": "your postal address",
+               "offline_access": "staying connected"}
+
+
 def _history_item(entry: LedgerEntry) -> HistoryItem:
+    """One line of the timeline, in plain words (purpose titles as the customer saw them)."""
     payload: dict[str, Any] = entry.payload or {}
     app = str(payload.get("client_name", entry.client_id))
-    before = set((payload.get("before") or {}).get("scopes", []))
-    after = set((payload.get("after") or {}).get("scopes", []))
-    purposes_before = {p["id"] for p in (payload.get("before") or {}).get("purposes", [])}
-    purposes_after = {p["id"] for p in (payload.get("after") or {}).get("purposes", [])}
+    titles = {p["id"]: p["title"] for p in payload.get("policy", [])}
+
+    def items(side: str) -> set[str]:
+        snapshot = payload.get(side) or {}
+        return ({SCOPE_WORDS.get(s, s) for s in snapshot.get("scopes", [])} |
+                {titles.get(p["id"], p["id"]) for p in snapshot.get("purposes", [])})
+
+    before, after = items("before"), items("after")
     parts = []
-    if after - before or purposes_after - purposes_before:
-        parts.append("allowed " + ", ".join(sorted((after - before) |
-                                                   (purposes_after - purposes_before))))
-    if before - after or purposes_before - purposes_after:
-        parts.append("stopped " + ", ".join(sorted((before - after) |
-                                                   (purposes_before - purposes_after))))
+    if after - before:
+        parts.append("allowed " + ", ".join(sorted(after - before)))
+    if before - after:
+        parts.append("stopped " + ", ".join(sorted(before - after)))
     return HistoryItem(entry.entry_id, entry.action, app, entry.created_at, entry.channel,
                        entry.gpc, "; ".join(parts) or "no change")
 

@@ -282,3 +282,77 @@ async def test_upstreams_cli(ctx: Context, database_url: str, tmp_path,  # type:
     assert await asyncio.to_thread(idp_cli, ["upstreams", "add", "--config-file",
                                              str(config)]) == 2
     assert SECRET not in capsys.readouterr().err
+
+
+# Google RISC (Cross-Account Protection) receiver: federation.md §1.7, §9 requirement 28.
+
+RISC = "/federation/google/risc"
+SECEVENT = {"Content-Type": "application/secevent+jwt"}
+
+
+async def test_risc_sessions_revoked_ends_the_google_sessions(
+        browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle) -> None:
+    """Requirement 28: `sessions-revoked` and `account-disabled` (hijacking) end our sessions
+    and tokens derived from the Google identity (202); the same jti again changes nothing;
+    an invalid token gets 400; `verification` is only logged."""
+    from tests.fakes.common import pooled_rsa_key
+
+    shop = await make_app(ctx)
+    flow, code = await sign_in_with_google(browser, shop)
+    tokens = (await redeem(browser, flow, code)).json()
+    sub = google.users["gmail"].sub
+
+    async def signed_in() -> bool:
+        page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
+        return not urlsplit(str(page.url)).path.endswith("/login")
+
+    verification = google.risc_event("risc/event-type/verification", sub, CLIENT_ID)
+    assert (await browser.post(RISC, content=verification, headers=SECEVENT)).status_code == 202
+    forged = google.keys.sign({"iss": "https://accounts.google.com/", "aud": CLIENT_ID,
+                               "iat": 1, "jti": "x", "events": {
+                                   "https://schemas.openid.net/secevent/risc/event-type/"
+                                   "sessions-revoked": {"subject": {
+                                       "subject_type": "iss-sub", "sub": sub}}}},
+                              key=pooled_rsa_key(7), header={"kid": google.keys.current.kid})
+    assert (await browser.post(RISC, content=forged, headers=SECEVENT)).status_code == 400
+    other_aud = google.risc_event("risc/event-type/sessions-revoked", sub, "someone-else")
+    assert (await browser.post(RISC, content=other_aud, headers=SECEVENT)).status_code == 400
+    assert await signed_in()
+    before = await browser.post("/introspect", data={"token": tokens["access_token"]},
+                                headers=shop.basic())
+    assert before.json()["active"] is True
+    revoked = google.risc_event("risc/event-type/sessions-revoked", sub, CLIENT_ID)
+    assert (await browser.post(RISC, content=revoked, headers=SECEVENT)).status_code == 202
+    assert not await signed_in()
+    introspected = await browser.post("/introspect", data={"token": tokens["access_token"]},
+                                      headers=shop.basic())
+    assert introspected.json() == {"active": False}
+    # The identity stays linked: the next Google login works.
+    browser.cookies.clear()
+    await sign_in_with_google(browser, shop)
+    assert await signed_in()
+    assert (await browser.post(RISC, content=revoked, headers=SECEVENT)).status_code == 202
+    assert await signed_in()  # a duplicate (same jti) is acknowledged and ignored
+    hijacked = google.risc_event("risc/event-type/account-disabled", sub, CLIENT_ID,
+                                 reason="hijacking")
+    assert (await browser.post(RISC, content=hijacked, headers=SECEVENT)).status_code == 202
+    assert not await signed_in()
+
+
+async def test_risc_account_disabled_suspends_google_login_until_enabled(
+        browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle) -> None:
+    """Requirement 28: `account-disabled` without a reason suspends Google login for the
+    user; `account-enabled` lifts the suspension."""
+    shop = await make_app(ctx)
+    await sign_in_with_google(browser, shop)
+    sub = google.users["gmail"].sub
+    disabled = google.risc_event("risc/event-type/account-disabled", sub, CLIENT_ID)
+    assert (await browser.post(RISC, content=disabled, headers=SECEVENT)).status_code == 202
+    browser.cookies.clear()
+    page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
+    refused = await continue_with_google(browser, page)
+    assert "disabled" in refused.text and not browser.cookies.get("__Host-idp_session")
+    enabled = google.risc_event("risc/event-type/account-enabled", sub, CLIENT_ID)
+    assert (await browser.post(RISC, content=enabled, headers=SECEVENT)).status_code == 202
+    browser.cookies.clear()
+    await sign_in_with_google(browser, shop)

@@ -27,6 +27,7 @@ from idp.routes import (
     logout,
     revocation,
     token,
+    upstream_hooks,
     userinfo,
 )
 from idp.services import maintenance
@@ -65,8 +66,14 @@ class AccessLog:
         try:
             await self.app(scope, receive, capture)
         finally:
-            access_log.info("%s %s %s %.1fms", scope["method"], scope["path"], status,
+            access_log.info("%s %s %s %.1fms", scope["method"], _loggable(scope["path"]), status,
                             (time.perf_counter() - started) * 1000)
+
+
+def _loggable(path: str) -> str:
+    """The path, without the confirmation code of a data-deletion status page (req 13)."""
+    head, marker, _ = path.partition("/deletion/")
+    return f"{head}{marker}…" if marker and head.startswith("/federation/") else path
 
 
 def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
@@ -122,7 +129,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         app.state.ctx = ctx
     install_error_handlers(app)
     for module in (discovery, authorize, interaction, token, revocation, userinfo, logout,
-                   grants, account, federation, health):
+                   grants, account, federation, upstream_hooks, health):
         app.include_router(module.router)
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

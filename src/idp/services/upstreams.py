@@ -11,6 +11,7 @@ from idp.crypto.keys import KeyEncryptor
 from idp.federation.apple import AppleUpstream
 from idp.federation.base import OidcUpstream
 from idp.federation.config import UpstreamConfig
+from idp.federation.facebook import FacebookUpstream
 from idp.federation.google import GoogleUpstream
 from idp.federation.oidc import GenericOidcUpstream
 from idp.services.context import Context
@@ -19,7 +20,8 @@ from idp.store.models import Upstream
 
 SECRET_FIELDS = ("client_secret", "apple_private_key")
 CLIENTS: dict[str, type[OidcUpstream]] = {
-    "google": GoogleUpstream, "apple": AppleUpstream, "oidc": GenericOidcUpstream,
+    "google": GoogleUpstream, "apple": AppleUpstream, "facebook": FacebookUpstream,
+    "oidc": GenericOidcUpstream,
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.store.models import FederationState, Identity, Upstream
+from idp.store.models import BrowserSession, FederationState, Identity, Upstream
 
 
 async def get_upstream(session: AsyncSession, alias: str) -> Upstream | None:
@@ -39,3 +39,9 @@ async def claim_state(session: AsyncSession, state_hash: str, purpose: str, now:
         .returning(FederationState)
     )
     return result.scalar_one_or_none()
+
+
+async def sids_of_identity(session: AsyncSession, identity_id: str) -> list[str]:
+    """Every browser session signed in with this upstream identity, ended ones included."""
+    return list(await session.scalars(
+        select(BrowserSession.sid).where(BrowserSession.identity_id == identity_id)))

@@ -375,6 +375,22 @@ class Identity(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[int]
     last_login_at: Mapped[int]
+    # Apple relay address deliverability (requirement 27: email-disabled / email-enabled);
+    # None until the upstream says.
+    email_deliverable: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class UpstreamDeletion(Base):
+    """A data-deletion request from an upstream (Facebook, requirement 30). Only the digest of
+    the confirmation code is kept; the status page shows this row's state and nothing else."""
+
+    __tablename__ = "upstream_deletions"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # "completed"
+    created_at: Mapped[int]
+    completed_at: Mapped[int | None]
 
 
 class FederationState(Base):

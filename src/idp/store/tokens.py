@@ -124,3 +124,22 @@ async def revoke_refresh_tokens_of_user(session: AsyncSession, user_id: str, now
         .values(revoked_at=now)
     )
     return _count(result)
+
+
+
+async def revoke_all_of_sessions(session: AsyncSession, sids: list[str], now: int) -> int:
+    """Every token issued in these browser sessions, offline refresh tokens included: an
+    upstream revocation withdraws everything that login led to (federation.md §9 req 27)."""
+    if not sids:
+        return 0
+    access = await session.execute(
+        update(AccessToken)
+        .where(AccessToken.sid.in_(sids), AccessToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    refresh = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.sid.in_(sids), RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return _count(access) + _count(refresh)

@@ -1,0 +1,324 @@
+"""Sign in with Apple through our login page, end to end against the Apple fake: Apple answers
+with a cross-site form_post, which our SameSite=Lax cookies do not accompany, so our callback
+re-navigates with a top-level GET that carries them (federation.md §2.3, §9 requirement 5).
+Requirement numbers refer to federation.md §9."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from html import unescape
+from urllib.parse import urlsplit
+
+import httpx
+import jwt as pyjwt
+import pytest
+from joserfc.jwk import ECKey
+from sqlalchemy import select
+
+from idp.federation.config import UpstreamConfig
+from idp.services.context import Context
+from idp.services.upstreams import save_upstream
+from idp.store.models import Identity, User
+from tests.conftest import ISSUER, FakeClock
+from tests.fakes.apple import FakeApple
+from tests.fakes.common import transport
+from tests.helpers import App, Flow, approve, make_app, query_of, redeem
+
+SERVICES_ID = "com.brand.signin"
+TEAM = "TEAM123456"
+KEY_ID = "KEYID12345"
+KEY = ECKey.generate_key("P-256", private=True)
+CALLBACK = f"{ISSUER}/federation/apple/callback"
+
+
+@pytest.fixture
+async def apple(ctx: Context, clock: FakeClock) -> FakeApple:
+    fake = FakeApple(clock=clock)  # type: ignore[arg-type]
+    fake.register(SERVICES_ID, TEAM, KEY_ID, ECKey.import_key(KEY.as_dict(private=False)),
+                  [CALLBACK])
+    ctx.upstream_transport = transport(fake)
+    await save_upstream(ctx, UpstreamConfig.model_validate({
+        "alias": "apple", "type": "apple", "client_id": SERVICES_ID, "apple_team_id": TEAM,
+        "apple_key_id": KEY_ID, "apple_private_key": KEY.as_pem(private=True).decode(),
+        "discovery_url": fake.discovery_url}))
+    return fake
+
+
+@pytest.fixture
+async def browser(app, apple: FakeApple) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    async with httpx.AsyncClient(base_url=ISSUER, mounts={
+        ISSUER: httpx.ASGITransport(app=app), apple.base_url: transport(apple),
+    }) as http:
+        yield http
+
+
+async def walk(browser: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:
+    while response.status_code in (302, 303) and not response.headers["location"].startswith(
+            "https://app.example"):
+        response = await browser.get(response.headers["location"])
+    return response
+
+
+def form_of(html: str) -> tuple[str, str, list[tuple[str, str]]]:
+    """The method, action and fields of the (single) auto-submitting form of a page."""
+    form = re.search(r'<form method="(\w+)"\s+action="([^"]+)"', html, re.I)
+    assert form, html
+    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)
+    return (form.group(1).lower(), unescape(form.group(2)),
+            [(unescape(k), unescape(v)) for k, v in fields])
+
+
+async def at_apple(browser: httpx.AsyncClient, app: App, **extra: str
+                   ) -> tuple[Flow, httpx.Response]:
+    """From the brand app's authorization request to Apple's form_post page."""
+    flow = Flow(app)
+    page = await walk(browser, await browser.get("/authorize", params=flow.params(**extra)))
+    assert urlsplit(str(page.url)).path.endswith("/login")
+    assert 'data-upstream="apple"' in page.text
+    token = page.text.split('name="csrf_token" value="')[2].split('"')[0]
+    interaction = urlsplit(str(page.url)).path.split("/")[2]
+    start = await browser.post("/federation/apple/start", data={
+        "csrf_token": token, "interaction": interaction})
+    assert start.status_code == 303 and start.headers["location"].startswith(
+        "https://apple.fake/auth/authorize")
+    apple_page = await browser.get(start.headers["location"])
+    assert apple_page.status_code == 200
+    return flow, apple_page
+
+
+async def cross_site_post(app, apple_page: httpx.Response) -> httpx.Response:  # type: ignore[no-untyped-def]
+    """Apple's page POSTs to our callback from apple.com: no SameSite=Lax cookie goes along."""
+    method, action, fields = form_of(apple_page.text)
+    assert method == "post" and action == CALLBACK
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=ISSUER) as cookieless:
+        return await cookieless.post(action, data=dict(fields))
+
+
+async def sign_in_with_apple(browser: httpx.AsyncClient, app, brand: App,  # type: ignore[no-untyped-def]
+                             **extra: str) -> tuple[Flow, str]:
+    flow, apple_page = await at_apple(browser, brand, **extra)
+    renavigate = await cross_site_post(app, apple_page)
+    assert renavigate.status_code == 200
+    method, action, fields = form_of(renavigate.text)
+    # Requirement 5: a top-level GET from our own origin, which carries our Lax cookies.
+    assert method == "get" and action == "/federation/apple/callback"
+    page = await walk(browser, await browser.get(action, params=fields))
+    if urlsplit(str(page.url)).path.endswith("/consent"):
+        page = await approve(browser, page)
+    assert page.status_code == 303, page.text
+    return flow, query_of(page.headers["location"])["code"]
+
+
+def claims(token: str) -> dict[str, object]:
+    return pyjwt.decode(token, options={"verify_signature": False})
+
+
+async def apple_identity(ctx: Context) -> Identity:
+    async with ctx.db.transaction() as session:
+        return (await session.scalars(select(Identity).where(Identity.alias == "apple"))).one()
+
+
+async def test_apple_form_post_sign_in_end_to_end(
+        browser: httpx.AsyncClient, app, ctx: Context, apple: FakeApple) -> None:  # type: ignore[no-untyped-def]
+    """End to end with Apple: requirements 5 (form_post without Lax cookies), 11 (string
+    booleans), 14 (namespace apple:{team}), 34 (our own sub), 36 (the name arrives once)."""
+    shop = await make_app(ctx)
+    assert apple.is_private_email_as_string and apple.email_verified_value == "true"
+    flow, code = await sign_in_with_apple(browser, app, shop)
+    tokens = (await redeem(browser, flow, code)).json()
+    id_claims = claims(tokens["id_token"])
+    person = apple.users["relay"]
+    assert id_claims["sub"] != apple.sub_for(person, TEAM) and id_claims["amr"] == ["fed"]
+    info = (await browser.get("/userinfo", headers={
+        "Authorization": f"Bearer {tokens['access_token']}"})).json()
+    # "true" as a string is true (requirement 11); the relay domain is Apple's (requirement 21).
+    assert info["email"] == person.email and info["email_verified"] is True
+    assert info["name"] == "Ann Apple"
+    identity = await apple_identity(ctx)
+    assert identity.namespace == f"apple:{TEAM}" and identity.subject == apple.sub_for(
+        person, TEAM)
+    assert identity.user_id == id_claims["sub"] and identity.email_verified is True
+    assert identity.profile["name"]["value"] == "Ann Apple"
+    # A second app signs the same customer in with nothing but consent.
+    second = await make_app(ctx, name="Magazine", redirect_uri="https://app.example/mag")
+    flow2 = Flow(second)
+    page = await walk(browser, await browser.get("/authorize", params=flow2.params()))
+    assert urlsplit(str(page.url)).path.endswith("/consent")
+    done = await approve(browser, page)
+    tokens2 = (await redeem(browser, flow2, query_of(done.headers["location"])["code"])).json()
+    assert claims(tokens2["id_token"])["sub"] == id_claims["sub"]
+    # Apple sends `user` on the first authorization only (§2.3): a later login without it
+    # lands in the same account and clears nothing (requirement 36).
+    browser.cookies.clear()
+    flow3, code3 = await sign_in_with_apple(browser, app, shop)
+    again = (await redeem(browser, flow3, code3)).json()
+    assert claims(again["id_token"])["sub"] == id_claims["sub"]
+    authorizations = [e for e in apple.log.entries if e.path == "/auth/authorize"]
+    assert len(authorizations) == 2
+    assert (await apple_identity(ctx)).profile["name"]["value"] == "Ann Apple"
+    async with ctx.db.transaction() as session:
+        user = await session.get(User, id_claims["sub"])
+    assert user is not None and user.profile.get("name") == "Ann Apple"
+    info = (await browser.get("/userinfo", headers={
+        "Authorization": f"Bearer {again['access_token']}"})).json()
+    assert info["name"] == "Ann Apple"
+
+
+async def test_form_post_without_any_transaction_binding_is_rejected(
+        browser: httpx.AsyncClient, app, ctx: Context, apple: FakeApple) -> None:  # type: ignore[no-untyped-def]
+    """Requirement 5: the re-navigation completes only in the browser that began the login;
+    without our browser cookie even the GET is refused, no token request is made, and the
+    state is spent."""
+    shop = await make_app(ctx)
+    _, apple_page = await at_apple(browser, shop)
+    renavigate = await cross_site_post(app, apple_page)
+    _, action, fields = form_of(renavigate.text)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=ISSUER) as stranger:
+        assert (await stranger.get(action, params=fields)).status_code == 400
+    assert not any(e.path == "/auth/token" for e in apple.log.entries)
+    assert (await browser.get(action, params=fields)).status_code == 400
+    # A POST carrying no state at all is refused too.
+    assert (await browser.post(CALLBACK, data={"code": "x"})).status_code == 400
+
+
+async def test_cancel_at_apple_creates_nothing(
+        browser: httpx.AsyncClient, app, ctx: Context, apple: FakeApple) -> None:  # type: ignore[no-untyped-def]
+    """Requirement 7: an Apple cancel consumes the transaction and creates nothing."""
+    shop = await make_app(ctx)
+    apple.cancel = True
+    _, apple_page = await at_apple(browser, shop)
+    renavigate = await cross_site_post(app, apple_page)
+    _, action, fields = form_of(renavigate.text)
+    back = await browser.get(action, params=fields)
+    assert "was cancelled" in back.text
+    async with ctx.db.transaction() as session:
+        assert (await session.scalars(select(User))).first() is None
+
+
+# Server-to-server notifications (federation.md §2.7, §9 requirement 27), through HTTP.
+
+NOTIFICATIONS = "/federation/apple/notifications"
+
+
+async def offline_sign_in(browser: httpx.AsyncClient, app, ctx: Context  # type: ignore[no-untyped-def]
+                          ) -> tuple[App, dict[str, str]]:
+    shop = await make_app(ctx, grant_types=["authorization_code", "refresh_token"],
+                          scopes=["openid", "profile", "email", "offline_access"],
+                          backchannel_logout_uri="https://app.example/backchannel")
+    flow, code = await sign_in_with_apple(browser, app, shop,
+                                          scope="openid email offline_access", prompt="consent")
+    tokens = (await redeem(browser, flow, code)).json()
+    assert tokens["refresh_token"]
+    return shop, tokens
+
+
+async def refresh(browser: httpx.AsyncClient, shop: App, token: str) -> int:
+    return (await browser.post("/token", data={
+        "grant_type": "refresh_token", "refresh_token": token}, headers=shop.basic())).status_code
+
+
+async def backchannel_logouts(ctx: Context) -> int:
+    from sqlalchemy import func
+
+    from idp.store.models import OutboxMessage
+
+    async with ctx.db.transaction() as session:
+        return (await session.scalar(select(func.count()).select_from(OutboxMessage))) or 0
+
+
+async def signed_in(browser: httpx.AsyncClient, shop: App) -> bool:
+    page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
+    return not urlsplit(str(page.url)).path.endswith("/login")
+
+
+async def test_consent_revoked_unlinks_and_ends_what_the_login_led_to(
+        browser: httpx.AsyncClient, app, ctx: Context, apple: FakeApple) -> None:  # type: ignore[no-untyped-def]
+    """Requirement 27, consent-revoked: the Apple identity is unlinked, the browser session
+    that used it ends (the app is sent a back-channel logout token), and the refresh tokens
+    issued in it are revoked, offline_access ones included; requirement 32 through our own
+    back-channel. The stored Apple refresh token goes with the identity."""
+    shop, tokens = await offline_sign_in(browser, app, ctx)
+    assert await signed_in(browser, shop)
+    assert await backchannel_logouts(ctx) == 0
+    body = apple.notification("consent-revoked", "relay", SERVICES_ID)
+    response = await browser.post(NOTIFICATIONS, content=body,
+                                  headers={"Content-Type": "application/json"})
+    assert response.status_code == 200
+    async with ctx.db.transaction() as session:
+        assert (await session.scalars(select(Identity))).first() is None
+    assert await backchannel_logouts(ctx) == 1
+    assert await refresh(browser, shop, tokens["refresh_token"]) == 400
+    assert not await signed_in(browser, shop)
+
+
+async def test_account_delete_marks_the_subject_dead(
+        browser: httpx.AsyncClient, app, ctx: Context, apple: FakeApple) -> None:  # type: ignore[no-untyped-def]
+    """Requirement 27, account-delete: as consent-revoked, and the subject is permanently
+    dead: signing in with it again gets no session."""
+    shop, tokens = await offline_sign_in(browser, app, ctx)
+    body = apple.notification("account-delete", "relay", SERVICES_ID)
+    assert (await browser.post(NOTIFICATIONS, content=body)).status_code == 200
+    identity = await apple_identity(ctx)
+    assert identity.status == "dead" and identity.refresh_token_encrypted is None
+    assert await refresh(browser, shop, tokens["refresh_token"]) == 400
+    assert not await signed_in(browser, shop)
+    browser.cookies.clear()
+    _, apple_page = await at_apple(browser, shop)
+    _, action, fields = form_of((await cross_site_post(app, apple_page)).text)
+    back = await browser.get(action, params=fields)
+    assert "disabled" in back.text
+    assert not browser.cookies.get("__Host-idp_session")
+
+
+async def test_email_disabled_and_enabled_flag_the_relay_and_jti_is_deduplicated(
+        browser: httpx.AsyncClient, app, ctx: Context, apple: FakeApple) -> None:  # type: ignore[no-untyped-def]
+    """Requirement 27, email-disabled / email-enabled flag the relay address; a notification
+    replayed with the same jti changes nothing; the session is left alone."""
+    shop, _ = await offline_sign_in(browser, app, ctx)
+    assert (await apple_identity(ctx)).email_deliverable is None
+    disabled = apple.notification("email-disabled", "relay", SERVICES_ID, jti="jti-1")
+    assert (await browser.post(NOTIFICATIONS, content=disabled)).status_code == 200
+    assert (await apple_identity(ctx)).email_deliverable is False
+    enabled_same_jti = apple.notification("email-enabled", "relay", SERVICES_ID, jti="jti-1")
+    assert (await browser.post(NOTIFICATIONS, content=enabled_same_jti)).status_code == 200
+    assert (await apple_identity(ctx)).email_deliverable is False
+    assert (await browser.post(NOTIFICATIONS, content=disabled)).status_code == 200
+    enabled = apple.notification("email-enabled", "relay", SERVICES_ID, jti="jti-2")
+    assert (await browser.post(NOTIFICATIONS, content=enabled)).status_code == 200
+    assert (await apple_identity(ctx)).email_deliverable is True
+    assert await signed_in(browser, shop)
+
+
+async def test_notifications_unknown_types_and_bad_signatures(
+        browser: httpx.AsyncClient, app, ctx: Context, apple: FakeApple) -> None:  # type: ignore[no-untyped-def]
+    """Requirement 27: 200 for unknown types (and for subjects we do not know), 400 for a bad
+    signature, another audience, or a body that is not {"payload": JWS}; nothing changes."""
+    import json
+
+    from tests.fakes.common import pooled_rsa_key
+
+    shop, _ = await offline_sign_in(browser, app, ctx)
+    unknown = apple.notification("something-new", "relay", SERVICES_ID)
+    assert (await browser.post(NOTIFICATIONS, content=unknown)).status_code == 200
+    stranger = apple.notification("consent-revoked", "icloud", SERVICES_ID)
+    assert (await browser.post(NOTIFICATIONS, content=stranger)).status_code == 200
+    forged = pooled_rsa_key(3)  # not among the fake's published keys
+    unknown_kid = apple.notification("consent-revoked", "relay", SERVICES_ID, key=forged)
+    assert (await browser.post(NOTIFICATIONS, content=unknown_kid)).status_code == 400
+    claims = {"iss": "https://appleid.apple.com", "aud": SERVICES_ID, "iat": 1, "jti": "f",
+              "events": json.dumps({"type": "consent-revoked",
+                                    "sub": apple.sub_for(apple.users["relay"], TEAM)})}
+    payload = apple.keys.sign(claims, key=forged, header={"kid": apple.keys.current.kid})
+    bad_signature = json.dumps({"payload": payload})
+    assert (await browser.post(NOTIFICATIONS, content=bad_signature)).status_code == 400
+    other_aud = apple.notification("consent-revoked", "relay", "com.other.app")
+    assert (await browser.post(NOTIFICATIONS, content=other_aud)).status_code == 400
+    assert (await browser.post(NOTIFICATIONS, content=b"{}")).status_code == 400
+    assert (await browser.post(NOTIFICATIONS, content=b"not json")).status_code == 400
+    assert (await apple_identity(ctx)).status == "active"
+    assert await signed_in(browser, shop)
+    assert (await browser.post("/federation/nope/notifications",
+                               content=unknown)).status_code == 404

@@ -45,8 +45,7 @@ async def form_post_callback(alias: str, request: Request, ctx: CtxDep, cookies:
     from our own origin, which carries it (requirement 5); the state stays single-use."""
     params = await read_form(request)
     if cookies.browser_id(request) is None:
-        return auto_submit_page(request, "renavigate.html", {
-            "action": f"/federation/{alias}/callback", "params": params})
+        return auto_submit_page(request, "get", f"/federation/{alias}/callback", params)
     return await _finish(alias, request, ctx, cookies, params)
 
 

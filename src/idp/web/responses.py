@@ -39,11 +39,13 @@ def error_page(request: Request, exc: errors.OAuthError) -> HTMLResponse:
                 status_code=status)
 
 
-def auto_submit_page(request: Request, name: str, context: dict[str, Any]) -> HTMLResponse:
+def auto_submit_page(request: Request, method: str, action: str,
+                     params: list[tuple[str, str]]) -> HTMLResponse:
     """A page whose form submits itself: its one script is allowed by a fresh nonce, and a
     button does the same without JavaScript."""
     nonce = secrets.token_urlsafe(16)
-    response = page(request, name, {**context, "nonce": nonce})
+    response = page(request, "auto_submit.html", {
+        "method": method, "action": action, "params": params, "nonce": nonce})
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
@@ -54,8 +56,8 @@ def auto_submit_page(request: Request, name: str, context: dict[str, Any]) -> HT
 def deliver(request: Request, outcome: AuthorizationResponse) -> Response:
     """RFC 6749 §4.1.2 (query) or OAuth 2.0 Form Post Response Mode."""
     if outcome.response_mode == "form_post":
-        return auto_submit_page(request, "form_post.html", {
-            "action": outcome.redirect_uri, "params": outcome.params})
+        return auto_submit_page(request, "post", outcome.redirect_uri,
+                                list(outcome.params.items()))
     separator = "&" if "?" in outcome.redirect_uri else "?"
     location = f"{outcome.redirect_uri}{separator}{urlencode(outcome.params)}"
     # RFC 9700 §4.12: 303, never 307, after a POST that may carry credentials.

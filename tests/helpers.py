@@ -172,3 +172,19 @@ def throwaway_database(tmp_path: Path) -> Iterator[str]:
         yield make_url(base).set(database=name).render_as_string(hide_password=False)
     finally:
         asyncio.run(_pg_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def walk(browser: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:
+    """Follow redirects through us and any upstream fake; stop at a page or at the brand app."""
+    while response.status_code in (302, 303) and not response.headers["location"].startswith(
+            "https://app.example"):
+        response = await browser.get(response.headers["location"])
+    return response
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """A token's claims, for assertions on content; signatures are checked elsewhere."""
+    import jwt as pyjwt
+
+    claims: dict[str, Any] = pyjwt.decode(token, options={"verify_signature": False})
+    return claims

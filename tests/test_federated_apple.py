@@ -11,7 +11,6 @@ from html import unescape
 from urllib.parse import urlsplit
 
 import httpx
-import jwt as pyjwt
 import pytest
 from joserfc.jwk import ECKey
 from sqlalchemy import select
@@ -23,7 +22,8 @@ from idp.store.models import Identity, User
 from tests.conftest import ISSUER, FakeClock
 from tests.fakes.apple import FakeApple
 from tests.fakes.common import transport
-from tests.helpers import App, Flow, approve, make_app, query_of, redeem
+from tests.helpers import App, Flow, approve, make_app, query_of, redeem, walk
+from tests.helpers import unverified_claims as claims
 
 SERVICES_ID = "com.brand.signin"
 TEAM = "TEAM123456"
@@ -52,12 +52,6 @@ async def browser(app, apple: FakeApple) -> AsyncIterator[httpx.AsyncClient]:  #
     }) as http:
         yield http
 
-
-async def walk(browser: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:
-    while response.status_code in (302, 303) and not response.headers["location"].startswith(
-            "https://app.example"):
-        response = await browser.get(response.headers["location"])
-    return response
 
 
 def form_of(html: str) -> tuple[str, str, list[tuple[str, str]]]:
@@ -110,9 +104,6 @@ async def sign_in_with_apple(browser: httpx.AsyncClient, app, brand: App,  # typ
     assert page.status_code == 303, page.text
     return flow, query_of(page.headers["location"])["code"]
 
-
-def claims(token: str) -> dict[str, object]:
-    return pyjwt.decode(token, options={"verify_signature": False})
 
 
 async def apple_identity(ctx: Context) -> Identity:

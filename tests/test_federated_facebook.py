@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
-import jwt as pyjwt
 import pytest
 from sqlalchemy import select
 
@@ -30,6 +29,10 @@ from tests.helpers import (
     make_user,
     query_of,
     redeem,
+    walk,
+)
+from tests.helpers import (
+    unverified_claims as claims,
 )
 
 APP_ID = "1234567890123456"
@@ -59,12 +62,6 @@ async def browser(app, facebook: FakeFacebook) -> AsyncIterator[httpx.AsyncClien
         yield http
 
 
-async def walk(browser: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:
-    while response.status_code in (302, 303) and not response.headers["location"].startswith(
-            "https://app.example"):
-        response = await browser.get(response.headers["location"])
-    return response
-
 
 async def continue_with_facebook(browser: httpx.AsyncClient, app: App
                                  ) -> tuple[Flow, httpx.Response]:
@@ -83,9 +80,6 @@ async def continue_with_facebook(browser: httpx.AsyncClient, app: App
         page = await approve(browser, page)
     return flow, page
 
-
-def claims(token: str) -> dict[str, object]:
-    return pyjwt.decode(token, options={"verify_signature": False})
 
 
 async def test_facebook_sign_in_creates_an_account_with_an_unverified_email(

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
-import jwt as pyjwt
 import pytest
 
 from idp.federation.config import UpstreamConfig
@@ -28,6 +27,10 @@ from tests.helpers import (
     make_user,
     query_of,
     redeem,
+    walk,
+)
+from tests.helpers import (
+    unverified_claims as claims,
 )
 
 CLIENT_ID = "brand.apps.googleusercontent.com"
@@ -56,13 +59,6 @@ async def browser(app, google: FakeGoogle) -> AsyncIterator[httpx.AsyncClient]: 
         yield http
 
 
-async def walk(browser: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:
-    """Follow redirects through us and Google; stop at a page or at the brand app."""
-    while response.status_code in (302, 303) and not response.headers["location"].startswith(
-            "https://app.example"):
-        response = await browser.get(response.headers["location"])
-    return response
-
 
 def google_base(browser: httpx.AsyncClient) -> str:
     return next(str(p.pattern) for p in browser._mounts if "fake" in str(p.pattern))
@@ -90,9 +86,6 @@ async def sign_in_with_google(browser: httpx.AsyncClient, app: App) -> tuple[Flo
     assert page.status_code == 303, page.text
     return flow, query_of(page.headers["location"])["code"]
 
-
-def claims(token: str) -> dict[str, object]:
-    return pyjwt.decode(token, options={"verify_signature": False})
 
 
 async def test_google_sign_in_creates_an_account_and_sso_reaches_a_second_app(

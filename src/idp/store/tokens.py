@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,13 +42,24 @@ def _count(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def _revoke(session: AsyncSession, now: int, access: list[Any] | None,
+                  refresh: list[Any] | None) -> int:
+    """Mark the live access and/or refresh tokens matching the criteria revoked; the one
+    mechanism behind every revocation below."""
+    count = 0
+    if access is not None:
+        count += _count(await session.execute(
+            update(AccessToken).where(AccessToken.revoked_at.is_(None), *access)
+            .values(revoked_at=now)))
+    if refresh is not None:
+        count += _count(await session.execute(
+            update(RefreshToken).where(RefreshToken.revoked_at.is_(None), *refresh)
+            .values(revoked_at=now)))
+    return count
+
+
 async def revoke_by_code(session: AsyncSession, code_hash: str, now: int) -> int:
-    result = await session.execute(
-        update(AccessToken)
-        .where(AccessToken.code_hash == code_hash, AccessToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    return _count(result)
+    return await _revoke(session, now, [AccessToken.code_hash == code_hash], None)
 
 
 async def revoke_by_grant_session(session: AsyncSession, grant_id: str, sid: str | None,
@@ -54,77 +67,21 @@ async def revoke_by_grant_session(session: AsyncSession, grant_id: str, sid: str
     """Access and refresh tokens of one grant issued in one browser session. Refresh tokens do
     not record the code they came from, so this is how a replayed code reaches the refresh
     chain it started (and the access tokens refreshed from it)."""
-    access = await session.execute(
-        update(AccessToken)
-        .where(AccessToken.grant_id == grant_id, AccessToken.sid == sid,
-               AccessToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    refresh = await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.grant_id == grant_id, RefreshToken.sid == sid,
-               RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    return _count(access) + _count(refresh)
+    return await _revoke(session, now,
+                         [AccessToken.grant_id == grant_id, AccessToken.sid == sid],
+                         [RefreshToken.grant_id == grant_id, RefreshToken.sid == sid])
 
 
 async def revoke_by_grant(session: AsyncSession, grant_id: str, now: int) -> int:
     """Every access and refresh token issued under the grant."""
-    access = await session.execute(
-        update(AccessToken)
-        .where(AccessToken.grant_id == grant_id, AccessToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    refresh = await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    return _count(access) + _count(refresh)
+    return await _revoke(session, now, [AccessToken.grant_id == grant_id],
+                         [RefreshToken.grant_id == grant_id])
 
 
 async def revoke_by_session(session: AsyncSession, sid: str, now: int) -> int:
     """What a browser session issued, except refresh tokens granted offline_access."""
-    access = await session.execute(
-        update(AccessToken)
-        .where(AccessToken.sid == sid, AccessToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    refresh = await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.sid == sid, RefreshToken.revoked_at.is_(None),
-               RefreshToken.offline.is_(False))
-        .values(revoked_at=now)
-    )
-    return _count(access) + _count(refresh)
-
-
-async def revoke_access_token(session: AsyncSession, jti: str, now: int) -> None:
-    await session.execute(
-        update(AccessToken)
-        .where(AccessToken.jti == jti, AccessToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-
-
-async def revoke_refresh_token(session: AsyncSession, token_hash: str, now: int) -> None:
-    await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.token_hash == token_hash, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-
-
-async def revoke_refresh_tokens_of_user(session: AsyncSession, user_id: str, now: int) -> int:
-    """Every refresh token of the account, offline ones included (ATO-11, RFC 9700 §4.14.2)."""
-    result = await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    return _count(result)
-
+    return await _revoke(session, now, [AccessToken.sid == sid],
+                         [RefreshToken.sid == sid, RefreshToken.offline.is_(False)])
 
 
 async def revoke_all_of_sessions(session: AsyncSession, sids: list[str], now: int) -> int:
@@ -132,14 +89,14 @@ async def revoke_all_of_sessions(session: AsyncSession, sids: list[str], now: in
     upstream revocation withdraws everything that login led to (federation.md §9 req 27)."""
     if not sids:
         return 0
-    access = await session.execute(
-        update(AccessToken)
-        .where(AccessToken.sid.in_(sids), AccessToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    refresh = await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.sid.in_(sids), RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    return _count(access) + _count(refresh)
+    return await _revoke(session, now, [AccessToken.sid.in_(sids)],
+                         [RefreshToken.sid.in_(sids)])
+
+
+async def revoke_access_token(session: AsyncSession, jti: str, now: int) -> None:
+    await _revoke(session, now, [AccessToken.jti == jti], None)
+
+
+async def revoke_refresh_tokens_of_user(session: AsyncSession, user_id: str, now: int) -> int:
+    """Every refresh token of the account, offline ones included (ATO-11, RFC 9700 §4.14.2)."""
+    return await _revoke(session, now, None, [RefreshToken.user_id == user_id])

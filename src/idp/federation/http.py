@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from idp.federation.errors import UpstreamUnavailable
+from idp.net.body import BodyTooLarge, read_capped
 
 TIMEOUT = httpx.Timeout(5.0, connect=3.0)
 MAX_BODY_BYTES = 512 * 1024
@@ -101,12 +102,7 @@ async def request_json(http: httpx.AsyncClient, method: str, url: str, *,
 
 
 async def _read_capped(response: httpx.Response) -> bytes:
-    declared = response.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise UpstreamUnavailable(f"the body exceeds {MAX_BODY_BYTES} bytes")
-    body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise UpstreamUnavailable(f"the body exceeds {MAX_BODY_BYTES} bytes")
-    return bytes(body)
+    try:
+        return await read_capped(response, MAX_BODY_BYTES)
+    except BodyTooLarge as exc:
+        raise UpstreamUnavailable(str(exc)) from None

@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from idp.net.body import BodyTooLarge, read_capped
+
 TIMEOUT_SECONDS = 2.0
 MAX_BODY_BYTES = 256 * 1024
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -118,12 +120,7 @@ async def _read_capped(response: httpx.Response) -> bytes:
     # chunk: the bytes counted are the bytes received.
     if response.headers.get("content-encoding", "identity").lower() != "identity":
         raise FetchError("compressed bodies are not accepted")
-    declared = response.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise FetchError(f"the body exceeds {MAX_BODY_BYTES} bytes")
-    body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise FetchError(f"the body exceeds {MAX_BODY_BYTES} bytes")
-    return bytes(body)
+    try:
+        return await read_capped(response, MAX_BODY_BYTES)
+    except BodyTooLarge as exc:
+        raise FetchError(str(exc)) from None

@@ -51,6 +51,9 @@ class AuthorizationRequest:
     ui_locales: tuple[str, ...] = ()
     acr_values: tuple[str, ...] = ()
     claims: dict[str, Any] | None = None
+    # The end-user the request names (verified id_token_hint or requested sub), resolved once
+    # when the request is validated and kept with it for every later page.
+    hinted_sub: str | None = None
 
     @property
     def is_openid(self) -> bool:

@@ -82,9 +82,9 @@ async def begin_authorization(ctx: Context, params: checks.Params, browser_id: s
             request = checks.check_request(
                 values, repeated, target, ctx.settings.require_pkce_for_confidential_clients
             )
-            hinted_sub = _hinted_sub(request, hint)
+            request = replace(request, hinted_sub=_hinted_sub(request, hint))
             return await _advance(ctx, session, client, request, browser_id, session_cookie,
-                                  interaction=None, hinted_sub=hinted_sub)
+                                  interaction=None)
         except errors.OAuthError as exc:
             if not exc.redirectable:
                 raise
@@ -94,16 +94,11 @@ async def begin_authorization(ctx: Context, params: checks.Params, browser_id: s
 async def resume_authorization(ctx: Context, interaction_id: str, browser_id: str,
                                session_cookie: str | None) -> Outcome:
     async with ctx.db.transaction() as session:
-        interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
-        hint_token = AuthorizationRequest.from_json(interaction.request).id_token_hint
-    hint = await _verify_hint(ctx, hint_token)
-    async with ctx.db.transaction() as session:
         interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
         request = AuthorizationRequest.from_json(interaction.request)
         try:
-            hinted_sub = _hinted_sub(request, hint)
             return await _advance(ctx, session, client, request, browser_id, session_cookie,
-                                  interaction=interaction, hinted_sub=hinted_sub)
+                                  interaction=interaction)
         except errors.OAuthError as exc:
             if not exc.redirectable:
                 raise
@@ -173,7 +168,7 @@ async def consent_ask(session: AsyncSession, client: ClientConfig,
 
 async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
                    request: AuthorizationRequest, browser_id: str, session_cookie: str | None,
-                   interaction: Interaction | None, hinted_sub: str | None) -> Outcome:
+                   interaction: Interaction | None) -> Outcome:
     now = ctx.now()
     browser_session: SessionInfo | None = None
     if session_cookie:
@@ -193,7 +188,7 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
         ),
         consented_here=interaction is not None and interaction.consent_given,
         consent_covered=covers(grant_view(grant), ask),
-        hinted_sub=hinted_sub,
+        hinted_sub=request.hinted_sub,
     )
     step = decide_interaction(request, state, now)
     if step is Step.ISSUE:

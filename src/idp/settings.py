@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     # Automatic signing-key rotation period in days; 0 turns it off (rotate with the CLI).
     key_rotation_days: int = Field(default=90, ge=0)
     interaction_ttl: int = Field(default=30 * 60, ge=60, le=86_400)
+    # Linking, unlinking and deleting the account need a sign-in at most this old
+    # (federation.md §9 requirement 25: 5 minutes by default).
+    recent_auth_seconds: int = Field(default=300, ge=30, le=3600)
+    # Upstream-initiated revocations reach brand apps within this bound (requirement 32).
+    upstream_revocation_max_delay_seconds: int = Field(default=60, ge=1, le=3600)
     # How long the server trusts its in-memory copy of the key set before re-reading it, so a
     # rotation done by the CLI or another replica is picked up.
     key_cache_seconds: int = Field(default=30, ge=0, le=3600)

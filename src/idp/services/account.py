@@ -61,9 +61,15 @@ async def current_user(ctx: Context, session_cookie: str | None) -> tuple[User, 
             live = await session_store.find_live_session(session, digest(session_cookie),
                                                          ctx.now())
             user = await user_store.get_user(session, live.user_id) if live else None
-        if user is not None and live is not None:
+        if user is not None and live is not None and user.disabled_at is None:
             return user, live
     raise errors.LoginRequired(redirectable=False)
+
+
+def recently_authenticated(ctx: Context, info: SessionInfo) -> bool:
+    """Whether the session's sign-in is fresh enough for linking, unlinking or deleting
+    (federation.md §9 requirement 25). Otherwise the customer confirms at /account/reauth."""
+    return ctx.now() - info.auth_time <= ctx.settings.recent_auth_seconds
 
 
 async def connected_apps(ctx: Context, user_id: str) -> list[AppView]:

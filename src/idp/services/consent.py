@@ -288,12 +288,12 @@ async def delivery_status(session: AsyncSession, change_id: str) -> DeliveryStat
     """How far a change has reached the apps: "applied to 3 of 3 apps"."""
     rows = (await session.execute(
         select(OutboxMessage.client_id, func.min(OutboxMessage.delivered_at).is_not(None))
-        .where(OutboxMessage.change_id == change_id)
+        .where(OutboxMessage.change_id == change_id, OutboxMessage.client_id.is_not(None))
         .group_by(OutboxMessage.client_id)
     )).all()
     pending: list[str] = []
     for client_id, done in rows:
-        if not done:
+        if not done and client_id is not None:
             client = await client_store.get_client(session, client_id)
             pending.append(client.name if client else client_id)
     return DeliveryStatus(len(rows) - len(pending), len(rows), sorted(pending))

@@ -22,6 +22,7 @@ from idp.federation.callback import AuthorizationDenied
 from idp.federation.config import LinkingPolicy, SyncMode
 from idp.federation.errors import FederationError
 from idp.federation.identity import MappedClaim, UpstreamIdentity, apply_sync
+from idp.services import security_events
 from idp.services.authentication import verify_password_login
 from idp.services.authorization import load_interaction
 from idp.services.context import Context
@@ -36,6 +37,9 @@ from idp.store.models import FederationState, Identity, User
 
 log = logging.getLogger("idp.federation")
 STATE_TTL = 600  # federation.md §9 requirement 3: at most 10 minutes
+# An identity whose consent was withdrawn at the upstream: its sessions and tokens are gone,
+# but the same subject signing in again returns to the same account.
+REVOKED = "revoked"
 
 
 @dataclass(frozen=True)
@@ -116,17 +120,37 @@ async def resolve_account(ctx: Context, identity: UpstreamIdentity, policy: Link
         interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
         linked = await store.find_identity(session, identity.namespace, identity.subject)
         if linked is not None:
-            if linked.status != "active":
+            if linked.status == REVOKED:
+                # The customer withdrew consent at the upstream (Apple consent-revoked,
+                # Facebook deauthorize) and now signs in with it again: the same subject is the
+                # same person, so the link comes back rather than leaving the account behind.
+                linked.status = "active"
+                security_events.record(session, security_events.IDENTITY_RELINKED,
+                                       linked.user_id, now, alias=identity.alias)
+            if linked.status != "active" or await _disabled(session, linked.user_id):
                 return FederatedLogin(interaction_id, message="This sign-in method is disabled.")
             _refresh_identity(linked, identity, now)
         else:
             match = (await user_store.find_by_email(session, identity.email)
                      if identity.email else None)
+            replaced = match is not None and await _has_other_subject(session, match.id,
+                                                                      identity)
+            if replaced and match is not None:
+                # Requirement 17: the address and domain are the same but the upstream subject
+                # is not (a re-registered domain or account). Never a login into the existing
+                # account on the email alone: the policy's prompt (or deny) applies.
+                security_events.record(session, security_events.UPSTREAM_SUBJECT_CHANGED,
+                                       match.id, now, alias=identity.alias)
             if match is None:
                 linked = await _create_account(session, identity, now)
+            elif match.disabled_at is not None:
+                return FederatedLogin(interaction_id, message="This sign-in method is disabled.")
             elif policy is LinkingPolicy.deny:
                 return FederatedLogin(interaction_id, message=(
                     "An account already uses this email address. Sign in with your password."))
+            elif replaced:
+                return await _ask_to_prove(ctx, session, identity, match, interaction_id,
+                                           browser_id, now)
             elif identity.email_authoritative and not match.email_verified:
                 # Requirement 23: the provider proves the address; an unverified local account
                 # holding it may be an attacker's pre-registration. Its password and sessions
@@ -145,6 +169,18 @@ async def resolve_account(ctx: Context, identity: UpstreamIdentity, policy: Link
         interaction.session_sid = sid
     ctx.notify_outbox()
     return FederatedLogin(interaction_id, session_cookie=cookie)
+
+
+async def _disabled(session: AsyncSession, user_id: str) -> bool:
+    user = await session.get(User, user_id)
+    return user is None or user.disabled_at is not None
+
+
+async def _has_other_subject(session: AsyncSession, user_id: str,
+                             identity: UpstreamIdentity) -> bool:
+    """Whether the account already holds an identity of this upstream under another subject."""
+    return any(linked.namespace == identity.namespace and linked.subject != identity.subject
+               for linked in await store.identities_of_user(session, user_id))
 
 
 def _profile_from(identity: UpstreamIdentity, current: dict[str, Any], first: bool,

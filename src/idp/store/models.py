@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     ForeignKey,
     Index,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -79,6 +80,9 @@ class User(Base):
     profile: Mapped[Json] = mapped_column(JSON, default=dict)
     created_at: Mapped[int]
     updated_at: Mapped[int]
+    # Set when the account may no longer sign in (e.g. Apple `account-delete` took its only
+    # sign-in method, federation.md §9 requirement 27); None while it is usable.
+    disabled_at: Mapped[int | None]
 
 
 class SigningKey(Base):
@@ -128,6 +132,9 @@ class Interaction(Base):
     session_sid: Mapped[str | None] = mapped_column(String(64))
     # Set once the end-user approved the consent page of this interaction (prompt=consent).
     consent_given: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Profile attributes an upstream login offered that the customer has not yet decided to
+    # import or not (issue 4 item 6): {"identity_id": ..., "claims": {name: value}}.
+    pending_import: Mapped[Json | None] = mapped_column(JSON)
     created_at: Mapped[int]
     expires_at: Mapped[int]
 
@@ -260,7 +267,10 @@ class OutboxMessage(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    # The app the message is for; None for a message to an upstream provider (revocation at
+    # account deletion, federation.md §9 requirement 31).
+    client_id: Mapped[str | None] = mapped_column(
+        ForeignKey("clients.client_id", ondelete="CASCADE"))
     target_url: Mapped[str] = mapped_column(Text)
     payload: Mapped[Json] = mapped_column(JSON)
     created_at: Mapped[int]
@@ -371,8 +381,13 @@ class Identity(Base):
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     # Imported attributes, each with its source and time (issue 4 item 6).
     profile: Mapped[Json] = mapped_column(JSON, default=dict)
+    # The upstream token kept for revocation at account deletion (requirement 31), Fernet-
+    # encrypted; its RISC identifier, base64 SHA-512(SHA-512(token)) (requirement 28).
     refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    refresh_token_digest: Mapped[str | None] = mapped_column(String(128), index=True)
     status: Mapped[str] = mapped_column(String(16), default="active")
+    # The customer's import decisions per attribute, {name: true|false} (issue 4 item 6).
+    import_choices: Mapped[Json | None] = mapped_column(JSON)
     created_at: Mapped[int]
     last_login_at: Mapped[int]
     # Apple relay address deliverability (requirement 27: email-disabled / email-enabled);
@@ -411,3 +426,31 @@ class FederationState(Base):
     created_at: Mapped[int]
     expires_at: Mapped[int]
     used_at: Mapped[int | None]
+
+
+class SecurityEvent(Base):
+    """An account security event kept for the customer and for operators: links, unlinks,
+    suspected domain re-registration (federation.md §9 requirement 17), deletions."""
+
+    __tablename__ = "security_events"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # No foreign key: the record of an account's deletion outlives the account.
+    user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(48))
+    detail: Mapped[Json] = mapped_column(JSON, default=dict)
+    created_at: Mapped[int]
+
+
+class Picture(Base):
+    """A profile picture copied from an upstream whose URLs expire (Facebook, requirement 37),
+    served from our own origin under an unguessable id."""
+
+    __tablename__ = "pictures"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    content_type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[int]

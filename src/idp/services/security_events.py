@@ -1,0 +1,37 @@
+"""Account security events: what happened to an account's sign-in methods, kept for the
+customer's account center and for operators. Written in the caller's unit of work, so an event
+is recorded exactly when the change it describes commits. Never holds secrets or tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from idp.crypto.handles import new_handle
+from idp.store.models import SecurityEvent
+
+# Kinds, so callers and readers agree on the spelling.
+IDENTITY_LINKED = "identity_linked"
+IDENTITY_UNLINKED = "identity_unlinked"
+IDENTITY_RELINKED = "identity_relinked"
+# federation.md §9 requirement 17: same email (and hd), different upstream subject.
+UPSTREAM_SUBJECT_CHANGED = "upstream_subject_changed"
+ACCOUNT_DISABLED = "account_disabled"
+ACCOUNT_DELETED = "account_deleted"
+
+
+def record(session: AsyncSession, kind: str, user_id: str | None, now: int,
+           **detail: Any) -> SecurityEvent:
+    event = SecurityEvent(id=new_handle(16), user_id=user_id, kind=kind, detail=detail,
+                          created_at=now)
+    session.add(event)
+    return event
+
+
+async def events_of_user(session: AsyncSession, user_id: str, limit: int = 50
+                         ) -> list[SecurityEvent]:
+    return list(await session.scalars(
+        select(SecurityEvent).where(SecurityEvent.user_id == user_id)
+        .order_by(SecurityEvent.created_at.desc(), SecurityEvent.id).limit(limit)))

@@ -36,6 +36,7 @@ from idp.settings import Settings
 from idp.web.browser import BrowserCookies
 from idp.web.errors import install_error_handlers
 from idp.web.security import SecurityHeaders
+from idp.web.source import ClientSource
 
 access_log = logging.getLogger("idp.access")
 
@@ -133,6 +134,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         app.include_router(module.router)
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
+    app.add_middleware(ClientSource, trusted_proxies=settings.trusted_proxies)
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
     app.add_middleware(AccessLog)
     return app

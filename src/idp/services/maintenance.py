@@ -7,8 +7,9 @@ import logging
 
 from sqlalchemy import delete
 
+from idp.services import throttle
 from idp.services.context import Context
-from idp.store.models import AuthorizationCode, Interaction, UsedAssertion
+from idp.store.models import AuthorizationCode, FederationState, Interaction, UsedAssertion
 
 log = logging.getLogger("idp.maintenance")
 
@@ -26,6 +27,9 @@ async def run_once(ctx: Context) -> None:
         await session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at <= now))
         await session.execute(delete(AuthorizationCode).where(
             AuthorizationCode.expires_at <= now - CODE_TOMBSTONE_SECONDS))
+        # Expired upstream round trips; each holds an encrypted nonce and PKCE verifier.
+        await session.execute(delete(FederationState).where(FederationState.expires_at <= now))
+        await throttle.purge(session, now, ctx.settings)
 
 
 async def run_forever(ctx: Context, interval: float) -> None:

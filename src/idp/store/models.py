@@ -454,3 +454,15 @@ class Picture(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     source: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[int]
+
+
+class Throttle(Base):
+    """Failed-credential counters, one row per key: an account (a digest of the submitted email,
+    whether or not an account has it) or a source network (security.md ATO-01 to ATO-03)."""
+
+    __tablename__ = "throttles"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int]
+    window_started_at: Mapped[int]
+    blocked_until: Mapped[int]

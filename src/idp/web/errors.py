@@ -10,6 +10,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.responses import Response
 
 from idp import errors
+from idp.services.throttle import Throttled
 from idp.web.responses import error_page, oauth_json_error
 
 log = logging.getLogger("idp.web")
@@ -36,6 +37,17 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("database unavailable: %s", type(exc).__name__)
         response = await _oauth_error(request, errors.TemporarilyUnavailable())
         response.headers["Retry-After"] = "5"
+        return response
+
+    @app.exception_handler(Throttled)
+    async def _throttled(request: Request, exc: Throttled) -> Response:
+        # security.md ATO-01/02: a delay, never a lockout; the same answer whether or not the
+        # account exists. 429 with Retry-After (RFC 6585 §4).
+        wait = errors.TemporarilyUnavailable(
+            f"Too many sign-in attempts. Wait {exc.retry_after} seconds, then try again.")
+        response = error_page(request, wait) if wants_html(request) else oauth_json_error(wait)
+        response.status_code = 429
+        response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     for exc_type in (OperationalError, InterfaceError, ConnectionError, OSError):

@@ -1,0 +1,178 @@
+"""Brute-force and credential-stuffing throttling (security.md §5 ATO-01 to ATO-04), through
+the login page a customer or an attacker would use."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from idp.main import create_app
+from idp.services.context import Context, build_context
+from idp.services.throttle import client_address, source_key
+from idp.settings import Settings
+from tests.conftest import ISSUER, FakeClock
+from tests.helpers import PASSWORD, Flow, authorize, csrf_token, make_app, make_user
+
+EMAIL = "alice@example.com"
+
+
+async def _login_page(browser: httpx.AsyncClient, ctx: Context) -> httpx.Response:
+    app = await make_app(ctx)
+    page = await authorize(browser, Flow(app))
+    assert page.status_code == 200 and page.url.path.endswith("/login")
+    return page
+
+
+async def _try(browser: httpx.AsyncClient, page: httpx.Response, password: str,
+               email: str = EMAIL) -> httpx.Response:
+    return await browser.post(page.url.path, data={
+        "csrf_token": csrf_token(page.text), "email": email, "password": password})
+
+
+def _signed_in(response: httpx.Response) -> bool:
+    return response.status_code == 303
+
+
+async def test_five_failures_are_free_then_the_delay_doubles(
+        client: httpx.AsyncClient, ctx: Context, clock: FakeClock) -> None:
+    """ATO-01: five free failures, then 1 s, 2 s, 4 s ... with 429 and Retry-After; no
+    password is checked while held back, and the right one works once the delay is over."""
+    await make_user(ctx)
+    page = await _login_page(client, ctx)
+    for _ in range(5):
+        response = await _try(client, page, "wrong-password")
+        assert response.status_code == 200  # the login page again, with the failure message
+    held = await _try(client, page, PASSWORD)
+    assert held.status_code == 429
+    assert held.headers["retry-after"] == "1"
+    assert "Too many sign-in attempts" in held.text
+    clock.advance(1)
+    assert (await _try(client, page, "wrong-again")).status_code == 200
+    held = await _try(client, page, "wrong-again")
+    assert held.status_code == 429 and held.headers["retry-after"] == "2"
+    clock.advance(2)
+    assert _signed_in(await _try(client, page, PASSWORD))
+
+
+async def test_the_delay_is_capped_and_never_a_lockout(
+        client: httpx.AsyncClient, ctx: Context, clock: FakeClock) -> None:
+    """ATO-01 (no hard lockout, Keycloak GHSA-cq42-vhv7-xr7p): however many failures, the wait
+    is at most the cap, and the right password after it still signs in."""
+    await make_user(ctx)
+    page = await _login_page(client, ctx)
+    waits = []
+    for _ in range(40):
+        response = await _try(client, page, "wrong-password")
+        if response.status_code == 429:
+            waits.append(int(response.headers["retry-after"]))
+            clock.advance(int(response.headers["retry-after"]))
+    assert waits[:10] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+    assert set(waits[10:]) == {ctx.settings.throttle_max_delay_seconds}
+    clock.advance(ctx.settings.throttle_max_delay_seconds)
+    page = await _login_page(client, ctx)  # hours later: the first form has expired
+    assert _signed_in(await _try(client, page, PASSWORD))
+
+
+async def test_a_success_starts_the_account_afresh(
+        new_browser, ctx: Context) -> None:  # type: ignore[no-untyped-def]
+    await make_user(ctx)
+    first = new_browser()
+    page = await _login_page(first, ctx)
+    for _ in range(4):
+        await _try(first, page, "wrong-password")
+    assert _signed_in(await _try(first, page, PASSWORD))
+    second = new_browser()
+    page = await _login_page(second, ctx)
+    for _ in range(5):
+        assert (await _try(second, page, "wrong-password")).status_code == 200
+
+
+async def test_unknown_and_known_accounts_are_throttled_alike(
+        client: httpx.AsyncClient, ctx: Context) -> None:
+    """ATO-05: throttling tells nothing about which addresses have accounts."""
+    await make_user(ctx)
+    page = await _login_page(client, ctx)
+    answers = {}
+    for email in (EMAIL, "nobody@example.com"):
+        statuses = [(await _try(client, page, "wrong-password", email)).status_code
+                    for _ in range(6)]
+        answers[email] = statuses
+    assert answers[EMAIL] == answers["nobody@example.com"] == [200] * 5 + [429]
+
+
+async def test_email_spelling_does_not_escape_the_counter(
+        client: httpx.AsyncClient, ctx: Context) -> None:
+    await make_user(ctx)
+    page = await _login_page(client, ctx)
+    for email in ("alice@example.com", "ALICE@example.com", " Alice@Example.com ",
+                  "alice@EXAMPLE.COM", "aLice@example.com"):
+        await _try(client, page, "wrong-password", email)
+    assert (await _try(client, page, PASSWORD, "Alice@example.com")).status_code == 429
+
+
+async def test_parallel_guesses_all_count(client: httpx.AsyncClient, ctx: Context) -> None:
+    """ATO-03 (Keycloak issues/31726): twenty simultaneous guesses are not twenty free ones;
+    only the free five reach the password check."""
+    await make_user(ctx)
+    page = await _login_page(client, ctx)
+    responses = await asyncio.gather(*(_try(client, page, f"guess-{i}") for i in range(20)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 5 + [429] * 15
+
+
+async def test_credential_stuffing_from_one_network_is_held_back(
+        settings: Settings, ctx: Context, clock: FakeClock) -> None:
+    """ATO-02: failures across many accounts from one /24 are capped per window; another
+    network is unaffected, and the cap lifts when the window ends."""
+    limited = settings.model_copy(update={"throttle_source_failures": 10})
+    limited_ctx = build_context(limited, clock=clock)
+    app = create_app(limited, ctx=limited_ctx)
+
+    def browser(address: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=ISSUER, transport=httpx.ASGITransport(
+            app=app, client=(address, 40000)))
+
+    try:
+        async with browser("203.0.113.7") as attacker, browser("203.0.113.200") as neighbour, \
+                browser("198.51.100.9") as other:
+            page = await _login_page(attacker, limited_ctx)
+            statuses = [(await _try(attacker, page, "password1", f"user{i}@example.com"))
+                        .status_code for i in range(12)]
+            assert statuses == [200] * 10 + [429] * 2
+            page = await _login_page(neighbour, limited_ctx)
+            assert (await _try(neighbour, page, "x", "someone@example.com")).status_code == 429
+            page = await _login_page(other, limited_ctx)
+            assert (await _try(other, page, "x", "someone@example.com")).status_code == 200
+            clock.advance(limited.throttle_source_window_seconds)
+            page = await _login_page(attacker, limited_ctx)
+            assert (await _try(attacker, page, "x", "late@example.com")).status_code == 200
+    finally:
+        await limited_ctx.close()
+
+
+@pytest.mark.parametrize(("peer", "header", "trusted", "expected"), [
+    # No trusted proxy: the header is the client's own words and is ignored.
+    ("203.0.113.7", ["198.51.100.1"], (), "203.0.113.7"),
+    # Behind a trusted proxy: the rightmost untrusted hop is the client.
+    ("10.0.0.2", ["198.51.100.1, 203.0.113.9"], ("10.0.0.0/8",), "203.0.113.9"),
+    ("10.0.0.2", ["1.2.3.4, 203.0.113.9, 10.0.0.5"], ("10.0.0.0/8",), "203.0.113.9"),
+    # A forged leftmost entry does not move the client.
+    ("10.0.0.2", ["127.0.0.1", "203.0.113.9"], ("10.0.0.0/8",), "203.0.113.9"),
+    # Malformed: stop at the last trusted hop rather than skip the policy.
+    ("10.0.0.2", ["203.0.113.9, not-an-ip"], ("10.0.0.0/8",), "10.0.0.2"),
+    ("10.0.0.2", [], ("10.0.0.0/8",), "10.0.0.2"),
+])
+def test_client_address_is_taken_only_from_trusted_proxies(
+        peer: str, header: list[str], trusted: tuple[str, ...], expected: str) -> None:
+    """ATO-04 / RFC 9700 §4.13."""
+    assert client_address(peer, header, trusted) == expected
+
+
+def test_sources_are_grouped_by_network() -> None:
+    assert source_key("203.0.113.7") == source_key("203.0.113.250") == "net:203.0.113.0/24"
+    assert source_key("2001:db8:1:2:3::9") == "net:2001:db8:1:2::/64"
+    assert source_key("::ffff:203.0.113.7") == "net:203.0.113.0/24"
+    assert source_key("garbage") is None
+    assert source_key(None) is None

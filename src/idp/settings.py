@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
     recent_auth_seconds: int = Field(default=300, ge=30, le=3600)
     # Upstream-initiated revocations reach brand apps within this bound (requirement 32).
     upstream_revocation_max_delay_seconds: int = Field(default=60, ge=1, le=3600)
+    # Apple `account-delete` took an account's only sign-in method (requirement 27):
+    # "deactivate" it (no sign-in, sessions and tokens ended) or "keep" it as it is.
+    upstream_account_delete_policy: Literal["deactivate", "keep"] = "deactivate"
     # How long the server trusts its in-memory copy of the key set before re-reading it, so a
     # rotation done by the CLI or another replica is picked up.
     key_cache_seconds: int = Field(default=30, ge=0, le=3600)
@@ -70,6 +74,17 @@ class Settings(BaseSettings):
     argon2_max_concurrency: int = Field(default=4, ge=1)
     password_min_length: int = Field(default=8, ge=8)
     password_max_length: int = Field(default=256, ge=64)
+    # Brute force (security.md ATO-01, ATO-02): per account, a few free failures, then a delay
+    # doubling from 1 s up to a cap, never a hard lockout; per source network (/24, /64), a cap
+    # on failures per window across all accounts (credential stuffing).
+    throttle_free_failures: int = Field(default=5, ge=1)
+    throttle_max_delay_seconds: int = Field(default=900, ge=1)
+    throttle_account_window_seconds: int = Field(default=86_400, ge=60)
+    throttle_source_failures: int = Field(default=100, ge=1)
+    throttle_source_window_seconds: int = Field(default=3600, ge=60)
+    # ATO-04: the client address is taken from X-Forwarded-For only behind these proxies
+    # (addresses or networks, e.g. "10.0.0.0/8"); otherwise the connection's peer address.
+    trusted_proxies: tuple[str, ...] = ()
 
     # The outbox dispatcher and periodic maintenance (key rotation, purging) in `idp serve`.
     background_tasks: bool = True
@@ -97,6 +112,15 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment or value.endswith("/"):
             raise ValueError("issuer must not have a query, fragment or trailing slash")
         return value
+
+    @model_validator(mode="after")
+    def _revocation_bound(self) -> Settings:
+        # Requirement 32: a hook wakes the dispatcher at once, but if that wake-up is missed
+        # (another replica took the request) the next periodic pass must still come in time.
+        if self.outbox_interval_seconds > self.upstream_revocation_max_delay_seconds:
+            raise ValueError("outbox_interval_seconds must not exceed "
+                             "upstream_revocation_max_delay_seconds")
+        return self
 
     @model_validator(mode="after")
     def _production_guards(self) -> Settings:

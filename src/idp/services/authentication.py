@@ -3,6 +3,7 @@ whether the account exists or not (security.md §0 item 12)."""
 
 from __future__ import annotations
 
+from idp.services import throttle
 from idp.services.context import Context
 from idp.store import users as user_store
 from idp.store.models import User
@@ -11,6 +12,8 @@ from idp.store.models import User
 async def verify_password_login(ctx: Context, email: str, password: str) -> User | None:
     """The account, if `password` is its password; None otherwise, after the same work."""
     max_length = ctx.settings.password_max_length
+    # security.md ATO-01..03: counted before the hash work; Throttled while held back.
+    attempt = await throttle.begin_attempt(ctx, email[:320])
     if not email or not password or len(password) > max_length:
         # Still burn one hash so an empty or oversized field answers at the usual speed.
         await ctx.passwords.verify(None, password[:max_length])
@@ -18,8 +21,11 @@ async def verify_password_login(ctx: Context, email: str, password: str) -> User
     async with ctx.db.transaction() as session:
         user = await user_store.find_by_email(session, email)
     result = await ctx.passwords.verify(user.password_hash if user else None, password)
-    if user is None or not result.ok:
+    # A deactivated account (federation.md §9 requirement 27) answers exactly like a wrong
+    # password, after the same hash work, so the answer tells nothing about the account.
+    if user is None or not result.ok or user.disabled_at is not None:
         return None
+    await throttle.succeeded(ctx, attempt)
     if result.new_hash:
         async with ctx.db.transaction() as session:
             await user_store.set_password_hash(session, user.id, result.new_hash, ctx.now())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -244,6 +245,22 @@ class FakeGoogle(FakeServer):
                                              "sub": sub}}
         if reason is not None:
             event["reason"] = reason
+        return self._security_event_token(event_type, event, aud)
+
+    def risc_token_revoked(self, token: str, aud: str, *,
+                           alg: Literal["prefix", "hash_base64_sha512_sha512"]) -> str:
+        """A `token-revoked` SET (§1.7): its subject is one refresh token, identified by its
+        first 16 characters (`prefix`) or by base64 SHA-512(SHA-512(token))."""
+        if alg == "prefix":
+            identifier = token[:16]
+        else:
+            once = hashlib.sha512(token.encode()).digest()
+            identifier = base64.b64encode(hashlib.sha512(once).digest()).decode()
+        event = {"subject": {"subject_type": "oauth_token", "token_type": "refresh_token",
+                             "token_identifier_alg": alg, "token": identifier}}
+        return self._security_event_token("oauth/event-type/token-revoked", event, aud)
+
+    def _security_event_token(self, event_type: str, event: dict[str, Any], aud: str) -> str:
         claims = {"iss": RISC_ISSUER, "aud": aud, "iat": int(self.clock()),
                   "jti": secrets.token_hex(16),
                   "events": {f"https://schemas.openid.net/secevent/{event_type}": event}}

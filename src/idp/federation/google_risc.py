@@ -10,6 +10,7 @@ De-duplicating by `jti` is the caller's (it needs storage).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from idp.crypto.client_keys import ClientKey
 from idp.federation.claims import optional_str
@@ -28,6 +29,10 @@ class RiscEvent:
     sub: str | None  # the Google `sub` for iss-sub subjects
     reason: str | None
     jti: str | None
+    # `token-revoked`: the `oauth_token` subject's identifier and how it was derived
+    # ("prefix" or "hash_base64_sha512_sha512", §1.7).
+    token: str | None = None
+    token_alg: str | None = None
 
 
 def risc_configuration_url(client: GoogleUpstream) -> str:
@@ -70,6 +75,9 @@ async def verify_security_event(client: GoogleUpstream, body: bytes) -> list[Ris
         subject = event.get("subject")
         sub = optional_str(subject.get("sub")) if isinstance(subject, dict) and subject.get(
             "subject_type") == "iss-sub" else None
+        revoked: dict[str, Any] = subject if isinstance(subject, dict) and subject.get(
+            "subject_type") == "oauth_token" else {}
         found.append(RiscEvent(type=str(uri), sub=sub, reason=optional_str(event.get("reason")),
-                               jti=jti))
+                               jti=jti, token=optional_str(revoked.get("token")),
+                               token_alg=optional_str(revoked.get("token_identifier_alg"))))
     return found

@@ -1,8 +1,9 @@
 """Upstream revocation and deletion hooks (federation.md §1.7, §2.7, §3.5, §9 requirements
 27-30): the upstream tells us a customer withdrew consent, deleted their upstream account, had
-their account disabled or hijacked, or asked for their data to be deleted; we unlink or
-suspend the identity and end everything its logins led to. Verification is the upstream
-client's (`idp.federation`); this module acts on the result.
+their account disabled or hijacked, had a token revoked, or asked for their data to be
+deleted; we unlink, suspend or erase the identity and end everything its logins led to
+(`upstream_revocation`). Verification is the upstream client's (`idp.federation`); this
+module acts on the result.
 """
 
 from __future__ import annotations
@@ -22,12 +23,19 @@ from idp.federation.errors import FederationError, UpstreamUnavailable
 from idp.federation.facebook import FacebookUpstream
 from idp.federation.google import GoogleUpstream
 from idp.federation.google_risc import OAUTH, RISC, RiscEvent, verify_security_event
+from idp.services import upstream_tokens
 from idp.services.context import Context
-from idp.services.sessions import end_session
+from idp.services.federation import REVOKED
+from idp.services.upstream_revocation import (
+    DEAD,
+    end_logins,
+    erase_identity,
+    forget_matching_token,
+    withdraw_identity,
+)
 from idp.services.upstreams import upstream_client
 from idp.store import federation as store
-from idp.store import tokens as token_store
-from idp.store.models import Identity, UpstreamDeletion, UsedAssertion
+from idp.store.models import UpstreamDeletion, UsedAssertion
 
 log = logging.getLogger("idp.federation")
 # How long a notification's jti is remembered. Apple retries for a while; 30 days is ample.
@@ -52,30 +60,6 @@ async def _client(ctx: Context, alias: str, kind: type[U]) -> U:
     if not isinstance(client, kind):
         raise HookRefused("no such upstream")
     return client
-
-
-async def withdraw_identity(ctx: Context, session: AsyncSession, identity: Identity, *,
-                            dead: bool) -> None:
-    """Unlink the identity and end what its logins led to: every browser session signed in
-    with it ends (apps get back-channel logout tokens) and every token issued in those
-    sessions is revoked, offline refresh tokens included. `dead` keeps the row, marked so
-    that the subject can never sign in again (Apple `account-delete`); otherwise the row and
-    the stored upstream refresh token go."""
-    await end_logins(ctx, session, identity)
-    if dead:
-        identity.status = "dead"
-        identity.refresh_token_encrypted = None
-    else:
-        await session.delete(identity)
-
-
-async def end_logins(ctx: Context, session: AsyncSession, identity: Identity) -> None:
-    """End every browser session signed in with this identity (apps are sent back-channel
-    logout tokens) and revoke every token issued in those sessions, offline ones included."""
-    sids = await store.sids_of_identity(session, identity.id)
-    for sid in sids:
-        await end_session(ctx, session, sid)
-    await token_store.revoke_all_of_sessions(session, sids, ctx.now())
 
 
 def _remember(session: AsyncSession, alias: str, jti: str | None, now: int) -> None:
@@ -119,9 +103,9 @@ async def _apple_event(ctx: Context, session: AsyncSession, client: AppleUpstrea
         identity.email_deliverable = False
     elif event.type == "email-enabled":
         identity.email_deliverable = True
-    elif event.type == "consent-revoked":
+    elif event.type == "consent-revoked" and identity.status not in (REVOKED, DEAD):
         await withdraw_identity(ctx, session, identity, dead=False)
-    elif event.type == "account-delete":
+    elif event.type == "account-delete" and identity.status != DEAD:
         # "as consent-revoked, and mark the subject permanently dead"
         await withdraw_identity(ctx, session, identity, dead=True)
     return "handled"
@@ -139,7 +123,7 @@ async def facebook_deauthorize(ctx: Context, alias: str, signed_request: str) ->
     async with ctx.db.transaction() as session:
         identity = await store.find_identity(session, client.config.namespace,
                                              request.user_id)
-        if identity is not None:
+        if identity is not None and identity.status not in (REVOKED, DEAD):
             await withdraw_identity(ctx, session, identity, dead=False)
     ctx.notify_outbox()
     log.info("facebook deauthorize handled")
@@ -163,7 +147,7 @@ async def facebook_deletion(ctx: Context, alias: str, signed_request: str
         identity = await store.find_identity(session, client.config.namespace,
                                              request.user_id)
         if identity is not None:
-            await withdraw_identity(ctx, session, identity, dead=False)
+            await erase_identity(ctx, session, identity)
         # The same answer whether or not we knew the user: the job completes either way.
         session.add(UpstreamDeletion(code_hash=digest(code), alias=alias, status="completed",
                                      created_at=now, completed_at=now))
@@ -213,10 +197,13 @@ async def _google_event(ctx: Context, session: AsyncSession, client: GoogleUpstr
                         event: RiscEvent) -> Outcome:
     name = event.type.rsplit("/", 1)[-1]
     log.info("google security event %s", name)
+    if event.type == f"{OAUTH}token-revoked" and event.token is not None:
+        # "Required: delete that refresh token." Only the token: the sign-in stays.
+        found = await forget_matching_token(ctx, session, client.config.namespace,
+                                            event.token, event.token_alg)
+        return "handled" if found else "ignored"
     if event.sub is None:
-        # `verification` ("Log it"), and `token-revoked`, whose subject is a token: we keep
-        # no Google refresh token, so there is nothing to delete.
-        return "ignored"
+        return "ignored"  # `verification`: "Log it" (done above)
     identity = await store.find_identity(session, client.config.namespace, event.sub)
     if identity is None:
         return "ignored"
@@ -224,6 +211,9 @@ async def _google_event(ctx: Context, session: AsyncSession, client: GoogleUpstr
     if event.type in _END_LOGINS or (disabled and event.reason == "hijacking"):
         # "required: end the user's open sessions"
         await end_logins(ctx, session, identity)
+        if event.type == f"{OAUTH}tokens-revoked":
+            # "Suggested: delete stored OAuth tokens": Google no longer honours them.
+            upstream_tokens.forget(identity)
     elif disabled and event.reason is None:
         # "With no reason: disable Google sign-in and email recovery for the user."
         if identity.status == "active":

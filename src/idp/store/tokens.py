@@ -100,3 +100,10 @@ async def revoke_access_token(session: AsyncSession, jti: str, now: int) -> None
 async def revoke_refresh_tokens_of_user(session: AsyncSession, user_id: str, now: int) -> int:
     """Every refresh token of the account, offline ones included (ATO-11, RFC 9700 §4.14.2)."""
     return await _revoke(session, now, None, [RefreshToken.user_id == user_id])
+
+
+async def revoke_all_of_user(session: AsyncSession, user_id: str, now: int) -> int:
+    """Every access and refresh token of the account: it was deactivated (federation.md §9
+    requirement 27, `account-delete` with no other way in)."""
+    return await _revoke(session, now, [AccessToken.user_id == user_id],
+                         [RefreshToken.user_id == user_id])

@@ -5,13 +5,14 @@ token bound to the browser."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.responses import Response
 
 from idp import errors
-from idp.services import account, consent, sessions
+from idp.services import account, consent, linking, sessions
 from idp.services.authentication import verify_password_login
 from idp.services.interaction import LOGIN_FAILED, LoginFailed, start_session
 from idp.services.logout import log_out
@@ -70,7 +71,8 @@ async def login(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
 @router.get("")
 async def overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
                    change: str | None = None, password: str | None = None,
-                   password_message: str | None = None) -> Response:
+                   password_message: str | None = None, outcome: str | None = None,
+                   upstream: str | None = None) -> Response:
     try:
         user, _ = await account.current_user(ctx, cookies.session_cookie(request))
     except errors.LoginRequired:
@@ -89,8 +91,11 @@ async def overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
         "password_changed": password == "changed",
         "password_message": password_message,
         "min_length": ctx.settings.password_min_length,
+        "methods": await linking.sign_in_methods(ctx, user),
+        "methods_message": await linking.outcome_message(ctx, outcome, upstream),
+        "status_words": linking.STATUS_WORDS,
         "csrf": {name: cookies.csrf_token(browser_id, f"account:{name}")
-                 for name in ("profile", "apps", "logout", "password")},
+                 for name in ("profile", "apps", "logout", "password", "identities")},
     })
     if is_new:
         cookies.set_browser_id(response, browser_id)
@@ -120,6 +125,93 @@ async def change_password(request: Request, ctx: CtxDep, cookies: CookiesDep) ->
         return await overview(request, ctx, cookies, password_message=failed.message)
     response = _see_other("/account?password=changed")
     cookies.set_session(response, cookie)
+    return response
+
+
+def _reauth_path(next_path: str) -> str:
+    return f"/account/reauth?{urlencode({'next': linking.safe_next(next_path)})}"
+
+
+def _browser(request: Request, cookies: BrowserCookies) -> str:
+    browser_id = cookies.browser_id(request)
+    if browser_id is None:  # _form has checked the CSRF token against it already
+        raise errors.InvalidRequest("The form has expired. Go back and try again.",
+                                    redirectable=False)
+    return browser_id
+
+
+@router.get("/reauth")
+async def reauth_page(request: Request, ctx: CtxDep, cookies: CookiesDep,
+                      next: str | None = None, outcome: str | None = None,
+                      upstream: str | None = None) -> Response:
+    """Confirm who you are before changing sign-in methods or deleting the account
+    (federation.md §9 requirement 25): the password, or a connected provider."""
+    return await _reauth_page(request, ctx, cookies, next,
+                              await linking.outcome_message(ctx, outcome, upstream))
+
+
+async def _reauth_page(request: Request, ctx: CtxDep, cookies: CookiesDep,
+                       next_path: str | None, message: str | None) -> Response:
+    try:
+        user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    except errors.LoginRequired:
+        return _see_other("/account/login")
+    browser_id, is_new = cookies.ensure_browser_id(request)
+    response = page(request, "account_reauth.html", {
+        "user": user,
+        "methods": await linking.sign_in_methods(ctx, user),
+        "next": linking.safe_next(next_path),
+        "message": message,
+        "csrf_token": cookies.csrf_token(browser_id, "account:reauth"),
+    })
+    if is_new:
+        cookies.set_browser_id(response, browser_id)
+    return response
+
+
+@router.post("/reauth")
+async def reauthenticate(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
+    user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    values = await _form(request, cookies, "reauth")
+    next_path = linking.safe_next(_first(values, "next"))
+    alias = _first(values, "upstream")
+    if alias:
+        url = await linking.start_reauth(ctx, alias, user, _browser(request, cookies),
+                                         next_path)
+        return _see_other(url)
+    try:
+        cookie = await linking.reauthenticate_with_password(
+            ctx, user, _first(values, "password"), cookies.session_cookie(request))
+    except LoginFailed as failed:
+        return await _reauth_page(request, ctx, cookies, next_path, failed.message)
+    response = _see_other(next_path)
+    cookies.set_session(response, cookie)
+    return response
+
+
+@router.post("/identities/link")
+async def link_identity(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
+    user, info = await account.current_user(ctx, cookies.session_cookie(request))
+    values = await _form(request, cookies, "identities")
+    if not account.recently_authenticated(ctx, info):
+        return _see_other(_reauth_path("/account"))
+    url = await linking.start_link(ctx, _first(values, "alias"), user.id,
+                                   _browser(request, cookies))
+    return _see_other(url)  # RFC 9700 §4.12: 303 after a POST
+
+
+@router.post("/identities/{identity_id}/remove")
+async def remove_identity(identity_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                          ) -> Response:
+    _, info = await account.current_user(ctx, cookies.session_cookie(request))
+    await _form(request, cookies, "identities")
+    if not account.recently_authenticated(ctx, info):
+        return _see_other(_reauth_path("/account"))
+    removal = await linking.remove_identity(ctx, info, identity_id)
+    response = _see_other(linking.outcome_location("/account", removal.outcome, removal.alias)
+                          + "#sign-in")
+    if removal.session_cookie is not None:
+        cookies.set_session(response, removal.session_cookie)
     return response
 
 

@@ -1,0 +1,346 @@
+"""Sign-in methods in the account center: connect and remove upstream identities, and confirm
+who you are before either (federation.md §4, §9 requirements 15, 24, 25).
+
+Connecting is an upstream round trip like a login, but its state (purpose "acctlink") is bound
+to the browser *and* to the signed-in account, and completes only when the callback arrives in
+that browser with a session of that account (requirement 25). Re-authentication without a
+password is the same round trip with purpose "reauth", which succeeds only when the identity
+that comes back is one already linked to the account. Both come back through the upstream's
+one callback path (requirement 2) and fall through to the login path when the state is not
+theirs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import asdict, dataclass
+from urllib.parse import urlencode, urlsplit
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from idp import errors
+from idp.crypto.handles import digest
+from idp.domain import SessionInfo
+from idp.federation.base import Transaction
+from idp.federation.callback import AuthorizationDenied
+from idp.federation.errors import FederationError
+from idp.federation.identity import UpstreamIdentity
+from idp.services import account, security_events
+from idp.services.authentication import verify_password_login
+from idp.services.context import Context
+from idp.services.federation import (
+    REVOKED,
+    STATE_TTL,
+    callback_uri,
+    link_identity,
+    state_encryptor,
+)
+from idp.services.interaction import LoginFailed, start_session
+from idp.services.sessions import end_session
+from idp.services.upstream_revocation import end_logins
+from idp.services.upstreams import display_name, enabled_upstreams, upstream_client
+from idp.store import federation as store
+from idp.store import sessions as session_store
+from idp.store import tokens as token_store
+from idp.store.models import FederationState, Identity, User
+
+log = logging.getLogger("idp.federation")
+ACCOUNT_LINK = "acctlink"
+REAUTH = "reauth"
+# Statuses of an identity that can still sign the customer in: a "revoked" one comes back to
+# its account when its subject signs in again (services.federation.resolve_account).
+CAN_SIGN_IN = ("active", REVOKED)
+STATUS_WORDS = {"active": "Active", REVOKED: "Access withdrawn at the provider",
+                "suspended": "Suspended by the provider", "dead": "Deleted at the provider"}
+# What the account center says after a round trip or a removal; {name} is the provider's.
+OUTCOMES = {
+    "linked": "Your {name} account is connected. You were signed out everywhere else.",
+    "already": "This {name} account is already connected to your account.",
+    "taken": "This {name} account is already connected to another account.",
+    "cancelled": "Connecting with {name} was cancelled. Nothing changed.",
+    "failed": "Connecting with {name} did not work. Nothing changed; try again.",
+    "removed": "{name} is removed from your sign-in methods. You were signed out everywhere "
+               "else.",
+    "last": "{name} is your only way to sign in, so it cannot be removed.",
+    "mismatch": "That {name} account is not the one connected to this account.",
+}
+NOT_BOUND = ("This request expired, was already used, or began in another browser or for "
+             "another account. Nothing was changed. Return to your account and try again.")
+
+
+@dataclass(frozen=True)
+class LinkedMethod:
+    identity_id: str
+    alias: str
+    name: str
+    email: str | None
+    linked_at: int
+    status: str
+
+
+@dataclass(frozen=True)
+class SignInMethods:
+    has_password: bool
+    identities: list[LinkedMethod]
+    connectable: list[dict[str, str]]  # enabled upstreams not linked yet: alias, name
+
+    def reauth_upstreams(self) -> list[LinkedMethod]:
+        """One per provider, among the linked identities that can sign in."""
+        seen: dict[str, LinkedMethod] = {}
+        for method in self.identities:
+            if method.status == "active":
+                seen.setdefault(method.alias, method)
+        return list(seen.values())
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    """Where the browser goes after an account-center callback, with its new session."""
+
+    location: str
+    session_cookie: str | None = None
+
+
+def safe_next(value: str | None) -> str:
+    """A relative path under /account, or /account: `next` never leads off this site."""
+    if not value or len(value) > 512 or "\\" in value or not value.isprintable():
+        return "/account"
+    parts = urlsplit(value)
+    path = parts.path
+    if parts.scheme or parts.netloc or value.startswith("//") or "//" in path or (
+        path != "/account" and not path.startswith("/account/")
+    ) or ".." in path.split("/"):
+        return "/account"
+    return value
+
+
+def outcome_location(base: str, outcome: str, alias: str) -> str:
+    query = urlencode({"outcome": outcome, "upstream": alias})
+    return f"{base}{'&' if '?' in base else '?'}{query}"
+
+
+async def outcome_message(ctx: Context, outcome: str | None, alias: str | None) -> str | None:
+    if outcome not in OUTCOMES or not alias:
+        return None
+    return OUTCOMES[outcome].format(name=await provider_name(ctx, alias))
+
+
+async def provider_name(ctx: Context, alias: str) -> str:
+    async with ctx.db.transaction() as session:
+        row = await store.get_upstream(session, alias)
+    return display_name(row) if row is not None else "the provider"
+
+
+async def sign_in_methods(ctx: Context, user: User) -> SignInMethods:
+    async with ctx.db.transaction() as session:
+        rows = await store.identities_of_user(session, user.id)
+        names = {}
+        for alias in {row.alias for row in rows}:
+            upstream = await store.get_upstream(session, alias)
+            names[alias] = display_name(upstream) if upstream else alias.capitalize()
+    linked = {row.alias for row in rows}
+    return SignInMethods(
+        has_password=user.password_hash is not None,
+        identities=[LinkedMethod(row.id, row.alias, names[row.alias], row.email,
+                                 row.created_at, row.status) for row in rows],
+        connectable=[u for u in await enabled_upstreams(ctx) if u["alias"] not in linked])
+
+
+# -- Starting a round trip -----------------------------------------------------------------
+
+
+async def start_link(ctx: Context, alias: str, user_id: str, browser_id: str) -> str:
+    """The upstream authorization URL that connects `alias` to this account."""
+    return await _start_round_trip(ctx, ACCOUNT_LINK, alias, user_id, browser_id, "/account")
+
+
+async def start_reauth(ctx: Context, alias: str, user: User, browser_id: str, next_path: str
+                       ) -> str:
+    """The upstream authorization URL that confirms the customer with a linked identity."""
+    methods = await sign_in_methods(ctx, user)
+    if alias not in {m.alias for m in methods.reauth_upstreams()}:
+        raise errors.InvalidRequest("This sign-in method is not connected to your account",
+                                    redirectable=False)
+    return await _start_round_trip(ctx, REAUTH, alias, user.id, browser_id, safe_next(next_path))
+
+
+async def _start_round_trip(ctx: Context, purpose: str, alias: str, user_id: str,
+                            browser_id: str, next_path: str) -> str:
+    client = await upstream_client(ctx, alias)
+    if client is None:
+        raise errors.InvalidRequest("This sign-in provider is not available", redirectable=False)
+    start = await client.start(callback_uri(ctx, alias))
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
+        # Requirement 3 (single use, 10 minutes) and 25 (bound to this browser and account);
+        # no interaction: the brand apps have no part in this.
+        session.add(FederationState(
+            state_hash=digest(start.transaction.state), purpose=purpose, alias=alias,
+            browser_hash=digest(browser_id), interaction_id=None, user_id=user_id,
+            transaction_encrypted=state_encryptor(ctx).encrypt(
+                {**asdict(start.transaction), "next": next_path}),
+            created_at=now, expires_at=now + STATE_TTL, used_at=None))
+    return start.url
+
+
+# -- The callback --------------------------------------------------------------------------
+
+
+async def finish_round_trip(ctx: Context, alias: str, params: list[tuple[str, str]],
+                            browser_id: str | None, session_cookie: str | None
+                            ) -> RoundTrip | None:
+    """Complete a connect or re-authentication round trip; None when the state is not one of
+    ours (the login path then handles the callback, or refuses it)."""
+    states = [v for k, v in params if k == "state"]
+    if len(states) != 1 or not states[0] or len(states[0]) > 256:
+        return None
+    async with ctx.db.transaction() as session:
+        row = (await store.claim_state(session, digest(states[0]), ACCOUNT_LINK, ctx.now())
+               or await store.claim_state(session, digest(states[0]), REAUTH, ctx.now()))
+    if row is None:
+        return None
+    # All before any token request: the right upstream (requirement 2), this browser and this
+    # account (requirement 25).
+    info = await _bound_session(ctx, row, alias, browser_id, session_cookie)
+    client = await upstream_client(ctx, alias)
+    if client is None:
+        raise errors.InvalidRequest("This sign-in provider is not available", redirectable=False)
+    data = state_encryptor(ctx).decrypt(row.transaction_encrypted)
+    next_path = safe_next(data.pop("next", None))
+    back = "/account" if row.purpose == ACCOUNT_LINK else (
+        f"/account/reauth?{urlencode({'next': next_path})}")
+    try:
+        result = await client.handle_callback(
+            params, Transaction(**{**data, "scopes": tuple(data["scopes"])}))
+    except FederationError:
+        return RoundTrip(outcome_location(back, "failed", alias))  # requirements 7, 13
+    if isinstance(result, AuthorizationDenied):
+        return RoundTrip(outcome_location(back, "cancelled", alias))
+    if row.purpose == ACCOUNT_LINK:
+        return RoundTrip(outcome_location(back, await _complete_link(ctx, result, info), alias))
+    return await _complete_reauth(ctx, result, info, session_cookie, next_path, back)
+
+
+async def _bound_session(ctx: Context, row: FederationState, alias: str,
+                         browser_id: str | None, session_cookie: str | None) -> SessionInfo:
+    """Requirement 25: the callback is for this upstream, arrives in the browser that began
+    it, and carries a live session of the account it was begun for."""
+    same_browser = browser_id is not None and hmac.compare_digest(digest(browser_id),
+                                                                  row.browser_hash)
+    if row.alias != alias or not same_browser:
+        raise errors.InvalidRequest(NOT_BOUND, redirectable=False)
+    try:
+        _, info = await account.current_user(ctx, session_cookie)
+    except errors.LoginRequired:
+        info = None
+    if info is None or row.user_id is None or not hmac.compare_digest(info.user_id,
+                                                                       row.user_id):
+        log.warning("account-center callback refused: session of another account or none")
+        raise errors.InvalidRequest(NOT_BOUND, redirectable=False)
+    return info
+
+
+async def _complete_link(ctx: Context, identity: UpstreamIdentity, info: SessionInfo) -> str:
+    """Link the identity to the account; returns the outcome to show."""
+    now = ctx.now()
+    try:
+        async with ctx.db.transaction() as session:
+            existing = await store.find_identity(session, identity.namespace,
+                                                 identity.subject)
+            if existing is not None:
+                # Requirement 15: an identity belongs to at most one account.
+                return "already" if existing.user_id == info.user_id else "taken"
+            link_identity(ctx, session, info.user_id, identity, now)
+            await session.flush()
+            security_events.record(session, security_events.IDENTITY_LINKED, info.user_id,
+                                   now, alias=identity.alias)
+            await _sign_out_elsewhere(ctx, session, info.user_id, info.sid)
+    except IntegrityError:
+        return "taken"  # the unique key caught a concurrent link to another account
+    ctx.notify_outbox()
+    log.info("upstream identity linked from the account center")
+    return "linked"
+
+
+async def _complete_reauth(ctx: Context, identity: UpstreamIdentity, info: SessionInfo,
+                           previous_cookie: str | None, next_path: str, back: str
+                           ) -> RoundTrip:
+    async with ctx.db.transaction() as session:
+        linked = await store.find_identity(session, identity.namespace, identity.subject)
+        if linked is None or linked.user_id != info.user_id or linked.status != "active":
+            return RoundTrip(outcome_location(back, "mismatch", identity.alias))
+        linked.last_login_at = ctx.now()
+        cookie, _ = await start_session(ctx, session, info.user_id, previous_cookie,
+                                        amr=["fed"], identity_id=linked.id)
+    return RoundTrip(next_path, cookie)
+
+
+# -- Password re-authentication, removal ---------------------------------------------------
+
+
+async def reauthenticate_with_password(ctx: Context, user: User, password: str,
+                                       previous_cookie: str | None) -> str:
+    """A fresh session (new id, auth_time now) when `password` is the account's; LoginFailed
+    otherwise, with the login page's words and work."""
+    proved = await verify_password_login(ctx, user.email or "", password)
+    if proved is None or proved.id != user.id:
+        raise LoginFailed()
+    async with ctx.db.transaction() as session:
+        cookie, _ = await start_session(ctx, session, user.id, previous_cookie)
+    return cookie
+
+
+@dataclass(frozen=True)
+class Removal:
+    outcome: str
+    alias: str
+    session_cookie: str | None = None  # this browser's new session, when its own one ended
+
+
+async def remove_identity(ctx: Context, info: SessionInfo, identity_id: str) -> Removal:
+    """Unlink one identity of the account, unless it is the last way to sign in."""
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
+        identity = await session.get(Identity, identity_id) if len(identity_id) <= 64 else None
+        if identity is None or identity.user_id != info.user_id:
+            raise errors.InvalidRequest("No such sign-in method on your account",
+                                        redirectable=False)
+        if not await _has_other_method(session, identity):
+            return Removal("last", identity.alias)
+        alias = identity.alias
+        # Whoever signed in with it is signed out, apps told (back-channel logout).
+        ended = await end_logins(ctx, session, identity)
+        await session.delete(identity)
+        security_events.record(session, security_events.IDENTITY_UNLINKED, info.user_id, now,
+                               alias=alias)
+        await _sign_out_elsewhere(ctx, session, info.user_id, info.sid)
+        cookie = None
+        if info.sid in ended:
+            # This browser signed in with the identity it just removed: its session ended
+            # with the others; the customer, who just proved who they are, continues here.
+            cookie, _ = await start_session(ctx, session, info.user_id, None, amr=list(info.amr))
+    ctx.notify_outbox()
+    return Removal("removed", alias, cookie)
+
+
+async def _has_other_method(session: AsyncSession, identity: Identity) -> bool:
+    user = await session.get(User, identity.user_id)
+    if user is not None and user.password_hash is not None:
+        return True
+    return any(other.id != identity.id and other.status in CAN_SIGN_IN
+               for other in await store.identities_of_user(session, identity.user_id))
+
+
+async def _sign_out_elsewhere(ctx: Context, session: AsyncSession, user_id: str,
+                              keep_sid: str) -> None:
+    """Requirement 24 (unexpired-session defence): every other session of the account ends
+    (apps get back-channel logout tokens) and every refresh token of the account is revoked;
+    this browser's session stays. The requirement also cancels pending email changes: the
+    account center offers no email change and no password reset, so none can be pending."""
+    now = ctx.now()
+    for sid in await session_store.live_sids_of_user(session, user_id, now):
+        if sid != keep_sid:
+            await end_session(ctx, session, sid)
+    await token_store.revoke_refresh_tokens_of_user(session, user_id, now)

@@ -107,12 +107,20 @@ async def login(browser: httpx.AsyncClient, page: httpx.Response, email: str = "
     return await follow_to_page(browser, response)
 
 
-async def approve(browser: httpx.AsyncClient, page: httpx.Response) -> httpx.Response:
+async def approve(browser: httpx.AsyncClient, page: httpx.Response,
+                  imports: list[str] | None = None) -> httpx.Response:
+    """Allow on the consent page; `imports` are the offered profile attributes to tick
+    ("Save to my profile"), all of them with `offered_imports(page.text)`."""
     path = urlsplit(str(page.url)).path
     assert path.endswith("/consent"), f"expected the consent page, got {path}"
     response = await browser.post(path, data={
-        "csrf_token": csrf_token(page.text), "decision": "allow"})
+        "csrf_token": csrf_token(page.text), "decision": "allow", "import": imports or []})
     return await follow_to_page(browser, response)
+
+
+def offered_imports(html: str) -> list[str]:
+    """The profile attributes the consent page offers to import."""
+    return re.findall(r'name="import" value="([^"]+)"', html)
 
 
 async def authorize(browser: httpx.AsyncClient, flow: Flow, **extra: str) -> httpx.Response:

@@ -27,6 +27,7 @@ from tests.helpers import (
     csrf_token,
     make_app,
     make_user,
+    offered_imports,
     query_of,
     redeem,
     walk,
@@ -77,7 +78,8 @@ async def continue_with_facebook(browser: httpx.AsyncClient, app: App
     assert start.headers["location"].startswith("https://facebook.fake/v21.0/dialog/oauth")
     page = await walk(browser, start)
     if urlsplit(str(page.url)).path.endswith("/consent"):
-        page = await approve(browser, page)
+        # The customer saves every attribute offered (tests/test_profile_import.py asks).
+        page = await approve(browser, page, offered_imports(page.text))
     return flow, page
 
 
@@ -192,7 +194,10 @@ async def test_deauthorize_unlinks_and_ends_the_sessions(
     response = await browser.post("/federation/facebook/deauthorize", data={
         "signed_request": facebook.signed_request(APP_ID, "fay")})
     assert response.status_code == 200
-    assert await identities(ctx) == 0
+    # Unlinked: kept as revoked, so the same ASID coming back returns to the same account
+    # (tests/test_upstream_revocation_facebook.py).
+    async with ctx.db.transaction() as session:
+        assert (await session.scalars(select(Identity))).one().status == "revoked"
     assert not await signed_in(browser, shop)
     # Again, or for someone we never saw: still 200.
     again = await browser.post("/federation/facebook/deauthorize", data={

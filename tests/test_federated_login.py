@@ -25,6 +25,7 @@ from tests.helpers import (
     login,
     make_app,
     make_user,
+    offered_imports,
     query_of,
     redeem,
     walk,
@@ -82,7 +83,8 @@ async def sign_in_with_google(browser: httpx.AsyncClient, app: App) -> tuple[Flo
     assert urlsplit(str(page.url)).path.endswith("/login")
     page = await continue_with_google(browser, page)
     if urlsplit(str(page.url)).path.endswith("/consent"):
-        page = await approve(browser, page)
+        # The customer saves every attribute offered (tests/test_profile_import.py asks).
+        page = await approve(browser, page, offered_imports(page.text))
     assert page.status_code == 303, page.text
     return flow, query_of(page.headers["location"])["code"]
 

@@ -10,6 +10,8 @@ import hmac
 import json
 import re
 import secrets
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +44,16 @@ def scenario_users() -> dict[str, FacebookUser]:
     }
 
 
+def tiny_png(rgb: tuple[int, int, int] = (66, 103, 178)) -> bytes:
+    """A real 1x1 PNG of one colour, so tests can tell two pictures apart."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" + bytes(rgb))) + chunk(b"IEND", b""))
+
+
 @dataclass
 class FacebookApp:
     secret: str
@@ -69,6 +81,11 @@ class FakeFacebook(FakeServer):
     declined: set[str] = field(default_factory=set)  # optional permissions the user skips
     token_app_override: str | None = None  # mint the user token for another app id
     debug_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # What the picture CDN serves (tests swap in other bytes or types), and for how long a
+    # picture URL works (§3.1: "Profile picture URLs returned by this edge will expire").
+    picture_bytes: bytes = field(default_factory=tiny_png)
+    picture_type: str = "image/png"
+    picture_ttl: int = 86_400
 
     def __post_init__(self) -> None:
         FakeServer.__init__(self, self.base)
@@ -76,12 +93,14 @@ class FakeFacebook(FakeServer):
         self.codes: dict[str, tuple[str, str, FacebookUser, list[str], bool]] = {}
         self.tokens: dict[str, _Token] = {}
         self.removed: list[tuple[str, str]] = []  # (app id, asid)
+        self._cdn_key = secrets.token_bytes(16)
         self.route("GET", r"/v\d+\.\d+/dialog/oauth", self._dialog)
         self.route("GET", r"/v\d+\.\d+/oauth/access_token", self._access_token)
         self.route("POST", r"/v\d+\.\d+/oauth/access_token", self._access_token)
         self.route("GET", f"{_V}/debug_token", self._debug_token)
         self.route("GET", f"{_V}/me", self._me)
         self.route("GET", rf"{_V}/(\d+)/picture", self._picture)
+        self.route("GET", r"/cdn/(\d+)\.img", self._cdn)
         self.route("DELETE", rf"{_V}/(\d+)/permissions", self._remove_permissions)
         self.route("GET", r"/\.well-known/oauth/openid/jwks/", self._jwks)
 
@@ -179,10 +198,24 @@ class FakeFacebook(FakeServer):
         return json_response(profile)
 
     def picture(self, asid: str, user: FacebookUser) -> dict[str, Any]:
-        # §3.1: "Profile picture URLs returned by this edge will expire."
-        expires = format(int(self.clock()) + 86_400, "x")
+        # §3.1: "Profile picture URLs returned by this edge will expire." Like the real CDN,
+        # the URL carries its expiry (`oe`, hex seconds) and a signature over it (`oh`).
+        expires = format(int(self.clock()) + self.picture_ttl, "x")
         return {"height": 50, "width": 50, "is_silhouette": user.silhouette,
-                "url": f"https://platform-lookaside.fbsbx.fake/{asid}?oe={expires}"}
+                "url": self.url(f"/cdn/{asid}.img?oe={expires}&oh={self._cdn_hash(asid, expires)}")}
+
+    def _cdn_hash(self, asid: str, expires: str) -> str:
+        return hmac.new(self._cdn_key, f"{asid}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def _cdn(self, request: httpx.Request, entry: Recorded,
+             match: re.Match[str]) -> httpx.Response:
+        expires, signature = entry.params.get("oe", ""), entry.params.get("oh", "")
+        if not hmac.compare_digest(signature, self._cdn_hash(match.group(1), expires)):
+            return httpx.Response(403, text="Bad URL hash")
+        if int(expires, 16) < self.clock():
+            return httpx.Response(403, text="URL signature expired")
+        return httpx.Response(200, content=self.picture_bytes,
+                              headers={"Content-Type": self.picture_type})
 
     def _picture(self, request: httpx.Request, entry: Recorded,
                  match: re.Match[str]) -> httpx.Response:

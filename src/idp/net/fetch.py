@@ -79,7 +79,32 @@ async def fetch_json(http: httpx.AsyncClient, url: str, *, allow_private: bool =
         raise FetchError(f"no complete answer within {time_limit:g} s") from None
 
 
+async def fetch_bytes(http: httpx.AsyncClient, url: str, *, accept: str, max_bytes: int,
+                      allow_private: bool = False, time_limit: float = TIMEOUT_SECONDS
+                      ) -> tuple[str, bytes]:
+    """GET `url` under the same rules as `fetch_json`; returns the Content-Type and the body
+    (at most `max_bytes`). Used for profile pictures copied from an upstream (federation.md
+    §9 requirement 37)."""
+    try:
+        async with asyncio.timeout(time_limit):
+            return await _get(http, url, allow_private, accept, max_bytes)
+    except TimeoutError:
+        raise FetchError(f"no complete answer within {time_limit:g} s") from None
+
+
 async def _fetch(http: httpx.AsyncClient, url: str, allow_private: bool) -> dict[str, Any]:
+    _, body = await _get(http, url, allow_private, "application/json", MAX_BODY_BYTES)
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        raise FetchError("the body is not JSON") from None
+    if not isinstance(document, dict):
+        raise FetchError("the body is not a JSON object")
+    return document
+
+
+async def _get(http: httpx.AsyncClient, url: str, allow_private: bool, accept: str,
+               max_bytes: int) -> tuple[str, bytes]:
     try:
         target = httpx.URL(url)
     except httpx.InvalidURL:
@@ -88,7 +113,7 @@ async def _fetch(http: httpx.AsyncClient, url: str, allow_private: bool) -> dict
         raise FetchError("only https URLs are fetched")
     if not target.host or target.userinfo:
         raise FetchError("the URL needs a host and no user information")
-    headers: dict[str, str] = {}
+    headers = {"Accept": accept}
     extensions: dict[str, Any] = {}
     if not allow_private:
         host = target.raw_host.decode("ascii")  # IDNA-encoded, as DNS and TLS see it
@@ -103,24 +128,19 @@ async def _fetch(http: httpx.AsyncClient, url: str, allow_private: bool) -> dict
                 raise FetchError(f"redirects are not followed (status {response.status_code})")
             if response.status_code != 200:
                 raise FetchError(f"status {response.status_code}")
-            body = await _read_capped(response)
+            body = await _read_capped(response, max_bytes)
+            content_type = response.headers.get("content-type", "")
     except httpx.HTTPError as exc:
         raise FetchError(f"request failed ({type(exc).__name__})") from None
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        raise FetchError("the body is not JSON") from None
-    if not isinstance(document, dict):
-        raise FetchError("the body is not a JSON object")
-    return document
+    return content_type, body
 
 
-async def _read_capped(response: httpx.Response) -> bytes:
+async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
     # Identity only (we asked for it), so a compressed body cannot expand past the cap in one
     # chunk: the bytes counted are the bytes received.
     if response.headers.get("content-encoding", "identity").lower() != "identity":
         raise FetchError("compressed bodies are not accepted")
     try:
-        return await read_capped(response, MAX_BODY_BYTES)
+        return await read_capped(response, max_bytes)
     except BodyTooLarge as exc:
         raise FetchError(str(exc)) from None

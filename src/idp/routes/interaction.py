@@ -17,10 +17,12 @@ from idp.services.authorization import abort_authorization, resume_authorization
 from idp.services.context import Context
 from idp.services.federation import login_and_link
 from idp.services.interaction import (
+    ConsentAnswer,
     LoginFailed,
     give_consent,
     login_with_password,
     page_context,
+    pending_picture,
     register_with_password,
 )
 from idp.services.upstreams import enabled_upstreams
@@ -85,6 +87,7 @@ async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, i
         "upstreams": await enabled_upstreams(ctx) if template == "login" else [],
         "federation_token": cookies.csrf_token(browser_id, f"federation:{interaction_id}"),
         "link_handle": link_handle,
+        "profile_import": view.profile_import,
     }
     if template == "consent":
         if view.signed_in_email is None:
@@ -169,11 +172,22 @@ async def consent(interaction_id: str, request: Request, ctx: CtxDep, cookies: C
                   ) -> Response:
     browser_id, pairs = await _checked_pairs(request, cookies, f"consent:{interaction_id}")
     session_cookie = cookies.session_cookie(request)
-    await give_consent(ctx, interaction_id, browser_id, session_cookie,
-                       accepted_scopes=[v for k, v in pairs if k == "scope"],
-                       accepted_purposes=[v for k, v in pairs if k == "purpose"],
-                       gpc=sends_gpc(request))
+    await give_consent(ctx, interaction_id, browser_id, session_cookie, ConsentAnswer(
+        scopes=[v for k, v in pairs if k == "scope"],
+        purposes=[v for k, v in pairs if k == "purpose"], gpc=sends_gpc(request),
+        imports=frozenset(v for k, v in pairs if k == "import")))
     return await _continue(request, ctx, cookies, interaction_id, browser_id, session_cookie)
+
+
+@router.get("/consent/picture")
+async def offered_picture(interaction_id: str, request: Request, ctx: CtxDep,
+                          cookies: CookiesDep) -> Response:
+    """The picture an upstream offers to import, shown on the consent page from our origin."""
+    image = await pending_picture(ctx, interaction_id, _browser(request, cookies))
+    if image is None:
+        return Response(status_code=404, headers=NO_STORE)
+    return Response(image.data, media_type=image.content_type, headers={
+        **NO_STORE, "Content-Security-Policy": "default-src 'none'; sandbox"})
 
 
 @router.post("/cancel")

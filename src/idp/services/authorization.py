@@ -23,6 +23,7 @@ from idp.protocol.prompt import InteractionState, Step, decide_interaction
 from idp.protocol.scopes import claims_for_scopes
 from idp.services.consent import grant_view
 from idp.services.context import Context
+from idp.services.profile_import import needs_answer
 from idp.store import clients as client_store
 from idp.store import grants as grant_store
 from idp.store import interactions as interaction_store
@@ -187,7 +188,10 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
             and interaction.session_sid == browser_session.sid
         ),
         consented_here=interaction is not None and interaction.consent_given,
-        consent_covered=covers(grant_view(grant), ask),
+        # Issue 4 item 6: attributes an upstream login offered wait for the customer's answer
+        # on the consent page, even when the app's consent already covers this request.
+        consent_covered=covers(grant_view(grant), ask) and not (
+            interaction is not None and needs_answer(interaction.pending_import)),
         hinted_sub=request.hinted_sub,
     )
     step = decide_interaction(request, state, now)

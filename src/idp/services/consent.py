@@ -80,9 +80,11 @@ def _payload(client: ClientConfig, user_id: str, before: dict[str, Any], grant: 
 
 async def record_consent(ctx: Context, session: AsyncSession, *, user_id: str,
                          client: ClientConfig, ask: ConsentAsk, accepted_scopes: Iterable[str],
-                         accepted_purposes: Iterable[str], gpc: bool) -> Grant:
+                         accepted_purposes: Iterable[str], gpc: bool,
+                         extra: dict[str, Any] | None = None) -> Grant:
     """The customer answered the consent page. Required items are always part of the answer
-    (the page cannot submit without them); optional ones are granted or declined one by one."""
+    (the page cannot submit without them); optional ones are granted or declined one by one.
+    `extra` goes into the ledger payload (the profile import answer, federation.md §9 req 38)."""
     now = ctx.now()
     accepted = set(accepted_scopes) | set(ask.required_scopes)
     chosen = set(accepted_purposes) | {p.id for p in ask.purposes if p.required}
@@ -121,7 +123,7 @@ async def record_consent(ctx: Context, session: AsyncSession, *, user_id: str,
         ctx, session, grant_id=grant.id, client_id=client.client_id, user_id=user_id,
         action=action, channel=grant.channel, gpc=gpc,
         payload=_payload(client, user_id, before, grant, change_id, ask.purposes,
-                         method="consent page"),
+                         method="consent page", **(extra or {})),
     )
     removed = _removed(before, grant)
     if removed and action == "reconsent":

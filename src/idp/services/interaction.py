@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,10 +23,19 @@ from idp.services.authentication import verify_password_login
 from idp.services.authorization import consent_ask, load_interaction
 from idp.services.consent import grant_view, record_consent
 from idp.services.context import Context
+from idp.services.profile_import import (
+    PICTURE,
+    Image,
+    apply_decision,
+    copy_allowed_pictures,
+    fetch_image,
+    needs_answer,
+)
+from idp.services.upstreams import display_name
 from idp.store import grants as grant_store
 from idp.store import sessions as session_store
 from idp.store import users as user_store
-from idp.store.models import BrowserSession, User
+from idp.store.models import BrowserSession, Upstream, User
 
 LOGIN_FAILED = "The email address or password is not correct."
 
@@ -54,6 +64,15 @@ class PurposeOffer:
 
 
 @dataclass(frozen=True)
+class ImportOffer:
+    """Attributes an upstream login offered, for the consent page's "From your ... profile"
+    section; every box starts unticked (issue 4 item 6)."""
+
+    provider: str
+    attributes: dict[str, Any]  # name -> value, as the upstream sent it
+
+
+@dataclass(frozen=True)
 class PageContext:
     interaction_id: str
     client: ClientConfig
@@ -62,6 +81,7 @@ class PageContext:
     data: dict[str, list[ScopeChoice]]  # category title -> scopes, in plain words
     extra_claims: list[str]
     purposes: list[PurposeOffer]
+    profile_import: ImportOffer | None = None
 
 
 async def page_context(ctx: Context, interaction_id: str, browser_id: str,
@@ -70,6 +90,7 @@ async def page_context(ctx: Context, interaction_id: str, browser_id: str,
         interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
         request = AuthorizationRequest.from_json(interaction.request)
         ask = await consent_ask(session, client, request)
+        offer = await _import_offer(session, interaction.pending_import)
         email = None
         earlier = None  # the customer's answers so far, when asked again (a "no" stays "no")
         if session_cookie:
@@ -89,7 +110,29 @@ async def page_context(ctx: Context, interaction_id: str, browser_id: str,
     }
     purposes = [PurposeOffer(p, default_choice(p, gpc) and p.id not in declined_purposes)
                 for p in ask.purposes]
-    return PageContext(interaction_id, client, request, email, data, list(ask.claims), purposes)
+    return PageContext(interaction_id, client, request, email, data, list(ask.claims), purposes,
+                       offer)
+
+
+async def _import_offer(session: AsyncSession, pending: dict[str, Any] | None
+                        ) -> ImportOffer | None:
+    if not needs_answer(pending):
+        return None
+    assert pending is not None
+    upstream = await session.get(Upstream, str(pending.get("alias")))
+    provider = display_name(upstream) if upstream else str(pending.get("alias")).capitalize()
+    return ImportOffer(provider, dict(pending["claims"]))
+
+
+async def pending_picture(ctx: Context, interaction_id: str, browser_id: str) -> Image | None:
+    """The offered picture, fetched by us for the consent page: the page loads nothing from
+    other origins (CSP `img-src 'self'`), and the customer's browser is not shown to the
+    upstream's image host before they decide."""
+    async with ctx.db.transaction() as session:
+        interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
+        pending = interaction.pending_import
+    url = ((pending or {}).get("claims") or {}).get(PICTURE)
+    return await fetch_image(ctx, url) if isinstance(url, str) else None
 
 
 async def login_with_password(ctx: Context, interaction_id: str, browser_id: str, email: str,
@@ -173,24 +216,37 @@ async def start_session(ctx: Context, session: AsyncSession, user_id: str,
     return cookie, sid
 
 
+@dataclass(frozen=True)
+class ConsentAnswer:
+    scopes: list[str]
+    purposes: list[str]
+    gpc: bool
+    imports: frozenset[str] = frozenset()  # attributes ticked "Save to my profile"
+
+
 async def give_consent(ctx: Context, interaction_id: str, browser_id: str,
-                       session_cookie: str | None, accepted_scopes: list[str],
-                       accepted_purposes: list[str], gpc: bool) -> None:
-    """Record the customer's answer: every required item, and the optional ones they kept."""
+                       session_cookie: str | None, answer: ConsentAnswer) -> None:
+    """Record the customer's answer: every required item, the optional ones they kept, and
+    which offered profile attributes to import (issue 4 item 6)."""
+    async with ctx.db.transaction() as session:
+        interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
+        pending = interaction.pending_import
+    # Expiring pictures are copied before the transaction: no network wait inside it.
+    copies = await copy_allowed_pictures(ctx, pending, set(answer.imports))
     try:
-        await _give_consent(ctx, interaction_id, browser_id, session_cookie, accepted_scopes,
-                            accepted_purposes, gpc)
+        await _give_consent(ctx, interaction_id, browser_id, session_cookie, answer,
+                            (pending, copies))
     except IntegrityError:
         # The same customer answered for the same app in two tabs at once: the other answer
         # created the grant first (uq_grants_user_client); record this one on top of it.
-        await _give_consent(ctx, interaction_id, browser_id, session_cookie, accepted_scopes,
-                            accepted_purposes, gpc)
+        await _give_consent(ctx, interaction_id, browser_id, session_cookie, answer,
+                            (pending, copies))
     ctx.notify_outbox()
 
 
 async def _give_consent(ctx: Context, interaction_id: str, browser_id: str,
-                        session_cookie: str | None, accepted_scopes: list[str],
-                        accepted_purposes: list[str], gpc: bool) -> None:
+                        session_cookie: str | None, answer: ConsentAnswer,
+                        fetched: tuple[dict[str, Any] | None, dict[str, Image]]) -> None:
     async with ctx.db.transaction() as session:
         interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
         live = None
@@ -201,7 +257,13 @@ async def _give_consent(ctx: Context, interaction_id: str, browser_id: str,
             raise errors.LoginRequired(redirectable=False)
         request = AuthorizationRequest.from_json(interaction.request)
         ask = await consent_ask(session, client, request)
+        pending, interaction.pending_import = interaction.pending_import, None
+        # Copies fetched for another offer (a sign-in in another tab since) are not used.
+        copies = fetched[1] if pending == fetched[0] else {}
+        # Declined attributes are never stored; the pending copy goes in this transaction.
+        imported = await apply_decision(ctx, session, pending, live.user_id,
+                                        set(answer.imports), copies) if pending else None
         await record_consent(ctx, session, user_id=live.user_id, client=client, ask=ask,
-                             accepted_scopes=accepted_scopes,
-                             accepted_purposes=accepted_purposes, gpc=gpc)
+                             accepted_scopes=answer.scopes, accepted_purposes=answer.purposes,
+                             gpc=answer.gpc, extra=imported)
         interaction.consent_given = True

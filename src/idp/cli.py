@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from idp.cli_accounts import add_account_commands
 from idp.cli_consent import add_consent_commands
 from idp.cli_support import run_with_context
 from idp.services import admin
@@ -314,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(func=cmd_clients_list)
 
-    users = sub.add_parser("users", help="create customer accounts")
+    users = sub.add_parser("users", help="create and delete customer accounts")
     usub = users.add_subparsers(dest="users_command", required=True)
     ucreate = usub.add_parser("create")
     ucreate.add_argument("--email", required=True)
@@ -325,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     ucreate.add_argument("--email-verified", action="store_true")
     ucreate.add_argument("--json", action="store_true")
     ucreate.set_defaults(func=cmd_users_create)
+    add_account_commands(sub, usub)
 
     add_consent_commands(sub)
 

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from idp.notifications.dispatcher import Dispatcher
 from idp.routes import (
     account,
+    account_deletion,
     authorize,
     discovery,
     federation,
@@ -25,6 +26,7 @@ from idp.routes import (
     health,
     interaction,
     logout,
+    pictures,
     revocation,
     token,
     upstream_hooks,
@@ -130,7 +132,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         app.state.ctx = ctx
     install_error_handlers(app)
     for module in (discovery, authorize, interaction, token, revocation, userinfo, logout,
-                   grants, account, federation, upstream_hooks, health):
+                   grants, account, account_deletion, federation, upstream_hooks,
+                   pictures, health):
         app.include_router(module.router)
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

@@ -57,6 +57,9 @@ class FacebookUpstream(OidcUpstream):
 
     async def _graph(self, method: str, path: str, params: dict[str, str]) -> dict[str, Any]:
         response = await request_json(self._http, method, f"{self.graph}{path}", params=params)
+        if response.status >= 500 or response.status == 429:
+            # An outage or throttling, not a verdict on the token: worth retrying later.
+            raise UpstreamUnavailable(f"Graph unavailable ({_code(response)})")
         if not response.ok or "error" in response.body:
             raise InvalidUpstreamToken(f"Graph refused {path.split('?')[0]} ({_code(response)})")
         return response.body

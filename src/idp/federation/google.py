@@ -51,4 +51,6 @@ class GoogleUpstream(OidcUpstream):
         identity = super().build_identity(claims, tokens, transaction, callback)
         # Requirement 38: the granted scopes, under the names they were requested by.
         granted = frozenset(SCOPE_ALIASES.get(s, s) for s in identity.granted_scopes)
-        return dataclasses.replace(identity, granted_scopes=granted)
+        # Requirement 31: the access token revokes the grant when no refresh token came.
+        return dataclasses.replace(identity, granted_scopes=granted,
+                                   access_token=tokens.access_token)

@@ -32,6 +32,8 @@ class UpstreamIdentity:
     # Needed to revoke at the upstream when the account is deleted (requirement 31): Apple
     # always issues one; Google only with access_type=offline.
     refresh_token: str | None = field(default=None, repr=False)
+    # Google without a refresh token: its access token, kept for `/revoke` instead.
+    access_token: str | None = field(default=None, repr=False)
     transfer_sub: str | None = None  # Apple, requirement 18
     # Attributes whose value is a URL that stops working (Facebook pictures, requirement 37).
     expiring_claims: frozenset[str] = frozenset()

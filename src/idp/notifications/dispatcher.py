@@ -1,4 +1,5 @@
-"""Delivers outbox messages to apps with retries and exponential backoff.
+"""Delivers outbox messages to apps (and revocations to upstream providers) with retries and
+exponential backoff.
 
 Any number of replicas may run a dispatcher: a message is leased with a conditional update
 before it is sent, so only one replica sends it at a time. Each attempt is recorded. A message
@@ -18,8 +19,16 @@ import httpx
 from sqlalchemy import select, update
 
 from idp.crypto.handles import new_handle
-from idp.notifications.outbox import BACKCHANNEL_LOGOUT, SECURITY_EVENT
+from idp.federation.errors import (
+    InvalidUpstreamToken,
+    TokenRequestFailed,
+    UpstreamUnavailable,
+)
+from idp.federation.facebook import FacebookUpstream
+from idp.notifications.outbox import BACKCHANNEL_LOGOUT, SECURITY_EVENT, UPSTREAM_REVOKE
 from idp.services.context import Context
+from idp.services.upstream_tokens import unseal
+from idp.services.upstreams import upstream_client
 from idp.store.models import DeliveryAttempt, OutboxMessage
 
 log = logging.getLogger("idp.notifications")
@@ -29,6 +38,10 @@ FIRST_RETRY_SECONDS = 1
 MAX_RETRY_SECONDS = 300
 MAX_ATTEMPTS = 20  # about 1.5 hours of retries with the backoff above
 LOGOUT_TOKEN_TTL = 120
+# RFC 7009 §2.2 / RFC 6749 §5.2 answers meaning the token is dead already: nothing to revoke.
+ALREADY_INVALID = frozenset({"invalid_token", "invalid_grant"})
+# Answers that will not change by asking again.
+REFUSED = frozenset({"invalid_request", "unsupported_token_type"})
 
 
 def backoff(attempts: int) -> int:
@@ -107,6 +120,9 @@ class Dispatcher:
         values: dict[str, object] = {"attempts": attempts, "locked_until": None}
         if outcome.delivered:
             values["delivered_at"] = now
+            if message.kind == UPSTREAM_REVOKE:
+                # Done: the sealed token or the customer's ASID is of no further use.
+                values["payload"] = {k: message.payload.get(k) for k in ("alias", "type")}
         elif outcome.retry and attempts < MAX_ATTEMPTS:
             values["next_attempt_at"] = now + backoff(attempts)
         else:
@@ -117,12 +133,14 @@ class Dispatcher:
                 status_code=outcome.status_code, error=outcome.error))
             await session.execute(
                 update(OutboxMessage).where(OutboxMessage.id == message.id).values(**values))
-        log.info("outbox %s to client %s: attempt %d %s", message.kind, message.client_id,
+        log.info("outbox %s to %s: attempt %d %s", message.kind, _recipient(message),
                  attempts, "delivered" if outcome.delivered else (outcome.error or
                                                                   outcome.status_code))
         return outcome.delivered
 
     async def _send(self, message: OutboxMessage) -> Outcome:
+        if message.kind == UPSTREAM_REVOKE:
+            return await self._revoke_upstream(message.payload)
         now = self._ctx.now()
         ring = await self._ctx.keys.ring()
         alg = message.payload.get("alg", "RS256")
@@ -150,3 +168,38 @@ class Dispatcher:
         # §2.8: 400 means the app rejected the token; retrying will not change that.
         retry = status >= 500 or status in (408, 425, 429)
         return Outcome(False, retry, status, f"HTTP {status}")
+
+    async def _revoke_upstream(self, payload: dict[str, Any]) -> Outcome:
+        """Federation.md §9 requirement 31: Apple `/auth/revoke` or Google `/revoke` (RFC 7009)
+        with the kept token, Facebook `DELETE /{asid}/permissions` with our app token. An
+        upstream that is no longer configured cannot be asked: abandoned, and reported."""
+        alias = str(payload.get("alias", ""))
+        client = await upstream_client(self._ctx, alias)
+        if client is None:
+            return Outcome(False, False, None, "upstream no longer configured")
+        try:
+            if payload.get("asid") is not None:
+                if not isinstance(client, FacebookUpstream):
+                    return Outcome(False, False, None, "upstream is no longer Facebook")
+                await client.revoke_permissions(str(payload["asid"]))
+            else:
+                if (await client.metadata()).revocation_endpoint is None:
+                    return Outcome(False, False, None, "upstream has no revocation endpoint")
+                token = unseal(self._ctx, str(payload["sealed_token"]))
+                await client.revoke(token.token, token.type)
+        except TokenRequestFailed as exc:
+            log.warning("upstream revocation at %s refused: %s", alias, exc.error)
+            if exc.error in ALREADY_INVALID:
+                return Outcome(True, False, None, f"already invalid ({exc.error})")
+            return Outcome(False, exc.error not in REFUSED, None, exc.error)
+        except (UpstreamUnavailable, InvalidUpstreamToken, ValueError) as exc:
+            # Messages are fixed phrases without tokens (federation/errors.py).
+            reason = exc.reason if isinstance(exc, UpstreamUnavailable | InvalidUpstreamToken) \
+                else "invalid app-scoped user id"
+            log.warning("upstream revocation at %s failed: %s", alias, reason)
+            return Outcome(False, isinstance(exc, UpstreamUnavailable), None, reason[:200])
+        return Outcome(True, False, None, None)
+
+
+def _recipient(message: OutboxMessage) -> str:
+    return f"client {message.client_id}" if message.client_id else message.target_url

@@ -1,21 +1,24 @@
-"""Writing messages for apps into the outbox, inside the caller's unit of work."""
+"""Writing messages for apps (and for upstream providers) into the outbox, inside the caller's
+unit of work."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import new_handle
 from idp.domain import ClientConfig
-from idp.store.models import OutboxMessage
+from idp.store.models import DeliveryAttempt, OutboxMessage
 
 BACKCHANNEL_LOGOUT = "backchannel_logout"
 # OIDC Back-Channel Logout 1.0 §2.4
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
-def enqueue(session: AsyncSession, kind: str, client_id: str, target_url: str,
+def enqueue(session: AsyncSession, kind: str, client_id: str | None, target_url: str,
             payload: dict[str, Any], now: int, change_id: str | None = None) -> str:
     message_id = new_handle(16)
     session.add(
@@ -75,3 +78,61 @@ def enqueue_security_event(session: AsyncSession, client: ClientConfig, issuer: 
     return enqueue(session, SECURITY_EVENT, client.client_id, client.event_uri,
                    {"claims": claims, "alg": client.id_token_signed_response_alg}, now,
                    change_id)
+
+
+UPSTREAM_REVOKE = "upstream_revoke"
+UPSTREAM_TARGET = "upstream:"  # target_url of an upstream message: the alias follows
+
+
+def enqueue_upstream_revoke(session: AsyncSession, alias: str, upstream_type: str,
+                            now: int, *, sealed_token: str | None = None,
+                            asid: str | None = None) -> str:
+    """Revoke our access at an upstream when an account is deleted (federation.md §9
+    requirement 31): the sealed token (`upstream_tokens.seal`, never the clear token), or the
+    Facebook app-scoped user id. Addressed to no app; the alias picks the upstream at delivery,
+    so a changed endpoint or secret is used as configured then."""
+    payload: dict[str, Any] = {"alias": alias, "type": upstream_type}
+    if sealed_token is not None:
+        payload["sealed_token"] = sealed_token
+    if asid is not None:
+        payload["asid"] = asid
+    return enqueue(session, UPSTREAM_REVOKE, None, f"{UPSTREAM_TARGET}{alias}", payload, now)
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """A message that has not got through: `abandoned`, or `retrying` after failed attempts.
+    Carries no payload (it may hold a sealed token, a customer id, an ASID)."""
+
+    id: str
+    kind: str
+    recipient: str  # the client id, or `upstream:<alias>`
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: int
+    next_attempt_at: int | None
+    abandoned_at: int | None
+
+
+async def undelivered(session: AsyncSession, kind: str | None = None) -> list[Undelivered]:
+    """For operators: what failed, oldest first (federation.md §9 requirement 31: upstream
+    revocation failures are retried and reported)."""
+    query = select(OutboxMessage).where(
+        OutboxMessage.delivered_at.is_(None),
+        OutboxMessage.abandoned_at.is_not(None) | (OutboxMessage.attempts > 0))
+    if kind is not None:
+        query = query.where(OutboxMessage.kind == kind)
+    found = []
+    for message in await session.scalars(query.order_by(OutboxMessage.created_at)):
+        last = await session.scalar(
+            select(DeliveryAttempt.error).where(DeliveryAttempt.message_id == message.id)
+            .order_by(DeliveryAttempt.attempted_at.desc()).limit(1))
+        abandoned = message.abandoned_at is not None
+        found.append(Undelivered(
+            id=message.id, kind=message.kind, recipient=message.client_id or message.target_url,
+            status="abandoned" if abandoned else "retrying", attempts=message.attempts,
+            last_error=last, created_at=message.created_at,
+            next_attempt_at=None if abandoned else message.next_attempt_at,
+            abandoned_at=message.abandoned_at))
+    return found

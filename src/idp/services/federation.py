@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,8 +20,8 @@ from idp.federation.base import Transaction
 from idp.federation.callback import AuthorizationDenied
 from idp.federation.config import LinkingPolicy, SyncMode
 from idp.federation.errors import FederationError
-from idp.federation.identity import MappedClaim, UpstreamIdentity, apply_sync
-from idp.services import security_events
+from idp.federation.identity import MappedClaim, UpstreamIdentity
+from idp.services import profile_import, security_events, upstream_tokens
 from idp.services.authentication import verify_password_login
 from idp.services.authorization import load_interaction
 from idp.services.context import Context
@@ -33,7 +32,7 @@ from idp.store import federation as store
 from idp.store import sessions as session_store
 from idp.store import tokens as token_store
 from idp.store import users as user_store
-from idp.store.models import FederationState, Identity, User
+from idp.store.models import FederationState, Identity, Interaction, User
 
 log = logging.getLogger("idp.federation")
 STATE_TTL = 600  # federation.md §9 requirement 3: at most 10 minutes
@@ -50,7 +49,8 @@ class FederatedLogin:
     link_handle: str | None = None  # proves the existing account to link the identity
 
 
-def _encryptor(ctx: Context) -> KeyEncryptor:
+def state_encryptor(ctx: Context) -> KeyEncryptor:
+    """Seals what an upstream round trip or a pending link carries (nonce, PKCE verifier)."""
     return KeyEncryptor(ctx.settings.resolved_key_secret(), "federation-state")
 
 
@@ -71,7 +71,7 @@ async def start_login(ctx: Context, alias: str, interaction_id: str, browser_id:
         session.add(FederationState(
             state_hash=digest(start.transaction.state), purpose="login", alias=alias,
             browser_hash=digest(browser_id), interaction_id=interaction_id, user_id=None,
-            transaction_encrypted=_encryptor(ctx).encrypt(asdict(start.transaction)),
+            transaction_encrypted=state_encryptor(ctx).encrypt(asdict(start.transaction)),
             created_at=now, expires_at=now + STATE_TTL, used_at=None))
     return start.url
 
@@ -94,7 +94,7 @@ async def finish_login(ctx: Context, alias: str, params: list[tuple[str, str]],
     client = await upstream_client(ctx, alias)
     if client is None:
         raise errors.InvalidRequest("This sign-in provider is not available", redirectable=False)
-    data = _encryptor(ctx).decrypt(row.transaction_encrypted)
+    data = state_encryptor(ctx).decrypt(row.transaction_encrypted)
     transaction = Transaction(**{**data, "scopes": tuple(data["scopes"])})
     name = alias.capitalize()
     try:
@@ -129,7 +129,7 @@ async def resolve_account(ctx: Context, identity: UpstreamIdentity, policy: Link
                                        linked.user_id, now, alias=identity.alias)
             if linked.status != "active" or await _disabled(session, linked.user_id):
                 return FederatedLogin(interaction_id, message="This sign-in method is disabled.")
-            _refresh_identity(linked, identity, now)
+            _refresh_identity(ctx, linked, identity, now)
         else:
             match = (await user_store.find_by_email(session, identity.email)
                      if identity.email else None)
@@ -142,7 +142,7 @@ async def resolve_account(ctx: Context, identity: UpstreamIdentity, policy: Link
                 security_events.record(session, security_events.UPSTREAM_SUBJECT_CHANGED,
                                        match.id, now, alias=identity.alias)
             if match is None:
-                linked = await _create_account(session, identity, now)
+                linked = await _create_account(ctx, session, identity, now)
             elif match.disabled_at is not None:
                 return FederatedLogin(interaction_id, message="This sign-in method is disabled.")
             elif policy is LinkingPolicy.deny:
@@ -156,19 +156,35 @@ async def resolve_account(ctx: Context, identity: UpstreamIdentity, policy: Link
                 # holding it may be an attacker's pre-registration. Its password and sessions
                 # go before the link, so nothing the pre-registration set up survives.
                 await _strip_unverified_account(ctx, session, match)
-                linked = _link(session, match.id, identity, now)
+                linked = link_identity(ctx, session, match.id, identity, now)
             elif (policy is LinkingPolicy.auto_if_authoritative and identity.email_authoritative
                   and match.email_verified):
                 # Requirement 20: verified upstream, authoritative for the domain, verified local.
-                linked = _link(session, match.id, identity, now)
+                linked = link_identity(ctx, session, match.id, identity, now)
             else:
                 return await _ask_to_prove(ctx, session, identity, match, interaction_id,
                                            browser_id, now)
         cookie, sid = await start_session(ctx, session, linked.user_id, previous_cookie,
                                           amr=["fed"], identity_id=linked.id)
         interaction.session_sid = sid
+        refresh = await _import_profile(session, interaction, linked, identity, now)
+        identity_id = linked.id
     ctx.notify_outbox()
+    if refresh:
+        await profile_import.refresh_copies(ctx, identity_id, refresh)
     return FederatedLogin(interaction_id, session_cookie=cookie)
+
+
+async def _import_profile(session: AsyncSession, interaction: Interaction, linked: Identity,
+                          identity: UpstreamIdentity, now: int) -> dict[str, str]:
+    """Issue 4 item 6: attributes already allowed follow their sync mode (requirement 35);
+    undecided ones wait in the interaction for the consent page. Returns the expiring pictures
+    to copy again once the transaction is over (requirement 37)."""
+    user = await session.get(User, linked.user_id)
+    refresh = profile_import.sync_allowed(user, linked, identity, now) if user else {}
+    interaction.pending_import = profile_import.offer(linked, identity,
+                                                      new=not linked.import_choices)
+    return refresh
 
 
 async def _disabled(session: AsyncSession, user_id: str) -> bool:
@@ -183,58 +199,45 @@ async def _has_other_subject(session: AsyncSession, user_id: str,
                for linked in await store.identities_of_user(session, user_id))
 
 
-def _profile_from(identity: UpstreamIdentity, current: dict[str, Any], first: bool,
-                  now: int) -> dict[str, Any]:
-    values = apply_sync({k: v.get("value") for k, v in current.items()}, identity.claims,
-                        first_login=first)
-    profile = dict(current)
-    for name, value in values.items():
-        if current.get(name, {}).get("value") != value:
-            # Each imported attribute with its source and time (issue 4 item 6).
-            profile[name] = {"value": value, "source": identity.alias, "at": now}
-    return profile
-
-
-def _refresh_identity(linked: Identity, identity: UpstreamIdentity, now: int) -> None:
+def _refresh_identity(ctx: Context, linked: Identity, identity: UpstreamIdentity, now: int
+                      ) -> None:
     # Requirement 16: the subject decides the account; a changed email is only recorded.
     linked.email = identity.email
     linked.email_verified = identity.email_verified
-    linked.profile = _profile_from(identity, dict(linked.profile), first=False, now=now)
-    linked.last_login_at = now
+    linked.last_login_at = now  # the profile follows the customer's import choices
+    upstream_tokens.keep(ctx, linked, identity)
 
 
-def _new_identity(user_id: str, identity: UpstreamIdentity, now: int) -> Identity:
-    return Identity(
+def _new_identity(ctx: Context, user_id: str, identity: UpstreamIdentity, now: int
+                  ) -> Identity:
+    linked = Identity(
         id=new_handle(16), user_id=user_id, alias=identity.alias, namespace=identity.namespace,
         subject=identity.subject, email=identity.email, email_verified=identity.email_verified,
-        profile=_profile_from(identity, {}, first=True, now=now), refresh_token_encrypted=None,
-        status="active", created_at=now, last_login_at=now)
+        # Nothing imported unasked (issue 4 item 6): the consent page asks first.
+        profile={}, import_choices={}, refresh_token_encrypted=None, status="active",
+        created_at=now, last_login_at=now)
+    upstream_tokens.keep(ctx, linked, identity)
+    return linked
 
 
-def _link(session: AsyncSession, user_id: str, identity: UpstreamIdentity, now: int
-          ) -> Identity:
-    linked = _new_identity(user_id, identity, now)
+def link_identity(ctx: Context, session: AsyncSession, user_id: str, identity: UpstreamIdentity,
+          now: int) -> Identity:
+    linked = _new_identity(ctx, user_id, identity, now)
     session.add(linked)
     return linked
 
 
-async def _create_account(session: AsyncSession, identity: UpstreamIdentity, now: int
-                          ) -> Identity:
+async def _create_account(ctx: Context, session: AsyncSession, identity: UpstreamIdentity,
+                          now: int) -> Identity:
     user = User(
         id=new_handle(16), email=user_store.normalize_email(identity.email)
         if identity.email else None,
         # Requirement 22: only an authoritative upstream's verified address counts as verified.
         email_verified=identity.email_authoritative, password_hash=None,
-        profile=_plain_profile(identity), created_at=now, updated_at=now)
+        profile={}, created_at=now, updated_at=now)
     session.add(user)
     await session.flush()
-    return _link(session, user.id, identity, now)
-
-
-def _plain_profile(identity: UpstreamIdentity) -> dict[str, Any]:
-    allowed: dict[str, MappedClaim] = {
-        k: v for k, v in identity.claims.items() if k not in identity.expiring_claims}
-    return {k: v.value for k, v in allowed.items() if isinstance(v.value, str | int | bool)}
+    return link_identity(ctx, session, user.id, identity, now)
 
 
 async def _strip_unverified_account(ctx: Context, session: AsyncSession, user: User) -> None:
@@ -245,6 +248,13 @@ async def _strip_unverified_account(ctx: Context, session: AsyncSession, user: U
     for sid in await session_store.live_sids_of_user(session, user.id, now):
         await end_session(ctx, session, sid)
     await token_store.revoke_refresh_tokens_of_user(session, user.id, now)
+    # Requirement 26 (trojan identifier, §4.1 attack 3): identities linked while nobody had
+    # proved the address may be the pre-registering attacker's own; they go too. Their
+    # sessions ended above with every other session of the account.
+    for planted in await store.identities_of_user(session, user.id):
+        security_events.record(session, security_events.IDENTITY_UNLINKED, user.id, now,
+                               alias=planted.alias, reason="unverified_account")
+        await session.delete(planted)
 
 
 async def _ask_to_prove(ctx: Context, session: AsyncSession, identity: UpstreamIdentity,
@@ -256,11 +266,16 @@ async def _ask_to_prove(ctx: Context, session: AsyncSession, identity: UpstreamI
                "subject": identity.subject, "email": identity.email,
                "email_verified": identity.email_verified,
                "claims": {k: {"value": v.value, "sync": v.sync.value}
-                          for k, v in identity.claims.items()}}
+                          for k, v in identity.claims.items()},
+               "expiring": sorted(identity.expiring_claims),  # requirement 37
+               "granted_scopes": sorted(identity.granted_scopes),  # requirement 38
+               # Requirement 31: the token of this very code exchange (Apple's refresh token
+               # comes only now), kept inside this encrypted, single-use state.
+               "refresh_token": identity.refresh_token, "access_token": identity.access_token}
     session.add(FederationState(
         state_hash=digest(handle), purpose="link", alias=identity.alias,
         browser_hash=digest(browser_id), interaction_id=interaction_id, user_id=match.id,
-        transaction_encrypted=_encryptor(ctx).encrypt(pending), created_at=now,
+        transaction_encrypted=state_encryptor(ctx).encrypt(pending), created_at=now,
         expires_at=now + STATE_TTL, used_at=None))
     name = identity.alias.capitalize()
     return FederatedLogin(interaction_id, link_handle=handle, message=(
@@ -275,15 +290,21 @@ async def complete_link(ctx: Context, session: AsyncSession, handle: str, browse
     row = await store.claim_state(session, digest(handle), "link", ctx.now())
     if row is None or row.user_id != user_id or row.browser_hash != digest(browser_id):
         return False
-    data = _encryptor(ctx).decrypt(row.transaction_encrypted)
+    data = state_encryptor(ctx).decrypt(row.transaction_encrypted)
     identity = UpstreamIdentity(
         alias=data["alias"], namespace=data["namespace"], subject=data["subject"],
         email=data["email"], email_verified=data["email_verified"], email_authoritative=False,
         claims={k: MappedClaim(v["value"], SyncMode(v["sync"]))
-                for k, v in data["claims"].items()}, raw={})
+                for k, v in data["claims"].items()}, raw={},
+        refresh_token=data.get("refresh_token"), access_token=data.get("access_token"),
+        expiring_claims=frozenset(data.get("expiring", ())),
+        granted_scopes=frozenset(data.get("granted_scopes", ())))
     if await store.find_identity(session, identity.namespace, identity.subject) is not None:
         return False  # requirement 15: already on an account
-    _link(session, user_id, identity, ctx.now())
+    linked = link_identity(ctx, session, user_id, identity, ctx.now())
+    interaction = await session.get(Interaction, row.interaction_id or "")
+    if interaction is not None:  # issue 4 item 6: the consent page asks what to import
+        interaction.pending_import = profile_import.offer(linked, identity, new=True)
     log.info("upstream identity linked after the customer proved the account")
     return True
 

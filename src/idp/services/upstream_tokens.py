@@ -10,7 +10,9 @@ import hashlib
 from dataclasses import dataclass
 
 from idp.crypto.keys import KeyEncryptor
+from idp.federation.identity import UpstreamIdentity
 from idp.services.context import Context
+from idp.store.models import Identity
 
 PURPOSE = "upstream-token"
 RISC_PREFIX_LENGTH = 16  # federation.md §1.7: the `prefix` identifier is the first 16 chars
@@ -45,3 +47,36 @@ def seal(ctx: Context, token: UpstreamToken) -> tuple[str, str]:
 def unseal(ctx: Context, encrypted: str) -> UpstreamToken:
     data = _encryptor(ctx).decrypt(encrypted)
     return UpstreamToken(token=str(data["token"]), type=str(data["type"]))
+
+
+def _chosen(identity: UpstreamIdentity) -> UpstreamToken | None:
+    """The one upstream token kept per identity, to revoke at the upstream when the account is
+    deleted (federation.md §9 requirement 31, §2.8). The refresh token when the upstream gave
+    one: Apple always, Google only with offline access. Without one, Google's access token is
+    kept: revoking a live access token revokes the whole grant at Google, and deletion needs a
+    sign-in within `recent_auth_seconds`, so the token of that login (valid an hour) is
+    usually still live; a dead one is answered `invalid_token`, which counts as revoked.
+    Facebook needs none: its revocation uses our app token (DELETE /{asid}/permissions)."""
+    if identity.refresh_token:
+        return UpstreamToken(identity.refresh_token, "refresh_token")
+    if identity.access_token:
+        return UpstreamToken(identity.access_token, "access_token")
+    return None
+
+
+def keep(ctx: Context, linked: Identity, identity: UpstreamIdentity) -> None:
+    """A newer token replaces the older one, except that an access token never replaces a
+    refresh token (revoking the refresh token ends the grant for longer)."""
+    token = _chosen(identity)
+    if token is None:
+        return
+    if token.type != "refresh_token" and linked.refresh_token_encrypted is not None and \
+            unseal(ctx, linked.refresh_token_encrypted).type == "refresh_token":
+        return
+    linked.refresh_token_encrypted, linked.refresh_token_digest = seal(ctx, token)
+
+
+def forget(linked: Identity) -> None:
+    """Delete the one upstream token kept for this identity (requirements 27, 28)."""
+    linked.refresh_token_encrypted = None
+    linked.refresh_token_digest = None

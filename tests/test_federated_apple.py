@@ -167,6 +167,21 @@ async def test_apple_form_post_sign_in_end_to_end(
     assert info["name"] == "Ann Apple"
 
 
+async def test_transfer_sub_and_team_are_kept_on_the_identity(
+        browser: httpx.AsyncClient, app, ctx: Context, apple: FakeApple) -> None:  # type: ignore[no-untyped-def]
+    """Requirement 18: the team id (in the namespace) and Apple's `transfer_sub`, sent while
+    an app moves between teams, are stored; a later login without it keeps the stored one."""
+    apple.transfer_sub = "000999.transferred.0999"
+    await sign_in_with_apple(browser, app, await make_app(ctx))
+    identity = await apple_identity(ctx)
+    assert identity.namespace == f"apple:{TEAM}"
+    assert identity.transfer_sub == "000999.transferred.0999"
+    apple.transfer_sub = None
+    browser.cookies.clear()
+    await sign_in_with_apple(browser, app, await make_app(ctx, name="Again"))
+    assert (await apple_identity(ctx)).transfer_sub == "000999.transferred.0999"
+
+
 async def test_form_post_without_any_transaction_binding_is_rejected(
         browser: httpx.AsyncClient, app, ctx: Context, apple: FakeApple) -> None:  # type: ignore[no-untyped-def]
     """Requirement 5: the re-navigation completes only in the browser that began the login;

@@ -115,6 +115,28 @@ async def test_facebook_sign_in_creates_an_account_with_an_unverified_email(
     assert claims(tokens2["id_token"])["sub"] == sub
 
 
+async def test_facebook_sign_in_reaches_a_second_app_with_consent_only(
+        browser: httpx.AsyncClient, ctx: Context, facebook: FakeFacebook) -> None:
+    """End to end (issue 4, done-when): after a Facebook sign-in in one app, a second app
+    signs the same customer in with nothing but its consent page, and Facebook is not asked
+    again."""
+    shop = await make_app(ctx)
+    flow, done = await continue_with_facebook(browser, shop)
+    sub = claims((await redeem(browser, flow, query_of(done.headers["location"])["code"]))
+                 .json()["id_token"])["sub"]
+    dialogs = [e for e in facebook.log.entries if e.path.endswith("/dialog/oauth")]
+    magazine = await make_app(ctx, name="Magazine", redirect_uri="https://app.example/mag")
+    flow2 = Flow(magazine)
+    page = await walk(browser, await browser.get("/authorize", params=flow2.params()))
+    assert urlsplit(str(page.url)).path.endswith("/consent")
+    finished = await approve(browser, page)
+    tokens = (await redeem(browser, flow2, query_of(finished.headers["location"])["code"])
+              ).json()
+    assert claims(tokens["id_token"])["sub"] == sub
+    assert claims(tokens["id_token"])["aud"] == magazine.client_id
+    assert [e for e in facebook.log.entries if e.path.endswith("/dialog/oauth")] == dialogs
+
+
 async def test_facebook_email_matching_a_verified_account_is_not_linked(
         browser: httpx.AsyncClient, ctx: Context, facebook: FakeFacebook) -> None:
     """Requirement 22: a Facebook email equal to an existing account's is not trusted: no

@@ -351,3 +351,76 @@ async def test_risc_account_disabled_suspends_google_login_until_enabled(
     assert (await browser.post(RISC, content=enabled, headers=SECEVENT)).status_code == 202
     browser.cookies.clear()
     await sign_in_with_google(browser, shop)
+
+
+async def _auto_linking(ctx: Context, google: FakeGoogle) -> None:
+    await save_upstream(ctx, UpstreamConfig.model_validate({
+        "alias": "google", "type": "google", "client_id": CLIENT_ID, "client_secret": SECRET,
+        "discovery_url": google.discovery_url, "linking_policy": "auto_if_authoritative"}))
+    ctx.upstream_clients.clear()
+
+
+@pytest.mark.parametrize(("person", "email", "links"), [
+    ("gmail", "alice@gmail.com", True),  # Google is authoritative for Gmail
+    ("workspace", "bob@startup.example", True),  # hd equals the email's domain
+    ("consumer", "carol@example.org", False),  # a Google account on someone else's domain
+])
+async def test_auto_linking_only_where_google_is_authoritative(
+        browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle, person: str, email: str,
+        links: bool) -> None:
+    """Requirement 20 through the flow, under `auto_if_authoritative`: a verified local
+    account is signed in without a prompt only when Google's verified address is one Google
+    is authoritative for; otherwise the customer must prove the account first (requirement
+    19) and no session exists before that."""
+    await _auto_linking(ctx, google)
+    existing = await make_user(ctx, email=email)
+    google.login_user = person
+    shop = await make_app(ctx)
+    flow = Flow(shop)
+    page = await walk(browser, await browser.get("/authorize", params=flow.params()))
+    page = await continue_with_google(browser, page)
+    if not links:
+        assert "already uses this email address" in page.text
+        assert not browser.cookies.get("__Host-idp_session")
+        return
+    if urlsplit(str(page.url)).path.endswith("/consent"):
+        page = await approve(browser, page, offered_imports(page.text))
+    tokens = (await redeem(browser, flow, query_of(page.headers["location"])["code"])).json()
+    assert claims(tokens["id_token"])["sub"] == existing
+
+
+async def test_auto_linking_never_reaches_an_unverified_local_account_unstripped(
+        browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle) -> None:
+    """Requirements 20 and 23: the local account's email must be verified too; an
+    unverified one holding a Gmail address loses its password before the link."""
+    await _auto_linking(ctx, google)
+    from idp.services import admin
+
+    user = await admin.create_user(ctx, email="alice@gmail.com", password=PASSWORD,
+                                   profile={}, email_verified=False)
+    flow, code = await sign_in_with_google(browser, await make_app(ctx))
+    assert claims((await redeem(browser, flow, code)).json()["id_token"])["sub"] == user.id
+    from idp.services.authentication import verify_password_login
+
+    assert await verify_password_login(ctx, "alice@gmail.com", PASSWORD) is None
+
+
+async def test_a_google_session_claims_the_federated_acr_not_the_password_one(
+        browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle) -> None:
+    """OIDC Core §2 and §5.5.1.1: the ID token names how the customer signed in; a request
+    whose essential `acr` is the password context is not met by a Google session."""
+    import json
+
+    shop = await make_app(ctx)
+    flow, code = await sign_in_with_google(browser, shop)
+    id_claims = claims((await redeem(browser, flow, code)).json()["id_token"])
+    assert id_claims["acr"] == "urn:idp:acr:federated" and id_claims["amr"] == ["fed"]
+    meta = (await browser.get("/.well-known/openid-configuration")).json()
+    assert id_claims["acr"] in meta["acr_values_supported"]
+    essential = json.dumps({"id_token": {"acr": {"essential": True,
+                                                 "values": ["urn:idp:acr:password"]}}})
+    flow2 = Flow(shop)
+    done = await walk(browser, await browser.get("/authorize",
+                                                 params=flow2.params(claims=essential)))
+    assert done.status_code == 303
+    assert query_of(done.headers["location"])["error"] == "access_denied"

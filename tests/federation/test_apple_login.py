@@ -160,7 +160,7 @@ async def test_native_nonce_is_compared_hashed(
 
 async def test_token_of_another_team_is_refused_and_transfer_sub_kept(
         apple_upstream: AppleUpstream, http: httpx.AsyncClient, apple: FakeApple) -> None:
-    """Req 18: Apple tokens carry no team claim; a token for a client id outside our team's
+    """Requirement 18: Apple tokens carry no team claim; a token for a client id outside our team's
     configured ids fails the audience check. `transfer_sub` is kept."""
     apple.transfer_sub = "000999.transferred.0999"
     _, _, identity = await sign_in(apple_upstream, http)

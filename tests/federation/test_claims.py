@@ -33,7 +33,7 @@ def test_boolean_like_claims_are_normalised(value: Any, expected: bool) -> None:
     assert normalise_bool(value) is expected
 
 
-# Req 20 matrix: (row, upstream, email, email_verified, hd, authoritative)
+# Requirement 20 matrix: (row, upstream, email, email_verified, hd, authoritative)
 AUTHORITY = [
     ("Gmail", "google", "alice@gmail.com", True, None, True),
     ("Googlemail", "google", "alice@GoogleMail.com", True, None, True),
@@ -58,7 +58,7 @@ AUTHORITY = [
                          ids=[a[0] for a in AUTHORITY])
 def test_email_authority_matrix(row: str, kind: str, email: str | None, verified: bool,
                                 hd: str | None, expected: bool) -> None:
-    """Req 20, 21 (and 22 for Facebook): only the authoritative rows count, with the default
+    """Requirements 20, 21 (and 22 for Facebook): only the authoritative rows count, with the default
     rules per upstream type."""
     rules = config(kind).email_authority if kind != "oidc" else UpstreamConfig.model_validate(
         {"alias": "o", "type": "oidc", "issuer": "https://op.example", "client_id": "c",
@@ -76,7 +76,7 @@ def test_email_authority_matrix(row: str, kind: str, email: str | None, verified
 ])
 def test_auto_link_needs_all_three_conditions(policy: LinkingPolicy, authoritative: bool,
                                               local_verified: bool, expected: bool) -> None:
-    """Req 19, 20: auto-linking only under auto_if_authoritative with an authoritative
+    """Requirements 19, 20: auto-linking only under auto_if_authoritative with an authoritative
     upstream and a verified local email; prompt is the default."""
     assert may_auto_link(policy, email_authoritative=authoritative,
                          local_email_verified=local_verified) is expected

@@ -13,6 +13,8 @@ TOKEN_ENDPOINT_AUTH_METHODS = (
     "client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ACR_PASSWORD = "urn:idp:acr:password"
+# A sign-in through an upstream provider: its strength is the provider's, not ours to claim.
+ACR_FEDERATED = "urn:idp:acr:federated"
 
 
 def oauth_metadata(issuer: str) -> dict[str, Any]:
@@ -56,7 +58,7 @@ def openid_metadata(issuer: str) -> dict[str, Any]:
         "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
-        "acr_values_supported": [ACR_PASSWORD],
+        "acr_values_supported": [ACR_PASSWORD, ACR_FEDERATED],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claim_types_supported": ["normal"],
         "display_values_supported": ["page"],

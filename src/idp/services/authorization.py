@@ -18,7 +18,6 @@ from idp.domain import AuthorizationRequest, ClientConfig, SessionInfo
 from idp.protocol import authorize as checks
 from idp.protocol.claims import requested_individual_claims, requested_sub
 from idp.protocol.consent import ConsentAsk, covers
-from idp.protocol.discovery import ACR_PASSWORD
 from idp.protocol.prompt import InteractionState, Step, decide_interaction
 from idp.protocol.scopes import claims_for_scopes
 from idp.services.consent import grant_view
@@ -197,7 +196,7 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
     step = decide_interaction(request, state, now)
     if step is Step.ISSUE:
         assert browser_session is not None and grant is not None
-        check_acr(request)
+        check_acr(request, browser_session.acr)
         # Optional scopes the customer declined are left out of what the code carries.
         scopes = tuple(s for s in request.scopes if s in grant.scopes)
         response = await issue_code(ctx, session, replace(request, scopes=scopes),
@@ -220,12 +219,13 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
     return ShowPage(interaction.id, step)
 
 
-def check_acr(request: AuthorizationRequest) -> None:
-    """OIDC Core §5.5.1.1: an essential `acr` we cannot satisfy is a failed authentication."""
+def check_acr(request: AuthorizationRequest, acr: str) -> None:
+    """OIDC Core §5.5.1.1: an essential `acr` the session does not meet is a failed
+    authentication (a Google sign-in does not satisfy an essential password context)."""
     spec = ((request.claims or {}).get("id_token") or {}).get("acr")
     if isinstance(spec, dict) and spec.get("essential") is True:
         allowed = spec.get("values") or ([spec["value"]] if "value" in spec else [])
-        if allowed and ACR_PASSWORD not in allowed:
+        if allowed and acr not in allowed:
             raise errors.AccessDenied("The requested authentication context cannot be met")
 
 

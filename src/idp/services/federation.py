@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from idp import errors
 from idp.crypto.handles import digest, new_handle
 from idp.crypto.keys import KeyEncryptor
+from idp.federation.authority import may_auto_link
 from idp.federation.base import Transaction
 from idp.federation.callback import AuthorizationDenied
 from idp.federation.config import LinkingPolicy, SyncMode
@@ -157,8 +158,8 @@ async def resolve_account(ctx: Context, identity: UpstreamIdentity, policy: Link
                 # go before the link, so nothing the pre-registration set up survives.
                 await _strip_unverified_account(ctx, session, match)
                 linked = link_identity(ctx, session, match.id, identity, now)
-            elif (policy is LinkingPolicy.auto_if_authoritative and identity.email_authoritative
-                  and match.email_verified):
+            elif may_auto_link(policy, email_authoritative=identity.email_authoritative,
+                               local_email_verified=match.email_verified):
                 # Requirement 20: verified upstream, authoritative for the domain, verified local.
                 linked = link_identity(ctx, session, match.id, identity, now)
             else:
@@ -205,6 +206,8 @@ def _refresh_identity(ctx: Context, linked: Identity, identity: UpstreamIdentity
     linked.email = identity.email
     linked.email_verified = identity.email_verified
     linked.last_login_at = now  # the profile follows the customer's import choices
+    if identity.transfer_sub:  # requirement 18
+        linked.transfer_sub = identity.transfer_sub
     upstream_tokens.keep(ctx, linked, identity)
 
 
@@ -215,7 +218,7 @@ def _new_identity(ctx: Context, user_id: str, identity: UpstreamIdentity, now: i
         subject=identity.subject, email=identity.email, email_verified=identity.email_verified,
         # Nothing imported unasked (issue 4 item 6): the consent page asks first.
         profile={}, import_choices={}, refresh_token_encrypted=None, status="active",
-        created_at=now, last_login_at=now)
+        created_at=now, last_login_at=now, transfer_sub=identity.transfer_sub)
     upstream_tokens.keep(ctx, linked, identity)
     return linked
 

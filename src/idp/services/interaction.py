@@ -17,7 +17,7 @@ from idp.protocol.consent import (
     default_choice,
     group_scopes_by_category,
 )
-from idp.protocol.discovery import ACR_PASSWORD
+from idp.protocol.discovery import ACR_FEDERATED, ACR_PASSWORD
 from idp.protocol.scopes import ScopeInfo, describe_scopes
 from idp.services.authentication import verify_password_login
 from idp.services.authorization import consent_ask, load_interaction
@@ -197,6 +197,12 @@ def email_problem(email: str) -> str | None:
     return None
 
 
+def session_acr(amr: list[str]) -> str:
+    """OIDC Core §2 `acr`: a password sign-in is ours; one through an upstream only (amr
+    ["fed"]) is as strong as that provider made it, so it does not claim the password's."""
+    return ACR_FEDERATED if "fed" in amr and "pwd" not in amr else ACR_PASSWORD
+
+
 async def start_session(ctx: Context, session: AsyncSession, user_id: str,
                         previous_cookie: str | None, amr: list[str] | None = None,
                         identity_id: str | None = None) -> tuple[str, str]:
@@ -209,7 +215,7 @@ async def start_session(ctx: Context, session: AsyncSession, user_id: str,
     session.add(
         BrowserSession(
             id_hash=digest(cookie), sid=sid, user_id=user_id, auth_time=now,
-            amr=amr or ["pwd"], acr=ACR_PASSWORD, created_at=now,
+            amr=amr or ["pwd"], acr=session_acr(amr or ["pwd"]), created_at=now,
             expires_at=now + ctx.settings.session_ttl, ended_at=None, identity_id=identity_id,
         )
     )

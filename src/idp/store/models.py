@@ -390,6 +390,9 @@ class Identity(Base):
     import_choices: Mapped[Json | None] = mapped_column(JSON)
     created_at: Mapped[int]
     last_login_at: Mapped[int]
+    # Apple's `transfer_sub` while an app moves between teams (federation.md §2.6,
+    # requirement 18): what the other team will know this customer by.
+    transfer_sub: Mapped[str | None] = mapped_column(String(255))
     # Apple relay address deliverability (requirement 27: email-disabled / email-enabled);
     # None until the upstream says.
     email_deliverable: Mapped[bool | None] = mapped_column(Boolean)

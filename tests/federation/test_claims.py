@@ -58,8 +58,8 @@ AUTHORITY = [
                          ids=[a[0] for a in AUTHORITY])
 def test_email_authority_matrix(row: str, kind: str, email: str | None, verified: bool,
                                 hd: str | None, expected: bool) -> None:
-    """Requirements 20, 21 (and 22 for Facebook): only the authoritative rows count, with the default
-    rules per upstream type."""
+    """Requirements 20, 21 (and 22 for Facebook): only the authoritative rows count, with the
+    default rules per upstream type."""
     rules = config(kind).email_authority if kind != "oidc" else UpstreamConfig.model_validate(
         {"alias": "o", "type": "oidc", "issuer": "https://op.example", "client_id": "c",
          "client_secret": "s", "discovery_url": "https://op.example/.well-known/x"}

@@ -176,3 +176,26 @@ def test_sources_are_grouped_by_network() -> None:
     assert source_key("::ffff:203.0.113.7") == "net:203.0.113.0/24"
     assert source_key("garbage") is None
     assert source_key(None) is None
+
+
+def test_a_malformed_trusted_proxy_is_refused_at_start_up(settings: Settings) -> None:
+    """ATO-04: a typo must not quietly put every customer behind the proxy's counter."""
+    with pytest.raises(ValueError, match="not an address or network"):
+        Settings.model_validate({**settings.model_dump(), "trusted_proxies": ["10.0.0.0/33"]})
+    ok = Settings.model_validate({**settings.model_dump(),
+                                  "trusted_proxies": ["10.0.0.0/8", "2001:db8::1"]})
+    assert ok.trusted_proxies == ("10.0.0.0/8", "2001:db8::1")
+
+
+async def test_the_account_center_login_is_throttled_too(
+        client: httpx.AsyncClient, ctx: Context) -> None:
+    """ATO-03: every credential path checks the same counters."""
+    await make_user(ctx)
+    page = await client.get("/account/login")
+    for _ in range(5):
+        response = await client.post("/account/login", data={
+            "csrf_token": csrf_token(page.text), "email": EMAIL, "password": "wrong"})
+        assert response.status_code == 200
+    held = await client.post("/account/login", data={
+        "csrf_token": csrf_token(page.text), "email": EMAIL, "password": PASSWORD})
+    assert held.status_code == 429 and held.headers["retry-after"] == "1"

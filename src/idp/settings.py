@@ -101,6 +101,18 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # A typo here would silently make every request come from the proxy (ATO-04).
+        for proxy in value:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted_proxies: {proxy!r} is not an address or network"
+                                 ) from exc
+        return value
+
     @field_validator("issuer")
     @classmethod
     def _issuer_shape(cls, value: str) -> str:

@@ -4,11 +4,10 @@ token bound to the browser."""
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from idp import errors
@@ -18,30 +17,11 @@ from idp.services.interaction import LOGIN_FAILED, LoginFailed, start_session
 from idp.services.logout import log_out
 from idp.services.receipts import receipt
 from idp.web.browser import BrowserCookies, CookiesDep
-from idp.web.deps import CtxDep, read_form
+from idp.web.deps import CtxDep
+from idp.web.forms import account_form, first, see_other
 from idp.web.responses import NO_STORE, page
 
 router = APIRouter(prefix="/account", tags=["Account center"], include_in_schema=False)
-
-
-def _see_other(path: str) -> RedirectResponse:
-    return RedirectResponse(path, status_code=303, headers=NO_STORE)
-
-
-async def _form(request: Request, cookies: BrowserCookies, purpose: str) -> dict[str, Any]:
-    form = await read_form(request)
-    values: dict[str, Any] = {}
-    for name, value in form:
-        values.setdefault(name, []).append(value)
-    token = (values.get("csrf_token") or [None])[0]
-    if not cookies.csrf_valid(cookies.browser_id(request), f"account:{purpose}", token):
-        raise errors.InvalidRequest("The form has expired. Go back and try again.",
-                                    redirectable=False)
-    return values
-
-
-def _first(values: dict[str, Any], name: str) -> str:
-    return str((values.get(name) or [""])[0])
 
 
 @router.get("/login")
@@ -57,13 +37,13 @@ async def login_page(request: Request, cookies: CookiesDep, message: str | None 
 
 @router.post("/login")
 async def login(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    values = await _form(request, cookies, "login")
-    user = await verify_password_login(ctx, _first(values, "email"), _first(values, "password"))
+    values = await account_form(request, cookies, "login")
+    user = await verify_password_login(ctx, first(values, "email"), first(values, "password"))
     if user is None:
         return await login_page(request, cookies, LOGIN_FAILED)
     async with ctx.db.transaction() as session:
         cookie, _ = await start_session(ctx, session, user.id, cookies.session_cookie(request))
-    response = _see_other("/account")
+    response = see_other("/account")
     cookies.set_session(response, cookie)
     return response
 
@@ -76,7 +56,7 @@ async def overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
     try:
         user, _ = await account.current_user(ctx, cookies.session_cookie(request))
     except errors.LoginRequired:
-        return _see_other("/account/login")
+        return see_other("/account/login")
     browser_id, is_new = cookies.ensure_browser_id(request)
     status = await account.change_status(ctx, change) if change and len(change) < 64 else None
     apps = await account.connected_apps(ctx, user.id)
@@ -105,25 +85,25 @@ async def overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
 @router.post("/profile")
 async def save_profile(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     user, _ = await account.current_user(ctx, cookies.session_cookie(request))
-    values = await _form(request, cookies, "profile")
-    await account.update_profile(ctx, user.id, {k: _first(values, k)
+    values = await account_form(request, cookies, "profile")
+    await account.update_profile(ctx, user.id, {k: first(values, k)
                                                 for k in account.EDITABLE_CLAIMS if k in values})
-    return _see_other("/account#profile")
+    return see_other("/account#profile")
 
 
 @router.post("/password")
 async def change_password(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     user, _ = await account.current_user(ctx, cookies.session_cookie(request))
-    values = await _form(request, cookies, "password")
+    values = await account_form(request, cookies, "password")
     try:
         if user.email is None:
             raise LoginFailed("This account signs in with another provider and has no password.")
         cookie = await sessions.change_password(
-            ctx, user.email, _first(values, "current_password"), _first(values, "new_password"),
+            ctx, user.email, first(values, "current_password"), first(values, "new_password"),
             cookies.session_cookie(request))
     except LoginFailed as failed:
         return await overview(request, ctx, cookies, password_message=failed.message)
-    response = _see_other("/account?password=changed")
+    response = see_other("/account?password=changed")
     cookies.set_session(response, cookie)
     return response
 
@@ -155,7 +135,7 @@ async def _reauth_page(request: Request, ctx: CtxDep, cookies: CookiesDep,
     try:
         user, _ = await account.current_user(ctx, cookies.session_cookie(request))
     except errors.LoginRequired:
-        return _see_other("/account/login")
+        return see_other("/account/login")
     browser_id, is_new = cookies.ensure_browser_id(request)
     response = page(request, "account_reauth.html", {
         "user": user,
@@ -172,19 +152,19 @@ async def _reauth_page(request: Request, ctx: CtxDep, cookies: CookiesDep,
 @router.post("/reauth")
 async def reauthenticate(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     user, _ = await account.current_user(ctx, cookies.session_cookie(request))
-    values = await _form(request, cookies, "reauth")
-    next_path = linking.safe_next(_first(values, "next"))
-    alias = _first(values, "upstream")
+    values = await account_form(request, cookies, "reauth")
+    next_path = linking.safe_next(first(values, "next"))
+    alias = first(values, "upstream")
     if alias:
         url = await linking.start_reauth(ctx, alias, user, _browser(request, cookies),
                                          next_path)
-        return _see_other(url)
+        return see_other(url)
     try:
         cookie = await linking.reauthenticate_with_password(
-            ctx, user, _first(values, "password"), cookies.session_cookie(request))
+            ctx, user, first(values, "password"), cookies.session_cookie(request))
     except LoginFailed as failed:
         return await _reauth_page(request, ctx, cookies, next_path, failed.message)
-    response = _see_other(next_path)
+    response = see_other(next_path)
     cookies.set_session(response, cookie)
     return response
 
@@ -192,23 +172,23 @@ async def reauthenticate(request: Request, ctx: CtxDep, cookies: CookiesDep) -> 
 @router.post("/identities/link")
 async def link_identity(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     user, info = await account.current_user(ctx, cookies.session_cookie(request))
-    values = await _form(request, cookies, "identities")
+    values = await account_form(request, cookies, "identities")
     if not account.recently_authenticated(ctx, info):
-        return _see_other(_reauth_path("/account"))
-    url = await linking.start_link(ctx, _first(values, "alias"), user.id,
+        return see_other(_reauth_path("/account"))
+    url = await linking.start_link(ctx, first(values, "alias"), user.id,
                                    _browser(request, cookies))
-    return _see_other(url)  # RFC 9700 §4.12: 303 after a POST
+    return see_other(url)  # RFC 9700 §4.12: 303 after a POST
 
 
 @router.post("/identities/{identity_id}/remove")
 async def remove_identity(identity_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                           ) -> Response:
     _, info = await account.current_user(ctx, cookies.session_cookie(request))
-    await _form(request, cookies, "identities")
+    await account_form(request, cookies, "identities")
     if not account.recently_authenticated(ctx, info):
-        return _see_other(_reauth_path("/account"))
+        return see_other(_reauth_path("/account"))
     removal = await linking.remove_identity(ctx, info, identity_id)
-    response = _see_other(linking.outcome_location("/account", removal.outcome, removal.alias)
+    response = see_other(linking.outcome_location("/account", removal.outcome, removal.alias)
                           + "#sign-in")
     if removal.session_cookie is not None:
         cookies.set_session(response, removal.session_cookie)
@@ -219,13 +199,13 @@ async def remove_identity(identity_id: str, request: Request, ctx: CtxDep, cooki
 async def change_purpose(purpose_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                          ) -> Response:
     user, _ = await account.current_user(ctx, cookies.session_cookie(request))
-    values = await _form(request, cookies, "apps")
-    decision = _first(values, "decision")
+    values = await account_form(request, cookies, "apps")
+    decision = first(values, "decision")
     if decision not in ("allow", "stop"):
         raise errors.InvalidRequest("Choose allow or stop", redirectable=False)
     change_id = await consent.change_purpose_everywhere(ctx, user.id, purpose_id,
                                                         decision == "allow")
-    return _see_other(f"/account?change={change_id}")
+    return see_other(f"/account?change={change_id}")
 
 
 @router.get("/apps/{client_id}")
@@ -234,7 +214,7 @@ async def app_page(client_id: str, request: Request, ctx: CtxDep, cookies: Cooki
     try:
         user, _ = await account.current_user(ctx, cookies.session_cookie(request))
     except errors.LoginRequired:
-        return _see_other("/account/login")
+        return see_other("/account/login")
     browser_id, _ = cookies.ensure_browser_id(request)
     return page(request, "account_app.html", {
         "app": await account.app_view(ctx, user.id, client_id),
@@ -246,19 +226,19 @@ async def app_page(client_id: str, request: Request, ctx: CtxDep, cookies: Cooki
 async def change_app(client_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                      ) -> Response:
     user, _ = await account.current_user(ctx, cookies.session_cookie(request))
-    values = await _form(request, cookies, "apps")
+    values = await account_form(request, cookies, "apps")
     result = await consent.change_choices(ctx, user.id, client_id, values.get("scope", []),
                                           values.get("purpose", []))
-    return _see_other(f"/account?change={result.change_id}")
+    return see_other(f"/account?change={result.change_id}")
 
 
 @router.post("/apps/{client_id}/disconnect")
 async def disconnect_app(client_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                          ) -> Response:
     user, _ = await account.current_user(ctx, cookies.session_cookie(request))
-    await _form(request, cookies, "apps")
+    await account_form(request, cookies, "apps")
     result = await consent.withdraw(ctx, user.id, client_id)
-    return _see_other(f"/account?change={result.change_id}")
+    return see_other(f"/account?change={result.change_id}")
 
 
 @router.get("/receipts/{entry_id}")
@@ -272,8 +252,8 @@ async def consent_receipt(entry_id: str, request: Request, ctx: CtxDep, cookies:
 
 @router.post("/logout")
 async def account_logout(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    await _form(request, cookies, "logout")
+    await account_form(request, cookies, "logout")
     await log_out(ctx, cookies.session_cookie(request))
-    response = _see_other("/account/login")
+    response = see_other("/account/login")
     cookies.clear_session(response)
     return response

@@ -12,12 +12,12 @@ from starlette.responses import Response
 
 from idp import errors
 from idp.domain import SessionInfo
-from idp.routes.account import _first, _form, _see_other
 from idp.services import account, erasure
 from idp.store.models import User
 from idp.store.users import normalize_email
 from idp.web.browser import BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep
+from idp.web.forms import account_form, first, see_other
 from idp.web.responses import page
 
 router = APIRouter(prefix="/account", tags=["Account center"], include_in_schema=False)
@@ -58,10 +58,10 @@ async def _signed_in(request: Request, ctx: CtxDep, cookies: BrowserCookies
 async def deletion_page(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     signed_in = await _signed_in(request, ctx, cookies)
     if signed_in is None:
-        return _see_other("/account/login")
+        return see_other("/account/login")
     user, info = signed_in
     if not account.recently_authenticated(ctx, info):
-        return _see_other(REAUTH)
+        return see_other(REAUTH)
     return await _deletion_page(request, ctx, cookies, user)
 
 
@@ -69,14 +69,14 @@ async def deletion_page(request: Request, ctx: CtxDep, cookies: CookiesDep) -> R
 async def delete_account(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     signed_in = await _signed_in(request, ctx, cookies)
     if signed_in is None:
-        return _see_other("/account/login")
+        return see_other("/account/login")
     user, info = signed_in
-    values = await _form(request, cookies, "delete")
+    values = await account_form(request, cookies, "delete")
     # Federation.md §9 requirement 25: deleting needs a sign-in fresh enough to prove it is
     # the customer at the keyboard, not someone at an unlocked browser.
     if not account.recently_authenticated(ctx, info):
-        return _see_other(REAUTH)
-    if not confirmed(user, _first(values, "confirmation")):
+        return see_other(REAUTH)
+    if not confirmed(user, first(values, "confirmation")):
         return await _deletion_page(
             request, ctx, cookies, user, status_code=400,
             message="Type your email address or the word DELETE to confirm.")

@@ -1,0 +1,37 @@
+"""Account-center forms: every POST carries a CSRF token bound to the browser and to the
+form's purpose, and every successful POST answers 303 (RFC 9700 §4.12)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+
+from idp import errors
+from idp.web.browser import BrowserCookies
+from idp.web.deps import read_form
+from idp.web.responses import NO_STORE
+
+
+def see_other(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303, headers=NO_STORE)
+
+
+async def account_form(request: Request, cookies: BrowserCookies, purpose: str
+                       ) -> dict[str, Any]:
+    """The form's fields (each a list of values), once its CSRF token for `account:{purpose}`
+    checks out."""
+    form = await read_form(request)
+    values: dict[str, Any] = {}
+    for name, value in form:
+        values.setdefault(name, []).append(value)
+    token = (values.get("csrf_token") or [None])[0]
+    if not cookies.csrf_valid(cookies.browser_id(request), f"account:{purpose}", token):
+        raise errors.InvalidRequest("The form has expired. Go back and try again.",
+                                    redirectable=False)
+    return values
+
+
+def first(values: dict[str, Any], name: str) -> str:
+    return str((values.get(name) or [""])[0])

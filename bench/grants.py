@@ -21,11 +21,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from idp.main import create_app  # noqa: E402
-from idp.services import admin  # noqa: E402
-from idp.services.context import build_context  # noqa: E402
-from idp.settings import Settings  # noqa: E402
-from idp.store import migrate  # noqa: E402
+from idp.main import create_app
+from idp.services import admin
+from idp.services.context import build_context
+from idp.settings import Settings
+from idp.store import migrate
 
 ISSUER = "https://idp.bench"
 

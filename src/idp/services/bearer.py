@@ -29,7 +29,7 @@ async def authenticate_bearer(ctx: Context, access_token: str) -> Bearer:
     now = ctx.now()
     if claims is None or not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
         raise errors.InvalidToken()
-    async with ctx.db.transaction() as session:
+    async with ctx.db.transaction(read_only=True) as session:
         record = await token_store.get_access_token(session, str(claims.get("jti", "")))
         if record is None or record.revoked_at is not None or record.user_id is None:
             raise errors.InvalidToken()

@@ -55,7 +55,7 @@ async def authenticate_client(ctx: Context, form: Mapping[str, str], authorizati
     else:
         client_id, secret, method = form.get("client_id", ""), None, "none"
 
-    async with ctx.db.transaction() as session:
+    async with ctx.db.transaction(read_only=True) as session:
         client = await client_store.get_client(session, client_id)
 
     if method == "none":

@@ -27,7 +27,7 @@ async def introspect(ctx: Context, form: Mapping[str, str], repeated: set[str],
     if not token:
         raise errors.InvalidRequest("token is missing")
     now = ctx.now()
-    async with ctx.db.transaction() as session:
+    async with ctx.db.transaction(read_only=True) as session:
         found = await find_token(ctx, session, token, form.get("token_type_hint"))
         if found is None:
             return INACTIVE

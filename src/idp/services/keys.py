@@ -141,7 +141,7 @@ class KeyManager:
 
     async def _load(self) -> KeyRing:
         now = self._now()
-        async with self._db.transaction() as session:
+        async with self._db.transaction(read_only=True) as session:
             rows = await key_store.published_keys(session, now)
         signing = {}
         for row in rows:

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+READ_ONLY = "idp_read_only"
+
 
 def create_engine(url: str, pool_size: int = 10, enforce_foreign_keys: bool = True
                   ) -> AsyncEngine:
@@ -41,7 +43,10 @@ def create_engine(url: str, pool_size: int = 10, enforce_foreign_keys: bool = Tr
         def _sqlite_begin(conn: Any) -> None:
             # Take the write lock at the start of every transaction, so a read-then-write unit of
             # work cannot interleave with another writer (SQLite's answer to SELECT ... FOR UPDATE).
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A unit of work declared read-only takes none: under WAL it reads a snapshot
+            # beside the writer instead of queueing behind it.
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(
@@ -64,9 +69,12 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commits when the block ends cleanly, rolls back otherwise."""
+    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits when the block ends cleanly, rolls back otherwise.
+        `read_only` promises that it writes nothing (SQLite then takes no write lock)."""
         async with self._sessions() as session, session.begin():
+            if read_only:
+                await session.connection(execution_options={READ_ONLY: True})
             yield session
 
     async def dispose(self) -> None:

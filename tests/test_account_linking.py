@@ -387,7 +387,10 @@ async def test_linking_and_unlinking_sign_out_everywhere_else(
         [linked] = await identities_of(ctx, (await user_by_email(ctx, "alice@example.com")).id)
         await walk(laptop, await remove(laptop, linked.id))
         await signed_out(phone, tokens)
-        assert await dispatcher.run_once() == 1
+        # The phone's logout token, and Google asked to revoke the token kept for the
+        # removed identity (PRIV-08: the link is gone, so is our access at Google).
+        assert await dispatcher.run_once() == 2
+        assert len(google.revoked) == 1
     finally:
         await dispatcher.close()
         await receiver.stop()
@@ -481,3 +484,109 @@ async def test_reauth_page_needs_a_session(browsers: Browsers, ctx: Context) -> 
     anonymous = browsers()
     response = await anonymous.get("/account/reauth", params={"next": "/account"})
     assert response.status_code == 303 and response.headers["location"] == "/account/login"
+
+
+# -- Re-authentication must be fresh at the upstream (security review, finding 1) -----------
+
+FAILED = "Connecting with Google did not work. Nothing changed; try again."
+REAUTH_FAILED = ("Confirming with Google did not work: Google has to ask for your sign-in "
+                 "again. Try again.")
+
+
+async def reauth_with(browser: httpx.AsyncClient, alias: str,
+                      next_path: str = "/account") -> httpx.Response:
+    """Press "Continue with <alias>" on /account/reauth and follow the round trip."""
+    page = await browser.get("/account/reauth", params={"next": next_path})
+    return await walk(browser, await browser.post("/account/reauth", data={
+        "csrf_token": csrf_token(page.text), "next": next_path, "upstream": alias}))
+
+
+async def still_stale(browser: httpx.AsyncClient) -> None:
+    """Deleting the account and connecting a method both still ask to confirm first."""
+    deletion = await browser.get("/account/delete")
+    assert deletion.status_code == 303
+    assert deletion.headers["location"] == "/account/reauth?next=/account/delete"
+    assert (await start_connect(browser, "google")).headers["location"] == (
+        "/account/reauth?next=%2Faccount")
+
+
+async def test_reauth_makes_google_authenticate_again(
+        ctx: Context, google: FakeGoogle, browsers: Browsers, clock: FakeClock) -> None:
+    """Requirement 25: a live Google session in this browser does not confirm the customer.
+    The reauth request carries OIDC Core's max_age=0 (Google refuses prompt=login, §1.2), the
+    customer signs in at Google again, and the fresh auth_time gives a fresh session."""
+    browser = browsers(google)
+    await google_account(browser, ctx)  # Google's session here began an hour ago
+    clock.advance(ctx.settings.recent_auth_seconds + 1)
+    before = browser.cookies.get(SESSION)
+    back = await reauth_with(browser, "google")
+    request = google.log.calls("/o/oauth2/v2/auth")[-1].params
+    assert request["max_age"] == "0" and "prompt" not in request
+    assert google.signed_in_at["gmail"] == clock()  # signed in at Google again, now
+    assert urlsplit(str(back.url)).path == "/account" and back.status_code == 200
+    assert browser.cookies.get(SESSION) not in (None, before)
+    assert (await browser.get("/account/delete")).status_code == 200
+
+
+async def test_reauth_refuses_an_upstream_authentication_older_than_the_round_trip(
+        ctx: Context, google: FakeGoogle, browsers: Browsers, clock: FakeClock) -> None:
+    """Requirement 25: an ID token whose auth_time predates the reauth (an upstream that
+    ignored max_age, or an earlier login's response) is refused: "did not work", the session
+    is not refreshed, and deleting or connecting still asks to confirm first."""
+    browser = browsers(google)
+    await google_account(browser, ctx)
+    google.ignore_reauth = True
+    clock.advance(ctx.settings.recent_auth_seconds + 1)
+    before = browser.cookies.get(SESSION)
+    refused = await reauth_with(browser, "google")
+    assert google.log.calls("/token")  # the ID token came, and was refused
+    assert urlsplit(str(refused.url)).path == "/account/reauth"
+    assert REAUTH_FAILED in refused.text
+    assert browser.cookies.get(SESSION) == before
+    await still_stale(browser)
+
+
+async def test_reauth_refuses_an_id_token_without_auth_time(
+        ctx: Context, google: FakeGoogle, browsers: Browsers, clock: FakeClock) -> None:
+    """Requirement 25, OIDC Core §2: auth_time is required once max_age was sent; a token
+    without it proves no fresh sign-in and is refused, changing nothing."""
+    browser = browsers(google)
+    await google_account(browser, ctx)
+    google.claims_hook = lambda c: {k: v for k, v in c.items() if k != "auth_time"}
+    clock.advance(ctx.settings.recent_auth_seconds + 1)
+    before = browser.cookies.get(SESSION)
+    refused = await reauth_with(browser, "google")
+    assert REAUTH_FAILED in refused.text and browser.cookies.get(SESSION) == before
+    await still_stale(browser)
+
+
+async def test_connect_refuses_an_old_upstream_authentication(
+        ctx: Context, google: FakeGoogle, browsers: Browsers) -> None:
+    """Requirement 25: connecting also asks Google to authenticate again, so whichever
+    Google account this browser happens to be signed in to is not linked silently."""
+    alice = await make_user(ctx)
+    laptop = browsers(google)
+    await account_sign_in(laptop)
+    google.ignore_reauth = True
+    page = await walk(laptop, await start_connect(laptop, "google"))
+    assert google.log.calls("/o/oauth2/v2/auth")[-1].params["max_age"] == "0"
+    assert status_of(page) == FAILED
+    assert await identities_of(ctx, alice) == []
+
+
+async def test_facebook_reauth_asks_for_the_password_again(
+        ctx: Context, both: tuple[FakeGoogle, FakeFacebook], browsers: Browsers,
+        clock: FakeClock) -> None:
+    """Requirement 25: the Facebook dialog of a reauth carries auth_type=reauthenticate
+    (Facebook asks for the password again; the classic flow's answer cannot show it did, so
+    this is all we can do); a plain sign-in does not."""
+    google, facebook = both
+    browser = browsers(google, facebook)
+    await facebook_suite.facebook_user(browser, ctx)  # a password-less Facebook account
+    assert facebook.auth_types == [""]
+    clock.advance(ctx.settings.recent_auth_seconds + 1)
+    before = browser.cookies.get(SESSION)
+    back = await reauth_with(browser, "facebook")
+    assert facebook.auth_types == ["", "reauthenticate"]
+    assert urlsplit(str(back.url)).path == "/account"
+    assert browser.cookies.get(SESSION) not in (None, before)

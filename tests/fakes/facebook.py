@@ -93,6 +93,8 @@ class FakeFacebook(FakeServer):
         self.codes: dict[str, tuple[str, str, FacebookUser, list[str], bool]] = {}
         self.tokens: dict[str, _Token] = {}
         self.removed: list[tuple[str, str]] = []  # (app id, asid)
+        # Each dialog's `auth_type` ("" when absent); `reauthenticate` re-asks the password.
+        self.auth_types: list[str] = []
         self._cdn_key = secrets.token_bytes(16)
         self.route("GET", r"/v\d+\.\d+/dialog/oauth", self._dialog)
         self.route("GET", r"/v\d+\.\d+/oauth/access_token", self._access_token)
@@ -119,6 +121,7 @@ class FakeFacebook(FakeServer):
         if app is None or p.get("redirect_uri") not in app.redirect_uris:
             return httpx.Response(400, text="URL blocked: redirect_uri is not whitelisted")
         state = p.get("state", "")
+        self.auth_types.append(p.get("auth_type", ""))
         if self.deny:
             answer = {"error": "access_denied", "error_code": "200",
                       "error_description": "Permissions error", "error_reason": "user_denied",

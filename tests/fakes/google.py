@@ -26,6 +26,8 @@ from tests.fakes.common import (
 
 ISSUER = "https://accounts.google.com"
 RISC_ISSUER = "https://accounts.google.com/"  # §1.7: with a trailing slash
+# §1.2: the prompt values Google accepts; anything else (`login` included) is an error page.
+GOOGLE_PROMPTS = frozenset({"none", "consent", "select_account"})
 # Google answers with the legacy URL names of the email and profile scopes.
 SCOPE_URLS = {"email": "https://www.googleapis.com/auth/userinfo.email",
               "profile": "https://www.googleapis.com/auth/userinfo.profile"}
@@ -73,6 +75,7 @@ class _Code:
     challenge_method: str | None
     offline: bool
     expires_at: float
+    auth_time: int
     used: bool = False
 
 
@@ -97,12 +100,19 @@ class FakeGoogle(FakeServer):
     granted_scope: str | None = None  # None: what was asked
     claims_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     signer: Callable[[dict[str, Any]], str] | None = None  # replaces the RS256 signature
+    # The browser's Google session: a user first seen was signed in this long ago, and keeps
+    # that auth_time until `max_age` (or `prompt=login`, where accepted) makes them sign in
+    # again. `ignore_reauth`: a misbehaving upstream that never asks again.
+    session_age: float = 3600.0
+    ignore_reauth: bool = False
+    prompt_values: frozenset[str] = GOOGLE_PROMPTS  # a generic OP also accepts "login"
 
     def __post_init__(self) -> None:
         FakeServer.__init__(self, self.base)
         self.keys = SigningKeys()
         self.codes: dict[str, _Code] = {}
         self.revoked: set[str] = set()
+        self.signed_in_at: dict[str, float] = {}  # user key -> last authentication
         self.route("GET", "/.well-known/openid-configuration", self._discovery)
         self.route("GET", "/.well-known/risc-configuration", self._risc_configuration)
         self.route("GET", "/oauth2/v3/certs", self._jwks)
@@ -153,6 +163,12 @@ class FakeGoogle(FakeServer):
             return httpx.Response(400, text="Error 400: redirect_uri_mismatch")
         if p.get("response_type") != "code" or "openid" not in p.get("scope", "").split():
             return httpx.Response(400, text="Error 400: invalid_request")
+        prompts = p.get("prompt", "").split()
+        if not set(prompts) <= self.prompt_values:
+            return httpx.Response(400, text="Error 400: invalid_request Invalid parameter "
+                                            f"value for prompt: Invalid prompt: {p['prompt']}")
+        if not p.get("max_age", "0").isdigit():
+            return httpx.Response(400, text="Error 400: invalid_request")
         answer: list[tuple[str, str]] = [("state", p.get("state", ""))]
         if self.deny:
             answer.insert(0, ("error", "access_denied"))
@@ -162,7 +178,8 @@ class FakeGoogle(FakeServer):
             self.codes[code] = _Code(
                 p["client_id"], p["redirect_uri"], self.users[self.login_user], p["scope"],
                 p.get("nonce"), p.get("code_challenge"), p.get("code_challenge_method"),
-                p.get("access_type") == "offline", self.clock() + 600)
+                p.get("access_type") == "offline", self.clock() + 600,
+                self._authenticate("login" in prompts, p.get("max_age")))
             answer = [("code", code), *answer, ("scope", as_granted(p["scope"])),
                       ("authuser", "0"),
                       ("prompt", "none")]
@@ -170,6 +187,16 @@ class FakeGoogle(FakeServer):
                    "wrong": [("iss", "https://evil.example")], "empty": [("iss", "")],
                    "duplicate": [("iss", ISSUER), ("iss", ISSUER)]}[self.callback_iss]
         return redirect(f"{p['redirect_uri']}?{urlencode(answer)}")
+
+    def _authenticate(self, login: bool, max_age: str | None) -> int:
+        """OIDC Core §3.1.2.1: the existing session's auth_time, unless `prompt=login` or an
+        elapsed `max_age` has the user sign in again now."""
+        now = self.clock()
+        since = self.signed_in_at.setdefault(self.login_user, now - self.session_age)
+        again = login or (max_age is not None and now - since >= int(max_age))
+        if again and not self.ignore_reauth:
+            self.signed_in_at[self.login_user] = since = now
+        return int(since)
 
     def _client(self, request: httpx.Request, form: dict[str, str]) -> str | None:
         auth = request.headers.get("authorization", "")
@@ -206,7 +233,8 @@ class FakeGoogle(FakeServer):
         body: dict[str, Any] = {
             "access_token": access_token, "expires_in": 3599, "token_type": "Bearer",
             "scope": as_granted(self.granted_scope or code.scope),
-            "id_token": self.id_token(code.user, client_id, code.nonce, access_token),
+            "id_token": self.id_token(code.user, client_id, code.nonce, access_token,
+                                      auth_time=code.auth_time),
         }
         if code.offline:
             body["refresh_token"] = "1//" + secrets.token_urlsafe(32)
@@ -218,7 +246,7 @@ class FakeGoogle(FakeServer):
         return json_response({})
 
     def id_token(self, user: GoogleUser, client_id: str, nonce: str | None,
-                 access_token: str | None = None) -> str:
+                 access_token: str | None = None, *, auth_time: int | None = None) -> str:
         now = int(self.clock())
         claims: dict[str, Any] = {
             "iss": self.id_token_iss, "azp": client_id, "aud": client_id, "sub": user.sub,
@@ -234,6 +262,8 @@ class FakeGoogle(FakeServer):
             claims["nonce"] = nonce
         if access_token is not None:
             claims["at_hash"] = at_hash(access_token)
+        if auth_time is not None:  # Google's "session age claims" setting is on
+            claims["auth_time"] = auth_time
         if self.claims_hook is not None:
             claims = self.claims_hook(claims)
         return self.signer(claims) if self.signer is not None else self.keys.sign(claims)

@@ -83,6 +83,13 @@ class AppleUpstream(OidcUpstream):
         # §2.3: "response_mode must be form_post when name or email scope is requested".
         return {"response_mode": "form_post"} if {"name", "email"} & set(scopes) else {}
 
+    def reauthentication_params(self) -> dict[str, str]:
+        # §2.3: Apple's authorization request has no `prompt` or `max_age`; its web flow asks
+        # for the Apple ID (password, or Touch ID / Face ID on the device) each time. Not
+        # relied upon: Apple's ID token carries `auth_time` (§2.5), and the shared check
+        # refuses one that predates this round trip.
+        return {}
+
     def client_secret(self) -> str:
         return self._secret.get()
 

@@ -10,6 +10,10 @@ A login is three steps, each a method here, in this order:
    An upstream error comes back as `AuthorizationDenied` (requirement 7).
 3. The code is exchanged and the ID token validated (requirement 8), giving an
    `UpstreamIdentity`.
+
+A transaction started with `reauthenticate=True` (the account center's confirmations) asks the
+upstream to authenticate the End-User again, even with a live upstream session, and its ID
+token must prove it did: an `auth_time` no earlier than the transaction's start.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class Transaction:
     scopes: tuple[str, ...]
     nonce: str | None = None
     code_verifier: str | None = field(default=None, repr=False)
+    # The ID token's auth_time must not predate `created_at` (see `check_auth_time`).
+    reauthenticate: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,8 @@ class OidcUpstream:
     # -- 1. start ---------------------------------------------------------------------------
 
     async def start(self, redirect_uri: str, *, scopes: tuple[str, ...] | None = None,
-                    extra_params: Mapping[str, str] | None = None) -> AuthorizationStart:
+                    extra_params: Mapping[str, str] | None = None,
+                    reauthenticate: bool = False) -> AuthorizationStart:
         metadata = await self.metadata()
         requested = scopes if scopes is not None else self.config.scopes
         transaction = Transaction(
@@ -105,6 +112,7 @@ class OidcUpstream:
             nonce=new_handle(32) if self.uses_nonce else None,
             # RFC 7636 §4.1: 43-128 unreserved characters; 48 bytes give 64.
             code_verifier=new_handle(48) if self.config.pkce else None,
+            reauthenticate=reauthenticate,
         )
         params = {
             "response_type": "code", "client_id": self.config.client_id,
@@ -117,6 +125,8 @@ class OidcUpstream:
             params["code_challenge"] = s256(transaction.code_verifier)
             params["code_challenge_method"] = "S256"
         params.update(self.authorization_params(requested))
+        if reauthenticate:
+            params.update(self.reauthentication_params())
         extra = dict(extra_params or {})
         if extra.keys() & params.keys():
             raise ValueError("extra parameters may not replace the protocol's own")
@@ -130,6 +140,12 @@ class OidcUpstream:
     def authorization_params(self, scopes: tuple[str, ...]) -> dict[str, str]:
         """Provider quirks added to every authorization request (Apple's form_post)."""
         return {}
+
+    def reauthentication_params(self) -> dict[str, str]:
+        """OIDC Core §3.1.2.1: `prompt=login` asks the upstream to authenticate the End-User
+        again even when it holds a session; `max_age=0` makes `auth_time` a required claim
+        (§2), which `check_auth_time` then verifies, so an upstream that ignores both fails."""
+        return {"prompt": "login", "max_age": "0"}
 
     # -- 2. callback ------------------------------------------------------------------------
 
@@ -170,6 +186,9 @@ class OidcUpstream:
             raise InvalidIdToken("the token response has no id_token")
         claims = await self.validate_id_token(tokens.id_token, transaction.nonce)
         check_at_hash(claims, tokens.access_token)
+        if transaction.reauthenticate:
+            check_auth_time(claims, transaction.created_at, self._clock(),
+                            self.config.leeway_seconds)
         return self.build_identity(claims, tokens, transaction, callback)
 
     async def exchange_code(self, code: str, transaction: Transaction) -> TokenResponse:
@@ -251,3 +270,18 @@ class OidcUpstream:
             granted_scopes=granted_scopes(tokens.scope, transaction.scopes),
             refresh_token=tokens.refresh_token,
         )
+
+
+def check_auth_time(claims: dict[str, Any], started_at: float, now: float, leeway: int) -> None:
+    """OIDC Core §3.1.3.7 item 13: with `max_age` requested, `auth_time` must be present and
+    recent enough. Here "recent" is "during this round trip": not before it started (less the
+    ID-token leeway). An upstream that reused an older session instead of asking again, or an
+    ID token from an earlier login, is refused."""
+    auth_time = claims.get("auth_time")
+    if not isinstance(auth_time, int | float) or isinstance(auth_time, bool):
+        raise InvalidIdToken("the ID token has no auth_time although re-authentication was "
+                             "requested")
+    if auth_time < started_at - leeway:
+        raise InvalidIdToken("the upstream did not authenticate the End-User again")
+    if auth_time > now + leeway:
+        raise InvalidIdToken("the ID token's auth_time is in the future")

@@ -47,6 +47,12 @@ class FacebookUpstream(OidcUpstream):
     def format_scopes(self, scopes: tuple[str, ...]) -> str:
         return ",".join(scopes)  # §3.1: comma-separated permissions
 
+    def reauthentication_params(self) -> dict[str, str]:
+        # Facebook Login: `auth_type=reauthenticate` asks for the Facebook password again.
+        # Nothing in the classic flow's answer shows that it did: there is no ID token, and
+        # debug_token (§3.1) carries no authentication time. This cannot be verified here.
+        return {"auth_type": "reauthenticate"}
+
     @property
     def graph(self) -> str:
         assert self.config.graph_api_url is not None  # set by the facebook preset

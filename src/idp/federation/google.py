@@ -42,6 +42,14 @@ class GoogleUpstream(OidcUpstream):
         hosted = self.config.hosted_domain
         return {"hd": hosted} if hosted else {}
 
+    def reauthentication_params(self) -> dict[str, str]:
+        # Google refuses `prompt=login` (§1.2: prompt is none|consent|select_account, and an
+        # unknown value is an invalid_request error page), so only OIDC Core's `max_age=0`:
+        # Google then asks again and sends `auth_time` (the project's "session age claims"
+        # setting must be on). A Google that did not ask again is refused by the auth_time
+        # check all the same.
+        return {"max_age": "0"}
+
     def build_identity(self, claims: dict[str, Any], tokens: TokenResponse,
                        transaction: Transaction, callback: AuthorizationCode) -> UpstreamIdentity:
         hosted = self.config.hosted_domain

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from dataclasses import asdict, dataclass
 from urllib.parse import urlencode, urlsplit
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,9 +29,10 @@ from idp.federation.base import Transaction
 from idp.federation.callback import AuthorizationDenied
 from idp.federation.errors import FederationError
 from idp.federation.identity import UpstreamIdentity
-from idp.services import account, security_events
+from idp.services import account, security_events, sessions
 from idp.services.authentication import verify_password_login
 from idp.services.context import Context
+from idp.services.erasure import enqueue_upstream_revocations
 from idp.services.federation import (
     REVOKED,
     STATE_TTL,
@@ -38,12 +41,9 @@ from idp.services.federation import (
     state_encryptor,
 )
 from idp.services.interaction import LoginFailed, start_session
-from idp.services.sessions import end_session
-from idp.services.upstream_revocation import end_logins
+from idp.services.upstream_revocation import end_logins, erase_imported
 from idp.services.upstreams import display_name, enabled_upstreams, upstream_client
 from idp.store import federation as store
-from idp.store import sessions as session_store
-from idp.store import tokens as token_store
 from idp.store.models import FederationState, Identity, User
 
 log = logging.getLogger("idp.federation")
@@ -52,6 +52,9 @@ REAUTH = "reauth"
 # Statuses of an identity that can still sign the customer in: a "revoked" one comes back to
 # its account when its subject signs in again (services.federation.resolve_account).
 CAN_SIGN_IN = ("active", REVOKED)
+# Identity ids and upstream aliases are short URL-safe tokens; anything else (a NUL byte, which
+# PostgreSQL refuses) is answered before it reaches the database.
+ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 STATUS_WORDS = {"active": "Active", REVOKED: "Access withdrawn at the provider",
                 "suspended": "Suspended by the provider", "dead": "Deleted at the provider"}
 # What the account center says after a round trip or a removal; {name} is the provider's.
@@ -61,6 +64,9 @@ OUTCOMES = {
     "taken": "This {name} account is already connected to another account.",
     "cancelled": "Connecting with {name} was cancelled. Nothing changed.",
     "failed": "Connecting with {name} did not work. Nothing changed; try again.",
+    "reauth_cancelled": "Confirming with {name} was cancelled.",
+    "reauth_failed": ("Confirming with {name} did not work: {name} has to ask for your "
+                      "sign-in again. Try again."),
     "removed": "{name} is removed from your sign-in methods. You were signed out everywhere "
                "else.",
     "last": "{name} is your only way to sign in, so it cannot be removed.",
@@ -106,6 +112,10 @@ class RoundTrip:
 def safe_next(value: str | None) -> str:
     """A relative path under /account, or /account: `next` never leads off this site."""
     if not value or len(value) > 512 or "\\" in value or not value.isprintable():
+        return "/account"
+    if "%" in value:
+        # Browsers read %2e%2e as .. (URL standard): no encoded path at all, so the checks
+        # below see the path the browser will follow.
         return "/account"
     parts = urlsplit(value)
     path = parts.path
@@ -171,7 +181,12 @@ async def _start_round_trip(ctx: Context, purpose: str, alias: str, user_id: str
     client = await upstream_client(ctx, alias)
     if client is None:
         raise errors.InvalidRequest("This sign-in provider is not available", redirectable=False)
-    start = await client.start(callback_uri(ctx, alias))
+    # A live upstream session must not stand in for the person at this browser: the upstream
+    # is asked to authenticate again (prompt=login, max_age=0, or Facebook's
+    # auth_type=reauthenticate), and the transaction, sealed below with its start time,
+    # makes the callback refuse an ID token whose auth_time predates this round trip. For a
+    # link too: otherwise whatever account the upstream is signed in to gets connected.
+    start = await client.start(callback_uri(ctx, alias), reauthenticate=True)
     now = ctx.now()
     async with ctx.db.transaction() as session:
         # Requirement 3 (single use, 10 minutes) and 25 (bound to this browser and account);
@@ -214,13 +229,17 @@ async def finish_round_trip(ctx: Context, alias: str, params: list[tuple[str, st
     try:
         result = await client.handle_callback(
             params, Transaction(**{**data, "scopes": tuple(data["scopes"])}))
-    except FederationError:
-        return RoundTrip(outcome_location(back, "failed", alias))  # requirements 7, 13
+    except FederationError:  # requirements 7, 13; also an upstream that did not ask again
+        return RoundTrip(outcome_location(back, _worded("failed", row.purpose), alias))
     if isinstance(result, AuthorizationDenied):
-        return RoundTrip(outcome_location(back, "cancelled", alias))
+        return RoundTrip(outcome_location(back, _worded("cancelled", row.purpose), alias))
     if row.purpose == ACCOUNT_LINK:
         return RoundTrip(outcome_location(back, await _complete_link(ctx, result, info), alias))
     return await _complete_reauth(ctx, result, info, session_cookie, next_path, back)
+
+
+def _worded(outcome: str, purpose: str) -> str:
+    return f"reauth_{outcome}" if purpose == REAUTH else outcome
 
 
 async def _bound_session(ctx: Context, row: FederationState, alias: str,
@@ -256,7 +275,7 @@ async def _complete_link(ctx: Context, identity: UpstreamIdentity, info: Session
             await session.flush()
             security_events.record(session, security_events.IDENTITY_LINKED, info.user_id,
                                    now, alias=identity.alias)
-            await _sign_out_elsewhere(ctx, session, info.user_id, info.sid)
+            await sessions.sign_out_elsewhere(ctx, session, info.user_id, info.sid)
     except IntegrityError:
         return "taken"  # the unique key caught a concurrent link to another account
     ctx.notify_outbox()
@@ -267,6 +286,9 @@ async def _complete_link(ctx: Context, identity: UpstreamIdentity, info: Session
 async def _complete_reauth(ctx: Context, identity: UpstreamIdentity, info: SessionInfo,
                            previous_cookie: str | None, next_path: str, back: str
                            ) -> RoundTrip:
+    """A fresh session when the identity is an active one of this account. The upstream has
+    already shown it authenticated the customer during this round trip (`auth_time`, checked
+    by the client in `handle_callback`; a refusal there is the "failed" outcome)."""
     async with ctx.db.transaction() as session:
         linked = await store.find_identity(session, identity.namespace, identity.subject)
         if linked is None or linked.user_id != info.user_id or linked.status != "active":
@@ -302,8 +324,13 @@ class Removal:
 async def remove_identity(ctx: Context, info: SessionInfo, identity_id: str) -> Removal:
     """Unlink one identity of the account, unless it is the last way to sign in."""
     now = ctx.now()
+    if not ID_SHAPE.fullmatch(identity_id):
+        raise errors.InvalidRequest("No such sign-in method on your account", redirectable=False)
     async with ctx.db.transaction() as session:
-        identity = await session.get(Identity, identity_id) if len(identity_id) <= 64 else None
+        # The account row is locked first, so two removals from two browsers cannot each see
+        # the other's identity and together leave no way in (PostgreSQL READ COMMITTED).
+        await session.scalar(select(User.id).where(User.id == info.user_id).with_for_update())
+        identity = await session.get(Identity, identity_id)
         if identity is None or identity.user_id != info.user_id:
             raise errors.InvalidRequest("No such sign-in method on your account",
                                         redirectable=False)
@@ -312,10 +339,13 @@ async def remove_identity(ctx: Context, info: SessionInfo, identity_id: str) -> 
         alias = identity.alias
         # Whoever signed in with it is signed out, apps told (back-channel logout).
         ended = await end_logins(ctx, session, identity)
+        # PRIV-08: what it imported goes with it, and the upstream is asked to forget us.
+        await erase_imported(session, identity)
+        await enqueue_upstream_revocations(session, [identity], now)
         await session.delete(identity)
         security_events.record(session, security_events.IDENTITY_UNLINKED, info.user_id, now,
                                alias=alias)
-        await _sign_out_elsewhere(ctx, session, info.user_id, info.sid)
+        await sessions.sign_out_elsewhere(ctx, session, info.user_id, info.sid)
         cookie = None
         if info.sid in ended:
             # This browser signed in with the identity it just removed: its session ended
@@ -331,16 +361,3 @@ async def _has_other_method(session: AsyncSession, identity: Identity) -> bool:
         return True
     return any(other.id != identity.id and other.status in CAN_SIGN_IN
                for other in await store.identities_of_user(session, identity.user_id))
-
-
-async def _sign_out_elsewhere(ctx: Context, session: AsyncSession, user_id: str,
-                              keep_sid: str) -> None:
-    """Requirement 24 (unexpired-session defence): every other session of the account ends
-    (apps get back-channel logout tokens) and every refresh token of the account is revoked;
-    this browser's session stays. The requirement also cancels pending email changes: the
-    account center offers no email change and no password reset, so none can be pending."""
-    now = ctx.now()
-    for sid in await session_store.live_sids_of_user(session, user_id, now):
-        if sid != keep_sid:
-            await end_session(ctx, session, sid)
-    await token_store.revoke_refresh_tokens_of_user(session, user_id, now)

@@ -20,7 +20,15 @@ from idp.cli import main as idp_cli
 from idp.notifications.dispatcher import MAX_ATTEMPTS, Dispatcher, backoff
 from idp.services import ledger
 from idp.services.context import Context
-from idp.store.models import Base, Identity, LedgerEntry, SecurityEvent, Upstream, User
+from idp.store.models import (
+    Base,
+    Identity,
+    LedgerEntry,
+    OutboxMessage,
+    SecurityEvent,
+    Upstream,
+    User,
+)
 from tests import test_federated_apple as apple_suite
 from tests import test_federated_facebook as facebook_suite
 from tests import test_federated_login as google_suite
@@ -356,6 +364,10 @@ async def test_a_failing_upstream_is_retried_with_backoff_then_reported(
     code_, plain, _ = await run_cli(ctx, monkeypatch, capsys, "outbox", "failed")
     assert plain.split()[:3] == [listed["id"], "upstream_revoke", "upstream:apple"]
     assert refresh not in out + plain and refresh not in texts(caplog.records)
+    # Given up, the message keeps no sealed token of the deleted customer (PRIV-01).
+    async with ctx.db.transaction() as session:
+        kept = await session.get(OutboxMessage, listed["id"])
+    assert kept is not None and kept.payload == {"alias": "apple", "type": "apple"}
     assert "upstream revocation at apple failed" in texts(caplog.records)
     # Only the upstream message failed; the app notifications were delivered.
     assert not json.loads((await run_cli(ctx, monkeypatch, capsys, "outbox", "failed",

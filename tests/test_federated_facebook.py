@@ -153,6 +153,27 @@ async def test_facebook_email_matching_a_verified_account_is_not_linked(
     assert user is not None and user.password_hash is not None and user.email_verified
 
 
+async def test_a_password_less_account_is_pointed_to_its_own_sign_in_not_a_password(
+        browser: httpx.AsyncClient, ctx: Context, facebook: FakeFacebook) -> None:
+    """Requirement 19 without a password to prove with: the customer is told to sign in the
+    way they did before and connect Facebook from the account page (no dead-end password
+    prompt), nothing is linked, and which provider the account uses is not revealed."""
+    facebook.login_user = "unconfirmed"  # una@gmail.com
+    existing = await make_user(ctx, email="una@gmail.com")
+    async with ctx.db.transaction() as session:
+        user = await session.get(User, existing)
+        assert user is not None
+        user.password_hash = None  # as an account made by a Google sign-in
+    _, page = await continue_with_facebook(browser, await make_app(ctx))
+    assert page.status_code == 200
+    assert "Sign in the way you did before" in page.text
+    assert "connect your Facebook account under Sign-in methods" in page.text
+    assert 'name="link"' not in page.text and "Google" not in page.text.split("<main")[-1]
+    assert not browser.cookies.get("__Host-idp_session")
+    async with ctx.db.transaction() as session:
+        assert (await session.scalars(select(Identity))).first() is None
+
+
 async def test_facebook_email_never_strips_an_unverified_account(
         browser: httpx.AsyncClient, ctx: Context, facebook: FakeFacebook, new_browser) -> None:  # type: ignore[no-untyped-def]
     """Requirement 22 against requirement 23: only an upstream that proves the address may

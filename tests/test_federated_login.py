@@ -424,3 +424,27 @@ async def test_a_google_session_claims_the_federated_acr_not_the_password_one(
                                                  params=flow2.params(claims=essential)))
     assert done.status_code == 303
     assert query_of(done.headers["location"])["error"] == "access_denied"
+
+
+async def test_linking_at_sign_in_ends_the_accounts_other_sessions(
+        browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle, new_browser) -> None:  # type: ignore[no-untyped-def]
+    """Requirement 24 on the sign-in path: when the customer proves the existing account to
+    connect Google to it, every other session of the account ends, as when linking from the
+    account center."""
+    await make_user(ctx, email="alice@gmail.com")
+    elsewhere = new_browser()
+    page = await elsewhere.get("/account/login")
+    signed_in = await elsewhere.post("/account/login", data={
+        "csrf_token": csrf_token(page.text), "email": "alice@gmail.com", "password": PASSWORD})
+    assert signed_in.status_code == 303 and (await elsewhere.get("/account")).status_code == 200
+    flow = Flow(await make_app(ctx))
+    page = await walk(browser, await browser.get("/authorize", params=flow.params()))
+    prompt = await continue_with_google(browser, page)
+    action = prompt.text.split('<form method="post" action="')[1].split('"')[0]
+    handle = prompt.text.split('name="link" value="')[1].split('"')[0]
+    linked = await walk(browser, await browser.post(action, data={
+        "csrf_token": csrf_token(prompt.text), "link": handle, "email": "alice@gmail.com",
+        "password": PASSWORD}))
+    assert linked.status_code in (200, 303)
+    assert (await elsewhere.get("/account")).headers["location"] == "/account/login"
+    assert browser.cookies.get("__Host-idp_session")

@@ -107,7 +107,7 @@ async def test_email_spelling_does_not_escape_the_counter(
     await make_user(ctx)
     page = await _login_page(client, ctx)
     for email in ("alice@example.com", "ALICE@example.com", " Alice@Example.com ",
-                  "alice@EXAMPLE.COM", "aLice@example.com"):
+                  " " * 400 + "alice@EXAMPLE.COM", "\taLice@example.com" + " " * 400):
         await _try(client, page, "wrong-password", email)
     assert (await _try(client, page, PASSWORD, "Alice@example.com")).status_code == 429
 
@@ -199,3 +199,29 @@ async def test_the_account_center_login_is_throttled_too(
     held = await client.post("/account/login", data={
         "csrf_token": csrf_token(page.text), "email": EMAIL, "password": PASSWORD})
     assert held.status_code == 429 and held.headers["retry-after"] == "1"
+
+
+async def test_a_run_of_failures_outlives_the_daily_window(
+        client: httpx.AsyncClient, ctx: Context, clock: FakeClock) -> None:
+    """ATO-01 (security review): a day later the attacker gets no fresh allowance; only a
+    success starts the account afresh. A few stray failures are still forgotten."""
+    await make_user(ctx)
+    page = await _login_page(client, ctx)
+    for _ in range(5):
+        await _try(client, page, "wrong-password")
+    clock.advance(ctx.settings.throttle_account_window_seconds + 1)
+    page = await _login_page(client, ctx)
+    assert (await _try(client, page, "wrong-again")).status_code == 200
+    held = await _try(client, page, "wrong-again")
+    assert held.status_code == 429 and held.headers["retry-after"] == "2"
+
+
+async def test_stray_failures_are_forgotten_with_the_window(
+        client: httpx.AsyncClient, ctx: Context, clock: FakeClock) -> None:
+    await make_user(ctx)
+    page = await _login_page(client, ctx)
+    for _ in range(4):
+        await _try(client, page, "wrong-password")
+    clock.advance(ctx.settings.throttle_account_window_seconds + 1)
+    page = await _login_page(client, ctx)
+    assert [(await _try(client, page, "typo")).status_code for _ in range(5)] == [200] * 5

@@ -85,7 +85,10 @@ async def test_same_email_and_hd_with_a_new_subject_is_not_the_account(
     # Back on our login page with the policy's message, not in the app.
     assert answer.status_code == 200 and 'name="password"' in answer.text
     assert "An account already uses this email address." in answer.text
-    assert ('name="link"' in answer.text) is (policy != "deny")
+    # The account was made by Google and has no password: no password prompt to link with,
+    # the customer is sent to sign in the way they did before.
+    assert 'name="link"' not in answer.text
+    assert "Sign in the way you did before" in answer.text
     assert not browser.cookies.get("__Host-idp_session")
     assert [i.subject for i in await identities(ctx)] == [google.users["workspace"].sub]
     async with ctx.db.transaction() as session:

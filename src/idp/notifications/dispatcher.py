@@ -120,13 +120,14 @@ class Dispatcher:
         values: dict[str, object] = {"attempts": attempts, "locked_until": None}
         if outcome.delivered:
             values["delivered_at"] = now
-            if message.kind == UPSTREAM_REVOKE:
-                # Done: the sealed token or the customer's ASID is of no further use.
-                values["payload"] = {k: message.payload.get(k) for k in ("alias", "type")}
         elif outcome.retry and attempts < MAX_ATTEMPTS:
             values["next_attempt_at"] = now + backoff(attempts)
         else:
             values["abandoned_at"] = now
+        if message.kind == UPSTREAM_REVOKE and "next_attempt_at" not in values:
+            # Delivered or given up: the sealed token or the deleted customer's ASID is of no
+            # further use (PRIV-01); the alias, type and attempts stay for the report.
+            values["payload"] = {k: message.payload.get(k) for k in ("alias", "type")}
         async with self._ctx.db.transaction() as session:
             session.add(DeliveryAttempt(
                 id=new_handle(16), message_id=message.id, attempted_at=now,

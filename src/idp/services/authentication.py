@@ -13,7 +13,7 @@ async def verify_password_login(ctx: Context, email: str, password: str) -> User
     """The account, if `password` is its password; None otherwise, after the same work."""
     max_length = ctx.settings.password_max_length
     # security.md ATO-01..03: counted before the hash work; Throttled while held back.
-    attempt = await throttle.begin_attempt(ctx, email[:320])
+    attempt = await throttle.begin_attempt(ctx, email)
     if not email or not password or len(password) > max_length:
         # Still burn one hash so an empty or oversized field answers at the usual speed.
         await ctx.passwords.verify(None, password[:max_length])

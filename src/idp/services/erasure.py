@@ -96,7 +96,7 @@ async def delete_account(ctx: Context, user_id: str, *, initiator: Initiator) ->
             raise AccountNotFound(user_id)
         now = ctx.now()
         identities = await federation_store.identities_of_user(session, user_id)
-        revocations = await _enqueue_upstream_revocations(session, identities, now)
+        revocations = await enqueue_upstream_revocations(session, identities, now)
         apps = await _withdraw_grants(ctx, session, user_id)
         ended = await _end_sessions(ctx, session, user_id)
         await token_store.revoke_refresh_tokens_of_user(session, user_id, now)
@@ -116,7 +116,7 @@ async def delete_account(ctx: Context, user_id: str, *, initiator: Initiator) ->
     return Deletion(user_id, apps, ended, revocations)
 
 
-async def _enqueue_upstream_revocations(session: AsyncSession, identities: list[Identity],
+async def enqueue_upstream_revocations(session: AsyncSession, identities: list[Identity],
                                         now: int) -> int:
     """Requirement 31. The upstream's type is read now so the message says what it was; the
     dispatcher resolves the alias again at delivery (an upstream removed since is reported)."""

@@ -27,7 +27,7 @@ from idp.services.authentication import verify_password_login
 from idp.services.authorization import load_interaction
 from idp.services.context import Context
 from idp.services.interaction import LoginFailed, start_session
-from idp.services.sessions import end_session
+from idp.services.sessions import end_session, sign_out_elsewhere
 from idp.services.upstreams import upstream_client
 from idp.store import federation as store
 from idp.store import sessions as session_store
@@ -148,7 +148,9 @@ async def resolve_account(ctx: Context, identity: UpstreamIdentity, policy: Link
                 return FederatedLogin(interaction_id, message="This sign-in method is disabled.")
             elif policy is LinkingPolicy.deny:
                 return FederatedLogin(interaction_id, message=(
-                    "An account already uses this email address. Sign in with your password."))
+                    "An account already uses this email address. " + (
+                        "Sign in with your password." if match.password_hash is not None
+                        else "Sign in the way you did before.")))
             elif replaced:
                 return await _ask_to_prove(ctx, session, identity, match, interaction_id,
                                            browser_id, now)
@@ -264,6 +266,14 @@ async def _ask_to_prove(ctx: Context, session: AsyncSession, identity: UpstreamI
                         match: User, interaction_id: str, browser_id: str, now: int
                         ) -> FederatedLogin:
     """Requirement 19: link only after the customer signs in to the existing account."""
+    name = identity.alias.capitalize()
+    if match.password_hash is None:
+        # No password to prove it with: the customer signs in the way they did before and
+        # connects this provider from the account center (which asks for a fresh sign-in).
+        # Which providers the account uses is not said: the email alone proves nothing.
+        return FederatedLogin(interaction_id, message=(
+            f"An account already uses this email address. Sign in the way you did before, "
+            f"then connect your {name} account under Sign-in methods on your account page."))
     handle = new_handle()
     pending = {"alias": identity.alias, "namespace": identity.namespace,
                "subject": identity.subject, "email": identity.email,
@@ -280,7 +290,6 @@ async def _ask_to_prove(ctx: Context, session: AsyncSession, identity: UpstreamI
         browser_hash=digest(browser_id), interaction_id=interaction_id, user_id=match.id,
         transaction_encrypted=state_encryptor(ctx).encrypt(pending), created_at=now,
         expires_at=now + STATE_TTL, used_at=None))
-    name = identity.alias.capitalize()
     return FederatedLogin(interaction_id, link_handle=handle, message=(
         f"An account already uses this email address. Sign in with its password to connect "
         f"your {name} account to it."))
@@ -327,4 +336,7 @@ async def login_and_link(ctx: Context, interaction_id: str, browser_id: str, ema
         cookie, sid = await start_session(ctx, session, user.id, previous_cookie,
                                           amr=["pwd", "fed"] if linked else ["pwd"])
         interaction.session_sid = sid
+        if linked:  # requirement 24: a new way in ends every other session and refresh token
+            await sign_out_elsewhere(ctx, session, user.id, sid)
+    ctx.notify_outbox()
     return cookie

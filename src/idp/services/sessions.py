@@ -72,3 +72,16 @@ async def change_password(ctx: Context, email: str, current: str, new: str,
         cookie, _ = await start_session(ctx, session, user.id, previous_cookie)
     ctx.notify_outbox()
     return cookie
+
+
+async def sign_out_elsewhere(ctx: Context, session: AsyncSession, user_id: str,
+                              keep_sid: str) -> None:
+    """Requirement 24 (unexpired-session defence): every other session of the account ends
+    (apps get back-channel logout tokens) and every refresh token of the account is revoked;
+    this browser's session stays. The requirement also cancels pending email changes: the
+    account center offers no email change and no password reset, so none can be pending."""
+    now = ctx.now()
+    for sid in await session_store.live_sids_of_user(session, user_id, now):
+        if sid != keep_sid:
+            await end_session(ctx, session, sid)
+    await token_store.revoke_refresh_tokens_of_user(session, user_id, now)

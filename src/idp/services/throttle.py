@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import and_, case, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +29,9 @@ from idp.services.context import Context
 from idp.settings import Settings
 from idp.store.models import Throttle
 from idp.store.users import normalize_email
+
+# How long a run of failures on one account is remembered without a success.
+RUN_MEMORY_SECONDS = 30 * 86_400
 
 # The client address of the request being served, set by `idp.web.source.ClientSource`.
 request_source: ContextVar[str | None] = ContextVar("request_source", default=None)
@@ -49,6 +52,9 @@ class Attempt:
 
 
 def account_key(email: str) -> str:
+    """The whole address as the account lookup sees it (normalised, any length): a key taken
+    from a truncated or differently spelled address would give each spelling its own free
+    attempts (security review: padding with spaces past a length cut)."""
     return "acct:" + digest(normalize_email(email))
 
 
@@ -80,8 +86,12 @@ async def begin_attempt(ctx: Context, email: str) -> Attempt:
     settings, now = ctx.settings, ctx.now()
     async with ctx.db.transaction() as session:
         dialect = session.get_bind().dialect.name
+        # ATO-01: the account's window forgets a few stray failures, never a run of them: once
+        # past the free ones, only a success starts the account afresh (a daily reset would
+        # give an attacker a new allowance every day).
         failures = await _count(session, dialect, attempt.account_key, now,
-                                settings.throttle_account_window_seconds)
+                                settings.throttle_account_window_seconds,
+                                keep_from=settings.throttle_free_failures)
         if delay := account_delay(settings, failures):
             await _block(session, attempt.account_key, now + delay)
         if attempt.source_key is not None:
@@ -105,12 +115,16 @@ async def succeeded(ctx: Context, attempt: Attempt) -> None:
                 .values(failures=Throttle.failures - 1))
 
 
-async def _count(session: AsyncSession, dialect: str, key: str, now: int, window: int) -> int:
+async def _count(session: AsyncSession, dialect: str, key: str, now: int, window: int,
+                 keep_from: int | None = None) -> int:
     """One more attempt for `key` in its current window, atomically; returns the new count.
     The update applies only while the key is not held back: the row lock taken by the upsert
-    makes a parallel attempt wait and then see the block the first one set."""
+    makes a parallel attempt wait and then see the block the first one set. With `keep_from`,
+    a count that reached it outlives its window."""
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     expired = Throttle.window_started_at <= now - window
+    if keep_from is not None:
+        expired = and_(expired, Throttle.failures < keep_from)
     values = insert(Throttle).values(key=key, failures=1, window_started_at=now,
                                      blocked_until=0)
     statement = values.on_conflict_do_update(
@@ -133,11 +147,14 @@ async def _block(session: AsyncSession, key: str, until: int) -> None:
 
 
 async def purge(session: AsyncSession, now: int, settings: Settings) -> None:
-    """Forget counters whose window and delay are both over (the maintenance loop)."""
+    """Forget counters whose window and delay are both over (the maintenance loop); a run of
+    failures past the free ones is kept for RUN_MEMORY_SECONDS."""
     oldest = now - max(settings.throttle_account_window_seconds,
                        settings.throttle_source_window_seconds)
     await session.execute(delete(Throttle).where(
-        Throttle.window_started_at <= oldest, Throttle.blocked_until <= now))
+        Throttle.window_started_at <= oldest, Throttle.blocked_until <= now,
+        or_(Throttle.failures < settings.throttle_free_failures,
+            Throttle.window_started_at <= now - RUN_MEMORY_SECONDS)))
 
 
 def client_address(peer: str | None, forwarded_for: Sequence[str],

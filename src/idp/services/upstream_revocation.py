@@ -72,7 +72,7 @@ async def erase_identity(ctx: Context, session: AsyncSession, identity: Identity
     according to policy, as after `account-delete`."""
     user_id, alias = identity.user_id, identity.alias
     await _withdraw(ctx, session, identity, "delete")
-    await _erase_imported(session, identity)
+    await erase_imported(session, identity)
     await session.delete(identity)
     await session.flush()
     # Nothing is left to sign in with unless the account has a password or another identity.
@@ -140,8 +140,9 @@ async def deactivate_if_stranded(ctx: Context, session: AsyncSession, user_id: s
     return True
 
 
-async def _erase_imported(session: AsyncSession, identity: Identity) -> None:
-    """Requirement 30: the data the identity imported. `identity.profile` goes with the row;
+async def erase_imported(session: AsyncSession, identity: Identity) -> None:
+    """Requirement 30 (and PRIV-08 when the customer removes the link): the data the identity
+    imported. `identity.profile` goes with the row;
     the pictures copied from this upstream go; an attribute of the account's profile goes when
     it still holds the value this identity imported and no other identity provides it."""
     user = await session.get(User, identity.user_id)

@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from idp import errors
@@ -38,6 +39,13 @@ def install_error_handlers(app: FastAPI) -> None:
         response = await _oauth_error(request, errors.TemporarilyUnavailable())
         response.headers["Retry-After"] = "5"
         return response
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client hung up while sending its body: nothing to answer and nothing broken,
+        # so no traceback at ERROR level. The unit of work (if any) was never entered.
+        log.info("client disconnected before its request body arrived: %s", request.url.path)
+        return Response(status_code=400)
 
     @app.exception_handler(Throttled)
     async def _throttled(request: Request, exc: Throttled) -> Response:

@@ -23,6 +23,10 @@ async def account_form(request: Request, cookies: BrowserCookies, purpose: str
     """The form's fields (each a list of values), once its CSRF token for `account:{purpose}`
     checks out."""
     form = await read_form(request)
+    if any("\x00" in k or "\x00" in v for k, v in form):
+        # As for the query string (web/security.py): never a database error later.
+        raise errors.InvalidRequest("The request contains a NUL character",
+                                    redirectable=False)
     values: dict[str, Any] = {}
     for name, value in form:
         values.setdefault(name, []).append(value)

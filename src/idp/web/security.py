@@ -33,6 +33,9 @@ class SecurityHeaders:
         if length is not None and length > MAX_BODY_BYTES:
             await _reject_too_large(send)
             return
+        if _has_nul(scope):
+            await _reject(send, 400, b"The request contains a NUL character")
+            return
         received = 0
 
         async def limited_receive() -> Message:
@@ -76,9 +79,28 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+# Pages whose parameters go to the database as they are. Protocol endpoints answer a NUL in
+# their own vocabulary instead (an authorization error is redirected to the client, a token
+# request gets invalid_client), so they check it themselves.
+_NUL_CHECKED = ("/account", "/pictures")
+
+
+def _has_nul(scope: Scope) -> bool:
+    """PostgreSQL refuses a NUL in text, and nothing legitimate sends one: refused here once
+    rather than as a database error in every account-center route."""
+    path = scope.get("path", "")
+    if not path.startswith(_NUL_CHECKED):
+        return False
+    return "\x00" in path or b"%00" in scope.get("query_string", b"").lower()
+
+
 async def _reject_too_large(send: Send) -> None:
-    body = b'{"error":"invalid_request","error_description":"Request body is too large"}'
-    await send({"type": "http.response.start", "status": 413, "headers": [
+    await _reject(send, 413, b"Request body is too large")
+
+
+async def _reject(send: Send, status: int, description: bytes) -> None:
+    body = b'{"error":"invalid_request","error_description":"' + description + b'"}'
+    await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         # RFC 6749 §5.2: token endpoint answers, errors included, are never cached.
         (b"cache-control", b"no-store"), *_HEADERS, (b"content-security-policy", CSP.encode()),

@@ -175,6 +175,14 @@ async def test_existing_verified_account_links_only_after_proving_it(
         linked = await approve(browser, linked)
     tokens = (await redeem(browser, flow, query_of(linked.headers["location"])["code"])).json()
     assert claims(tokens["id_token"])["sub"] == existing
+    # ATO-15: the link is on the account's security record, with how it was proved.
+    from idp.services import security_events
+
+    async with ctx.db.transaction() as session:
+        recorded = [(e.kind, e.detail) for e in
+                    await security_events.events_of_user(session, existing)]
+    assert (security_events.IDENTITY_LINKED,
+            {"alias": "google", "via": "password proof"}) in recorded
     # Next time Google alone signs the customer in to the same account.
     browser.cookies.clear()
     flow2, code = await sign_in_with_google(browser, shop)

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from idp.cli_accounts import add_account_commands
 from idp.cli_consent import add_consent_commands
+from idp.cli_export import add_export_command
 from idp.cli_support import run_with_context
 from idp.services import admin
 from idp.services.context import Context
@@ -327,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     ucreate.add_argument("--json", action="store_true")
     ucreate.set_defaults(func=cmd_users_create)
     add_account_commands(sub, usub)
+    add_export_command(usub)
 
     add_consent_commands(sub)
 

@@ -19,6 +19,7 @@ from idp.notifications.dispatcher import Dispatcher
 from idp.routes import (
     account,
     account_deletion,
+    account_export,
     authorize,
     discovery,
     federation,
@@ -132,8 +133,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         app.state.ctx = ctx
     install_error_handlers(app)
     for module in (discovery, authorize, interaction, token, revocation, userinfo, logout,
-                   grants, account, account_deletion, federation, upstream_hooks,
-                   pictures, health):
+                   grants, account, account_deletion, account_export, federation,
+                   upstream_hooks, pictures, health):
         app.include_router(module.router)
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

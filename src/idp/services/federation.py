@@ -159,11 +159,12 @@ async def resolve_account(ctx: Context, identity: UpstreamIdentity, policy: Link
                 # holding it may be an attacker's pre-registration. Its password and sessions
                 # go before the link, so nothing the pre-registration set up survives.
                 await _strip_unverified_account(ctx, session, match)
-                linked = link_identity(ctx, session, match.id, identity, now)
+                linked = link_identity(ctx, session, match.id, identity, now,
+                                       via="authoritative email")
             elif may_auto_link(policy, email_authoritative=identity.email_authoritative,
                                local_email_verified=match.email_verified):
                 # Requirement 20: verified upstream, authoritative for the domain, verified local.
-                linked = link_identity(ctx, session, match.id, identity, now)
+                linked = link_identity(ctx, session, match.id, identity, now, via="automatic")
             else:
                 return await _ask_to_prove(ctx, session, identity, match, interaction_id,
                                            browser_id, now)
@@ -225,10 +226,13 @@ def _new_identity(ctx: Context, user_id: str, identity: UpstreamIdentity, now: i
     return linked
 
 
-def link_identity(ctx: Context, session: AsyncSession, user_id: str, identity: UpstreamIdentity,
-          now: int) -> Identity:
+def link_identity(ctx: Context, session: AsyncSession, user_id: str,
+                  identity: UpstreamIdentity, now: int, *, via: str) -> Identity:
+    """Add the identity to the account, with the security event that says how (ATO-15)."""
     linked = _new_identity(ctx, user_id, identity, now)
     session.add(linked)
+    security_events.record(session, security_events.IDENTITY_LINKED, user_id, now,
+                           alias=identity.alias, via=via)
     return linked
 
 
@@ -242,7 +246,7 @@ async def _create_account(ctx: Context, session: AsyncSession, identity: Upstrea
         profile={}, created_at=now, updated_at=now)
     session.add(user)
     await session.flush()
-    return link_identity(ctx, session, user.id, identity, now)
+    return link_identity(ctx, session, user.id, identity, now, via="new account")
 
 
 async def _strip_unverified_account(ctx: Context, session: AsyncSession, user: User) -> None:
@@ -313,7 +317,7 @@ async def complete_link(ctx: Context, session: AsyncSession, handle: str, browse
         granted_scopes=frozenset(data.get("granted_scopes", ())))
     if await store.find_identity(session, identity.namespace, identity.subject) is not None:
         return False  # requirement 15: already on an account
-    linked = link_identity(ctx, session, user_id, identity, ctx.now())
+    linked = link_identity(ctx, session, user_id, identity, ctx.now(), via="password proof")
     interaction = await session.get(Interaction, row.interaction_id or "")
     if interaction is not None:  # issue 4 item 6: the consent page asks what to import
         interaction.pending_import = profile_import.offer(linked, identity, new=True)

@@ -271,10 +271,8 @@ async def _complete_link(ctx: Context, identity: UpstreamIdentity, info: Session
             if existing is not None:
                 # Requirement 15: an identity belongs to at most one account.
                 return "already" if existing.user_id == info.user_id else "taken"
-            link_identity(ctx, session, info.user_id, identity, now)
+            link_identity(ctx, session, info.user_id, identity, now, via="account center")
             await session.flush()
-            security_events.record(session, security_events.IDENTITY_LINKED, info.user_id,
-                                   now, alias=identity.alias)
             await sessions.sign_out_elsewhere(ctx, session, info.user_id, info.sid)
     except IntegrityError:
         return "taken"  # the unique key caught a concurrent link to another account

@@ -40,9 +40,10 @@ request_source: ContextVar[str | None] = ContextVar("request_source", default=No
 class Throttled(Exception):
     """Too many attempts: answered 429 with Retry-After (security.md ATO-02)."""
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, what: str = "sign-in attempts") -> None:
         super().__init__(f"retry after {retry_after} s")
         self.retry_after = max(1, retry_after)
+        self.what = what  # "Too many {what}" on the 429 page
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,27 @@ async def succeeded(ctx: Context, attempt: Attempt) -> None:
                 update(Throttle)
                 .where(Throttle.key == attempt.source_key, Throttle.failures > 0)
                 .values(failures=Throttle.failures - 1))
+
+
+EXPORTS_PER_WINDOW = 5
+EXPORT_WINDOW_SECONDS = 3600
+
+
+async def count_export(ctx: Context, user_id: str) -> None:
+    """security.md PRIV-04: data exports are rate-limited, EXPORTS_PER_WINDOW per account per
+    hour, counted with the same atomic upsert as password attempts; Throttled past that. The
+    key holds a digest of the user id, so no counter names an erased account."""
+    key, now = "export:" + digest(user_id), ctx.now()
+    async with ctx.db.transaction() as session:
+        dialect = session.get_bind().dialect.name
+        try:
+            count = await _count(session, dialect, key, now, EXPORT_WINDOW_SECONDS)
+        except Throttled as held:
+            raise Throttled(held.retry_after, what="downloads of your data") from None
+        if count >= EXPORTS_PER_WINDOW:
+            started = await session.scalar(select(Throttle.window_started_at).where(
+                Throttle.key == key))
+            await _block(session, key, (started or now) + EXPORT_WINDOW_SECONDS)
 
 
 async def _count(session: AsyncSession, dialect: str, key: str, now: int, window: int,

@@ -52,7 +52,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # security.md ATO-01/02: a delay, never a lockout; the same answer whether or not the
         # account exists. 429 with Retry-After (RFC 6585 §4).
         wait = errors.TemporarilyUnavailable(
-            f"Too many sign-in attempts. Wait {exc.retry_after} seconds, then try again.")
+            f"Too many {exc.what}. Wait {exc.retry_after} seconds, then try again.")
         response = error_page(request, wait) if wants_html(request) else oauth_json_error(wait)
         response.status_code = 429
         response.headers["Retry-After"] = str(exc.retry_after)

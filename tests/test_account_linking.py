@@ -161,7 +161,8 @@ async def test_connect_google_then_sign_in_with_it(
     assert (linked.namespace, linked.subject) == ("https://accounts.google.com",
                                                   google.users["gmail"].sub)
     assert f'data-identity="{linked.id}"' in page.text
-    assert (security_events.IDENTITY_LINKED, {"alias": "google", "via": "account center"}) in await events(ctx, alice)
+    assert (security_events.IDENTITY_LINKED,
+            {"alias": "google", "via": "account center"}) in await events(ctx, alice)
     assert (await laptop.get("/account")).status_code == 200  # this session stays
     # Google alone now signs the customer in to the same account, from another browser.
     phone = browsers(google)

@@ -30,11 +30,9 @@ from idp.notifications.outbox import enqueue_upstream_revoke
 from idp.services import ledger, security_events, throttle
 from idp.services.consent import withdraw_in
 from idp.services.context import Context
-from idp.services.sessions import end_session
+from idp.services.sessions import end_sessions_of_user
 from idp.store import clients as client_store
 from idp.store import federation as federation_store
-from idp.store import sessions as session_store
-from idp.store import tokens as token_store
 from idp.store import users as user_store
 from idp.store.models import (
     BrowserSession,
@@ -98,10 +96,10 @@ async def delete_account(ctx: Context, user_id: str, *, initiator: Initiator) ->
         identities = await federation_store.identities_of_user(session, user_id)
         revocations = await enqueue_upstream_revocations(session, identities, now)
         apps = await _withdraw_grants(ctx, session, user_id)
-        ended = await _end_sessions(ctx, session, user_id)
-        await token_store.revoke_refresh_tokens_of_user(session, user_id, now)
+        # Tokens left after the grants were withdrawn go with the account row (cascade).
+        ended = len(await end_sessions_of_user(ctx, session, user_id, revoke="none"))
         await _erase_ledger_payloads(ctx, session, user_id)
-        await _delete_unlinked_rows(session, user_id, {i.id for i in identities})
+        await _delete_unlinked_rows(session, user_id)
         if user.email:  # the throttle counter keyed by a digest of the address
             await session.execute(delete(Throttle).where(
                 Throttle.key == throttle.account_key(user.email)))
@@ -155,13 +153,6 @@ async def _withdraw_grants(ctx: Context, session: AsyncSession, user_id: str) ->
     return len(grants)
 
 
-async def _end_sessions(ctx: Context, session: AsyncSession, user_id: str) -> int:
-    sids = await session_store.live_sids_of_user(session, user_id, ctx.now())
-    for sid in sids:
-        await end_session(ctx, session, sid)
-    return len(sids)
-
-
 async def _erase_ledger_payloads(ctx: Context, session: AsyncSession, user_id: str) -> None:
     """PRIV-07: the chain covers each payload's digest, not the payload, so setting payloads
     to SQL NULL (the one update the append-only triggers allow) keeps `ledger verify` passing.
@@ -174,18 +165,14 @@ async def _erase_ledger_payloads(ctx: Context, session: AsyncSession, user_id: s
         .execution_options(synchronize_session=False))
 
 
-async def _delete_unlinked_rows(session: AsyncSession, user_id: str,
-                                identity_ids: set[str]) -> None:
+async def _delete_unlinked_rows(session: AsyncSession, user_id: str) -> None:
     """Rows that hold the customer's data without a foreign key to the account."""
     sids = list(await session.scalars(
         select(BrowserSession.sid).where(BrowserSession.user_id == user_id)))
     if sids:
+        # Including every interaction holding a pending import of the account's identities:
+        # an import is offered only to the interaction that identity's login just signed in.
         await session.execute(delete(Interaction).where(Interaction.session_sid.in_(sids)))
-    pending = await session.scalars(select(Interaction).where(
-        Interaction.pending_import.is_not(None)))
-    for interaction in list(pending):
-        if (interaction.pending_import or {}).get("identity_id") in identity_ids:
-            await session.delete(interaction)
     # Identities waiting for this account to prove itself (requirement 19), encrypted.
     await session.execute(delete(FederationState).where(FederationState.user_id == user_id))
     # Earlier events name the account's sign-in methods; only the deletion itself is kept.

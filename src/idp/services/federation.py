@@ -27,11 +27,9 @@ from idp.services.authentication import verify_password_login
 from idp.services.authorization import load_interaction
 from idp.services.context import Context
 from idp.services.interaction import LoginFailed, start_session
-from idp.services.sessions import end_session, sign_out_elsewhere
+from idp.services.sessions import end_sessions_of_user
 from idp.services.upstreams import upstream_client
 from idp.store import federation as store
-from idp.store import sessions as session_store
-from idp.store import tokens as token_store
 from idp.store import users as user_store
 from idp.store.models import FederationState, Identity, Interaction, User
 
@@ -254,9 +252,7 @@ async def _strip_unverified_account(ctx: Context, session: AsyncSession, user: U
     user.password_hash = None
     user.email_verified = True
     user.updated_at = now
-    for sid in await session_store.live_sids_of_user(session, user.id, now):
-        await end_session(ctx, session, sid)
-    await token_store.revoke_refresh_tokens_of_user(session, user.id, now)
+    await end_sessions_of_user(ctx, session, user.id)
     # Requirement 26 (trojan identifier, §4.1 attack 3): identities linked while nobody had
     # proved the address may be the pre-registering attacker's own; they go too. Their
     # sessions ended above with every other session of the account.
@@ -341,6 +337,6 @@ async def login_and_link(ctx: Context, interaction_id: str, browser_id: str, ema
                                           amr=["pwd", "fed"] if linked else ["pwd"])
         interaction.session_sid = sid
         if linked:  # requirement 24: a new way in ends every other session and refresh token
-            await sign_out_elsewhere(ctx, session, user.id, sid)
+            await end_sessions_of_user(ctx, session, user.id, keep_sid=sid)
     ctx.notify_outbox()
     return cookie

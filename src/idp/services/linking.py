@@ -273,7 +273,10 @@ async def _complete_link(ctx: Context, identity: UpstreamIdentity, info: Session
                 return "already" if existing.user_id == info.user_id else "taken"
             link_identity(ctx, session, info.user_id, identity, now, via="account center")
             await session.flush()
-            await sessions.sign_out_elsewhere(ctx, session, info.user_id, info.sid)
+            # Requirement 24 (unexpired-session defence): every other session and refresh
+            # token of the account goes. It also cancels pending email changes: there is no
+            # email change or password reset to be pending.
+            await sessions.end_sessions_of_user(ctx, session, info.user_id, keep_sid=info.sid)
     except IntegrityError:
         return "taken"  # the unique key caught a concurrent link to another account
     ctx.notify_outbox()
@@ -343,7 +346,8 @@ async def remove_identity(ctx: Context, info: SessionInfo, identity_id: str) -> 
         await session.delete(identity)
         security_events.record(session, security_events.IDENTITY_UNLINKED, info.user_id, now,
                                alias=alias)
-        await sessions.sign_out_elsewhere(ctx, session, info.user_id, info.sid)
+        # Requirement 24, as for a link.
+        await sessions.end_sessions_of_user(ctx, session, info.user_id, keep_sid=info.sid)
         cookie = None
         if info.sid in ended:
             # This browser signed in with the identity it just removed: its session ended

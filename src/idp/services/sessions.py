@@ -5,6 +5,8 @@ and writes the back-channel logout tokens to the outbox (OIDC Back-Channel Logou
 
 from __future__ import annotations
 
+from typing import Literal
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.notifications.outbox import enqueue_backchannel_logout
@@ -44,9 +46,7 @@ async def end_user_sessions(ctx: Context, email: str) -> int | None:
         user = await user_store.find_by_email(session, email)
         if user is None:
             return None
-        sids = await session_store.live_sids_of_user(session, user.id, ctx.now())
-        for sid in sids:
-            await end_session(ctx, session, sid)
+        sids = await end_sessions_of_user(ctx, session, user.id, revoke="none")
     ctx.notify_outbox()
     return len(sids)
 
@@ -66,22 +66,27 @@ async def change_password(ctx: Context, email: str, current: str, new: str,
     now = ctx.now()
     async with ctx.db.transaction() as session:
         await user_store.set_password_hash(session, user.id, password_hash, now)
-        for sid in await session_store.live_sids_of_user(session, user.id, now):
-            await end_session(ctx, session, sid)
-        await token_store.revoke_refresh_tokens_of_user(session, user.id, now)
+        await end_sessions_of_user(ctx, session, user.id)
         cookie, _ = await start_session(ctx, session, user.id, previous_cookie)
     ctx.notify_outbox()
     return cookie
 
 
-async def sign_out_elsewhere(ctx: Context, session: AsyncSession, user_id: str,
-                              keep_sid: str) -> None:
-    """Requirement 24 (unexpired-session defence): every other session of the account ends
-    (apps get back-channel logout tokens) and every refresh token of the account is revoked;
-    this browser's session stays. The requirement also cancels pending email changes: the
-    account center offers no email change and no password reset, so none can be pending."""
+async def end_sessions_of_user(ctx: Context, session: AsyncSession, user_id: str, *,
+                               keep_sid: str | None = None,
+                               revoke: Literal["refresh", "all", "none"] = "refresh"
+                               ) -> list[str]:
+    """End every live session of the account but `keep_sid` (apps get back-channel logout
+    tokens; each session's own tokens go with it), then revoke the account's refresh tokens,
+    offline ones included ("refresh"), or every token it holds ("all"). Returns the ended
+    sids. The one way the account is signed out everywhere (ATO-11, requirement 24)."""
     now = ctx.now()
-    for sid in await session_store.live_sids_of_user(session, user_id, now):
-        if sid != keep_sid:
-            await end_session(ctx, session, sid)
-    await token_store.revoke_refresh_tokens_of_user(session, user_id, now)
+    ended = [sid for sid in await session_store.live_sids_of_user(session, user_id, now)
+             if sid != keep_sid]
+    for sid in ended:
+        await end_session(ctx, session, sid)
+    if revoke == "refresh":
+        await token_store.revoke_refresh_tokens_of_user(session, user_id, now)
+    elif revoke == "all":
+        await token_store.revoke_all_of_user(session, user_id, now)
+    return ended

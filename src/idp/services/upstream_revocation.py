@@ -17,10 +17,9 @@ from idp.services import security_events
 from idp.services import upstream_tokens as tokens
 from idp.services.context import Context
 from idp.services.federation import REVOKED
-from idp.services.sessions import end_session
+from idp.services.sessions import end_session, end_sessions_of_user
 from idp.store import clients as client_store
 from idp.store import federation as store
-from idp.store import sessions as session_store
 from idp.store import tokens as token_store
 from idp.store import users as user_store
 from idp.store.models import Grant, Identity, Picture, SessionClient, User
@@ -132,9 +131,7 @@ async def deactivate_if_stranded(ctx: Context, session: AsyncSession, user_id: s
     now = ctx.now()
     user.disabled_at = now
     user.updated_at = now
-    for sid in await session_store.live_sids_of_user(session, user_id, now):
-        await end_session(ctx, session, sid)
-    await token_store.revoke_all_of_user(session, user_id, now)
+    await end_sessions_of_user(ctx, session, user_id, revoke="all")
     security_events.record(session, security_events.ACCOUNT_DISABLED, user_id, now,
                            reason="upstream_account_deleted", alias=alias)
     return True

@@ -45,15 +45,21 @@ def _count(result: object) -> int:
 async def _revoke(session: AsyncSession, now: int, access: list[Any] | None,
                   refresh: list[Any] | None) -> int:
     """Mark the live access and/or refresh tokens matching the criteria revoked; the one
-    mechanism behind every revocation below."""
+    mechanism behind every revocation below.
+
+    Refresh tokens are locked before access tokens, always. A refresh that loses the race
+    for a token still holds that token's row lock (PostgreSQL keeps the lock of a row it
+    re-checked and found no longer matching), and its reuse revocation then goes on to the
+    grant's tokens; taking them in any other order than the claim's deadlocks against the
+    next loser, as twenty parallel refreshes showed."""
     count = 0
-    if access is not None:
-        count += _count(await session.execute(
-            update(AccessToken).where(AccessToken.revoked_at.is_(None), *access)
-            .values(revoked_at=now)))
     if refresh is not None:
         count += _count(await session.execute(
             update(RefreshToken).where(RefreshToken.revoked_at.is_(None), *refresh)
+            .values(revoked_at=now)))
+    if access is not None:
+        count += _count(await session.execute(
+            update(AccessToken).where(AccessToken.revoked_at.is_(None), *access)
             .values(revoked_at=now)))
     return count
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.store.models import AccessToken, RefreshToken
+from idp.store.models import AccessToken, Grant, RefreshToken
 
 
 async def get_access_token(session: AsyncSession, jti: str) -> AccessToken | None:
@@ -16,6 +16,19 @@ async def get_access_token(session: AsyncSession, jti: str) -> AccessToken | Non
 
 async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
     return await session.get(RefreshToken, token_hash)
+
+
+async def lock_grant_of_refresh_token(session: AsyncSession, token_hash: str) -> None:
+    """Take the row lock of the grant the refresh token belongs to (PostgreSQL; SQLite's
+    BEGIN IMMEDIATE already serialises writers). Every refresh of a grant, and the reuse
+    revocation a losing one runs, then goes one at a time. Without it, twenty parallel
+    refreshes deadlocked: a loser keeps the lock of the token row it re-checked, while
+    another loser that skipped that row already holds others of the grant's tokens."""
+    await session.execute(
+        select(Grant.id)
+        .where(Grant.id == select(RefreshToken.grant_id)
+               .where(RefreshToken.token_hash == token_hash).scalar_subquery())
+        .with_for_update())
 
 
 async def claim_refresh_token(session: AsyncSession, token_hash: str, client_id: str, now: int

@@ -34,6 +34,7 @@ async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[
     now = ctx.now()
     failure: errors.OAuthError
     async with ctx.db.transaction() as session:
+        await token_store.lock_grant_of_refresh_token(session, token_hash)
         # One conditional update: of concurrent refreshes of one token exactly one wins.
         row = await token_store.claim_refresh_token(session, token_hash, client.client_id, now)
         if row is None:

@@ -35,6 +35,7 @@ from idp.routes import (
 )
 from idp.services import maintenance
 from idp.services.context import Context, build_context
+from idp.services.upstream_revocation_sender import outbox_senders
 from idp.settings import Settings
 from idp.web.browser import BrowserCookies
 from idp.web.errors import install_error_handlers
@@ -93,7 +94,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
             await context.keys.ensure_keys()
         await context.passwords.warm_up()
         tasks: list[asyncio.Task[None]] = []
-        dispatcher = Dispatcher(context)
+        dispatcher = Dispatcher(context, senders=outbox_senders)
         if settings.background_tasks:
             context.outbox_signal = dispatcher.wake.set
             tasks.append(asyncio.create_task(

@@ -1,5 +1,6 @@
-"""Delivers outbox messages to apps (and revocations to upstream providers) with retries and
-exponential backoff.
+"""Delivers outbox messages with retries and exponential backoff, each by the sender registered
+for its kind (apps: `notifications.senders`; upstream revocations: the service that writes
+them).
 
 Any number of replicas may run a dispatcher: a message is leased with a conditional update
 before it is sent, so only one replica sends it at a time. Each attempt is recorded. A message
@@ -12,23 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from sqlalchemy import select, update
 
 from idp.crypto.handles import new_handle
-from idp.federation.errors import (
-    InvalidUpstreamToken,
-    TokenRequestFailed,
-    UpstreamUnavailable,
-)
-from idp.federation.facebook import FacebookUpstream
-from idp.notifications.outbox import BACKCHANNEL_LOGOUT, SECURITY_EVENT, UPSTREAM_REVOKE
+from idp.notifications.senders import Outcome, SenderRegistry, app_senders
 from idp.services.context import Context
-from idp.services.upstream_tokens import unseal
-from idp.services.upstreams import upstream_client
 from idp.store.models import DeliveryAttempt, OutboxMessage
 
 log = logging.getLogger("idp.notifications")
@@ -37,31 +28,23 @@ LEASE_SECONDS = 30
 FIRST_RETRY_SECONDS = 1
 MAX_RETRY_SECONDS = 300
 MAX_ATTEMPTS = 20  # about 1.5 hours of retries with the backoff above
-LOGOUT_TOKEN_TTL = 120
-# RFC 7009 §2.2 / RFC 6749 §5.2 answers meaning the token is dead already: nothing to revoke.
-ALREADY_INVALID = frozenset({"invalid_token", "invalid_grant"})
-# Answers that will not change by asking again.
-REFUSED = frozenset({"invalid_request", "unsupported_token_type"})
 
 
 def backoff(attempts: int) -> int:
     return int(min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0)))
 
 
-@dataclass(frozen=True)
-class Outcome:
-    delivered: bool
-    retry: bool
-    status_code: int | None
-    error: str | None
-
-
 class Dispatcher:
+    """Sends with the senders `senders` builds, by message kind; a kind without one is
+    abandoned. The default knows the apps' kinds only: the app wires in the rest."""
+
     def __init__(self, ctx: Context, timeout: float = 5.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 senders: SenderRegistry = app_senders) -> None:
         self._ctx = ctx
         self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False,
                                        transport=transport)
+        self._senders = senders(ctx, self._http)
         self.wake = asyncio.Event()
 
     async def close(self) -> None:
@@ -91,7 +74,10 @@ class Dispatcher:
                 select(OutboxMessage)
                 .where(OutboxMessage.delivered_at.is_(None),
                        OutboxMessage.abandoned_at.is_(None),
-                       OutboxMessage.next_attempt_at <= now)
+                       OutboxMessage.next_attempt_at <= now,
+                       # Only kinds this dispatcher can send: a message of another kind
+                       # waits for a dispatcher that can, rather than being given up.
+                       OutboxMessage.kind.in_(sorted(self._senders)))
                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.created_at)
                 .limit(limit)
             )
@@ -111,8 +97,9 @@ class Dispatcher:
         return leased
 
     async def _deliver(self, message: OutboxMessage) -> bool:
+        sender = self._senders[message.kind]
         try:
-            outcome = await self._send(message)
+            outcome = await sender.send(message)
         except Exception as exc:
             outcome = Outcome(False, True, None, type(exc).__name__)
         now = self._ctx.now()
@@ -124,10 +111,11 @@ class Dispatcher:
             values["next_attempt_at"] = now + backoff(attempts)
         else:
             values["abandoned_at"] = now
-        if message.kind == UPSTREAM_REVOKE and "next_attempt_at" not in values:
-            # Delivered or given up: the sealed token or the deleted customer's ASID is of no
-            # further use (PRIV-01); the alias, type and attempts stay for the report.
-            values["payload"] = {k: message.payload.get(k) for k in ("alias", "type")}
+        if "next_attempt_at" not in values:
+            # Delivered or given up: the sender says what of the payload is still needed.
+            kept = sender.finished_payload(message.payload)
+            if kept is not None:
+                values["payload"] = kept
         async with self._ctx.db.transaction() as session:
             session.add(DeliveryAttempt(
                 id=new_handle(16), message_id=message.id, attempted_at=now,
@@ -138,68 +126,6 @@ class Dispatcher:
                  attempts, "delivered" if outcome.delivered else (outcome.error or
                                                                   outcome.status_code))
         return outcome.delivered
-
-    async def _send(self, message: OutboxMessage) -> Outcome:
-        if message.kind == UPSTREAM_REVOKE:
-            return await self._revoke_upstream(message.payload)
-        now = self._ctx.now()
-        ring = await self._ctx.keys.ring()
-        alg = message.payload.get("alg", "RS256")
-        request: dict[str, Any]
-        if message.kind == BACKCHANNEL_LOGOUT:
-            claims = {**message.payload["claims"], "iat": now, "exp": now + LOGOUT_TOKEN_TTL}
-            # Back-Channel Logout §2.4: explicitly typed, and never a nonce.
-            token = ring.sign(claims, alg=alg, typ="logout+jwt")
-            request = {"data": {"logout_token": token}, "headers": {"Cache-Control": "no-store"}}
-        elif message.kind == SECURITY_EVENT:
-            # RFC 8417 §2.3 explicit typing; RFC 8935 §2: the SET is the request body.
-            token = ring.sign({**message.payload["claims"], "iat": now}, alg=alg,
-                              typ="secevent+jwt")
-            request = {"content": token, "headers": {
-                "Content-Type": "application/secevent+jwt", "Accept": "application/json"}}
-        else:
-            return Outcome(False, False, None, f"unknown kind {message.kind}")
-        try:
-            response = await self._http.post(message.target_url, **request)
-        except httpx.HTTPError as exc:
-            return Outcome(False, True, None, type(exc).__name__)
-        status = response.status_code
-        if 200 <= status < 300:
-            return Outcome(True, False, status, None)
-        # §2.8: 400 means the app rejected the token; retrying will not change that.
-        retry = status >= 500 or status in (408, 425, 429)
-        return Outcome(False, retry, status, f"HTTP {status}")
-
-    async def _revoke_upstream(self, payload: dict[str, Any]) -> Outcome:
-        """Federation.md §9 requirement 31: Apple `/auth/revoke` or Google `/revoke` (RFC 7009)
-        with the kept token, Facebook `DELETE /{asid}/permissions` with our app token. An
-        upstream that is no longer configured cannot be asked: abandoned, and reported."""
-        alias = str(payload.get("alias", ""))
-        client = await upstream_client(self._ctx, alias)
-        if client is None:
-            return Outcome(False, False, None, "upstream no longer configured")
-        try:
-            if payload.get("asid") is not None:
-                if not isinstance(client, FacebookUpstream):
-                    return Outcome(False, False, None, "upstream is no longer Facebook")
-                await client.revoke_permissions(str(payload["asid"]))
-            else:
-                if (await client.metadata()).revocation_endpoint is None:
-                    return Outcome(False, False, None, "upstream has no revocation endpoint")
-                token = unseal(self._ctx, str(payload["sealed_token"]))
-                await client.revoke(token.token, token.type)
-        except TokenRequestFailed as exc:
-            log.warning("upstream revocation at %s refused: %s", alias, exc.error)
-            if exc.error in ALREADY_INVALID:
-                return Outcome(True, False, None, f"already invalid ({exc.error})")
-            return Outcome(False, exc.error not in REFUSED, None, exc.error)
-        except (UpstreamUnavailable, InvalidUpstreamToken, ValueError) as exc:
-            # Messages are fixed phrases without tokens (federation/errors.py).
-            reason = exc.reason if isinstance(exc, UpstreamUnavailable | InvalidUpstreamToken) \
-                else "invalid app-scoped user id"
-            log.warning("upstream revocation at %s failed: %s", alias, reason)
-            return Outcome(False, isinstance(exc, UpstreamUnavailable), None, reason[:200])
-        return Outcome(True, False, None, None)
 
 
 def _recipient(message: OutboxMessage) -> str:

@@ -1,5 +1,5 @@
-"""Writing messages for apps (and for upstream providers) into the outbox, inside the caller's
-unit of work."""
+"""Writing messages for apps into the outbox, inside the caller's unit of work (upstream
+revocations: `services.upstream_revocation_sender`)."""
 
 from __future__ import annotations
 
@@ -78,25 +78,6 @@ def enqueue_security_event(session: AsyncSession, client: ClientConfig, issuer: 
     return enqueue(session, SECURITY_EVENT, client.client_id, client.event_uri,
                    {"claims": claims, "alg": client.id_token_signed_response_alg}, now,
                    change_id)
-
-
-UPSTREAM_REVOKE = "upstream_revoke"
-UPSTREAM_TARGET = "upstream:"  # target_url of an upstream message: the alias follows
-
-
-def enqueue_upstream_revoke(session: AsyncSession, alias: str, upstream_type: str,
-                            now: int, *, sealed_token: str | None = None,
-                            asid: str | None = None) -> str:
-    """Revoke our access at an upstream when an account is deleted (federation.md §9
-    requirement 31): the sealed token (`upstream_tokens.seal`, never the clear token), or the
-    Facebook app-scoped user id. Addressed to no app; the alias picks the upstream at delivery,
-    so a changed endpoint or secret is used as configured then."""
-    payload: dict[str, Any] = {"alias": alias, "type": upstream_type}
-    if sealed_token is not None:
-        payload["sealed_token"] = sealed_token
-    if asid is not None:
-        payload["asid"] = asid
-    return enqueue(session, UPSTREAM_REVOKE, None, f"{UPSTREAM_TARGET}{alias}", payload, now)
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ from typing import Literal
 from sqlalchemy import delete, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.notifications.outbox import enqueue_upstream_revoke
 from idp.services import ledger, security_events, throttle
 from idp.services.consent import withdraw_in
 from idp.services.context import Context
 from idp.services.sessions import end_sessions_of_user
+from idp.services.upstream_revocation_sender import enqueue_upstream_revocations
 from idp.store import clients as client_store
 from idp.store import federation as federation_store
 from idp.store import users as user_store
@@ -38,11 +38,9 @@ from idp.store.models import (
     BrowserSession,
     FederationState,
     Grant,
-    Identity,
     Interaction,
     LedgerEntry,
     SecurityEvent,
-    Throttle,
     User,
 )
 
@@ -101,8 +99,7 @@ async def delete_account(ctx: Context, user_id: str, *, initiator: Initiator) ->
         await _erase_ledger_payloads(ctx, session, user_id)
         await _delete_unlinked_rows(session, user_id)
         if user.email:  # the throttle counter keyed by a digest of the address
-            await session.execute(delete(Throttle).where(
-                Throttle.key == throttle.account_key(user.email)))
+            await throttle.forget_account(session, user.email)
         security_events.record(session, security_events.ACCOUNT_DELETED, user_id, now,
                                initiator=initiator, apps_disconnected=apps,
                                upstream_revocations=revocations)
@@ -112,30 +109,6 @@ async def delete_account(ctx: Context, user_id: str, *, initiator: Initiator) ->
     log.info("account deleted (%s): %d apps disconnected, %d upstream revocations queued",
              initiator, apps, revocations)
     return Deletion(user_id, apps, ended, revocations)
-
-
-async def enqueue_upstream_revocations(session: AsyncSession, identities: list[Identity],
-                                        now: int) -> int:
-    """Requirement 31. The upstream's type is read now so the message says what it was; the
-    dispatcher resolves the alias again at delivery (an upstream removed since is reported)."""
-    count = 0
-    for identity in identities:
-        if identity.status == "dead":
-            continue  # Apple `account-delete`: the subject no longer exists upstream
-        upstream = await federation_store.get_upstream(session, identity.alias)
-        kind = upstream.type if upstream is not None else "unknown"
-        if kind == "facebook":
-            # §3: Facebook revokes with our app token; the ASID is the identity's subject.
-            enqueue_upstream_revoke(session, identity.alias, kind, now, asid=identity.subject)
-        elif identity.refresh_token_encrypted is not None:
-            enqueue_upstream_revoke(session, identity.alias, kind, now,
-                                    sealed_token=identity.refresh_token_encrypted)
-        else:
-            # §2.8: nothing to revoke with; the data goes, the customer may revoke upstream.
-            log.info("no upstream token kept for a %s identity; nothing to revoke", kind)
-            continue
-        count += 1
-    return count
 
 
 async def _live_grants(session: AsyncSession, user_id: str) -> list[Grant]:

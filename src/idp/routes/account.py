@@ -4,14 +4,12 @@ token bound to the browser."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from idp import errors
-from idp.services import account, consent, linking, sessions
+from idp.services import account, consent, linking, reauth, sessions
 from idp.services.authentication import verify_password_login
 from idp.services.interaction import LOGIN_FAILED, LoginFailed, start_session
 from idp.services.logout import log_out
@@ -109,7 +107,7 @@ async def change_password(request: Request, ctx: CtxDep, cookies: CookiesDep) ->
 
 
 def _reauth_path(next_path: str) -> str:
-    return f"/account/reauth?{urlencode({'next': linking.safe_next(next_path)})}"
+    return reauth.reauth_location(reauth.safe_next(next_path))
 
 
 def _browser(request: Request, cookies: BrowserCookies) -> str:
@@ -140,7 +138,7 @@ async def _reauth_page(request: Request, ctx: CtxDep, cookies: CookiesDep,
     response = page(request, "account_reauth.html", {
         "user": user,
         "methods": await linking.sign_in_methods(ctx, user),
-        "next": linking.safe_next(next_path),
+        "next": reauth.safe_next(next_path),
         "message": message,
         "csrf_token": cookies.csrf_token(browser_id, "account:reauth"),
     })
@@ -153,14 +151,14 @@ async def _reauth_page(request: Request, ctx: CtxDep, cookies: CookiesDep,
 async def reauthenticate(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     user, _ = await account.current_user(ctx, cookies.session_cookie(request))
     values = await account_form(request, cookies, "reauth")
-    next_path = linking.safe_next(first(values, "next"))
+    next_path = reauth.safe_next(first(values, "next"))
     alias = first(values, "upstream")
     if alias:
-        url = await linking.start_reauth(ctx, alias, user, _browser(request, cookies),
-                                         next_path)
+        url = await reauth.start_reauth(ctx, alias, user, _browser(request, cookies),
+                                        next_path)
         return see_other(url)
     try:
-        cookie = await linking.reauthenticate_with_password(
+        cookie = await reauth.reauthenticate_with_password(
             ctx, user, first(values, "password"), cookies.session_cookie(request))
     except LoginFailed as failed:
         return await _reauth_page(request, ctx, cookies, next_path, failed.message)

@@ -12,6 +12,7 @@ from idp.routes.interaction import render_page
 from idp.services.authorization import resume_authorization
 from idp.services.federation import finish_login, start_login
 from idp.services.linking import finish_round_trip
+from idp.services.upstream_state import LOGIN, claim_callback_state
 from idp.web.browser import CookiesDep
 from idp.web.deps import CtxDep, read_form
 from idp.web.responses import NO_STORE, auto_submit_page
@@ -53,16 +54,17 @@ async def form_post_callback(alias: str, request: Request, ctx: CtxDep, cookies:
 async def _finish(alias: str, request: Request, ctx: CtxDep, cookies: CookiesDep,
                   params: list[tuple[str, str]]) -> Response:
     browser_id = cookies.browser_id(request)
-    # The account center's round trips (connect, re-authenticate) come back on this path too;
-    # a state that is not theirs continues as a sign-in.
-    round_trip = await finish_round_trip(ctx, alias, params, browser_id,
-                                         cookies.session_cookie(request))
-    if round_trip is not None:
+    # The account center's round trips (connect, re-authenticate) come back on this path too:
+    # the state, used up here once, says which one this is.
+    state = await claim_callback_state(ctx, params)
+    if state.purpose != LOGIN:
+        round_trip = await finish_round_trip(ctx, state, alias, params, browser_id,
+                                             cookies.session_cookie(request))
         back = RedirectResponse(round_trip.location, status_code=303, headers=NO_STORE)
         if round_trip.session_cookie is not None:
             cookies.set_session(back, round_trip.session_cookie)
         return back
-    result = await finish_login(ctx, alias, params, browser_id,
+    result = await finish_login(ctx, state, alias, params, browser_id,
                                 cookies.session_cookie(request))
     if result.session_cookie is None or browser_id is None:
         return await render_page(request, ctx, cookies, result.interaction_id, "login",

@@ -9,15 +9,13 @@ interaction. The brand app only ever sees our tokens and our `sub`.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp import errors
 from idp.crypto.handles import digest, new_handle
-from idp.crypto.keys import KeyEncryptor
 from idp.federation.authority import may_auto_link
-from idp.federation.base import Transaction
 from idp.federation.callback import AuthorizationDenied
 from idp.federation.config import LinkingPolicy, SyncMode
 from idp.federation.errors import FederationError
@@ -28,13 +26,23 @@ from idp.services.authorization import load_interaction
 from idp.services.context import Context
 from idp.services.interaction import LoginFailed, start_session
 from idp.services.sessions import end_sessions_of_user
+from idp.services.upstream_state import (
+    EXPIRED,
+    LINK,
+    LOGIN,
+    STATE_TTL,
+    callback_uri,
+    open_transaction,
+    same_browser,
+    save_state,
+    state_encryptor,
+)
 from idp.services.upstreams import upstream_client
 from idp.store import federation as store
 from idp.store import users as user_store
 from idp.store.models import FederationState, Identity, Interaction, User
 
 log = logging.getLogger("idp.federation")
-STATE_TTL = 600  # federation.md §9 requirement 3: at most 10 minutes
 # An identity whose consent was withdrawn at the upstream: its sessions and tokens are gone,
 # but the same subject signing in again returns to the same account.
 REVOKED = "revoked"
@@ -48,16 +56,6 @@ class FederatedLogin:
     link_handle: str | None = None  # proves the existing account to link the identity
 
 
-def state_encryptor(ctx: Context) -> KeyEncryptor:
-    """Seals what an upstream round trip or a pending link carries (nonce, PKCE verifier)."""
-    return KeyEncryptor(ctx.settings.resolved_key_secret(), "federation-state")
-
-
-def callback_uri(ctx: Context, alias: str) -> str:
-    # Requirement 2 / RFC 9700 §4.4: one callback path per upstream (mix-up defence).
-    return f"{ctx.settings.issuer}/federation/{alias}/callback"
-
-
 async def start_login(ctx: Context, alias: str, interaction_id: str, browser_id: str) -> str:
     client = await upstream_client(ctx, alias)
     if client is None:
@@ -65,36 +63,25 @@ async def start_login(ctx: Context, alias: str, interaction_id: str, browser_id:
     async with ctx.db.transaction() as session:
         await load_interaction(ctx, session, interaction_id, browser_id)
     start = await client.start(callback_uri(ctx, alias))
-    now = ctx.now()
-    async with ctx.db.transaction() as session:
-        session.add(FederationState(
-            state_hash=digest(start.transaction.state), purpose="login", alias=alias,
-            browser_hash=digest(browser_id), interaction_id=interaction_id, user_id=None,
-            transaction_encrypted=state_encryptor(ctx).encrypt(asdict(start.transaction)),
-            created_at=now, expires_at=now + STATE_TTL, used_at=None))
+    await save_state(ctx, start.transaction, LOGIN, alias, browser_id,
+                     interaction_id=interaction_id)
     return start.url
 
 
-async def finish_login(ctx: Context, alias: str, params: list[tuple[str, str]],
-                       browser_id: str | None, previous_cookie: str | None) -> FederatedLogin:
-    states = [v for k, v in params if k == "state"]
-    if len(states) != 1 or not states[0] or len(states[0]) > 256:
-        raise errors.InvalidRequest("The sign-in response is not valid", redirectable=False)
-    async with ctx.db.transaction() as session:
-        row = await store.claim_state(session, digest(states[0]), "login", ctx.now())
+async def finish_login(ctx: Context, row: FederationState, alias: str,
+                       params: list[tuple[str, str]], browser_id: str | None,
+                       previous_cookie: str | None) -> FederatedLogin:
+    """Complete a sign-in whose state (purpose "login") the callback has claimed."""
     # Requirement 2: a state of another upstream's transaction is refused before any token
     # request; requirement 4: so is one that began in another browser (login CSRF).
-    if row is None or row.alias != alias or row.interaction_id is None or (
-        browser_id is None or digest(browser_id) != row.browser_hash
+    if row.alias != alias or row.interaction_id is None or (
+        browser_id is None or not same_browser(row, browser_id)
     ):
-        raise errors.InvalidRequest(
-            "This sign-in attempt expired, was already used, or began in another browser. "
-            "Return to the app and start again.", redirectable=False)
+        raise errors.InvalidRequest(EXPIRED, redirectable=False)
     client = await upstream_client(ctx, alias)
     if client is None:
         raise errors.InvalidRequest("This sign-in provider is not available", redirectable=False)
-    data = state_encryptor(ctx).decrypt(row.transaction_encrypted)
-    transaction = Transaction(**{**data, "scopes": tuple(data["scopes"])})
+    transaction, _ = open_transaction(ctx, row)
     name = alias.capitalize()
     try:
         result = await client.handle_callback(params, transaction)
@@ -130,42 +117,11 @@ async def resolve_account(ctx: Context, identity: UpstreamIdentity, policy: Link
                 return FederatedLogin(interaction_id, message="This sign-in method is disabled.")
             _refresh_identity(ctx, linked, identity, now)
         else:
-            match = (await user_store.find_by_email(session, identity.email)
-                     if identity.email else None)
-            replaced = match is not None and await _has_other_subject(session, match.id,
-                                                                      identity)
-            if replaced and match is not None:
-                # Requirement 17: the address and domain are the same but the upstream subject
-                # is not (a re-registered domain or account). Never a login into the existing
-                # account on the email alone: the policy's prompt (or deny) applies.
-                security_events.record(session, security_events.UPSTREAM_SUBJECT_CHANGED,
-                                       match.id, now, alias=identity.alias)
-            if match is None:
-                linked = await _create_account(ctx, session, identity, now)
-            elif match.disabled_at is not None:
-                return FederatedLogin(interaction_id, message="This sign-in method is disabled.")
-            elif policy is LinkingPolicy.deny:
-                return FederatedLogin(interaction_id, message=(
-                    "An account already uses this email address. " + (
-                        "Sign in with your password." if match.password_hash is not None
-                        else "Sign in the way you did before.")))
-            elif replaced:
-                return await _ask_to_prove(ctx, session, identity, match, interaction_id,
-                                           browser_id, now)
-            elif identity.email_authoritative and not match.email_verified:
-                # Requirement 23: the provider proves the address; an unverified local account
-                # holding it may be an attacker's pre-registration. Its password and sessions
-                # go before the link, so nothing the pre-registration set up survives.
-                await _strip_unverified_account(ctx, session, match)
-                linked = link_identity(ctx, session, match.id, identity, now,
-                                       via="authoritative email")
-            elif may_auto_link(policy, email_authoritative=identity.email_authoritative,
-                               local_email_verified=match.email_verified):
-                # Requirement 20: verified upstream, authoritative for the domain, verified local.
-                linked = link_identity(ctx, session, match.id, identity, now, via="automatic")
-            else:
-                return await _ask_to_prove(ctx, session, identity, match, interaction_id,
-                                           browser_id, now)
+            resolved = await _resolve_by_email(ctx, session, identity, policy, interaction_id,
+                                               browser_id, now)
+            if isinstance(resolved, FederatedLogin):
+                return resolved
+            linked = resolved
         cookie, sid = await start_session(ctx, session, linked.user_id, previous_cookie,
                                           amr=["fed"], identity_id=linked.id)
         interaction.session_sid = sid
@@ -175,6 +131,45 @@ async def resolve_account(ctx: Context, identity: UpstreamIdentity, policy: Link
     if refresh:
         await profile_import.refresh_copies(ctx, identity_id, refresh)
     return FederatedLogin(interaction_id, session_cookie=cookie)
+
+
+async def _resolve_by_email(ctx: Context, session: AsyncSession, identity: UpstreamIdentity,
+                            policy: LinkingPolicy, interaction_id: str, browser_id: str,
+                            now: int) -> Identity | FederatedLogin:
+    """An identity new to us: a new account, or a link to the account holding its email
+    address, or the answer that stops there (disabled, denied, prove the account first)."""
+    match = (await user_store.find_by_email(session, identity.email)
+             if identity.email else None)
+    if match is None:
+        return await _create_account(ctx, session, identity, now)
+    replaced = await _has_other_subject(session, match.id, identity)
+    if replaced:
+        # Requirement 17: the address and domain are the same but the upstream subject is not
+        # (a re-registered domain or account). Never a login into the existing account on the
+        # email alone: the policy's prompt (or deny) applies.
+        security_events.record(session, security_events.UPSTREAM_SUBJECT_CHANGED,
+                               match.id, now, alias=identity.alias)
+    if match.disabled_at is not None:
+        return FederatedLogin(interaction_id, message="This sign-in method is disabled.")
+    if policy is LinkingPolicy.deny:
+        return FederatedLogin(interaction_id, message=(
+            "An account already uses this email address. " + (
+                "Sign in with your password." if match.password_hash is not None
+                else "Sign in the way you did before.")))
+    if replaced:
+        return await _ask_to_prove(ctx, session, identity, match, interaction_id, browser_id,
+                                   now)
+    if identity.email_authoritative and not match.email_verified:
+        # Requirement 23: the provider proves the address; an unverified local account holding
+        # it may be an attacker's pre-registration. Its password and sessions go before the
+        # link, so nothing the pre-registration set up survives.
+        await _strip_unverified_account(ctx, session, match)
+        return link_identity(ctx, session, match.id, identity, now, via="authoritative email")
+    if may_auto_link(policy, email_authoritative=identity.email_authoritative,
+                     local_email_verified=match.email_verified):
+        # Requirement 20: verified upstream, authoritative for the domain, verified local.
+        return link_identity(ctx, session, match.id, identity, now, via="automatic")
+    return await _ask_to_prove(ctx, session, identity, match, interaction_id, browser_id, now)
 
 
 async def _import_profile(session: AsyncSession, interaction: Interaction, linked: Identity,
@@ -286,7 +281,7 @@ async def _ask_to_prove(ctx: Context, session: AsyncSession, identity: UpstreamI
                # comes only now), kept inside this encrypted, single-use state.
                "refresh_token": identity.refresh_token, "access_token": identity.access_token}
     session.add(FederationState(
-        state_hash=digest(handle), purpose="link", alias=identity.alias,
+        state_hash=digest(handle), purpose=LINK, alias=identity.alias,
         browser_hash=digest(browser_id), interaction_id=interaction_id, user_id=match.id,
         transaction_encrypted=state_encryptor(ctx).encrypt(pending), created_at=now,
         expires_at=now + STATE_TTL, used_at=None))
@@ -299,7 +294,7 @@ async def complete_link(ctx: Context, session: AsyncSession, handle: str, browse
                         user_id: str) -> bool:
     """After a password sign-in: link the pending identity if it was for this very account,
     in this browser (requirement 25: the link is bound to the account that proved itself)."""
-    row = await store.claim_state(session, digest(handle), "link", ctx.now())
+    row = await store.claim_state(session, digest(handle), (LINK,), ctx.now())
     if row is None or row.user_id != user_id or row.browser_hash != digest(browser_id):
         return False
     data = state_encryptor(ctx).decrypt(row.transaction_encrypted)

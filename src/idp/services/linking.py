@@ -1,13 +1,12 @@
-"""Sign-in methods in the account center: connect and remove upstream identities, and confirm
-who you are before either (federation.md §4, §9 requirements 15, 24, 25).
+"""Sign-in methods in the account center: list, connect and remove upstream identities
+(federation.md §4, §9 requirements 15, 24, 25).
 
 Connecting is an upstream round trip like a login, but its state (purpose "acctlink") is bound
 to the browser *and* to the signed-in account, and completes only when the callback arrives in
-that browser with a session of that account (requirement 25). Re-authentication without a
-password is the same round trip with purpose "reauth", which succeeds only when the identity
-that comes back is one already linked to the account. Both come back through the upstream's
-one callback path (requirement 2) and fall through to the login path when the state is not
-theirs.
+that browser with a session of that account (requirement 25). Re-authentication with a
+provider (services.reauth) is the same round trip with purpose "reauth". Both come back
+through the upstream's one callback path (requirement 2), which claims the state once and
+hands these two to `finish_round_trip`.
 """
 
 from __future__ import annotations
@@ -15,40 +14,38 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-from dataclasses import asdict, dataclass
-from urllib.parse import urlencode, urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp import errors
-from idp.crypto.handles import digest
 from idp.domain import SessionInfo
-from idp.federation.base import Transaction
 from idp.federation.callback import AuthorizationDenied
 from idp.federation.errors import FederationError
 from idp.federation.identity import UpstreamIdentity
 from idp.services import account, security_events, sessions
-from idp.services.authentication import verify_password_login
 from idp.services.context import Context
-from idp.services.erasure import enqueue_upstream_revocations
-from idp.services.federation import (
-    REVOKED,
-    STATE_TTL,
-    callback_uri,
-    link_identity,
-    state_encryptor,
-)
-from idp.services.interaction import LoginFailed, start_session
+from idp.services.federation import REVOKED, link_identity
+from idp.services.interaction import start_session
+from idp.services.reauth import OUTCOMES as REAUTH_OUTCOMES
+from idp.services.reauth import complete_reauth, reauth_location, safe_next
 from idp.services.upstream_revocation import end_logins, erase_imported
+from idp.services.upstream_revocation_sender import enqueue_upstream_revocations
+from idp.services.upstream_state import (
+    ACCOUNT_LINK,
+    REAUTH,
+    open_transaction,
+    same_browser,
+    start_round_trip,
+)
 from idp.services.upstreams import display_name, enabled_upstreams, upstream_client
 from idp.store import federation as store
 from idp.store.models import FederationState, Identity, User
 
 log = logging.getLogger("idp.federation")
-ACCOUNT_LINK = "acctlink"
-REAUTH = "reauth"
 # Statuses of an identity that can still sign the customer in: a "revoked" one comes back to
 # its account when its subject signs in again (services.federation.resolve_account).
 CAN_SIGN_IN = ("active", REVOKED)
@@ -64,13 +61,10 @@ OUTCOMES = {
     "taken": "This {name} account is already connected to another account.",
     "cancelled": "Connecting with {name} was cancelled. Nothing changed.",
     "failed": "Connecting with {name} did not work. Nothing changed; try again.",
-    "reauth_cancelled": "Confirming with {name} was cancelled.",
-    "reauth_failed": ("Confirming with {name} did not work: {name} has to ask for your "
-                      "sign-in again. Try again."),
     "removed": "{name} is removed from your sign-in methods. You were signed out everywhere "
                "else.",
     "last": "{name} is your only way to sign in, so it cannot be removed.",
-    "mismatch": "That {name} account is not the one connected to this account.",
+    **REAUTH_OUTCOMES,
 }
 NOT_BOUND = ("This request expired, was already used, or began in another browser or for "
              "another account. Nothing was changed. Return to your account and try again.")
@@ -109,23 +103,6 @@ class RoundTrip:
     session_cookie: str | None = None
 
 
-def safe_next(value: str | None) -> str:
-    """A relative path under /account, or /account: `next` never leads off this site."""
-    if not value or len(value) > 512 or "\\" in value or not value.isprintable():
-        return "/account"
-    if "%" in value:
-        # Browsers read %2e%2e as .. (URL standard): no encoded path at all, so the checks
-        # below see the path the browser will follow.
-        return "/account"
-    parts = urlsplit(value)
-    path = parts.path
-    if parts.scheme or parts.netloc or value.startswith("//") or "//" in path or (
-        path != "/account" and not path.startswith("/account/")
-    ) or ".." in path.split("/"):
-        return "/account"
-    return value
-
-
 def outcome_location(base: str, outcome: str, alias: str) -> str:
     query = urlencode({"outcome": outcome, "upstream": alias})
     return f"{base}{'&' if '?' in base else '?'}{query}"
@@ -158,84 +135,40 @@ async def sign_in_methods(ctx: Context, user: User) -> SignInMethods:
         connectable=[u for u in await enabled_upstreams(ctx) if u["alias"] not in linked])
 
 
-# -- Starting a round trip -----------------------------------------------------------------
+# -- The round trip -----------------------------------------------------------------------
 
 
 async def start_link(ctx: Context, alias: str, user_id: str, browser_id: str) -> str:
     """The upstream authorization URL that connects `alias` to this account."""
-    return await _start_round_trip(ctx, ACCOUNT_LINK, alias, user_id, browser_id, "/account")
+    return await start_round_trip(ctx, ACCOUNT_LINK, alias, user_id, browser_id, "/account")
 
 
-async def start_reauth(ctx: Context, alias: str, user: User, browser_id: str, next_path: str
-                       ) -> str:
-    """The upstream authorization URL that confirms the customer with a linked identity."""
-    methods = await sign_in_methods(ctx, user)
-    if alias not in {m.alias for m in methods.reauth_upstreams()}:
-        raise errors.InvalidRequest("This sign-in method is not connected to your account",
-                                    redirectable=False)
-    return await _start_round_trip(ctx, REAUTH, alias, user.id, browser_id, safe_next(next_path))
-
-
-async def _start_round_trip(ctx: Context, purpose: str, alias: str, user_id: str,
-                            browser_id: str, next_path: str) -> str:
-    client = await upstream_client(ctx, alias)
-    if client is None:
-        raise errors.InvalidRequest("This sign-in provider is not available", redirectable=False)
-    # A live upstream session must not stand in for the person at this browser: the upstream
-    # is asked to authenticate again (prompt=login, max_age=0, or Facebook's
-    # auth_type=reauthenticate), and the transaction, sealed below with its start time,
-    # makes the callback refuse an ID token whose auth_time predates this round trip. For a
-    # link too: otherwise whatever account the upstream is signed in to gets connected.
-    start = await client.start(callback_uri(ctx, alias), reauthenticate=True)
-    now = ctx.now()
-    async with ctx.db.transaction() as session:
-        # Requirement 3 (single use, 10 minutes) and 25 (bound to this browser and account);
-        # no interaction: the brand apps have no part in this.
-        session.add(FederationState(
-            state_hash=digest(start.transaction.state), purpose=purpose, alias=alias,
-            browser_hash=digest(browser_id), interaction_id=None, user_id=user_id,
-            transaction_encrypted=state_encryptor(ctx).encrypt(
-                {**asdict(start.transaction), "next": next_path}),
-            created_at=now, expires_at=now + STATE_TTL, used_at=None))
-    return start.url
-
-
-# -- The callback --------------------------------------------------------------------------
-
-
-async def finish_round_trip(ctx: Context, alias: str, params: list[tuple[str, str]],
-                            browser_id: str | None, session_cookie: str | None
-                            ) -> RoundTrip | None:
-    """Complete a connect or re-authentication round trip; None when the state is not one of
-    ours (the login path then handles the callback, or refuses it)."""
-    states = [v for k, v in params if k == "state"]
-    if len(states) != 1 or not states[0] or len(states[0]) > 256:
-        return None
-    async with ctx.db.transaction() as session:
-        row = (await store.claim_state(session, digest(states[0]), ACCOUNT_LINK, ctx.now())
-               or await store.claim_state(session, digest(states[0]), REAUTH, ctx.now()))
-    if row is None:
-        return None
+async def finish_round_trip(ctx: Context, row: FederationState, alias: str,
+                            params: list[tuple[str, str]], browser_id: str | None,
+                            session_cookie: str | None) -> RoundTrip:
+    """Complete a connect or re-authentication round trip whose state the callback has
+    claimed."""
     # All before any token request: the right upstream (requirement 2), this browser and this
     # account (requirement 25).
     info = await _bound_session(ctx, row, alias, browser_id, session_cookie)
     client = await upstream_client(ctx, alias)
     if client is None:
         raise errors.InvalidRequest("This sign-in provider is not available", redirectable=False)
-    data = state_encryptor(ctx).decrypt(row.transaction_encrypted)
-    next_path = safe_next(data.pop("next", None))
-    back = "/account" if row.purpose == ACCOUNT_LINK else (
-        f"/account/reauth?{urlencode({'next': next_path})}")
+    transaction, carried = open_transaction(ctx, row)
+    next_path = safe_next(carried)
+    back = "/account" if row.purpose == ACCOUNT_LINK else reauth_location(next_path)
     try:
-        result = await client.handle_callback(
-            params, Transaction(**{**data, "scopes": tuple(data["scopes"])}))
+        result = await client.handle_callback(params, transaction)
     except FederationError:  # requirements 7, 13; also an upstream that did not ask again
         return RoundTrip(outcome_location(back, _worded("failed", row.purpose), alias))
     if isinstance(result, AuthorizationDenied):
         return RoundTrip(outcome_location(back, _worded("cancelled", row.purpose), alias))
     if row.purpose == ACCOUNT_LINK:
         return RoundTrip(outcome_location(back, await _complete_link(ctx, result, info), alias))
-    return await _complete_reauth(ctx, result, info, session_cookie, next_path, back)
+    cookie = await complete_reauth(ctx, result, info, session_cookie)
+    if cookie is None:
+        return RoundTrip(outcome_location(back, "mismatch", result.alias))
+    return RoundTrip(next_path, cookie)
 
 
 def _worded(outcome: str, purpose: str) -> str:
@@ -246,9 +179,7 @@ async def _bound_session(ctx: Context, row: FederationState, alias: str,
                          browser_id: str | None, session_cookie: str | None) -> SessionInfo:
     """Requirement 25: the callback is for this upstream, arrives in the browser that began
     it, and carries a live session of the account it was begun for."""
-    same_browser = browser_id is not None and hmac.compare_digest(digest(browser_id),
-                                                                  row.browser_hash)
-    if row.alias != alias or not same_browser:
+    if row.alias != alias or browser_id is None or not same_browser(row, browser_id):
         raise errors.InvalidRequest(NOT_BOUND, redirectable=False)
     try:
         _, info = await account.current_user(ctx, session_cookie)
@@ -284,35 +215,7 @@ async def _complete_link(ctx: Context, identity: UpstreamIdentity, info: Session
     return "linked"
 
 
-async def _complete_reauth(ctx: Context, identity: UpstreamIdentity, info: SessionInfo,
-                           previous_cookie: str | None, next_path: str, back: str
-                           ) -> RoundTrip:
-    """A fresh session when the identity is an active one of this account. The upstream has
-    already shown it authenticated the customer during this round trip (`auth_time`, checked
-    by the client in `handle_callback`; a refusal there is the "failed" outcome)."""
-    async with ctx.db.transaction() as session:
-        linked = await store.find_identity(session, identity.namespace, identity.subject)
-        if linked is None or linked.user_id != info.user_id or linked.status != "active":
-            return RoundTrip(outcome_location(back, "mismatch", identity.alias))
-        linked.last_login_at = ctx.now()
-        cookie, _ = await start_session(ctx, session, info.user_id, previous_cookie,
-                                        amr=["fed"], identity_id=linked.id)
-    return RoundTrip(next_path, cookie)
-
-
-# -- Password re-authentication, removal ---------------------------------------------------
-
-
-async def reauthenticate_with_password(ctx: Context, user: User, password: str,
-                                       previous_cookie: str | None) -> str:
-    """A fresh session (new id, auth_time now) when `password` is the account's; LoginFailed
-    otherwise, with the login page's words and work."""
-    proved = await verify_password_login(ctx, user.email or "", password)
-    if proved is None or proved.id != user.id:
-        raise LoginFailed()
-    async with ctx.db.transaction() as session:
-        cookie, _ = await start_session(ctx, session, user.id, previous_cookie)
-    return cookie
+# -- Removal ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

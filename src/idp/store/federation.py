@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,12 +30,14 @@ async def identities_of_user(session: AsyncSession, user_id: str) -> list[Identi
         select(Identity).where(Identity.user_id == user_id).order_by(Identity.created_at)))
 
 
-async def claim_state(session: AsyncSession, state_hash: str, purpose: str, now: int
-                      ) -> FederationState | None:
-    """Use a state once: one conditional update, so a replay or a race finds nothing."""
+async def claim_state(session: AsyncSession, state_hash: str, purposes: Collection[str],
+                      now: int) -> FederationState | None:
+    """Use a state once, if it is for one of `purposes`: one conditional update, so a replay
+    or a race finds nothing."""
     result = await session.execute(
         update(FederationState)
-        .where(FederationState.state_hash == state_hash, FederationState.purpose == purpose,
+        .where(FederationState.state_hash == state_hash,
+               FederationState.purpose.in_(purposes),
                FederationState.used_at.is_(None), FederationState.expires_at > now)
         .values(used_at=now)
         .returning(FederationState)

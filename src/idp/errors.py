@@ -145,3 +145,13 @@ class InsufficientScope(OAuthError):
     error = "insufficient_scope"
     status_code = 403
     redirectable = False
+
+
+# security.md ATO-02, PRIV-04; answered 429 with Retry-After (RFC 6585 §4) in `idp.web.errors`.
+class Throttled(Exception):
+    """Too many attempts: wait `retry_after` seconds."""
+
+    def __init__(self, retry_after: int, what: str = "sign-in attempts") -> None:
+        super().__init__(f"retry after {retry_after} s")
+        self.retry_after = max(1, retry_after)
+        self.what = what  # "Too many {what}" on the 429 page

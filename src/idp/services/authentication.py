@@ -12,21 +12,24 @@ from idp.store.models import User
 async def verify_password_login(ctx: Context, email: str, password: str) -> User | None:
     """The account, if `password` is its password; None otherwise, after the same work."""
     max_length = ctx.settings.password_max_length
-    # security.md ATO-01..03: counted before the hash work; Throttled while held back.
-    attempt = await throttle.begin_attempt(ctx, email)
-    if not email or not password or len(password) > max_length:
+    well_formed = bool(email and password) and len(password) <= max_length
+    # security.md ATO-01..03: counted before the hash work; Throttled while held back. The
+    # attempt is committed before the verify, which runs with no transaction open (on SQLite
+    # one would hold the write lock through the hash), so parallel guesses all count.
+    async with ctx.db.transaction() as session:
+        attempt = await throttle.begin_attempt(ctx, session, email)
+        user = await user_store.find_by_email(session, email) if well_formed else None
+    if not well_formed:
         # Still burn one hash so an empty or oversized field answers at the usual speed.
         await ctx.passwords.verify(None, password[:max_length])
         return None
-    async with ctx.db.transaction() as session:
-        user = await user_store.find_by_email(session, email)
     result = await ctx.passwords.verify(user.password_hash if user else None, password)
     # A deactivated account (federation.md §9 requirement 27) answers exactly like a wrong
     # password, after the same hash work, so the answer tells nothing about the account.
     if user is None or not result.ok or user.disabled_at is not None:
         return None
-    await throttle.succeeded(ctx, attempt)
-    if result.new_hash:
-        async with ctx.db.transaction() as session:
+    async with ctx.db.transaction() as session:
+        await throttle.succeeded(session, attempt)
+        if result.new_hash:
             await user_store.set_password_hash(session, user.id, result.new_hash, ctx.now())
     return user

@@ -11,7 +11,6 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from idp import errors
-from idp.services.throttle import Throttled
 from idp.web.responses import error_page, oauth_json_error
 
 log = logging.getLogger("idp.web")
@@ -47,8 +46,8 @@ def install_error_handlers(app: FastAPI) -> None:
         log.info("client disconnected before its request body arrived: %s", request.url.path)
         return Response(status_code=400)
 
-    @app.exception_handler(Throttled)
-    async def _throttled(request: Request, exc: Throttled) -> Response:
+    @app.exception_handler(errors.Throttled)
+    async def _throttled(request: Request, exc: errors.Throttled) -> Response:
         # security.md ATO-01/02: a delay, never a lockout; the same answer whether or not the
         # account exists. 429 with Retry-After (RFC 6585 §4).
         wait = errors.TemporarilyUnavailable(

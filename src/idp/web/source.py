@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable, Sequence
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from idp.services.throttle import client_address, request_source
+from idp.services.throttle import request_source
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ClientSource:
@@ -13,7 +18,7 @@ class ClientSource:
 
     def __init__(self, app: ASGIApp, trusted_proxies: tuple[str, ...]) -> None:
         self.app = app
-        self.trusted_proxies = trusted_proxies
+        self.networks = proxy_networks(trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -21,10 +26,43 @@ class ClientSource:
             return
         peer = scope.get("client")
         forwarded = [value.decode("latin-1") for name, value in scope.get("headers", [])
-                     if name == b"x-forwarded-for"] if self.trusted_proxies else []
+                     if name == b"x-forwarded-for"] if self.networks else []
         token = request_source.set(
-            client_address(peer[0] if peer else None, forwarded, self.trusted_proxies))
+            client_address(peer[0] if peer else None, forwarded, self.networks))
         try:
             await self.app(scope, receive, send)
         finally:
             request_source.reset(token)
+
+
+def proxy_networks(trusted_proxies: Iterable[str]) -> tuple[Network, ...]:
+    """The `trusted_proxies` setting, which its validator already checked, as networks."""
+    return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in trusted_proxies)
+
+
+def client_address(peer: str | None, forwarded_for: Sequence[str],
+                   trusted_proxies: Sequence[Network]) -> str | None:
+    """ATO-04 / RFC 9700 §4.13: X-Forwarded-For is believed only from a trusted proxy, read
+    right to left, and the first hop that is not a trusted proxy is the client. A malformed
+    entry stops the walk at the last trusted hop; it never skips the policy."""
+
+    def trusted(address: str | None) -> bool:
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in network for network in trusted_proxies)
+
+    client = peer
+    if not trusted(peer):
+        return client
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return client
+        client = hop
+        if not trusted(hop):
+            return client
+    return client

@@ -24,6 +24,9 @@ from idp.settings import Settings
 from idp.store import migrate
 from idp.store.models import Base
 
+# Google, Apple and Facebook configured against their fakes, and browsers that reach them.
+pytest_plugins = ["tests.upstreams"]
+
 ISSUER = "https://idp.test"
 TEST_SECRET = "test-key-encryption-secret-0123456789abcdef"
 

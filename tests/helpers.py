@@ -1,12 +1,16 @@
-"""Test helpers that act as a browser and as a client app, through HTTP only."""
+"""Test helpers that act as a browser and as a client app, through HTTP only; and the few
+that stand in around it: the command line, name resolution, captured log records."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
+import logging
 import re
 import secrets
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +18,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
+from idp.cli import main as idp_cli
 from idp.services import admin
 from idp.services.context import Context
+from tests.conftest import ISSUER
 
 PASSWORD = "correct horse battery staple"
 REDIRECT_URI = "https://app.example/callback"
@@ -105,6 +112,15 @@ async def login(browser: httpx.AsyncClient, page: httpx.Response, email: str = "
     response = await browser.post(path, data={
         "csrf_token": csrf_token(page.text), "email": email, "password": password})
     return await follow_to_page(browser, response)
+
+
+async def account_sign_in(browser: httpx.AsyncClient, email: str = "alice@example.com",
+                          password: str = PASSWORD) -> None:
+    """Sign in to the account center with a password."""
+    page = await browser.get("/account/login")
+    response = await browser.post("/account/login", data={
+        "csrf_token": csrf_token(page.text), "email": email, "password": password})
+    assert response.status_code == 303 and response.headers["location"] == "/account"
 
 
 async def approve(browser: httpx.AsyncClient, page: httpx.Response,
@@ -196,3 +212,43 @@ def unverified_claims(token: str) -> dict[str, Any]:
 
     claims: dict[str, Any] = pyjwt.decode(token, options={"verify_signature": False})
     return claims
+
+
+# --- around HTTP ---------------------------------------------------------------------------
+
+
+async def run_cli(ctx: Context, monkeypatch: pytest.MonkeyPatch,
+                  capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`idp *argv` against the test's database; returns the exit code, stdout and stderr."""
+    for name, value in {"IDP_DATABASE_URL": ctx.settings.database_url, "IDP_ISSUER": ISSUER,
+                        "IDP_KEY_ENCRYPTION_SECRET": ctx.settings.resolved_key_secret()}.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    code = await asyncio.to_thread(idp_cli, list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def fake_dns(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> list[str]:
+    """Answer every lookup with `addresses`; returns the names looked up."""
+    looked_up: list[str] = []
+
+    async def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        looked_up.append(host)
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
+                 (a, port)) for a in addresses]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+    return looked_up
+
+
+def texts(records: list[logging.LogRecord]) -> str:
+    """Everything captured log records say, for looking for what must never be logged."""
+    out = []
+    for record in records:
+        out += [str(record.msg), repr(record.args)]
+        with contextlib.suppress(TypeError, ValueError):
+            out.append(record.getMessage())
+        if record.exc_info and record.exc_info[1] is not None:
+            out.append(repr(record.exc_info[1]))
+    return "\n".join(out)

@@ -4,10 +4,9 @@ access at every linked upstream (federation.md §9 requirement 31, §2.8 Apple's
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,10 +15,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text, update
 
-from idp.cli import main as idp_cli
 from idp.notifications.dispatcher import MAX_ATTEMPTS, Dispatcher, backoff
 from idp.services import ledger
 from idp.services.context import Context
+from idp.services.upstream_revocation_sender import outbox_senders
 from idp.store.models import (
     Base,
     Identity,
@@ -29,19 +28,17 @@ from idp.store.models import (
     Upstream,
     User,
 )
-from tests import test_federated_apple as apple_suite
-from tests import test_federated_facebook as facebook_suite
-from tests import test_federated_login as google_suite
-from tests.conftest import ISSUER, FakeClock
+from tests.conftest import FakeClock
 from tests.fakes.apple import FakeApple
 from tests.fakes.common import transport
 from tests.fakes.facebook import FakeFacebook
 from tests.fakes.google import FakeGoogle
-from tests.federation.test_logs import texts
+from tests.flows import back_from_upstream, prove_account, sign_in_with_apple, start_upstream
 from tests.helpers import (
     PASSWORD,
     App,
     Flow,
+    account_sign_in,
     approve,
     csrf_token,
     login,
@@ -49,19 +46,23 @@ from tests.helpers import (
     make_user,
     query_of,
     redeem,
+    run_cli,
+    texts,
     walk,
 )
 from tests.helpers import unverified_claims as claims
-
-# The upstreams, configured against their fakes as the sign-in suites do.
-google = google_suite.google
-apple = apple_suite.apple
-facebook = facebook_suite.facebook
+from tests.upstreams import (
+    APPLE_SERVICES_ID,
+    APPLE_TEAM,
+    FACEBOOK_APP_ID,
+    FACEBOOK_SECRET,
+    GOOGLE_SECRET,
+    Browsers,
+)
 
 EMAIL = "alice@gmail.com"
 SESSION = "__Host-idp_session"
 BCL_URI = "https://app.example/backchannel"
-Browsers = Callable[[], httpx.AsyncClient]
 
 
 class Outage(httpx.AsyncBaseTransport):
@@ -90,13 +91,10 @@ def outage(ctx: Context, google: FakeGoogle, apple: FakeApple,
 
 
 @pytest.fixture
-async def browser(app: FastAPI, outage: Outage, google: FakeGoogle, apple: FakeApple,
-                  facebook: FakeFacebook) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=ISSUER, mounts={
-        ISSUER: httpx.ASGITransport(app=app), google.base_url: transport(google),
-        apple.base_url: transport(apple), facebook.base_url: transport(facebook),
-    }) as http:
-        yield http
+def browser(browsers: Browsers, outage: Outage, google: FakeGoogle, apple: FakeApple,
+            facebook: FakeFacebook) -> httpx.AsyncClient:
+    """A browser that reaches us and all three fakes, with `outage` between us and them."""
+    return browsers(google, apple, facebook)
 
 
 @pytest.fixture
@@ -113,40 +111,12 @@ async def dispatcher(ctx: Context, app_endpoint: list[httpx.Request]
         app_endpoint.append(request)
         return httpx.Response(200)
 
-    running = Dispatcher(ctx, transport=httpx.MockTransport(receive))
+    running = Dispatcher(ctx, transport=httpx.MockTransport(receive), senders=outbox_senders)
     yield running
     await running.close()
 
 
 # --- driving the browser -----------------------------------------------------------------
-
-
-async def start_upstream(browser: httpx.AsyncClient, shop: App, alias: str
-                         ) -> tuple[Flow, httpx.Response]:
-    """The brand app asks us to sign in again (prompt=login); the customer presses
-    "Continue with <alias>"; returns our answer to the start (a redirect to the upstream)."""
-    flow = Flow(shop)
-    page = await walk(browser, await browser.get("/authorize",
-                                                 params=flow.params(prompt="login")))
-    assert urlsplit(str(page.url)).path.endswith("/login"), page.text
-    assert f'data-upstream="{alias}"' in page.text
-    token = page.text.split('name="csrf_token" value="')[2].split('"')[0]
-    interaction = urlsplit(str(page.url)).path.split("/")[2]
-    start = await browser.post(f"/federation/{alias}/start", data={
-        "csrf_token": token, "interaction": interaction})
-    assert start.status_code == 303
-    return flow, start
-
-
-async def back_from_upstream(browser: httpx.AsyncClient, app: FastAPI, start: httpx.Response,
-                             alias: str) -> httpx.Response:
-    if alias != "apple":
-        return await walk(browser, start)
-    # Apple answers with a cross-site form_post (federation.md §2.3).
-    apple_page = await browser.get(start.headers["location"])
-    renavigate = await apple_suite.cross_site_post(app, apple_page)
-    _, action, fields = apple_suite.form_of(renavigate.text)
-    return await walk(browser, await browser.get(action, params=tuple(fields)))
 
 
 async def finish_authorization(browser: httpx.AsyncClient, page: httpx.Response) -> str:
@@ -163,19 +133,8 @@ async def link_upstream(browser: httpx.AsyncClient, app: FastAPI, shop: App, ali
     flow, start = await start_upstream(browser, shop, alias)
     prompt = await back_from_upstream(browser, app, start, alias)
     assert "already uses this email address" in prompt.text, prompt.text
-    action = prompt.text.split('<form method="post" action="')[1].split('"')[0]
-    handle = prompt.text.split('name="link" value="')[1].split('"')[0]
-    page = await walk(browser, await browser.post(action, data={
-        "csrf_token": csrf_token(prompt.text), "link": handle, "email": EMAIL,
-        "password": PASSWORD}))
+    page = await prove_account(browser, prompt, EMAIL)
     return flow, await finish_authorization(browser, page)
-
-
-async def account_sign_in(browser: httpx.AsyncClient, email: str = EMAIL) -> None:
-    page = await browser.get("/account/login")
-    response = await browser.post("/account/login", data={
-        "csrf_token": csrf_token(page.text), "email": email, "password": PASSWORD})
-    assert response.status_code == 303 and response.headers["location"] == "/account"
 
 
 async def delete_in_account_center(browser: httpx.AsyncClient, confirmation: str = EMAIL
@@ -209,17 +168,6 @@ async def linked_customer(browser: httpx.AsyncClient, app: FastAPI, ctx: Context
     return shop, user_id, tokens
 
 
-async def run_cli(ctx: Context, monkeypatch: pytest.MonkeyPatch,
-                  capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    for name, value in {"IDP_DATABASE_URL": ctx.settings.database_url, "IDP_ISSUER": ISSUER,
-                        "IDP_KEY_ENCRYPTION_SECRET": ctx.settings.resolved_key_secret()}.items():
-        monkeypatch.setenv(name, value)
-    capsys.readouterr()
-    code = await asyncio.to_thread(idp_cli, list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 async def all_rows(ctx: Context) -> dict[str, str]:
     """Every table's rows as text, for looking for what should be gone."""
     found: dict[str, str] = {}
@@ -247,7 +195,7 @@ async def test_deleting_the_account_revokes_at_every_upstream_and_erases_everyth
     shop, user_id, tokens = await linked_customer(browser, app, ctx, google, apple, facebook)
     apple_refresh = next(t for t in apple.issued if t in apple.refresh_tokens)
     google_token = next(t for t in google.issued if t.startswith("ya29."))
-    asid = facebook.asid(facebook.users["fay"], facebook_suite.APP_ID)
+    asid = facebook.asid(facebook.users["fay"], FACEBOOK_APP_ID)
     overview = await browser.get("/account")
     assert 'href="/account/delete"' in overview.text
     for name in ("httpx", "idp"):
@@ -264,17 +212,17 @@ async def test_deleting_the_account_revokes_at_every_upstream_and_erases_everyth
 
     revoked = apple.log.calls("/auth/revoke", "POST")
     assert [(r.form["token"], r.form["token_type_hint"], r.form["client_id"])
-            for r in revoked] == [(apple_refresh, "refresh_token", apple_suite.SERVICES_ID)]
+            for r in revoked] == [(apple_refresh, "refresh_token", APPLE_SERVICES_ID)]
     assert [r.form["token"] for r in google.log.calls("/revoke", "POST")] == [google_token]
     assert facebook.log.calls(rf"/v\d+\.\d+/{asid}/permissions", "DELETE")
-    assert facebook.removed == [(facebook_suite.APP_ID, asid)]
+    assert facebook.removed == [(FACEBOOK_APP_ID, asid)]
     # The app was signed out over the back channel.
     logout = [parse_qs(r.content.decode())["logout_token"][0] for r in app_endpoint
               if str(r.url) == BCL_URI]
     assert logout and all(claims(t)["sub"] == user_id for t in logout)
     # No upstream token, secret or sealed form in any log line.
     logged = texts(caplog.records)
-    for secret in (apple_refresh, google_token, facebook_suite.SECRET, google_suite.SECRET):
+    for secret in (apple_refresh, google_token, FACEBOOK_SECRET, GOOGLE_SECRET):
         assert secret not in logged
     assert "upstream_revoke to upstream:apple: attempt 1 delivered" in logged
 
@@ -301,7 +249,7 @@ async def test_deleting_the_account_revokes_at_every_upstream_and_erases_everyth
     rows = await all_rows(ctx)
     person = apple.users["shares_gmail"]
     for needle in (EMAIL, "Alice Gmail", "Fay Book", person.first_name + " " + person.last_name,
-                   google.users["gmail"].sub, apple.sub_for(person, apple_suite.TEAM), asid,
+                   google.users["gmail"].sub, apple.sub_for(person, APPLE_TEAM), asid,
                    apple_refresh, google_token):
         assert not [name for name, dump in rows.items() if needle in dump], needle
     # Our sub remains only where the deletion is recorded and in the apps' notifications.
@@ -330,7 +278,7 @@ async def test_a_failing_upstream_is_retried_with_backoff_then_reported(
     again only after the backoff; while it fails, and once it is given up, the operator sees
     it in `idp outbox failed`, without any token."""
     shop = await make_app(ctx)
-    flow, code = await apple_suite.sign_in_with_apple(browser, app, shop)
+    flow, code = await sign_in_with_apple(browser, app, shop)
     user_id = claims((await redeem(browser, flow, code)).json()["id_token"])["sub"]
     refresh = next(t for t in apple.issued if t in apple.refresh_tokens)
     outage.down.add("/auth/revoke")
@@ -383,7 +331,7 @@ async def test_an_upstream_that_recovers_gets_the_revocation(
     """Requirement 31: after an outage the retry reaches Apple with the kept refresh token,
     and the message is no longer listed as failed."""
     shop = await make_app(ctx)
-    await apple_suite.sign_in_with_apple(browser, app, shop)
+    await sign_in_with_apple(browser, app, shop)
     refresh = next(t for t in apple.issued if t in apple.refresh_tokens)
     outage.down.add("/auth/revoke")
     await delete_in_account_center(browser, "DELETE")
@@ -408,7 +356,7 @@ async def test_an_upstream_removed_since_is_abandoned_and_reported(
     """Requirement 31: an upstream no longer configured cannot be asked; the revocation is
     abandoned at once and listed for the operator."""
     shop = await make_app(ctx)
-    await apple_suite.sign_in_with_apple(browser, app, shop)
+    await sign_in_with_apple(browser, app, shop)
     await delete_in_account_center(browser, "DELETE")
     async with ctx.db.transaction() as session:
         await session.execute(update(Upstream).where(Upstream.alias == "apple")
@@ -422,12 +370,35 @@ async def test_an_upstream_removed_since_is_abandoned_and_reported(
     assert not apple.log.calls("/auth/revoke")
 
 
+async def test_a_dispatcher_without_the_upstream_sender_leaves_revocations_waiting(
+        browser: httpx.AsyncClient, app: FastAPI, ctx: Context, apple: FakeApple,
+        dispatcher: Dispatcher, app_endpoint: list[httpx.Request]) -> None:
+    """A dispatcher that can only reach apps (the notifications default) does not lease, and
+    so never gives up, an upstream revocation: it stays due until a dispatcher with the
+    upstream sender delivers it."""
+    shop = await make_app(ctx)
+    await sign_in_with_apple(browser, app, shop)
+    await delete_in_account_center(browser, "DELETE")
+    apps_only = Dispatcher(ctx, timeout=2, transport=httpx.MockTransport(
+        lambda request: app_endpoint.append(request) or httpx.Response(200)))
+    try:
+        await apps_only.run_once()
+    finally:
+        await apps_only.close()
+    async with ctx.db.transaction() as session:
+        [waiting] = list(await session.scalars(select(OutboxMessage).where(
+            OutboxMessage.kind == "upstream_revoke")))
+        assert (waiting.attempts, waiting.abandoned_at, waiting.delivered_at) == (0, None, None)
+    assert await dispatcher.run_once() == 1
+    assert apple.log.calls("/auth/revoke")
+
+
 async def test_deletion_needs_a_recent_sign_in(
         client: httpx.AsyncClient, ctx: Context, clock: FakeClock) -> None:
     """Requirement 25 applied to deletion: a session older than `recent_auth_seconds` is sent
     to confirm who it is first (303 to /account/reauth, back to the deletion page after)."""
     await make_user(ctx, email=EMAIL)
-    await account_sign_in(client)
+    await account_sign_in(client, EMAIL)
     page = await client.get("/account/delete")
     clock.advance(ctx.settings.recent_auth_seconds + 1)
     stale = await client.post("/account/delete", data={
@@ -444,7 +415,7 @@ async def test_wrong_confirmation_or_missing_csrf_deletes_nothing(
         client: httpx.AsyncClient, ctx: Context, new_browser: Browsers) -> None:
     """The form needs this browser's CSRF token and the typed email or DELETE."""
     await make_user(ctx, email=EMAIL)
-    await account_sign_in(client)
+    await account_sign_in(client, EMAIL)
     page = await client.get("/account/delete")
     token = csrf_token(page.text)
     for typed in ("", "yes", "bob@gmail.com", "DELETE ME"):
@@ -462,7 +433,7 @@ async def test_wrong_confirmation_or_missing_csrf_deletes_nothing(
     assert other_purpose.status_code == 400
     # Another browser with its own session cannot use this browser's token.
     other = new_browser()
-    await account_sign_in(other)
+    await account_sign_in(other, EMAIL)
     stolen = await other.post("/account/delete", data={"csrf_token": token,
                                                        "confirmation": EMAIL})
     assert stolen.status_code == 400
@@ -485,7 +456,7 @@ async def test_operator_deletes_an_account_with_the_cli(
     operator; without --yes nothing happens; an unknown account is an error."""
     user_id = await make_user(ctx, email=EMAIL)
     bob = await make_user(ctx, email="bob@example.com")
-    await account_sign_in(client)
+    await account_sign_in(client, EMAIL)
     code, _, err = await run_cli(ctx, monkeypatch, capsys, "users", "delete", EMAIL)
     assert code == 2 and "--yes" in err and await user_exists(ctx, EMAIL)
     code, out, err = await run_cli(ctx, monkeypatch, capsys, "users", "delete", EMAIL,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import stat
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,13 +34,14 @@ from idp.store.models import (
     Upstream,
     User,
 )
-from tests import test_federated_login as google_suite
 from tests.conftest import ISSUER, FakeClock
 from tests.fakes.google import FakeGoogle
+from tests.flows import back_from_upstream, prove_account, start_upstream
 from tests.helpers import (
     PASSWORD,
     App,
     Flow,
+    account_sign_in,
     approve,
     csrf_token,
     get_code,
@@ -50,21 +50,15 @@ from tests.helpers import (
     offered_imports,
     query_of,
     redeem,
-    walk,
+    run_cli,
 )
 from tests.helpers import unverified_claims as claims
-from tests.test_account_deletion import back_from_upstream, run_cli, start_upstream
-
-# Google configured against its fake, and a browser reaching us and it (pytest finds fixtures
-# by these names).
-google = google_suite.google
-browser = google_suite.browser
+from tests.upstreams import GOOGLE_SECRET, Browsers
 
 EMAIL = "alice@gmail.com"
 BOB = "bob@example.com"
 SESSION = "__Host-idp_session"
 OFFERS = "We send you offers by email."
-Browsers = Callable[[], httpx.AsyncClient]
 
 
 # --- driving the browser -----------------------------------------------------------------
@@ -93,11 +87,7 @@ async def link_google(browser: httpx.AsyncClient, app: Any, shop: App) -> dict[s
     flow, start = await start_upstream(browser, shop, "google")
     prompt = await back_from_upstream(browser, app, start, "google")
     assert "already uses this email address" in prompt.text, prompt.text
-    action = prompt.text.split('<form method="post" action="')[1].split('"')[0]
-    handle = prompt.text.split('name="link" value="')[1].split('"')[0]
-    consent = await walk(browser, await browser.post(action, data={
-        "csrf_token": csrf_token(prompt.text), "link": handle, "email": EMAIL,
-        "password": PASSWORD}))
+    consent = await prove_account(browser, prompt, EMAIL)
     assert urlsplit(str(consent.url)).path.endswith("/consent"), consent.text
     assert "name" in offered_imports(consent.text)
     done = await approve(browser, consent, offered_imports(consent.text))
@@ -113,13 +103,6 @@ async def allow_offers(browser: httpx.AsyncClient, shop: App) -> None:
     changed = await browser.post(f"/account/apps/{shop.client_id}", data={
         "csrf_token": csrf_token(page.text), "purpose": ["marketing_email"]})
     assert changed.status_code == 303
-
-
-async def account_sign_in(browser: httpx.AsyncClient, email: str = EMAIL) -> None:
-    page = await browser.get("/account/login")
-    response = await browser.post("/account/login", data={
-        "csrf_token": csrf_token(page.text), "email": email, "password": PASSWORD})
-    assert response.status_code == 303 and response.headers["location"] == "/account"
 
 
 async def download(browser: httpx.AsyncClient) -> httpx.Response:
@@ -240,7 +223,7 @@ async def test_the_export_holds_every_section_and_no_secret(
     # No secret, in any form; nothing of Bob.
     raw = response.text
     secrets = [PASSWORD, browser.cookies[SESSION], shop.client_secret or "",
-               google_suite.SECRET, *google.issued, *tokens.values(), *bob_tokens.values(),
+               GOOGLE_SECRET, *google.issued, *tokens.values(), *bob_tokens.values(),
                *await secret_columns(ctx)]
     for secret in secrets:
         assert str(secret) not in raw
@@ -283,7 +266,7 @@ async def test_a_stale_sign_in_is_sent_to_confirm_first(
     """PRIV-04 "requires recent re-authentication": past `recent_auth_seconds` the page and
     the download both go to /account/reauth; after the password, back to the page."""
     await make_user(ctx, email=EMAIL)
-    await account_sign_in(client)
+    await account_sign_in(client, EMAIL)
     page = await client.get("/account/export")
     clock.advance(ctx.settings.recent_auth_seconds + 1)
     stale = await client.post("/account/export", data={"csrf_token": csrf_token(page.text)})
@@ -305,7 +288,7 @@ async def test_the_download_needs_the_forms_csrf_token(
         client: httpx.AsyncClient, ctx: Context, token: str | None) -> None:
     """A cross-site POST (no token, an empty or forged one, another form's) gets no data."""
     await make_user(ctx, email=EMAIL)
-    await account_sign_in(client)
+    await account_sign_in(client, EMAIL)
     if token == "from-the-delete-form":
         token = csrf_token((await client.get("/account/delete")).text)
     data = {} if token is None else {"csrf_token": token}
@@ -325,7 +308,7 @@ async def test_signed_out_goes_to_the_sign_in_page(client: httpx.AsyncClient, ct
 
     await make_user(ctx, email=EMAIL)
     browser = new_browser()
-    await account_sign_in(browser)
+    await account_sign_in(browser, EMAIL)
     page = await browser.get("/account/export")
     cookie = browser.cookies[SESSION]
     overview = await browser.get("/account")
@@ -345,7 +328,7 @@ async def test_the_sixth_download_within_the_hour_is_held_back(
     Retry-After until the hour is over, in any browser; another account is not affected."""
     await make_user(ctx, email=EMAIL)
     await make_user(ctx, email=BOB)
-    await account_sign_in(client)
+    await account_sign_in(client, EMAIL)
     page = await client.get("/account/export")
     form = {"csrf_token": csrf_token(page.text)}
     for _ in range(EXPORTS_PER_WINDOW):
@@ -358,12 +341,12 @@ async def test_the_sixth_download_within_the_hour_is_held_back(
     assert "content-disposition" not in held.headers
 
     elsewhere = new_browser()  # the same account in another browser: still held back
-    await account_sign_in(elsewhere)
+    await account_sign_in(elsewhere, EMAIL)
     assert (await download(elsewhere)).status_code == 429
     bob = new_browser()
     await account_sign_in(bob, BOB)
     assert (await download(bob)).status_code == 200
 
     clock.advance(EXPORT_WINDOW_SECONDS)
-    await account_sign_in(client)  # the hour made the sign-in stale too
+    await account_sign_in(client, EMAIL)  # the hour made the sign-in stale too
     assert (await download(client)).status_code == 200

@@ -5,7 +5,6 @@ numbers refer to federation.md §9; Google and Facebook are the fakes of tests/f
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -16,17 +15,18 @@ from idp.notifications.dispatcher import Dispatcher
 from idp.services import security_events
 from idp.services.context import Context
 from idp.services.interaction import LOGIN_FAILED
-from idp.services.linking import safe_next
+from idp.services.reauth import safe_next
+from idp.services.upstream_revocation_sender import outbox_senders
 from idp.store.models import Identity, User
-from tests import test_federated_facebook as facebook_suite
-from tests import test_federated_login as google_suite
-from tests.conftest import ISSUER, FakeClock
-from tests.fakes.common import FakeServer, transport
+from tests.conftest import FakeClock
+from tests.fakes.common import transport
 from tests.fakes.facebook import FakeFacebook
 from tests.fakes.google import FakeGoogle
+from tests.flows import continue_with_facebook, facebook_user, sign_in_with_google
 from tests.helpers import (
     PASSWORD,
     Flow,
+    account_sign_in,
     csrf_token,
     get_code,
     make_app,
@@ -37,32 +37,10 @@ from tests.helpers import (
 )
 from tests.helpers import unverified_claims as claims
 from tests.receiver import Receiver
-
-# The upstreams, configured against their fakes as the sign-in suites do (pytest finds
-# fixtures by these names).
-google = google_suite.google
-facebook = facebook_suite.facebook
+from tests.upstreams import Browsers
 
 SESSION = "__Host-idp_session"
 BOB = "bob@example.com"
-Browsers = Callable[..., httpx.AsyncClient]
-
-
-@pytest.fixture
-async def browsers(app) -> AsyncIterator[Browsers]:  # type: ignore[no-untyped-def]
-    """A factory of independent browsers that reach us and the given fakes."""
-    opened: list[httpx.AsyncClient] = []
-
-    def factory(*fakes: FakeServer) -> httpx.AsyncClient:
-        http = httpx.AsyncClient(base_url=ISSUER, mounts={
-            ISSUER: httpx.ASGITransport(app=app),
-            **{fake.base_url: transport(fake) for fake in fakes}})
-        opened.append(http)
-        return http
-
-    yield factory
-    for http in opened:
-        await http.aclose()
 
 
 @pytest.fixture
@@ -71,14 +49,6 @@ async def both(ctx: Context, google: FakeGoogle, facebook: FakeFacebook
     """Google and Facebook configured together, each answered by its fake."""
     ctx.upstream_transport = transport(google, facebook)
     return google, facebook
-
-
-async def account_sign_in(browser: httpx.AsyncClient, email: str = "alice@example.com",
-                          password: str = PASSWORD) -> None:
-    page = await browser.get("/account/login")
-    response = await browser.post("/account/login", data={
-        "csrf_token": csrf_token(page.text), "email": email, "password": password})
-    assert response.status_code == 303 and response.headers["location"] == "/account"
 
 
 def identities_token(page: httpx.Response) -> str:
@@ -137,7 +107,7 @@ async def events(ctx: Context, user_id: str) -> list[tuple[str, dict[str, object
 async def google_account(browser: httpx.AsyncClient, ctx: Context) -> str:
     """A password-less account, made by signing in with Google through a brand app."""
     shop = await make_app(ctx, name="Shop")
-    flow, code = await google_suite.sign_in_with_google(browser, shop)
+    flow, code = await sign_in_with_google(browser, shop)
     return str(claims((await redeem(browser, flow, code)).json()["id_token"])["sub"])
 
 
@@ -167,7 +137,7 @@ async def test_connect_google_then_sign_in_with_it(
     # Google alone now signs the customer in to the same account, from another browser.
     phone = browsers(google)
     shop = await make_app(ctx)
-    flow, code = await google_suite.sign_in_with_google(phone, shop)
+    flow, code = await sign_in_with_google(phone, shop)
     assert claims((await redeem(phone, flow, code)).json()["id_token"])["sub"] == alice
 
 
@@ -360,7 +330,7 @@ async def test_linking_and_unlinking_sign_out_everywhere_else(
     await make_user(ctx)
     app = await make_app(ctx, grant_types=["authorization_code", "refresh_token"],
                          scopes=["openid", "offline_access"], backchannel_logout_uri=receiver.url)
-    dispatcher = Dispatcher(ctx, timeout=2)
+    dispatcher = Dispatcher(ctx, timeout=2, senders=outbox_senders)
     laptop = browsers(google)
     await account_sign_in(laptop)
 
@@ -419,7 +389,7 @@ async def test_trojan_identity_is_removed_when_the_victim_proves_the_address(
     account = await user_by_email(ctx, "alice@gmail.com")
     assert len(await identities_of(ctx, account.id)) == 1
     victim = browsers(google)
-    flow, code = await google_suite.sign_in_with_google(victim, shop)
+    flow, code = await sign_in_with_google(victim, shop)
     victim_sub = claims((await redeem(victim, flow, code)).json()["id_token"])["sub"]
     assert victim_sub == account.id
     [kept] = await identities_of(ctx, account.id)
@@ -429,7 +399,7 @@ async def test_trojan_identity_is_removed_when_the_victim_proves_the_address(
                                                                                  account.id)
     # The attacker's Facebook login now lands anywhere but in the victim's account.
     attacker.cookies.clear()
-    flow, done = await facebook_suite.continue_with_facebook(attacker, shop)
+    flow, done = await continue_with_facebook(attacker, shop)
     tokens = (await redeem(attacker, flow, query_of(done.headers["location"])["code"])).json()
     assert claims(tokens["id_token"])["sub"] != victim_sub
 
@@ -583,7 +553,7 @@ async def test_facebook_reauth_asks_for_the_password_again(
     this is all we can do); a plain sign-in does not."""
     google, facebook = both
     browser = browsers(google, facebook)
-    await facebook_suite.facebook_user(browser, ctx)  # a password-less Facebook account
+    await facebook_user(browser, ctx)  # a password-less Facebook account
     assert facebook.auth_types == [""]
     clock.advance(ctx.settings.recent_auth_seconds + 1)
     before = browser.cookies.get(SESSION)

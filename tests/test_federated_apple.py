@@ -5,120 +5,35 @@ Requirement numbers refer to federation.md §9."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
-from html import unescape
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
-from joserfc.jwk import ECKey
 from sqlalchemy import select
 
-from idp.federation.config import UpstreamConfig
 from idp.services.context import Context
-from idp.services.upstreams import save_upstream
-from idp.store.models import Identity, User
-from tests.conftest import ISSUER, FakeClock
+from idp.store.models import User
+from tests.conftest import ISSUER
 from tests.fakes.apple import FakeApple
-from tests.fakes.common import transport
+from tests.flows import (
+    apple_identity,
+    at_apple,
+    cross_site_post,
+    form_of,
+    refresh,
+    sign_in_with_apple,
+    signed_in,
+)
 from tests.helpers import (
     App,
     Flow,
     approve,
     make_app,
-    offered_imports,
     query_of,
     redeem,
     walk,
 )
 from tests.helpers import unverified_claims as claims
-
-SERVICES_ID = "com.brand.signin"
-TEAM = "TEAM123456"
-KEY_ID = "KEYID12345"
-KEY = ECKey.generate_key("P-256", private=True)
-CALLBACK = f"{ISSUER}/federation/apple/callback"
-
-
-@pytest.fixture
-async def apple(ctx: Context, clock: FakeClock) -> FakeApple:
-    fake = FakeApple(clock=clock)  # type: ignore[arg-type]
-    fake.register(SERVICES_ID, TEAM, KEY_ID, ECKey.import_key(KEY.as_dict(private=False)),
-                  [CALLBACK])
-    ctx.upstream_transport = transport(fake)
-    await save_upstream(ctx, UpstreamConfig.model_validate({
-        "alias": "apple", "type": "apple", "client_id": SERVICES_ID, "apple_team_id": TEAM,
-        "apple_key_id": KEY_ID, "apple_private_key": KEY.as_pem(private=True).decode(),
-        "discovery_url": fake.discovery_url}))
-    return fake
-
-
-@pytest.fixture
-async def browser(app, apple: FakeApple) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
-    async with httpx.AsyncClient(base_url=ISSUER, mounts={
-        ISSUER: httpx.ASGITransport(app=app), apple.base_url: transport(apple),
-    }) as http:
-        yield http
-
-
-
-def form_of(html: str) -> tuple[str, str, list[tuple[str, str]]]:
-    """The method, action and fields of the (single) auto-submitting form of a page."""
-    form = re.search(r'<form method="(\w+)"\s+action="([^"]+)"', html, re.I)
-    assert form, html
-    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)
-    return (form.group(1).lower(), unescape(form.group(2)),
-            [(unescape(k), unescape(v)) for k, v in fields])
-
-
-async def at_apple(browser: httpx.AsyncClient, app: App, **extra: str
-                   ) -> tuple[Flow, httpx.Response]:
-    """From the brand app's authorization request to Apple's form_post page."""
-    flow = Flow(app)
-    page = await walk(browser, await browser.get("/authorize", params=flow.params(**extra)))
-    assert urlsplit(str(page.url)).path.endswith("/login")
-    assert 'data-upstream="apple"' in page.text
-    token = page.text.split('name="csrf_token" value="')[2].split('"')[0]
-    interaction = urlsplit(str(page.url)).path.split("/")[2]
-    start = await browser.post("/federation/apple/start", data={
-        "csrf_token": token, "interaction": interaction})
-    assert start.status_code == 303 and start.headers["location"].startswith(
-        "https://apple.fake/auth/authorize")
-    apple_page = await browser.get(start.headers["location"])
-    assert apple_page.status_code == 200
-    return flow, apple_page
-
-
-async def cross_site_post(app, apple_page: httpx.Response) -> httpx.Response:  # type: ignore[no-untyped-def]
-    """Apple's page POSTs to our callback from apple.com: no SameSite=Lax cookie goes along."""
-    method, action, fields = form_of(apple_page.text)
-    assert method == "post" and action == CALLBACK
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url=ISSUER) as cookieless:
-        return await cookieless.post(action, data=dict(fields))
-
-
-async def sign_in_with_apple(browser: httpx.AsyncClient, app, brand: App,  # type: ignore[no-untyped-def]
-                             **extra: str) -> tuple[Flow, str]:
-    flow, apple_page = await at_apple(browser, brand, **extra)
-    renavigate = await cross_site_post(app, apple_page)
-    assert renavigate.status_code == 200
-    method, action, fields = form_of(renavigate.text)
-    # Requirement 5: a top-level GET from our own origin, which carries our Lax cookies.
-    assert method == "get" and action == "/federation/apple/callback"
-    page = await walk(browser, await browser.get(action, params=fields))
-    if urlsplit(str(page.url)).path.endswith("/consent"):
-        # The customer saves every attribute offered (tests/test_profile_import.py asks).
-        page = await approve(browser, page, offered_imports(page.text))
-    assert page.status_code == 303, page.text
-    return flow, query_of(page.headers["location"])["code"]
-
-
-
-async def apple_identity(ctx: Context) -> Identity:
-    async with ctx.db.transaction() as session:
-        return (await session.scalars(select(Identity).where(Identity.alias == "apple"))).one()
+from tests.upstreams import APPLE_CALLBACK, APPLE_SERVICES_ID, APPLE_TEAM, NOTIFICATIONS
 
 
 async def test_apple_form_post_sign_in_end_to_end(
@@ -131,15 +46,15 @@ async def test_apple_form_post_sign_in_end_to_end(
     tokens = (await redeem(browser, flow, code)).json()
     id_claims = claims(tokens["id_token"])
     person = apple.users["relay"]
-    assert id_claims["sub"] != apple.sub_for(person, TEAM) and id_claims["amr"] == ["fed"]
+    assert id_claims["sub"] != apple.sub_for(person, APPLE_TEAM) and id_claims["amr"] == ["fed"]
     info = (await browser.get("/userinfo", headers={
         "Authorization": f"Bearer {tokens['access_token']}"})).json()
     # "true" as a string is true (requirement 11); the relay domain is Apple's (requirement 21).
     assert info["email"] == person.email and info["email_verified"] is True
     assert info["name"] == "Ann Apple"
     identity = await apple_identity(ctx)
-    assert identity.namespace == f"apple:{TEAM}" and identity.subject == apple.sub_for(
-        person, TEAM)
+    assert identity.namespace == f"apple:{APPLE_TEAM}" and identity.subject == apple.sub_for(
+        person, APPLE_TEAM)
     assert identity.user_id == id_claims["sub"] and identity.email_verified is True
     assert identity.profile["name"]["value"] == "Ann Apple"
     # A second app signs the same customer in with nothing but consent.
@@ -174,7 +89,7 @@ async def test_transfer_sub_and_team_are_kept_on_the_identity(
     apple.transfer_sub = "000999.transferred.0999"
     await sign_in_with_apple(browser, app, await make_app(ctx))
     identity = await apple_identity(ctx)
-    assert identity.namespace == f"apple:{TEAM}"
+    assert identity.namespace == f"apple:{APPLE_TEAM}"
     assert identity.transfer_sub == "000999.transferred.0999"
     apple.transfer_sub = None
     browser.cookies.clear()
@@ -197,7 +112,7 @@ async def test_form_post_without_any_transaction_binding_is_rejected(
     assert not any(e.path == "/auth/token" for e in apple.log.entries)
     assert (await browser.get(action, params=fields)).status_code == 400
     # A POST carrying no state at all is refused too.
-    assert (await browser.post(CALLBACK, data={"code": "x"})).status_code == 400
+    assert (await browser.post(APPLE_CALLBACK, data={"code": "x"})).status_code == 400
 
 
 async def test_cancel_at_apple_creates_nothing(
@@ -216,9 +131,6 @@ async def test_cancel_at_apple_creates_nothing(
 
 # Server-to-server notifications (federation.md §2.7, §9 requirement 27), through HTTP.
 
-NOTIFICATIONS = "/federation/apple/notifications"
-
-
 async def offline_sign_in(browser: httpx.AsyncClient, app, ctx: Context  # type: ignore[no-untyped-def]
                           ) -> tuple[App, dict[str, str]]:
     shop = await make_app(ctx, grant_types=["authorization_code", "refresh_token"],
@@ -231,11 +143,6 @@ async def offline_sign_in(browser: httpx.AsyncClient, app, ctx: Context  # type:
     return shop, tokens
 
 
-async def refresh(browser: httpx.AsyncClient, shop: App, token: str) -> int:
-    return (await browser.post("/token", data={
-        "grant_type": "refresh_token", "refresh_token": token}, headers=shop.basic())).status_code
-
-
 async def backchannel_logouts(ctx: Context) -> int:
     from sqlalchemy import func
 
@@ -243,11 +150,6 @@ async def backchannel_logouts(ctx: Context) -> int:
 
     async with ctx.db.transaction() as session:
         return (await session.scalar(select(func.count()).select_from(OutboxMessage))) or 0
-
-
-async def signed_in(browser: httpx.AsyncClient, shop: App) -> bool:
-    page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
-    return not urlsplit(str(page.url)).path.endswith("/login")
 
 
 async def test_consent_revoked_unlinks_and_ends_what_the_login_led_to(
@@ -262,7 +164,7 @@ async def test_consent_revoked_unlinks_and_ends_what_the_login_led_to(
     shop, tokens = await offline_sign_in(browser, app, ctx)
     assert await signed_in(browser, shop)
     assert await backchannel_logouts(ctx) == 0
-    body = apple.notification("consent-revoked", "relay", SERVICES_ID)
+    body = apple.notification("consent-revoked", "relay", APPLE_SERVICES_ID)
     response = await browser.post(NOTIFICATIONS, content=body,
                                   headers={"Content-Type": "application/json"})
     assert response.status_code == 200
@@ -278,7 +180,7 @@ async def test_account_delete_marks_the_subject_dead(
     """Requirement 27, account-delete: as consent-revoked, and the subject is permanently
     dead: signing in with it again gets no session."""
     shop, tokens = await offline_sign_in(browser, app, ctx)
-    body = apple.notification("account-delete", "relay", SERVICES_ID)
+    body = apple.notification("account-delete", "relay", APPLE_SERVICES_ID)
     assert (await browser.post(NOTIFICATIONS, content=body)).status_code == 200
     identity = await apple_identity(ctx)
     assert identity.status == "dead" and identity.refresh_token_encrypted is None
@@ -298,14 +200,14 @@ async def test_email_disabled_and_enabled_flag_the_relay_and_jti_is_deduplicated
     replayed with the same jti changes nothing; the session is left alone."""
     shop, _ = await offline_sign_in(browser, app, ctx)
     assert (await apple_identity(ctx)).email_deliverable is None
-    disabled = apple.notification("email-disabled", "relay", SERVICES_ID, jti="jti-1")
+    disabled = apple.notification("email-disabled", "relay", APPLE_SERVICES_ID, jti="jti-1")
     assert (await browser.post(NOTIFICATIONS, content=disabled)).status_code == 200
     assert (await apple_identity(ctx)).email_deliverable is False
-    enabled_same_jti = apple.notification("email-enabled", "relay", SERVICES_ID, jti="jti-1")
+    enabled_same_jti = apple.notification("email-enabled", "relay", APPLE_SERVICES_ID, jti="jti-1")
     assert (await browser.post(NOTIFICATIONS, content=enabled_same_jti)).status_code == 200
     assert (await apple_identity(ctx)).email_deliverable is False
     assert (await browser.post(NOTIFICATIONS, content=disabled)).status_code == 200
-    enabled = apple.notification("email-enabled", "relay", SERVICES_ID, jti="jti-2")
+    enabled = apple.notification("email-enabled", "relay", APPLE_SERVICES_ID, jti="jti-2")
     assert (await browser.post(NOTIFICATIONS, content=enabled)).status_code == 200
     assert (await apple_identity(ctx)).email_deliverable is True
     assert await signed_in(browser, shop)
@@ -320,16 +222,16 @@ async def test_notifications_unknown_types_and_bad_signatures(
     from tests.fakes.common import pooled_rsa_key
 
     shop, _ = await offline_sign_in(browser, app, ctx)
-    unknown = apple.notification("something-new", "relay", SERVICES_ID)
+    unknown = apple.notification("something-new", "relay", APPLE_SERVICES_ID)
     assert (await browser.post(NOTIFICATIONS, content=unknown)).status_code == 200
-    stranger = apple.notification("consent-revoked", "icloud", SERVICES_ID)
+    stranger = apple.notification("consent-revoked", "icloud", APPLE_SERVICES_ID)
     assert (await browser.post(NOTIFICATIONS, content=stranger)).status_code == 200
     forged = pooled_rsa_key(3)  # not among the fake's published keys
-    unknown_kid = apple.notification("consent-revoked", "relay", SERVICES_ID, key=forged)
+    unknown_kid = apple.notification("consent-revoked", "relay", APPLE_SERVICES_ID, key=forged)
     assert (await browser.post(NOTIFICATIONS, content=unknown_kid)).status_code == 400
-    claims = {"iss": "https://appleid.apple.com", "aud": SERVICES_ID, "iat": 1, "jti": "f",
+    claims = {"iss": "https://appleid.apple.com", "aud": APPLE_SERVICES_ID, "iat": 1, "jti": "f",
               "events": json.dumps({"type": "consent-revoked",
-                                    "sub": apple.sub_for(apple.users["relay"], TEAM)})}
+                                    "sub": apple.sub_for(apple.users["relay"], APPLE_TEAM)})}
     payload = apple.keys.sign(claims, key=forged, header={"kid": apple.keys.current.kid})
     bad_signature = json.dumps({"payload": payload})
     assert (await browser.post(NOTIFICATIONS, content=bad_signature)).status_code == 400

@@ -4,30 +4,25 @@ never used to link or take over an account (federation.md §3.4, §9 requirement
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from idp.federation.config import UpstreamConfig
 from idp.services.context import Context
-from idp.services.upstreams import save_upstream
 from idp.store import users as user_store
 from idp.store.models import Identity, User
-from tests.conftest import ISSUER, FakeClock
-from tests.fakes.common import transport
+from tests.conftest import ISSUER
 from tests.fakes.facebook import FakeFacebook
+from tests.flows import continue_with_facebook, facebook_user, signed_in
 from tests.helpers import (
     PASSWORD,
-    App,
     Flow,
     approve,
     csrf_token,
     make_app,
     make_user,
-    offered_imports,
     query_of,
     redeem,
     walk,
@@ -35,53 +30,7 @@ from tests.helpers import (
 from tests.helpers import (
     unverified_claims as claims,
 )
-
-APP_ID = "1234567890123456"
-SECRET = "fb-app-secret-0123456789abcdef"
-CALLBACK = f"{ISSUER}/federation/facebook/callback"
-
-
-@pytest.fixture
-async def facebook(ctx: Context, clock: FakeClock) -> FakeFacebook:
-    fake = FakeFacebook(clock=clock)  # type: ignore[arg-type]
-    fake.register(APP_ID, SECRET, [CALLBACK])
-    ctx.upstream_transport = transport(fake)
-    await save_upstream(ctx, UpstreamConfig.model_validate({
-        "alias": "facebook", "type": "facebook", "client_id": APP_ID, "client_secret": SECRET,
-        "authorization_endpoint": fake.url("/v21.0/dialog/oauth"),
-        "token_endpoint": fake.url("/v21.0/oauth/access_token"),
-        "graph_api_url": fake.url("/v21.0"),
-        "jwks_uri": fake.url("/.well-known/oauth/openid/jwks/")}))
-    return fake
-
-
-@pytest.fixture
-async def browser(app, facebook: FakeFacebook) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
-    async with httpx.AsyncClient(base_url=ISSUER, mounts={
-        ISSUER: httpx.ASGITransport(app=app), facebook.base_url: transport(facebook),
-    }) as http:
-        yield http
-
-
-
-async def continue_with_facebook(browser: httpx.AsyncClient, app: App
-                                 ) -> tuple[Flow, httpx.Response]:
-    flow = Flow(app)
-    page = await walk(browser, await browser.get("/authorize", params=flow.params()))
-    assert urlsplit(str(page.url)).path.endswith("/login")
-    assert 'data-upstream="facebook"' in page.text
-    token = page.text.split('name="csrf_token" value="')[2].split('"')[0]
-    interaction = urlsplit(str(page.url)).path.split("/")[2]
-    start = await browser.post("/federation/facebook/start", data={
-        "csrf_token": token, "interaction": interaction})
-    assert start.status_code == 303
-    assert start.headers["location"].startswith("https://facebook.fake/v21.0/dialog/oauth")
-    page = await walk(browser, start)
-    if urlsplit(str(page.url)).path.endswith("/consent"):
-        # The customer saves every attribute offered (tests/test_profile_import.py asks).
-        page = await approve(browser, page, offered_imports(page.text))
-    return flow, page
-
+from tests.upstreams import FACEBOOK_APP_ID
 
 
 async def test_facebook_sign_in_creates_an_account_with_an_unverified_email(
@@ -101,8 +50,8 @@ async def test_facebook_sign_in_creates_an_account_with_an_unverified_email(
     async with ctx.db.transaction() as session:
         identity = (await session.scalars(select(Identity))).one()
         user = await session.get(User, sub)
-    assert identity.namespace == f"facebook:{APP_ID}"
-    assert identity.subject == facebook.asid(person, APP_ID) and identity.user_id == sub
+    assert identity.namespace == f"facebook:{FACEBOOK_APP_ID}"
+    assert identity.subject == facebook.asid(person, FACEBOOK_APP_ID) and identity.user_id == sub
     assert identity.email_verified is False
     assert user is not None and user.email_verified is False
     me = next(e for e in facebook.log.entries if e.path.endswith("/me"))
@@ -202,19 +151,6 @@ async def test_facebook_email_never_strips_an_unverified_account(
 # Deauthorize and data-deletion callbacks (federation.md §3.5, §9 requirements 29, 30).
 
 
-async def signed_in(browser: httpx.AsyncClient, shop: App) -> bool:
-    page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
-    return not urlsplit(str(page.url)).path.endswith("/login")
-
-
-async def facebook_user(browser: httpx.AsyncClient, ctx: Context) -> App:
-    shop = await make_app(ctx)
-    _, done = await continue_with_facebook(browser, shop)
-    assert done.status_code == 303
-    assert await signed_in(browser, shop)
-    return shop
-
-
 async def identities(ctx: Context) -> int:
     async with ctx.db.transaction() as session:
         return len(list(await session.scalars(select(Identity))))
@@ -226,8 +162,8 @@ async def test_deauthorize_unlinks_and_ends_the_sessions(
     sessions derived from it (200); a bad signature or algorithm gets 400 and changes
     nothing."""
     shop = await facebook_user(browser, ctx)
-    forged = facebook.signed_request(APP_ID, "fay", secret="not-the-app-secret")
-    bad_alg = facebook.signed_request(APP_ID, "fay", algorithm="HMAC-SHA1")
+    forged = facebook.signed_request(FACEBOOK_APP_ID, "fay", secret="not-the-app-secret")
+    bad_alg = facebook.signed_request(FACEBOOK_APP_ID, "fay", algorithm="HMAC-SHA1")
     for value in (forged, bad_alg, "garbage"):
         refused = await browser.post("/federation/facebook/deauthorize",
                                      data={"signed_request": value})
@@ -235,7 +171,7 @@ async def test_deauthorize_unlinks_and_ends_the_sessions(
     assert (await browser.post("/federation/facebook/deauthorize")).status_code == 400
     assert await identities(ctx) == 1 and await signed_in(browser, shop)
     response = await browser.post("/federation/facebook/deauthorize", data={
-        "signed_request": facebook.signed_request(APP_ID, "fay")})
+        "signed_request": facebook.signed_request(FACEBOOK_APP_ID, "fay")})
     assert response.status_code == 200
     # Unlinked: kept as revoked, so the same ASID coming back returns to the same account
     # (tests/test_upstream_revocation_facebook.py).
@@ -244,7 +180,7 @@ async def test_deauthorize_unlinks_and_ends_the_sessions(
     assert not await signed_in(browser, shop)
     # Again, or for someone we never saw: still 200.
     again = await browser.post("/federation/facebook/deauthorize", data={
-        "signed_request": facebook.signed_request(APP_ID, "fay")})
+        "signed_request": facebook.signed_request(FACEBOOK_APP_ID, "fay")})
     assert again.status_code == 200
 
 
@@ -258,7 +194,7 @@ async def test_data_deletion_returns_a_status_page_that_leaks_nothing(
 
     caplog.set_level(logging.INFO)
     await facebook_user(browser, ctx)
-    signed = facebook.signed_request(APP_ID, "fay", deletion=True)
+    signed = facebook.signed_request(FACEBOOK_APP_ID, "fay", deletion=True)
     response = await browser.post("/federation/facebook/deletion",
                                   data={"signed_request": signed})
     assert response.status_code == 200
@@ -272,14 +208,14 @@ async def test_data_deletion_returns_a_status_page_that_leaks_nothing(
     assert status.status_code == 200 and "completed" in status.text
     person = facebook.users["fay"]
     for secret in (person.name, person.first_name, str(person.email),
-                   facebook.asid(person, APP_ID)):
+                   facebook.asid(person, FACEBOOK_APP_ID)):
         assert secret not in status.text
     assert (await anonymous.get("/federation/facebook/deletion/unknown-code")).status_code == 404
     # A request for someone we do not know gets the same kind of answer (nothing to leak).
     other = await browser.post("/federation/facebook/deletion", data={
-        "signed_request": facebook.signed_request(APP_ID, "phone_only", deletion=True)})
+        "signed_request": facebook.signed_request(FACEBOOK_APP_ID, "phone_only", deletion=True)})
     assert other.status_code == 200 and other.json()["confirmation_code"] != code
-    forged = facebook.signed_request(APP_ID, "fay", deletion=True, secret="wrong")
+    forged = facebook.signed_request(FACEBOOK_APP_ID, "fay", deletion=True, secret="wrong")
     assert (await browser.post("/federation/facebook/deletion",
                                data={"signed_request": forged})).status_code == 400
     # Our own logs (the test's httpx client logs the URLs it requests; that is not us).

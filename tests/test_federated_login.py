@@ -4,7 +4,6 @@ right account (issue 4). Requirement numbers refer to federation.md §9."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -13,12 +12,11 @@ import pytest
 from idp.federation.config import UpstreamConfig
 from idp.services.context import Context
 from idp.services.upstreams import save_upstream
-from tests.conftest import ISSUER, FakeClock
-from tests.fakes.common import transport
+from tests.conftest import ISSUER
 from tests.fakes.google import FakeGoogle
+from tests.flows import continue_with_google, press_continue, prove_account, sign_in_with_google
 from tests.helpers import (
     PASSWORD,
-    App,
     Flow,
     approve,
     csrf_token,
@@ -33,61 +31,7 @@ from tests.helpers import (
 from tests.helpers import (
     unverified_claims as claims,
 )
-
-CLIENT_ID = "brand.apps.googleusercontent.com"
-SECRET = "GOCSPX-brand-secret"
-CALLBACK = f"{ISSUER}/federation/google/callback"
-
-
-@pytest.fixture
-async def google(ctx: Context, clock: FakeClock) -> FakeGoogle:
-    fake = FakeGoogle(clock=clock)  # type: ignore[arg-type]
-    fake.register(CLIENT_ID, SECRET, [CALLBACK])
-    ctx.upstream_transport = transport(fake)
-    await save_upstream(ctx, UpstreamConfig.model_validate({
-        "alias": "google", "type": "google", "client_id": CLIENT_ID, "client_secret": SECRET,
-        "discovery_url": fake.discovery_url}))
-    return fake
-
-
-@pytest.fixture
-async def browser(app, google: FakeGoogle) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
-    """A browser that reaches both us and the Google fake."""
-    async with httpx.AsyncClient(base_url=ISSUER, mounts={
-        ISSUER: httpx.ASGITransport(app=app),
-        google.base_url: transport(google),
-    }) as http:
-        yield http
-
-
-
-def google_base(browser: httpx.AsyncClient) -> str:
-    return next(str(p.pattern) for p in browser._mounts if "fake" in str(p.pattern))
-
-
-async def continue_with_google(browser: httpx.AsyncClient, page: httpx.Response
-                               ) -> httpx.Response:
-    token = page.text.split('name="csrf_token" value="')[2].split('"')[0]
-    interaction = urlsplit(str(page.url)).path.split("/")[2]
-    assert 'data-upstream="google"' in page.text
-    response = await browser.post("/federation/google/start", data={
-        "csrf_token": token, "interaction": interaction})
-    assert response.status_code == 303
-    assert response.headers["location"].startswith(google_base(browser))
-    return await walk(browser, response)
-
-
-async def sign_in_with_google(browser: httpx.AsyncClient, app: App) -> tuple[Flow, str]:
-    flow = Flow(app)
-    page = await walk(browser, await browser.get("/authorize", params=flow.params()))
-    assert urlsplit(str(page.url)).path.endswith("/login")
-    page = await continue_with_google(browser, page)
-    if urlsplit(str(page.url)).path.endswith("/consent"):
-        # The customer saves every attribute offered (tests/test_profile_import.py asks).
-        page = await approve(browser, page, offered_imports(page.text))
-    assert page.status_code == 303, page.text
-    return flow, query_of(page.headers["location"])["code"]
-
+from tests.upstreams import GOOGLE_CLIENT_ID, GOOGLE_SECRET, RISC, SECEVENT
 
 
 async def test_google_sign_in_creates_an_account_and_sso_reaches_a_second_app(
@@ -210,10 +154,7 @@ async def test_state_is_single_use_and_bound_to_the_browser(
     """Requirements 3 (single use) and 4 (login CSRF: another browser's callback refused)."""
     shop = await make_app(ctx)
     page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
-    token = page.text.split('name="csrf_token" value="')[2].split('"')[0]
-    interaction = urlsplit(str(page.url)).path.split("/")[2]
-    start = await browser.post("/federation/google/start",
-                               data={"csrf_token": token, "interaction": interaction})
+    start = await press_continue(browser, page, "google")
     at_google = await browser.get(start.headers["location"])
     callback = at_google.headers["location"]
     other = new_browser()
@@ -229,13 +170,11 @@ async def test_callback_of_another_upstream_is_refused_without_a_token_request(
     """Requirement 2: Google's code delivered to another upstream's callback path."""
     await save_upstream(ctx, UpstreamConfig.model_validate({
         "alias": "corp", "type": "oidc", "issuer": "https://accounts.google.com",
-        "client_id": CLIENT_ID, "client_secret": SECRET, "discovery_url": google.discovery_url}))
+        "client_id": GOOGLE_CLIENT_ID, "client_secret": GOOGLE_SECRET,
+        "discovery_url": google.discovery_url}))
     shop = await make_app(ctx)
     page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
-    token = page.text.split('name="csrf_token" value="')[2].split('"')[0]
-    interaction = urlsplit(str(page.url)).path.split("/")[2]
-    start = await browser.post("/federation/google/start",
-                               data={"csrf_token": token, "interaction": interaction})
+    start = await press_continue(browser, page, "google")
     at_google = await browser.get(start.headers["location"])
     mixed = at_google.headers["location"].replace("/federation/google/", "/federation/corp/")
     assert (await browser.get(mixed)).status_code == 400
@@ -268,8 +207,8 @@ async def test_upstreams_cli(ctx: Context, database_url: str, tmp_path,  # type:
                         "IDP_KEY_ENCRYPTION_SECRET": ctx.settings.resolved_key_secret()}.items():
         monkeypatch.setenv(name, value)
     config = tmp_path / "google.json"
-    config.write_text(json.dumps({"alias": "google", "type": "google", "client_id": CLIENT_ID,
-                                  "client_secret": SECRET,
+    config.write_text(json.dumps({"alias": "google", "type": "google",
+                                  "client_id": GOOGLE_CLIENT_ID, "client_secret": GOOGLE_SECRET,
                                   "discovery_url": "https://google.fake/.well-known/openid-configuration"}))
     assert await asyncio.to_thread(idp_cli, ["upstreams", "add", "--config-file",
                                              str(config)]) == 0
@@ -279,19 +218,15 @@ async def test_upstreams_cli(ctx: Context, database_url: str, tmp_path,  # type:
     async with ctx.db.transaction() as session:
         stored = (await session.execute(text(
             "SELECT config, secrets_encrypted FROM upstreams"))).one()
-    assert SECRET not in str(stored[0]) and SECRET not in stored[1]
+    assert GOOGLE_SECRET not in str(stored[0]) and GOOGLE_SECRET not in stored[1]
     config.write_text(json.dumps({"alias": "bad", "type": "google", "client_id": "x",
-                                  "client_secret": SECRET, "discovery_url": "http://plain"}))
+                                  "client_secret": GOOGLE_SECRET, "discovery_url": "http://plain"}))
     assert await asyncio.to_thread(idp_cli, ["upstreams", "add", "--config-file",
                                              str(config)]) == 2
-    assert SECRET not in capsys.readouterr().err
+    assert GOOGLE_SECRET not in capsys.readouterr().err
 
 
 # Google RISC (Cross-Account Protection) receiver: federation.md §1.7, §9 requirement 28.
-
-RISC = "/federation/google/risc"
-SECEVENT = {"Content-Type": "application/secevent+jwt"}
-
 
 async def test_risc_sessions_revoked_ends_the_google_sessions(
         browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle) -> None:
@@ -309,9 +244,9 @@ async def test_risc_sessions_revoked_ends_the_google_sessions(
         page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
         return not urlsplit(str(page.url)).path.endswith("/login")
 
-    verification = google.risc_event("risc/event-type/verification", sub, CLIENT_ID)
+    verification = google.risc_event("risc/event-type/verification", sub, GOOGLE_CLIENT_ID)
     assert (await browser.post(RISC, content=verification, headers=SECEVENT)).status_code == 202
-    forged = google.keys.sign({"iss": "https://accounts.google.com/", "aud": CLIENT_ID,
+    forged = google.keys.sign({"iss": "https://accounts.google.com/", "aud": GOOGLE_CLIENT_ID,
                                "iat": 1, "jti": "x", "events": {
                                    "https://schemas.openid.net/secevent/risc/event-type/"
                                    "sessions-revoked": {"subject": {
@@ -324,7 +259,7 @@ async def test_risc_sessions_revoked_ends_the_google_sessions(
     before = await browser.post("/introspect", data={"token": tokens["access_token"]},
                                 headers=shop.basic())
     assert before.json()["active"] is True
-    revoked = google.risc_event("risc/event-type/sessions-revoked", sub, CLIENT_ID)
+    revoked = google.risc_event("risc/event-type/sessions-revoked", sub, GOOGLE_CLIENT_ID)
     assert (await browser.post(RISC, content=revoked, headers=SECEVENT)).status_code == 202
     assert not await signed_in()
     introspected = await browser.post("/introspect", data={"token": tokens["access_token"]},
@@ -336,7 +271,7 @@ async def test_risc_sessions_revoked_ends_the_google_sessions(
     assert await signed_in()
     assert (await browser.post(RISC, content=revoked, headers=SECEVENT)).status_code == 202
     assert await signed_in()  # a duplicate (same jti) is acknowledged and ignored
-    hijacked = google.risc_event("risc/event-type/account-disabled", sub, CLIENT_ID,
+    hijacked = google.risc_event("risc/event-type/account-disabled", sub, GOOGLE_CLIENT_ID,
                                  reason="hijacking")
     assert (await browser.post(RISC, content=hijacked, headers=SECEVENT)).status_code == 202
     assert not await signed_in()
@@ -349,13 +284,13 @@ async def test_risc_account_disabled_suspends_google_login_until_enabled(
     shop = await make_app(ctx)
     await sign_in_with_google(browser, shop)
     sub = google.users["gmail"].sub
-    disabled = google.risc_event("risc/event-type/account-disabled", sub, CLIENT_ID)
+    disabled = google.risc_event("risc/event-type/account-disabled", sub, GOOGLE_CLIENT_ID)
     assert (await browser.post(RISC, content=disabled, headers=SECEVENT)).status_code == 202
     browser.cookies.clear()
     page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
     refused = await continue_with_google(browser, page)
     assert "disabled" in refused.text and not browser.cookies.get("__Host-idp_session")
-    enabled = google.risc_event("risc/event-type/account-enabled", sub, CLIENT_ID)
+    enabled = google.risc_event("risc/event-type/account-enabled", sub, GOOGLE_CLIENT_ID)
     assert (await browser.post(RISC, content=enabled, headers=SECEVENT)).status_code == 202
     browser.cookies.clear()
     await sign_in_with_google(browser, shop)
@@ -363,7 +298,8 @@ async def test_risc_account_disabled_suspends_google_login_until_enabled(
 
 async def _auto_linking(ctx: Context, google: FakeGoogle) -> None:
     await save_upstream(ctx, UpstreamConfig.model_validate({
-        "alias": "google", "type": "google", "client_id": CLIENT_ID, "client_secret": SECRET,
+        "alias": "google", "type": "google", "client_id": GOOGLE_CLIENT_ID,
+        "client_secret": GOOGLE_SECRET,
         "discovery_url": google.discovery_url, "linking_policy": "auto_if_authoritative"}))
     ctx.upstream_clients.clear()
 
@@ -448,11 +384,7 @@ async def test_linking_at_sign_in_ends_the_accounts_other_sessions(
     flow = Flow(await make_app(ctx))
     page = await walk(browser, await browser.get("/authorize", params=flow.params()))
     prompt = await continue_with_google(browser, page)
-    action = prompt.text.split('<form method="post" action="')[1].split('"')[0]
-    handle = prompt.text.split('name="link" value="')[1].split('"')[0]
-    linked = await walk(browser, await browser.post(action, data={
-        "csrf_token": csrf_token(prompt.text), "link": handle, "email": "alice@gmail.com",
-        "password": PASSWORD}))
+    linked = await prove_account(browser, prompt, "alice@gmail.com")
     assert linked.status_code in (200, 303)
     assert (await elsewhere.get("/account")).headers["location"] == "/account/login"
     assert browser.cookies.get("__Host-idp_session")

@@ -34,7 +34,7 @@ from idp.services import admin, client_assertion
 from idp.services.context import Context, build_context
 from idp.store.models import UsedAssertion
 from tests.conftest import ISSUER, TEST_SECRET, FakeClock, make_settings
-from tests.helpers import make_app, throwaway_database
+from tests.helpers import fake_dns, make_app, throwaway_database
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 TOKEN_ENDPOINT = f"{ISSUER}/token"
@@ -513,19 +513,6 @@ async def _client_credentials_on(url: str, client_id: str) -> int:
 
 
 # --- jwks_uri ----------------------------------------------------------------------------------
-
-
-def fake_dns(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> list[str]:
-    """Answer every lookup with `addresses`; returns the names looked up."""
-    looked_up: list[str] = []
-
-    async def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
-        looked_up.append(host)
-        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
-                 (a, port)) for a in addresses]
-
-    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
-    return looked_up
 
 
 class KeyServer:

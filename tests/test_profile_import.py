@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,12 +25,13 @@ from tests.conftest import ISSUER, FakeClock
 from tests.fakes.common import FakeServer, transport
 from tests.fakes.facebook import FakeFacebook, tiny_png
 from tests.fakes.google import FakeGoogle
+from tests.flows import press_continue, prove_account
 from tests.helpers import (
-    PASSWORD,
     App,
     Flow,
     approve,
     csrf_token,
+    fake_dns,
     get_code,
     make_app,
     make_user,
@@ -41,11 +41,14 @@ from tests.helpers import (
     walk,
 )
 from tests.helpers import unverified_claims as claims
-from tests.test_private_key_jwt import fake_dns
+from tests.upstreams import (
+    FACEBOOK_APP_ID,
+    FACEBOOK_SECRET,
+    GOOGLE_CLIENT_ID,
+    GOOGLE_SECRET,
+    Browsers,
+)
 
-GOOGLE_ID = "brand.apps.googleusercontent.com"
-FB_APP = "1234567890123456"
-SECRET = "upstream-secret-0123456789abcdef"
 PUBLIC_IP = "93.184.216.34"
 
 
@@ -57,27 +60,16 @@ def mappings(sync: str) -> list[dict[str, str]]:
 SYNC_MODES = pytest.mark.parametrize("sync", ["import_once", "update_every_login"])
 
 
-@pytest.fixture
-async def google(ctx: Context, clock: FakeClock) -> FakeGoogle:
-    fake = FakeGoogle(clock=clock)  # type: ignore[arg-type]
-    fake.register(GOOGLE_ID, SECRET, [f"{ISSUER}/federation/google/callback"])
-    return fake
-
-
-@pytest.fixture
-async def facebook(ctx: Context, clock: FakeClock) -> FakeFacebook:
-    fake = FakeFacebook(clock=clock)  # type: ignore[arg-type]
-    fake.register(FB_APP, SECRET, [f"{ISSUER}/federation/facebook/callback"])
-    return fake
-
-
 async def configure(ctx: Context, google: FakeGoogle, facebook: FakeFacebook, sync: str,
                     extra: tuple[str, ...] = ()) -> None:
+    """Both upstreams again, with their claims mapped to the profile in `sync` mode."""
     await save_upstream(ctx, UpstreamConfig.model_validate({
-        "alias": "google", "type": "google", "client_id": GOOGLE_ID, "client_secret": SECRET,
-        "discovery_url": google.discovery_url, "claim_mappings": mappings(sync)}))
+        "alias": "google", "type": "google", "client_id": GOOGLE_CLIENT_ID,
+        "client_secret": GOOGLE_SECRET, "discovery_url": google.discovery_url,
+        "claim_mappings": mappings(sync)}))
     await save_upstream(ctx, UpstreamConfig.model_validate({
-        "alias": "facebook", "type": "facebook", "client_id": FB_APP, "client_secret": SECRET,
+        "alias": "facebook", "type": "facebook", "client_id": FACEBOOK_APP_ID,
+        "client_secret": FACEBOOK_SECRET,
         "authorization_endpoint": facebook.url("/v21.0/dialog/oauth"),
         "token_endpoint": facebook.url("/v21.0/oauth/access_token"),
         "graph_api_url": facebook.url("/v21.0"), "claim_mappings": mappings(sync),
@@ -99,20 +91,15 @@ def by_host_header(*servers: FakeServer) -> httpx.MockTransport:
 
 
 @pytest.fixture
-async def browser(app, ctx: Context, google: FakeGoogle, facebook: FakeFacebook,  # type: ignore[no-untyped-def]
-                  monkeypatch: pytest.MonkeyPatch
-                  ) -> AsyncIterator[httpx.AsyncClient]:
-    fakes = transport(google, facebook)
-    ctx.upstream_transport = fakes
+async def browser(browsers: Browsers, ctx: Context, google: FakeGoogle, facebook: FakeFacebook,
+                  monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
+    """A browser that reaches us and both fakes, with both upstreams' claims mapped."""
+    ctx.upstream_transport = transport(google, facebook)
     # Pictures go through the SSRF-safe fetcher, to a public address of the fake's name.
     ctx.http_transport = by_host_header(google, facebook)
     fake_dns(monkeypatch, PUBLIC_IP)
     await configure(ctx, google, facebook, "import_once")
-    async with httpx.AsyncClient(base_url=ISSUER, mounts={
-        ISSUER: httpx.ASGITransport(app=app), google.base_url: fakes,
-        facebook.base_url: fakes,
-    }) as http:
-        yield http
+    return browsers(google, facebook)
 
 
 async def sign_in(browser: httpx.AsyncClient, app: App, alias: str, **params: str
@@ -122,10 +109,7 @@ async def sign_in(browser: httpx.AsyncClient, app: App, alias: str, **params: st
     flow = Flow(app)
     page = await walk(browser, await browser.get("/authorize", params=flow.params(**params)))
     assert urlsplit(str(page.url)).path.endswith("/login")
-    token = page.text.split('name="csrf_token" value="')[2].split('"')[0]
-    interaction = urlsplit(str(page.url)).path.split("/")[2]
-    start = await browser.post(f"/federation/{alias}/start", data={
-        "csrf_token": token, "interaction": interaction})
+    start = await press_continue(browser, page, alias)
     assert start.status_code == 303
     return flow, await walk(browser, start)
 
@@ -298,7 +282,7 @@ async def test_facebook_picture_is_copied_and_served_from_our_origin(
     assert served.headers["x-content-type-options"] == "nosniff"
     assert served.headers["content-security-policy"] == "default-src 'none'; sandbox"
     assert served.headers["cache-control"] == "private, max-age=86400, immutable"
-    upstream_url = facebook.picture(facebook.asid(facebook.users["fay"], FB_APP),
+    upstream_url = facebook.picture(facebook.asid(facebook.users["fay"], FACEBOOK_APP_ID),
                                     facebook.users["fay"])["url"]
     clock.advance(facebook.picture_ttl + 1)
     expired = await browser.get(upstream_url)
@@ -398,11 +382,7 @@ async def test_link_after_proving_the_account_asks_before_importing(
     await get_code(browser, Flow(shop), email="alice@gmail.com")  # the app has consent
     flow, prompt = await sign_in(browser, shop, "google")
     assert "already uses this email address" in prompt.text
-    action = prompt.text.split('<form method="post" action="')[1].split('"')[0]
-    handle = prompt.text.split('name="link" value="')[1].split('"')[0]
-    page = await walk(browser, await browser.post(action, data={
-        "csrf_token": csrf_token(prompt.text), "link": handle, "email": "alice@gmail.com",
-        "password": PASSWORD}))
+    page = await prove_account(browser, prompt, "alice@gmail.com")
     assert on_consent(page) and "From your Google profile" in page.text
     assert offered_imports(page.text) == ["name", "given_name", "family_name", "picture"]
     tokens = await tokens_of(browser, flow, await approve(browser, page, ["given_name"]))

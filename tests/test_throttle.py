@@ -10,8 +10,9 @@ import pytest
 
 from idp.main import create_app
 from idp.services.context import Context, build_context
-from idp.services.throttle import client_address, source_key
+from idp.services.throttle import source_key
 from idp.settings import Settings
+from idp.web.source import client_address, proxy_networks
 from tests.conftest import ISSUER, FakeClock
 from tests.helpers import PASSWORD, Flow, authorize, csrf_token, make_app, make_user
 
@@ -167,7 +168,7 @@ async def test_credential_stuffing_from_one_network_is_held_back(
 def test_client_address_is_taken_only_from_trusted_proxies(
         peer: str, header: list[str], trusted: tuple[str, ...], expected: str) -> None:
     """ATO-04 / RFC 9700 §4.13."""
-    assert client_address(peer, header, trusted) == expected
+    assert client_address(peer, header, proxy_networks(trusted)) == expected
 
 
 def test_sources_are_grouped_by_network() -> None:

@@ -1,6 +1,6 @@
 """Google identities keyed by subject, never by email (federation.md §9 requirements 16 and
-17), and Google RISC `token-revoked` (requirement 28), against the Google fake. Google
-fixtures and browser steps come from tests/test_federated_login.py."""
+17), and Google RISC `token-revoked` (requirement 28), against the Google fake. The Google
+fixtures come from tests/upstreams.py, the browser steps from tests/flows.py."""
 
 from __future__ import annotations
 
@@ -16,22 +16,11 @@ from idp.services.context import Context
 from idp.services.upstream_tokens import UpstreamToken, seal
 from idp.services.upstreams import save_upstream
 from idp.store.models import Identity, User
-from tests import test_federated_login as google_flow
 from tests.fakes.google import FakeGoogle
+from tests.flows import continue_with_google, sign_in_with_google
 from tests.helpers import Flow, make_app, make_user, redeem, walk
 from tests.helpers import unverified_claims as claims
-from tests.test_federated_login import (
-    CLIENT_ID,
-    RISC,
-    SECEVENT,
-    SECRET,
-    continue_with_google,
-    sign_in_with_google,
-)
-
-# The Google fake and a browser that reaches it (pytest finds fixtures by these names).
-google = google_flow.google
-browser = google_flow.browser
+from tests.upstreams import GOOGLE_CLIENT_ID, GOOGLE_SECRET, RISC, SECEVENT
 
 
 async def identities(ctx: Context) -> list[Identity]:
@@ -74,7 +63,8 @@ async def test_same_email_and_hd_with_a_new_subject_is_not_the_account(
     google.login_user = "workspace"
     owner = await google_sub_of_account(browser, ctx)
     await save_upstream(ctx, UpstreamConfig.model_validate({
-        "alias": "google", "type": "google", "client_id": CLIENT_ID, "client_secret": SECRET,
+        "alias": "google", "type": "google", "client_id": GOOGLE_CLIENT_ID,
+        "client_secret": GOOGLE_SECRET,
         "discovery_url": google.discovery_url, "linking_policy": policy}))
     google.login_user = "reregistered"
     assert google.users["reregistered"].email == google.users["workspace"].email
@@ -142,19 +132,19 @@ async def test_token_revoked_deletes_only_the_matching_stored_token(
     async def post(body: str) -> int:
         return (await browser.post(RISC, content=body, headers=SECEVENT)).status_code
 
-    unknown = google.risc_token_revoked("1//0never-stored-token-cccccccccc", CLIENT_ID,
+    unknown = google.risc_token_revoked("1//0never-stored-token-cccccccccc", GOOGLE_CLIENT_ID,
                                         alg="hash_base64_sha512_sha512")
     assert await post(unknown) == 202
-    assert await post(google.risc_token_revoked("1//0never-stored-token", CLIENT_ID,
+    assert await post(google.risc_token_revoked("1//0never-stored-token", GOOGLE_CLIENT_ID,
                                                 alg="prefix")) == 202
     assert await stored(ctx) == {gmail: True, other: True}
-    assert await post(google.risc_token_revoked(mine_token, CLIENT_ID,
+    assert await post(google.risc_token_revoked(mine_token, GOOGLE_CLIENT_ID,
                                                 alg="hash_base64_sha512_sha512")) == 202
     assert await stored(ctx) == {gmail: False, other: True}
     # Only the token: the Google sign-in and its sessions are untouched.
     page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
     assert not urlsplit(str(page.url)).path.endswith("/login")
-    assert await post(google.risc_token_revoked(other_token, CLIENT_ID, alg="prefix")) == 202
+    assert await post(google.risc_token_revoked(other_token, GOOGLE_CLIENT_ID, alg="prefix")) == 202
     assert await stored(ctx) == {gmail: False, other: False}
     # Sent to another audience, it is refused and deletes nothing.
     await keep_token(ctx, mine.id, mine_token)
@@ -163,7 +153,7 @@ async def test_token_revoked_deletes_only_the_matching_stored_token(
     assert await stored(ctx) == {gmail: True, other: False}
     # `tokens-revoked` ends the sessions and, as suggested, forgets the stored token too.
     assert await post(google.risc_event("oauth/event-type/tokens-revoked", gmail,
-                                        CLIENT_ID)) == 202
+                                        GOOGLE_CLIENT_ID)) == 202
     assert await stored(ctx) == {gmail: False, other: False}
     page = await walk(browser, await browser.get("/authorize", params=Flow(shop).params()))
     assert urlsplit(str(page.url)).path.endswith("/login")

@@ -1,8 +1,8 @@
 """Upstream-initiated revocation as brand apps and customers see it (federation.md §9
 requirements 27 and 32): Apple `consent-revoked` and `account-delete` against the Apple fake,
 the events and back-channel logout tokens our own dispatcher delivers to the apps, the account
-left with no way in, and the settings that bound the delay. Apple fixtures and browser steps
-come from tests/test_federated_apple.py."""
+left with no way in, and the settings that bound the delay. The Apple fixtures come from
+tests/upstreams.py, the browser steps from tests/flows.py."""
 
 from __future__ import annotations
 
@@ -25,9 +25,17 @@ from idp.services.federation import REVOKED
 from idp.services.upstream_tokens import UpstreamToken, seal
 from idp.settings import Settings
 from idp.store.models import Identity, OutboxMessage, User
-from tests import test_federated_apple as apple_flow
 from tests.conftest import ISSUER, make_settings
 from tests.fakes.apple import FakeApple
+from tests.flows import (
+    apple_identity,
+    at_apple,
+    cross_site_post,
+    form_of,
+    refresh,
+    sign_in_with_apple,
+    signed_in,
+)
 from tests.helpers import (
     PASSWORD,
     App,
@@ -42,22 +50,7 @@ from tests.helpers import (
 )
 from tests.helpers import unverified_claims as claims
 from tests.receiver import Receiver
-from tests.test_federated_apple import (
-    NOTIFICATIONS,
-    SERVICES_ID,
-    TEAM,
-    apple_identity,
-    at_apple,
-    cross_site_post,
-    form_of,
-    refresh,
-    sign_in_with_apple,
-    signed_in,
-)
-
-# The Apple fake and a browser that reaches it (pytest finds fixtures by these names).
-apple = apple_flow.apple
-browser = apple_flow.browser
+from tests.upstreams import APPLE_SERVICES_ID, APPLE_TEAM, NOTIFICATIONS
 
 CREDENTIAL_CHANGE = "https://schemas.openid.net/secevent/caep/event-type/credential-change"
 MAX_DELAY = 2  # requirement 32's bound, small here so that a missed wake-up is tested quickly
@@ -85,7 +78,7 @@ async def apple_tokens(browser: httpx.AsyncClient, app, shop: App) -> dict[str, 
 
 
 async def notify(browser: httpx.AsyncClient, apple: FakeApple, kind: str) -> None:
-    body = apple.notification(kind, "relay", SERVICES_ID)
+    body = apple.notification(kind, "relay", APPLE_SERVICES_ID)
     assert (await browser.post(NOTIFICATIONS, content=body)).status_code == 200
 
 
@@ -157,7 +150,7 @@ async def test_consent_revoked_tells_subscribed_apps_and_the_subject_comes_back(
         "event_timestamp": ctx.now(), "credential_type": "federated", "change_type": "revoke",
         "friendly_name": "Sign in with Apple", "initiating_entity": "user",
         "reason_admin": {"en": "The customer withdrew Sign in with Apple at Apple"}}
-    assert apple.sub_for(apple.users["relay"], TEAM) not in json.dumps(event)
+    assert apple.sub_for(apple.users["relay"], APPLE_TEAM) not in json.dumps(event)
     # The same notification again (a new jti) changes nothing and tells nobody twice.
     await notify(browser, apple, "consent-revoked")
     assert len(await security_event_tokens(ctx)) == 1

@@ -1,7 +1,7 @@
 """Facebook deauthorize and data deletion as brand apps and customers see them (federation.md
 §3.5, §9 requirements 27, 29, 30): a deauthorized identity comes back to its account, a deletion
-removes the identity and what it imported, and the apps are told. Facebook fixtures and browser
-steps come from tests/test_federated_facebook.py."""
+removes the identity and what it imported, and the apps are told. The Facebook fixtures come
+from tests/upstreams.py, the browser steps from tests/flows.py."""
 
 from __future__ import annotations
 
@@ -16,15 +16,11 @@ from idp.services.context import Context
 from idp.services.federation import REVOKED
 from idp.services.upstream_tokens import UpstreamToken, seal
 from idp.store.models import Identity, OutboxMessage, Picture, User
-from tests import test_federated_facebook as facebook_flow
 from tests.fakes.facebook import FakeFacebook
+from tests.flows import continue_with_facebook, signed_in
 from tests.helpers import make_app, query_of, redeem
 from tests.helpers import unverified_claims as claims
-from tests.test_federated_facebook import APP_ID, continue_with_facebook, signed_in
-
-# The Facebook fake and a browser that reaches it (pytest finds fixtures by these names).
-facebook = facebook_flow.facebook
-browser = facebook_flow.browser
+from tests.upstreams import FACEBOOK_APP_ID
 
 CREDENTIAL_CHANGE = "https://schemas.openid.net/secevent/caep/event-type/credential-change"
 DEAUTHORIZE = "/federation/facebook/deauthorize"
@@ -62,7 +58,7 @@ async def test_deauthorized_identity_returns_to_its_account(
         identity.refresh_token_encrypted, identity.refresh_token_digest = seal(
             ctx, UpstreamToken("EAAB-facebook-token", "access_token"))
     response = await browser.post(DEAUTHORIZE, data={
-        "signed_request": facebook.signed_request(APP_ID, "fay")})
+        "signed_request": facebook.signed_request(FACEBOOK_APP_ID, "fay")})
     assert response.status_code == 200
     identity = await the_identity(ctx)
     assert identity is not None and identity.status == REVOKED
@@ -71,7 +67,7 @@ async def test_deauthorized_identity_returns_to_its_account(
     assert await change_types(ctx) == ["revoke"]
     # Deauthorized twice: the apps are not told twice.
     await browser.post(DEAUTHORIZE, data={
-        "signed_request": facebook.signed_request(APP_ID, "fay")})
+        "signed_request": facebook.signed_request(FACEBOOK_APP_ID, "fay")})
     assert await change_types(ctx) == ["revoke"]
     browser.cookies.clear()
     _, sub_again = await sign_in(browser, ctx)
@@ -105,7 +101,7 @@ async def test_data_deletion_erases_what_the_identity_imported(
             Picture(id="p2", user_id=sub, content_type="image/png", data=b"\x89PNG",
                     source="google", created_at=now)])
     response = await browser.post(DELETION, data={
-        "signed_request": facebook.signed_request(APP_ID, "fay", deletion=True)})
+        "signed_request": facebook.signed_request(FACEBOOK_APP_ID, "fay", deletion=True)})
     assert response.status_code == 200
     assert await the_identity(ctx) is None
     async with ctx.db.transaction() as session:

@@ -4,7 +4,6 @@ their refusals) run with every logger at DEBUG; the captured records are grepped
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterator
 
@@ -30,6 +29,7 @@ from tests.federation.conftest import (
     GOOGLE_REDIRECT,
     GOOGLE_SECRET,
 )
+from tests.helpers import texts
 
 
 @pytest.fixture
@@ -38,17 +38,6 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFi
     for name in ("httpx", "httpcore", "idp", "idp.federation"):
         caplog.set_level(logging.DEBUG, logger=name)
     yield caplog
-
-
-def texts(records: list[logging.LogRecord]) -> str:
-    out = []
-    for record in records:
-        out += [str(record.msg), repr(record.args)]
-        with contextlib.suppress(TypeError, ValueError):
-            out.append(record.getMessage())
-        if record.exc_info and record.exc_info[1] is not None:
-            out.append(repr(record.exc_info[1]))
-    return "\n".join(out)
 
 
 VERIFIERS: list[str] = []

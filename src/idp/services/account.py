@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from idp import errors
 from idp.crypto.handles import digest
 from idp.domain import SessionInfo
@@ -17,6 +15,7 @@ from idp.services import ledger
 from idp.services.consent import DeliveryStatus, delivery_status
 from idp.services.context import Context
 from idp.store import clients as client_store
+from idp.store import grants as grant_store
 from idp.store import purposes as purpose_store
 from idp.store import sessions as session_store
 from idp.store import users as user_store
@@ -74,9 +73,7 @@ def recently_authenticated(ctx: Context, info: SessionInfo) -> bool:
 
 async def connected_apps(ctx: Context, user_id: str) -> list[AppView]:
     async with ctx.db.transaction() as session:
-        grants = list(await session.scalars(
-            select(Grant).where(Grant.user_id == user_id, Grant.revoked_at.is_(None))
-            .order_by(Grant.created_at)))
+        grants = await grant_store.live_grants_of_user(session, user_id)
         views = []
         for grant in grants:
             client = await client_store.get_client(session, grant.client_id)

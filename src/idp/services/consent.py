@@ -180,9 +180,7 @@ async def change_purpose_everywhere(ctx: Context, user_id: str, purpose_id: str,
     optional purpose, in one transaction; returns the change id the apps' deliveries share."""
     change_id = new_handle(16)
     async with ctx.db.transaction() as session:
-        grants = await session.scalars(select(Grant).where(
-            Grant.user_id == user_id, Grant.revoked_at.is_(None)).order_by(Grant.created_at))
-        for grant in list(grants):
+        for grant in await grant_store.live_grants_of_user(session, user_id):
             client = await client_store.get_client(session, grant.client_id)
             purposes = await purpose_store.purposes_of_client(session, grant.client_id)
             if client is None or not any(p.id == purpose_id and not p.required

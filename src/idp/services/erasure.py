@@ -33,11 +33,11 @@ from idp.services.sessions import end_sessions_of_user
 from idp.services.upstream_revocation_sender import enqueue_upstream_revocations
 from idp.store import clients as client_store
 from idp.store import federation as federation_store
+from idp.store import grants as grant_store
 from idp.store import users as user_store
 from idp.store.models import (
     BrowserSession,
     FederationState,
-    Grant,
     Interaction,
     LedgerEntry,
     SecurityEvent,
@@ -78,7 +78,7 @@ async def find_account(ctx: Context, email_or_id: str) -> str | None:
 
 async def preview(ctx: Context, user_id: str) -> DeletionPreview:
     async with ctx.db.transaction() as session:
-        grants = await _live_grants(session, user_id)
+        grants = await grant_store.live_grants_of_user(session, user_id)
         apps = [client.name for grant in grants
                 if (client := await client_store.get_client(session, grant.client_id))]
         identities = await federation_store.identities_of_user(session, user_id)
@@ -111,15 +111,10 @@ async def delete_account(ctx: Context, user_id: str, *, initiator: Initiator) ->
     return Deletion(user_id, apps, ended, revocations)
 
 
-async def _live_grants(session: AsyncSession, user_id: str) -> list[Grant]:
-    return list(await session.scalars(select(Grant).where(
-        Grant.user_id == user_id, Grant.revoked_at.is_(None)).order_by(Grant.created_at)))
-
-
 async def _withdraw_grants(ctx: Context, session: AsyncSession, user_id: str) -> int:
     """As when the customer disconnects each app: the apps are told (back-channel logout,
     CAEP session-revoked and token-claims-change) and everything issued under it is revoked."""
-    grants = await _live_grants(session, user_id)
+    grants = await grant_store.live_grants_of_user(session, user_id)
     for grant in grants:
         await withdraw_in(ctx, session, user_id, grant.client_id, grant.channel,
                           method="account deletion")

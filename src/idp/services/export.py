@@ -19,22 +19,21 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.services import ledger
+from idp.services import ledger, security_events
 from idp.services.account import _history_item as history_item
 from idp.services.context import Context
 from idp.services.erasure import AccountNotFound
 from idp.services.profile_import import picture_url
 from idp.store import federation as federation_store
+from idp.store import grants as grant_store
 from idp.store import users as user_store
 from idp.store.models import (
     BrowserSession,
     Client,
-    Grant,
     Identity,
     LedgerEntry,
     Picture,
     Purpose,
-    SecurityEvent,
     SessionClient,
     User,
 )
@@ -143,9 +142,7 @@ def _identity(identity: Identity) -> Json:
 async def _apps(session: AsyncSession, user: User) -> list[Json]:
     """Apps holding a live consent. OIDC Core §8: the `sub` an app sees. Every app gets the
     account's public sub (no pairwise subject type is offered), so it is the same for all."""
-    grants = list(await session.scalars(
-        select(Grant).where(Grant.user_id == user.id, Grant.revoked_at.is_(None))
-        .order_by(Grant.created_at, Grant.client_id)))
+    grants = await grant_store.live_grants_of_user(session, user.id)
     # Only the two public columns: never `secret_hash` or key material.
     names = {client_id: name for client_id, name in await session.execute(
         select(Client.client_id, Client.name).where(
@@ -224,8 +221,7 @@ async def _sessions(session: AsyncSession, user_id: str, now: int,
 
 
 async def _security_events(session: AsyncSession, user_id: str) -> list[Json]:
-    rows = await session.scalars(select(SecurityEvent).where(SecurityEvent.user_id == user_id)
-                                 .order_by(SecurityEvent.created_at, SecurityEvent.id))
+    rows = reversed(await security_events.events_of_user(session, user_id, limit=None))
     return [{"kind": row.kind, "at": rfc3339(row.created_at), "detail": dict(row.detail or {})}
             for row in rows]
 

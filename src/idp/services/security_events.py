@@ -30,8 +30,9 @@ def record(session: AsyncSession, kind: str, user_id: str | None, now: int,
     return event
 
 
-async def events_of_user(session: AsyncSession, user_id: str, limit: int = 50
+async def events_of_user(session: AsyncSession, user_id: str, limit: int | None = 50
                          ) -> list[SecurityEvent]:
+    """Newest first; `limit` None for all of them (the data export)."""
     return list(await session.scalars(
         select(SecurityEvent).where(SecurityEvent.user_id == user_id)
-        .order_by(SecurityEvent.created_at.desc(), SecurityEvent.id).limit(limit)))
+        .order_by(SecurityEvent.created_at.desc(), SecurityEvent.id.desc()).limit(limit)))

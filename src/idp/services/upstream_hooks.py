@@ -25,9 +25,7 @@ from idp.federation.google import GoogleUpstream
 from idp.federation.google_risc import OAUTH, RISC, RiscEvent, verify_security_event
 from idp.services import upstream_tokens
 from idp.services.context import Context
-from idp.services.federation import REVOKED
 from idp.services.upstream_revocation import (
-    DEAD,
     end_logins,
     erase_identity,
     forget_matching_token,
@@ -103,9 +101,9 @@ async def _apple_event(ctx: Context, session: AsyncSession, client: AppleUpstrea
         identity.email_deliverable = False
     elif event.type == "email-enabled":
         identity.email_deliverable = True
-    elif event.type == "consent-revoked" and identity.status not in (REVOKED, DEAD):
+    elif event.type == "consent-revoked":
         await withdraw_identity(ctx, session, identity, dead=False)
-    elif event.type == "account-delete" and identity.status != DEAD:
+    elif event.type == "account-delete":
         # "as consent-revoked, and mark the subject permanently dead"
         await withdraw_identity(ctx, session, identity, dead=True)
     return "handled"
@@ -123,7 +121,7 @@ async def facebook_deauthorize(ctx: Context, alias: str, signed_request: str) ->
     async with ctx.db.transaction() as session:
         identity = await store.find_identity(session, client.config.namespace,
                                              request.user_id)
-        if identity is not None and identity.status not in (REVOKED, DEAD):
+        if identity is not None:
             await withdraw_identity(ctx, session, identity, dead=False)
     ctx.notify_outbox()
     log.info("facebook deauthorize handled")

@@ -20,9 +20,10 @@ from idp.services.federation import REVOKED
 from idp.services.sessions import end_session, end_sessions_of_user
 from idp.store import clients as client_store
 from idp.store import federation as store
+from idp.store import grants as grant_store
 from idp.store import tokens as token_store
 from idp.store import users as user_store
-from idp.store.models import Grant, Identity, Picture, SessionClient, User
+from idp.store.models import Identity, Picture, SessionClient, User
 
 # The subject will never sign in again (Apple `account-delete`: "the `sub` will never be
 # valid again", §2.7).
@@ -57,7 +58,11 @@ async def withdraw_identity(ctx: Context, session: AsyncSession, identity: Ident
     identity is unlinked but kept as REVOKED, so the same subject signing in again returns to
     the same account; everything its logins led to ends, the stored upstream token goes, and
     the apps are told. `dead` (`account-delete`): the subject never signs in again, and an
-    account left with no other way in is deactivated according to policy."""
+    account left with no other way in is deactivated according to policy. Withdrawing what
+    is already withdrawn (a repeated or late notification) changes nothing and tells no app
+    twice."""
+    if identity.status == DEAD or (identity.status == REVOKED and not dead):
+        return
     await _withdraw(ctx, session, identity, "delete" if dead else "revoke")
     identity.status = DEAD if dead else REVOKED
     tokens.forget(identity)
@@ -88,8 +93,8 @@ async def _withdraw(ctx: Context, session: AsyncSession, identity: Identity,
 async def _subscribed_apps(session: AsyncSession, identity: Identity) -> list[str]:
     """Apps holding a live grant of the customer, or that got tokens in a session signed in
     with this identity (requirement 27, "subscribed brands")."""
-    granted = await session.scalars(select(Grant.client_id).where(
-        Grant.user_id == identity.user_id, Grant.revoked_at.is_(None)))
+    granted = [g.client_id for g in
+               await grant_store.live_grants_of_user(session, identity.user_id)]
     sids = await store.sids_of_identity(session, identity.id)
     in_sessions: list[str] = list(await session.scalars(select(SessionClient.client_id).where(
         SessionClient.sid.in_(sids)))) if sids else []

@@ -10,8 +10,6 @@ import hmac
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from idp import errors
-from idp.domain import SessionInfo
 from idp.services import account, erasure
 from idp.store.models import User
 from idp.store.users import normalize_email
@@ -46,17 +44,9 @@ async def _deletion_page(request: Request, ctx: CtxDep, cookies: BrowserCookies,
     return response
 
 
-async def _signed_in(request: Request, ctx: CtxDep, cookies: BrowserCookies
-                     ) -> tuple[User, SessionInfo] | None:
-    try:
-        return await account.current_user(ctx, cookies.session_cookie(request))
-    except errors.LoginRequired:
-        return None
-
-
 @router.get("/delete")
 async def deletion_page(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    signed_in = await _signed_in(request, ctx, cookies)
+    signed_in = await account.signed_in(ctx, cookies.session_cookie(request))
     if signed_in is None:
         return see_other("/account/login")
     user, info = signed_in
@@ -67,7 +57,7 @@ async def deletion_page(request: Request, ctx: CtxDep, cookies: CookiesDep) -> R
 
 @router.post("/delete")
 async def delete_account(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    signed_in = await _signed_in(request, ctx, cookies)
+    signed_in = await account.signed_in(ctx, cookies.session_cookie(request))
     if signed_in is None:
         return see_other("/account/login")
     user, info = signed_in

@@ -10,11 +10,8 @@ import json
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from idp import errors
-from idp.domain import SessionInfo
 from idp.services import account, export, throttle
-from idp.store.models import User
-from idp.web.browser import BrowserCookies, CookiesDep
+from idp.web.browser import CookiesDep
 from idp.web.deps import CtxDep
 from idp.web.forms import account_form, see_other
 from idp.web.responses import NO_STORE, page
@@ -23,17 +20,9 @@ router = APIRouter(prefix="/account", tags=["Account center"], include_in_schema
 REAUTH = "/account/reauth?next=/account/export"
 
 
-async def _signed_in(request: Request, ctx: CtxDep, cookies: BrowserCookies
-                     ) -> tuple[User, SessionInfo] | None:
-    try:
-        return await account.current_user(ctx, cookies.session_cookie(request))
-    except errors.LoginRequired:
-        return None
-
-
 @router.get("/export")
 async def export_page(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    signed_in = await _signed_in(request, ctx, cookies)
+    signed_in = await account.signed_in(ctx, cookies.session_cookie(request))
     if signed_in is None:
         return see_other("/account/login")
     if not account.recently_authenticated(ctx, signed_in[1]):
@@ -49,7 +38,7 @@ async def export_page(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Res
 
 @router.post("/export")
 async def download_export(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    signed_in = await _signed_in(request, ctx, cookies)
+    signed_in = await account.signed_in(ctx, cookies.session_cookie(request))
     if signed_in is None:
         return see_other("/account/login")
     user, info = signed_in

@@ -65,6 +65,15 @@ async def current_user(ctx: Context, session_cookie: str | None) -> tuple[User, 
     raise errors.LoginRequired(redirectable=False)
 
 
+async def signed_in(ctx: Context, session_cookie: str | None
+                    ) -> tuple[User, SessionInfo] | None:
+    """The signed-in account, or None (the page then sends the browser to sign in)."""
+    try:
+        return await current_user(ctx, session_cookie)
+    except errors.LoginRequired:
+        return None
+
+
 def recently_authenticated(ctx: Context, info: SessionInfo) -> bool:
     """Whether the session's sign-in is fresh enough for linking, unlinking or deleting
     (federation.md §9 requirement 25). Otherwise the customer confirms at /account/reauth."""

@@ -1,0 +1,58 @@
+"""Tables. Portable across PostgreSQL and SQLite: times are integer epoch seconds (the unit JWTs
+use), lists and objects are JSON, identifiers are opaque strings.
+
+Secrets and single-use handles are stored as SHA-256 digests only (`*_hash` columns). One
+module per area; everything is importable from here, and importing this package registers
+every table on `Base.metadata` (what Alembic and the tests compare against).
+"""
+
+from __future__ import annotations
+
+from idp.store.models.accounts import Client, SigningKey, User
+from idp.store.models.base import Base, Json
+from idp.store.models.consent import ClientPurpose, LedgerEntry, Purpose
+from idp.store.models.federation import (
+    FederationState,
+    Identity,
+    Picture,
+    Upstream,
+    UpstreamDeletion,
+)
+from idp.store.models.outbox import DeliveryAttempt, OutboxMessage
+from idp.store.models.security import SecurityEvent, Throttle
+from idp.store.models.sessions import BrowserSession, Interaction, SessionClient
+from idp.store.models.tokens import (
+    AccessToken,
+    AuthorizationCode,
+    Grant,
+    RefreshToken,
+    UsedAssertion,
+)
+
+__all__ = [
+    "AccessToken",
+    "AuthorizationCode",
+    "Base",
+    "BrowserSession",
+    "Client",
+    "ClientPurpose",
+    "DeliveryAttempt",
+    "FederationState",
+    "Grant",
+    "Identity",
+    "Interaction",
+    "Json",
+    "LedgerEntry",
+    "OutboxMessage",
+    "Picture",
+    "Purpose",
+    "RefreshToken",
+    "SecurityEvent",
+    "SessionClient",
+    "SigningKey",
+    "Throttle",
+    "Upstream",
+    "UpstreamDeletion",
+    "UsedAssertion",
+    "User",
+]

@@ -1,0 +1,71 @@
+"""Client apps, customer accounts and our signing keys."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.store.models.base import Base, Json
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    client_type: Mapped[str] = mapped_column(String(16))  # "public" | "confidential"
+    application_type: Mapped[str] = mapped_column(String(16), default="web")  # "web" | "native"
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON)
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    grant_types: Mapped[list[str]] = mapped_column(JSON)
+    allowed_scopes: Mapped[list[str]] = mapped_column(JSON)
+    id_token_signed_response_alg: Mapped[str] = mapped_column(String(8), default="RS256")
+    require_pkce: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Refresh tokens without offline_access: the app keeps the customer signed in for weeks.
+    long_sessions: Mapped[bool] = mapped_column(Boolean, default=False)
+    # private_key_jwt (RFC 7523, OIDC Core §9): the client's public keys, inline or by URL.
+    jwks: Mapped[Json | None] = mapped_column(JSON)
+    jwks_uri: Mapped[str | None] = mapped_column(Text)
+    # OIDC Back-Channel Logout 1.0 §2.2
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Requested scopes the customer may decline on the consent page.
+    optional_scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # RFC 8935 push endpoint for Security Event Tokens (consent changes, session revocation).
+    event_uri: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int]
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    # The OIDC `sub`: opaque, random, never reassigned (OIDC Core §2, §8).
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Normalised (trimmed, lower-cased); unique so concurrent registrations cannot both win.
+    # None for an account made from an upstream identity that shared no address (Apple, FB).
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    profile: Mapped[Json] = mapped_column(JSON, default=dict)
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+    # Set when the account may no longer sign in (e.g. Apple `account-delete` took its only
+    # sign-in method, federation.md §9 requirement 27); None while it is usable.
+    disabled_at: Mapped[int | None]
+
+
+class SigningKey(Base):
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(8))  # "active" | "retired"
+    public_jwk: Mapped[Json] = mapped_column(JSON)
+    private_jwk_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int]
+    activated_at: Mapped[int | None]
+    retired_at: Mapped[int | None]
+    # A retired key leaves the JWKS at this time: when every token it signed has expired.
+    publish_until: Mapped[int | None]

@@ -1,0 +1,114 @@
+"""Grants and what is issued under them; used client-assertion ids."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.store.models.base import Base, Json
+
+
+class Grant(Base):
+    """One customer's consent to one client; everything issued hangs off it."""
+
+    __tablename__ = "grants"
+    __table_args__ = (UniqueConstraint("user_id", "client_id", name="uq_grants_user_client"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    # Individual claims consented through the `claims` request parameter (OIDC Core §5.5).
+    claims: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # [{"id": purpose id, "version": n}] agreed to, at the version shown.
+    purposes: Mapped[list[Json]] = mapped_column(JSON, default=list)
+    # Optional items the customer declined: not asked again until the app asks with
+    # prompt=consent or the purpose's version is raised.
+    declined_scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    declined_purposes: Mapped[list[Json]] = mapped_column(JSON, default=list)
+    # Global Privacy Control signal seen when consent was last given.
+    gpc: Mapped[bool] = mapped_column(Boolean, default=False)
+    channel: Mapped[str] = mapped_column(String(16), default="web")
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+    revoked_at: Mapped[int | None]
+
+
+class AuthorizationCode(Base):
+    __tablename__ = "authorization_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    nonce: Mapped[str | None] = mapped_column(Text)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    claims: Mapped[Json | None] = mapped_column(JSON)
+    sid: Mapped[str | None] = mapped_column(String(64))
+    auth_time: Mapped[int]
+    amr: Mapped[list[str]] = mapped_column(JSON)
+    acr: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int]
+    expires_at: Mapped[int]
+    # Kept after redemption as a tombstone so a replay is recognised (REL-01).
+    used_at: Mapped[int | None]
+
+
+class AccessToken(Base):
+    """Server-side record of each JWT access token, so introspection and UserInfo answer from
+    live state and a replayed code can revoke what it produced."""
+
+    __tablename__ = "access_tokens"
+    __table_args__ = (Index("ix_access_tokens_code_hash", "code_hash"),)
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    grant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("grants.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    # The browser session the token was issued in (None for client credentials).
+    sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    claims: Mapped[Json | None] = mapped_column(JSON)
+    issued_at: Mapped[int]
+    expires_at: Mapped[int]
+    revoked_at: Mapped[int | None]
+
+
+class RefreshToken(Base):
+    """A refresh token, stored as a digest. Rotated on every use (RFC 9700 §4.14.2): the used
+    row stays as a tombstone so presenting it again is recognised as reuse."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
+    sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    claims: Mapped[Json | None] = mapped_column(JSON)
+    # Granted offline_access: survives the end of the browser session (OIDC Core §11).
+    offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    auth_time: Mapped[int]
+    amr: Mapped[list[str]] = mapped_column(JSON)
+    acr: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int]
+    # The whole chain's absolute end, carried over on rotation.
+    expires_at: Mapped[int]
+    idle_expires_at: Mapped[int]
+    used_at: Mapped[int | None]
+    revoked_at: Mapped[int | None]
+
+
+class UsedAssertion(Base):
+    """`jti`s of client assertions seen, until they expire (RFC 7523 §3 item 7)."""
+
+    __tablename__ = "used_assertions"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # digest(client_id, jti)
+    expires_at: Mapped[int] = mapped_column(index=True)

@@ -18,7 +18,8 @@ def add_account_commands(sub: Any, users: Any) -> None:
     """`users` is the `idp users` subparsers, `sub` the top-level ones."""
     udelete = users.add_parser(
         "delete", help="delete an account and everything it holds (GDPR Art. 17)")
-    udelete.add_argument("account", metavar="EMAIL_OR_ID")
+    udelete.add_argument("account", metavar="EMAIL_OR_ID", help=(
+        "the account's email address or id; an older id starting with '-' goes after '--'"))
     udelete.add_argument("--yes", action="store_true",
                          help="confirm: the account cannot be restored")
     udelete.add_argument("--json", action="store_true")

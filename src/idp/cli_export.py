@@ -19,7 +19,8 @@ def add_export_command(users: Any) -> None:
     """`users` is the `idp users` subparsers."""
     uexport = users.add_parser(
         "export", help="print everything an account holds as JSON (GDPR Art. 15/20)")
-    uexport.add_argument("account", metavar="EMAIL_OR_ID")
+    uexport.add_argument("account", metavar="EMAIL_OR_ID", help=(
+        "the account's email address or id; an older id starting with '-' goes after '--'"))
     uexport.add_argument("--output", metavar="FILE", type=Path, default=None,
                          help="write to FILE (readable by its owner only) instead of stdout")
     uexport.set_defaults(func=cmd_users_export)

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from idp.crypto.handles import digest, new_handle
+from idp.crypto.handles import digest, new_handle, new_subject
 from idp.crypto.keys import SUPPORTED_ALGS
 from idp.domain import ClientConfig
 from idp.protocol.claims import PROTOCOL_CLAIMS
@@ -131,7 +131,7 @@ async def create_user(ctx: Context, *, email: str, password: str | None,
     password_hash = await ctx.passwords.hash(password) if password else None
     now = ctx.now()
     user = User(
-        id=new_handle(16), email=user_store.normalize_email(email), email_verified=email_verified,
+        id=new_subject(), email=user_store.normalize_email(email), email_verified=email_verified,
         password_hash=password_hash, profile=profile, created_at=now, updated_at=now,
     )
     try:

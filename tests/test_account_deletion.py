@@ -483,11 +483,12 @@ async def user_exists(ctx: Context, email: str) -> bool:
 
 
 def test_account_ids_never_read_as_command_line_options() -> None:
-    """A sub starting with '-' made `idp users delete <id>` fail about one run in thirty-two
-    (argparse took it for an option). New ids start with a letter or digit."""
-    from idp.crypto.handles import new_subject
+    """A sub or client_id starting with '-' made `idp users delete <id>` and
+    `idp purposes assign --client <id>` fail about one run in thirty-two (argparse took it
+    for an option). New ones start with a letter or digit."""
+    from idp.crypto.handles import new_public_id
 
-    subjects = {new_subject() for _ in range(2000)}
+    subjects = {new_public_id() for _ in range(2000)}
     assert len(subjects) == 2000
     assert all(s[0].isalnum() and len(s) == 22 for s in subjects)
 

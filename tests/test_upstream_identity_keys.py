@@ -54,7 +54,7 @@ async def test_changed_upstream_email_same_subject_same_account(
 
 
 @pytest.mark.parametrize("policy", ["auto_if_authoritative", "deny"])
-async def test_same_email_and_hd_with_a_new_subject_is_not_the_account(
+async def test_same_email_and_hd_with_a_new_public_id_is_not_the_account(
         browser: httpx.AsyncClient, ctx: Context, google: FakeGoogle, policy: str) -> None:
     """Requirement 17: the same address and `hd` arriving under a different Google `sub` (the
     domain was registered again) is not logged into the existing account, even under

@@ -37,7 +37,8 @@ def add_consent_commands(sub: Any) -> None:
     plist = psub.add_parser("list")
     plist.set_defaults(func=cmd_purposes_list)
     passign = psub.add_parser("assign", help="set the purposes a client asks for")
-    passign.add_argument("--client", required=True)
+    passign.add_argument("--client", required=True, help=(
+        "the client_id (an older one starting with '-' as --client=ID)"))
     passign.add_argument("--required", action="append", default=[])
     passign.add_argument("--optional", action="append", default=[])
     passign.set_defaults(func=cmd_purposes_assign)

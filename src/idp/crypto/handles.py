@@ -16,10 +16,11 @@ def new_handle(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
-def new_subject() -> str:
-    """A new account id, the OIDC `sub` (Core §2: opaque, never reassigned). 128 random bits,
-    URL-safe, and never starting with '-' or '_', so operators and tools can pass one as a
-    command-line argument without it reading as an option."""
+def new_public_id() -> str:
+    """A new public identifier: an account id (the OIDC `sub`, Core §2: opaque, never
+    reassigned) or a `client_id`. 128 random bits, URL-safe, and never starting with '-' or
+    '_', so operators and tools can pass one as a command-line argument without it reading
+    as an option."""
     while True:
         subject = secrets.token_urlsafe(16)
         if subject[0].isalnum():

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from idp.crypto.handles import digest, new_handle, new_subject
+from idp.crypto.handles import digest, new_handle, new_public_id
 from idp.crypto.keys import SUPPORTED_ALGS
 from idp.domain import ClientConfig
 from idp.protocol.claims import PROTOCOL_CLAIMS
@@ -98,7 +98,7 @@ async def create_client(
 
     secret = new_handle() if method.startswith("client_secret_") else None
     row = Client(
-        client_id=new_handle(16), name=name.strip() or "Unnamed app", client_type=client_type,
+        client_id=new_public_id(), name=name.strip() or "Unnamed app", client_type=client_type,
         application_type=application_type, secret_hash=digest(secret) if secret else None,
         token_endpoint_auth_method=method, redirect_uris=list(dict.fromkeys(redirect_uris)),
         post_logout_redirect_uris=post_logout_redirect_uris, grant_types=grant_types,
@@ -131,7 +131,7 @@ async def create_user(ctx: Context, *, email: str, password: str | None,
     password_hash = await ctx.passwords.hash(password) if password else None
     now = ctx.now()
     user = User(
-        id=new_subject(), email=user_store.normalize_email(email), email_verified=email_verified,
+        id=new_public_id(), email=user_store.normalize_email(email), email_verified=email_verified,
         password_hash=password_hash, profile=profile, created_at=now, updated_at=now,
     )
     try:

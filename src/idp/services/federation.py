@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp import errors
-from idp.crypto.handles import digest, new_handle, new_subject
+from idp.crypto.handles import digest, new_handle, new_public_id
 from idp.federation.authority import may_auto_link
 from idp.federation.callback import AuthorizationDenied
 from idp.federation.config import LinkingPolicy, SyncMode
@@ -232,7 +232,7 @@ def link_identity(ctx: Context, session: AsyncSession, user_id: str,
 async def _create_account(ctx: Context, session: AsyncSession, identity: UpstreamIdentity,
                           now: int) -> Identity:
     user = User(
-        id=new_subject(), email=user_store.normalize_email(identity.email)
+        id=new_public_id(), email=user_store.normalize_email(identity.email)
         if identity.email else None,
         # Requirement 22: only an authoritative upstream's verified address counts as verified.
         email_verified=identity.email_authoritative, password_hash=None,

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp import errors
-from idp.crypto.handles import digest, new_handle, new_subject
+from idp.crypto.handles import digest, new_handle, new_public_id
 from idp.domain import AuthorizationRequest, ClientConfig
 from idp.protocol.consent import (
     CATEGORY_TITLES,
@@ -161,7 +161,7 @@ async def register_with_password(ctx: Context, interaction_id: str, browser_id: 
         async with ctx.db.transaction() as session:
             interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
             user = User(
-                id=new_subject(), email=user_store.normalize_email(email), email_verified=False,
+                id=new_public_id(), email=user_store.normalize_email(email), email_verified=False,
                 password_hash=password_hash, profile={}, created_at=now, updated_at=now,
             )
             session.add(user)

@@ -17,7 +17,7 @@ import rfc8785
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.crypto.handles import new_handle
+from idp.crypto.handles import new_public_id
 from idp.crypto.keys import derive_key
 from idp.services.context import Context
 from idp.store.models import LedgerEntry
@@ -67,7 +67,7 @@ async def append(ctx: Context, session: AsyncSession, *, grant_id: str, client_i
     seq = (last[0] + 1) if last else 1
     prev_hash = last[1] if last else GENESIS
     entry = LedgerEntry(
-        seq=seq, entry_id=new_handle(16), grant_id=grant_id, client_id=client_id,
+        seq=seq, entry_id=new_public_id(), grant_id=grant_id, client_id=client_id,
         subject_ref=subject_ref(ctx, user_id), action=action, channel=channel, gpc=gpc,
         created_at=ctx.now(), payload=payload, payload_digest=sha256_hex(canonical(payload)),
         prev_hash=prev_hash, entry_hash="",

@@ -16,8 +16,8 @@ from idp.services.logout import log_out
 from idp.services.receipts import receipt
 from idp.web.browser import BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep
-from idp.web.forms import account_form, first, see_other
-from idp.web.responses import NO_STORE, page
+from idp.web.forms import account_form, account_page, first, see_other
+from idp.web.responses import NO_STORE
 
 router = APIRouter(prefix="/account", tags=["Account center"], include_in_schema=False)
 
@@ -25,12 +25,7 @@ router = APIRouter(prefix="/account", tags=["Account center"], include_in_schema
 @router.get("/login")
 async def login_page(request: Request, cookies: CookiesDep, message: str | None = None
                      ) -> Response:
-    browser_id, is_new = cookies.ensure_browser_id(request)
-    response = page(request, "account_login.html", {
-        "csrf_token": cookies.csrf_token(browser_id, "account:login"), "message": message})
-    if is_new:
-        cookies.set_browser_id(response, browser_id)
-    return response
+    return account_page(request, cookies, "account_login.html", {"message": message}, "login")
 
 
 @router.post("/login")
@@ -55,10 +50,9 @@ async def overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
         user, _ = await account.current_user(ctx, cookies.session_cookie(request))
     except errors.LoginRequired:
         return see_other("/account/login")
-    browser_id, is_new = cookies.ensure_browser_id(request)
     status = await account.change_status(ctx, change) if change and len(change) < 64 else None
     apps = await account.connected_apps(ctx, user.id)
-    response = page(request, "account.html", {
+    return account_page(request, cookies, "account.html", {
         "user": user,
         "profile": user.profile,
         "editable": account.EDITABLE_CLAIMS,
@@ -72,12 +66,7 @@ async def overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
         "methods": await linking.sign_in_methods(ctx, user),
         "methods_message": await linking.outcome_message(ctx, outcome, upstream),
         "status_words": linking.STATUS_WORDS,
-        "csrf": {name: cookies.csrf_token(browser_id, f"account:{name}")
-                 for name in ("profile", "apps", "logout", "password", "identities")},
-    })
-    if is_new:
-        cookies.set_browser_id(response, browser_id)
-    return response
+    }, "profile", "apps", "logout", "password", "identities")
 
 
 @router.post("/profile")
@@ -134,17 +123,12 @@ async def _reauth_page(request: Request, ctx: CtxDep, cookies: CookiesDep,
         user, _ = await account.current_user(ctx, cookies.session_cookie(request))
     except errors.LoginRequired:
         return see_other("/account/login")
-    browser_id, is_new = cookies.ensure_browser_id(request)
-    response = page(request, "account_reauth.html", {
+    return account_page(request, cookies, "account_reauth.html", {
         "user": user,
         "methods": await linking.sign_in_methods(ctx, user),
         "next": reauth.safe_next(next_path),
         "message": message,
-        "csrf_token": cookies.csrf_token(browser_id, "account:reauth"),
-    })
-    if is_new:
-        cookies.set_browser_id(response, browser_id)
-    return response
+    }, "reauth")
 
 
 @router.post("/reauth")
@@ -213,11 +197,8 @@ async def app_page(client_id: str, request: Request, ctx: CtxDep, cookies: Cooki
         user, _ = await account.current_user(ctx, cookies.session_cookie(request))
     except errors.LoginRequired:
         return see_other("/account/login")
-    browser_id, _ = cookies.ensure_browser_id(request)
-    return page(request, "account_app.html", {
-        "app": await account.app_view(ctx, user.id, client_id),
-        "csrf_token": cookies.csrf_token(browser_id, "account:apps"),
-    })
+    return account_page(request, cookies, "account_app.html", {
+        "app": await account.app_view(ctx, user.id, client_id)}, "apps")
 
 
 @router.post("/apps/{client_id}")

@@ -15,7 +15,7 @@ from idp.store.models import User
 from idp.store.users import normalize_email
 from idp.web.browser import BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep
-from idp.web.forms import account_form, first, see_other
+from idp.web.forms import account_form, account_page, first, see_other
 from idp.web.responses import page
 
 router = APIRouter(prefix="/account", tags=["Account center"], include_in_schema=False)
@@ -34,14 +34,9 @@ def confirmed(user: User, typed: str) -> bool:
 
 async def _deletion_page(request: Request, ctx: CtxDep, cookies: BrowserCookies, user: User,
                          message: str | None = None, status_code: int = 200) -> Response:
-    browser_id, is_new = cookies.ensure_browser_id(request)
-    response = page(request, "account_delete.html", {
+    return account_page(request, cookies, "account_delete.html", {
         "user": user, "preview": await erasure.preview(ctx, user.id), "message": message,
-        "csrf_token": cookies.csrf_token(browser_id, "account:delete"),
-    }, status_code=status_code)
-    if is_new:
-        cookies.set_browser_id(response, browser_id)
-    return response
+    }, "delete", status_code=status_code)
 
 
 @router.get("/delete")

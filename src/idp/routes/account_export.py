@@ -13,8 +13,8 @@ from starlette.responses import Response
 from idp.services import account, export, throttle
 from idp.web.browser import CookiesDep
 from idp.web.deps import CtxDep
-from idp.web.forms import account_form, see_other
-from idp.web.responses import NO_STORE, page
+from idp.web.forms import account_form, account_page, see_other
+from idp.web.responses import NO_STORE
 
 router = APIRouter(prefix="/account", tags=["Account center"], include_in_schema=False)
 REAUTH = "/account/reauth?next=/account/export"
@@ -27,13 +27,8 @@ async def export_page(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Res
         return see_other("/account/login")
     if not account.recently_authenticated(ctx, signed_in[1]):
         return see_other(REAUTH)
-    browser_id, is_new = cookies.ensure_browser_id(request)
-    response = page(request, "account_export.html", {
-        "csrf_token": cookies.csrf_token(browser_id, "account:export"),
-        "per_hour": throttle.EXPORTS_PER_WINDOW})
-    if is_new:
-        cookies.set_browser_id(response, browser_id)
-    return response
+    return account_page(request, cookies, "account_export.html",
+                        {"per_hour": throttle.EXPORTS_PER_WINDOW}, "export")
 
 
 @router.post("/export")

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from idp import errors
 from idp.web.browser import BrowserCookies
 from idp.web.deps import read_form
-from idp.web.responses import NO_STORE
+from idp.web.responses import NO_STORE, page
 
 
 def see_other(path: str) -> RedirectResponse:
@@ -39,3 +39,20 @@ async def account_form(request: Request, cookies: BrowserCookies, purpose: str
 
 def first(values: dict[str, Any], name: str) -> str:
     return str((values.get(name) or [""])[0])
+
+
+def account_page(request: Request, cookies: BrowserCookies, template: str,
+                 context: dict[str, Any], *csrf_purposes: str, status_code: int = 200
+                 ) -> HTMLResponse:
+    """An account-center page whose forms carry CSRF tokens bound to this browser: the first
+    purpose's as `csrf_token`, each as `csrf[purpose]`. A browser seen for the first time
+    gets its cookie with the page, so the tokens it was given can be checked."""
+    browser_id, is_new = cookies.ensure_browser_id(request)
+    tokens = {purpose: cookies.csrf_token(browser_id, f"account:{purpose}")
+              for purpose in csrf_purposes}
+    if csrf_purposes:
+        context = {**context, "csrf_token": tokens[csrf_purposes[0]], "csrf": tokens}
+    response = page(request, template, context, status_code=status_code)
+    if is_new:
+        cookies.set_browser_id(response, browser_id)
+    return response

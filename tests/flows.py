@@ -153,15 +153,23 @@ async def cross_site_post(app, apple_page: httpx.Response) -> httpx.Response:  #
         return await cookieless.post(action, data=dict(fields))
 
 
-async def sign_in_with_apple(browser: httpx.AsyncClient, app, brand: App,  # type: ignore[no-untyped-def]
-                             **extra: str) -> tuple[Flow, str]:
+async def back_from_apple(browser: httpx.AsyncClient, app, brand: App,  # type: ignore[no-untyped-def]
+                          **extra: str) -> tuple[Flow, httpx.Response]:
+    """At Apple and back: its cross-site form_post, then our re-navigation (requirement 5:
+    a top-level GET from our own origin, which carries our Lax cookies) to the callback.
+    Returns the callback's answer."""
     flow, apple_page = await at_apple(browser, brand, **extra)
     renavigate = await cross_site_post(app, apple_page)
     assert renavigate.status_code == 200
     method, action, fields = form_of(renavigate.text)
-    # Requirement 5: a top-level GET from our own origin, which carries our Lax cookies.
     assert method == "get" and action == "/federation/apple/callback"
-    page = await walk(browser, await browser.get(action, params=tuple(fields)))
+    return flow, await browser.get(action, params=tuple(fields))
+
+
+async def sign_in_with_apple(browser: httpx.AsyncClient, app, brand: App,  # type: ignore[no-untyped-def]
+                             **extra: str) -> tuple[Flow, str]:
+    flow, back = await back_from_apple(browser, app, brand, **extra)
+    page = await walk(browser, back)
     if urlsplit(str(page.url)).path.endswith("/consent"):
         # The customer saves every attribute offered (tests/test_profile_import.py asks).
         page = await approve(browser, page, offered_imports(page.text))

@@ -17,6 +17,7 @@ from tests.fakes.apple import FakeApple
 from tests.flows import (
     apple_identity,
     at_apple,
+    back_from_apple,
     cross_site_post,
     form_of,
     refresh,
@@ -120,10 +121,7 @@ async def test_cancel_at_apple_creates_nothing(
     """Requirement 7: an Apple cancel consumes the transaction and creates nothing."""
     shop = await make_app(ctx)
     apple.cancel = True
-    _, apple_page = await at_apple(browser, shop)
-    renavigate = await cross_site_post(app, apple_page)
-    _, action, fields = form_of(renavigate.text)
-    back = await browser.get(action, params=fields)
+    _, back = await back_from_apple(browser, app, shop)
     assert "was cancelled" in back.text
     async with ctx.db.transaction() as session:
         assert (await session.scalars(select(User))).first() is None
@@ -187,9 +185,7 @@ async def test_account_delete_marks_the_subject_dead(
     assert await refresh(browser, shop, tokens["refresh_token"]) == 400
     assert not await signed_in(browser, shop)
     browser.cookies.clear()
-    _, apple_page = await at_apple(browser, shop)
-    _, action, fields = form_of((await cross_site_post(app, apple_page)).text)
-    back = await browser.get(action, params=fields)
+    _, back = await back_from_apple(browser, app, shop)
     assert "disabled" in back.text
     assert not browser.cookies.get("__Host-idp_session")
 

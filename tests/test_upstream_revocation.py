@@ -29,9 +29,7 @@ from tests.conftest import ISSUER, make_settings
 from tests.fakes.apple import FakeApple
 from tests.flows import (
     apple_identity,
-    at_apple,
-    cross_site_post,
-    form_of,
+    back_from_apple,
     refresh,
     sign_in_with_apple,
     signed_in,
@@ -187,9 +185,7 @@ async def test_account_delete_deactivates_an_account_with_no_other_way_in(
     assert await introspect(browser, shop, tokens["refresh_token"]) == {"active": False}
     assert not await signed_in(browser, shop)
     browser.cookies.clear()
-    _, apple_page = await at_apple(browser, shop)
-    _, action, fields = form_of((await cross_site_post(app, apple_page)).text)
-    refused = await browser.get(action, params=fields)
+    _, refused = await back_from_apple(browser, app, shop)
     assert "This sign-in method is disabled." in refused.text
     assert not browser.cookies.get("__Host-idp_session")
 

@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp import errors
 from idp.domain import SessionInfo
@@ -28,7 +27,7 @@ from idp.federation.errors import FederationError
 from idp.federation.identity import UpstreamIdentity
 from idp.services import account, security_events, sessions
 from idp.services.context import Context
-from idp.services.federation import REVOKED, link_identity
+from idp.services.federation import DEAD, REVOKED, has_way_in, link_identity
 from idp.services.interaction import start_session
 from idp.services.reauth import OUTCOMES as REAUTH_OUTCOMES
 from idp.services.reauth import complete_reauth, reauth_location, safe_next
@@ -46,14 +45,11 @@ from idp.store import federation as store
 from idp.store.models import FederationState, Identity, User
 
 log = logging.getLogger("idp.federation")
-# Statuses of an identity that can still sign the customer in: a "revoked" one comes back to
-# its account when its subject signs in again (services.federation.resolve_account).
-CAN_SIGN_IN = ("active", REVOKED)
 # Identity ids and upstream aliases are short URL-safe tokens; anything else (a NUL byte, which
 # PostgreSQL refuses) is answered before it reaches the database.
 ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 STATUS_WORDS = {"active": "Active", REVOKED: "Access withdrawn at the provider",
-                "suspended": "Suspended by the provider", "dead": "Deleted at the provider"}
+                "suspended": "Suspended by the provider", DEAD: "Deleted at the provider"}
 # What the account center says after a round trip or a removal; {name} is the provider's.
 OUTCOMES = {
     "linked": "Your {name} account is connected. You were signed out everywhere else.",
@@ -238,7 +234,8 @@ async def remove_identity(ctx: Context, info: SessionInfo, identity_id: str) -> 
         if identity is None or identity.user_id != info.user_id:
             raise errors.InvalidRequest("No such sign-in method on your account",
                                         redirectable=False)
-        if not await _has_other_method(session, identity):
+        user = await session.get(User, identity.user_id)
+        if user is None or not await has_way_in(session, user, besides=identity.id):
             return Removal("last", identity.alias)
         alias = identity.alias
         # Whoever signed in with it is signed out, apps told (back-channel logout).
@@ -260,9 +257,3 @@ async def remove_identity(ctx: Context, info: SessionInfo, identity_id: str) -> 
     return Removal("removed", alias, cookie)
 
 
-async def _has_other_method(session: AsyncSession, identity: Identity) -> bool:
-    user = await session.get(User, identity.user_id)
-    if user is not None and user.password_hash is not None:
-        return True
-    return any(other.id != identity.id and other.status in CAN_SIGN_IN
-               for other in await store.identities_of_user(session, identity.user_id))

@@ -16,7 +16,7 @@ from idp.notifications.outbox import enqueue_security_event
 from idp.services import security_events
 from idp.services import upstream_tokens as tokens
 from idp.services.context import Context
-from idp.services.federation import REVOKED
+from idp.services.federation import DEAD, REVOKED, has_way_in
 from idp.services.sessions import end_session, end_sessions_of_user
 from idp.store import clients as client_store
 from idp.store import federation as store
@@ -27,7 +27,6 @@ from idp.store.models import Identity, Picture, SessionClient, User
 
 # The subject will never sign in again (Apple `account-delete`: "the `sub` will never be
 # valid again", §2.7).
-DEAD = "dead"
 # OpenID CAEP 1.0 §3.3 Credential Change: "a credential was created, changed, revoked or
 # deleted". A customer withdrawing an upstream sign-in method is exactly that, seen from the
 # apps: one way of signing in to this account is gone. None of CAEP's listed credential
@@ -37,8 +36,6 @@ DEAD = "dead"
 CREDENTIAL_CHANGE_EVENT = "https://schemas.openid.net/secevent/caep/event-type/credential-change"
 FEDERATED_CREDENTIAL = "federated"
 ChangeType = Literal["revoke", "delete"]
-# Identity states that still let the customer in (REVOKED: by signing in with it again).
-USABLE = frozenset({"active", REVOKED})
 
 
 async def end_logins(ctx: Context, session: AsyncSession, identity: Identity) -> list[str]:
@@ -129,9 +126,7 @@ async def deactivate_if_stranded(ctx: Context, session: AsyncSession, user_id: s
     if ctx.settings.upstream_account_delete_policy != "deactivate":
         return False
     user = await session.get(User, user_id)
-    if user is None or user.disabled_at is not None or user.password_hash is not None:
-        return False
-    if any(i.status in USABLE for i in await store.identities_of_user(session, user_id)):
+    if user is None or user.disabled_at is not None or await has_way_in(session, user):
         return False
     now = ctx.now()
     user.disabled_at = now

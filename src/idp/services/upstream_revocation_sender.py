@@ -18,6 +18,7 @@ from idp.federation.facebook import FacebookUpstream
 from idp.notifications.outbox import enqueue
 from idp.notifications.senders import Outcome, Sender, app_senders
 from idp.services.context import Context
+from idp.services.federation import DEAD
 from idp.services.upstream_tokens import unseal
 from idp.services.upstreams import upstream_client
 from idp.store import federation as federation_store
@@ -40,7 +41,7 @@ async def enqueue_upstream_revocations(session: AsyncSession, identities: list[I
     dispatcher resolves the alias again at delivery (an upstream removed since is reported)."""
     count = 0
     for identity in identities:
-        if identity.status == "dead":
+        if identity.status == DEAD:
             continue  # Apple `account-delete`: the subject no longer exists upstream
         upstream = await federation_store.get_upstream(session, identity.alias)
         kind = upstream.type if upstream is not None else "unknown"

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Generic
 
 import httpx
 from sqlalchemy import select, update
 
 from idp.crypto.handles import new_handle
-from idp.notifications.senders import Outcome, SenderRegistry, app_senders
-from idp.services.context import Context
+from idp.notifications.senders import Outcome, R, SenderRegistry, app_senders
 from idp.store.models import DeliveryAttempt, OutboxMessage
 
 log = logging.getLogger("idp.notifications")
@@ -34,13 +34,13 @@ def backoff(attempts: int) -> int:
     return int(min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0)))
 
 
-class Dispatcher:
+class Dispatcher(Generic[R]):
     """Sends with the senders `senders` builds, by message kind; a kind without one is
     abandoned. The default knows the apps' kinds only: the app wires in the rest."""
 
-    def __init__(self, ctx: Context, timeout: float = 5.0,
+    def __init__(self, ctx: R, timeout: float = 5.0,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 senders: SenderRegistry = app_senders) -> None:
+                 senders: SenderRegistry[R] = app_senders) -> None:
         self._ctx = ctx
         self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False,
                                        transport=transport)

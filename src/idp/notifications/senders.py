@@ -5,15 +5,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
+from idp.crypto.keys import KeyRing
 from idp.notifications.outbox import BACKCHANNEL_LOGOUT, SECURITY_EVENT
-from idp.services.context import Context
+from idp.store.db import Database
 from idp.store.models import OutboxMessage
 
 LOGOUT_TOKEN_TTL = 120
+
+
+class KeySource(Protocol):
+    async def ring(self) -> KeyRing: ...
+
+
+class Runtime(Protocol):
+    """What the outbox needs of the running service: its database, its signing keys and its
+    clock. The services' `Context` is one; this layer never imports the services."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def keys(self) -> KeySource: ...
+
+    def now(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -35,13 +53,15 @@ class Sender(Protocol):
         ...
 
 
-# Built by the dispatcher with its own HTTP client (its timeout, a test's transport).
-SenderRegistry = Callable[[Context, httpx.AsyncClient], Mapping[str, Sender]]
+# Built by the dispatcher with its own HTTP client (its timeout, a test's transport), over the
+# runtime the dispatcher was given (the services hand in their Context).
+R = TypeVar("R", bound=Runtime)
+SenderRegistry = Callable[[R, httpx.AsyncClient], Mapping[str, Sender]]
 
 
 @dataclass(frozen=True)
 class BackchannelLogoutSender:
-    ctx: Context
+    ctx: Runtime
     http: httpx.AsyncClient
 
     async def send(self, message: OutboxMessage) -> Outcome:
@@ -59,7 +79,7 @@ class BackchannelLogoutSender:
 
 @dataclass(frozen=True)
 class SecurityEventSender:
-    ctx: Context
+    ctx: Runtime
     http: httpx.AsyncClient
 
     async def send(self, message: OutboxMessage) -> Outcome:
@@ -75,7 +95,7 @@ class SecurityEventSender:
         return None
 
 
-def app_senders(ctx: Context, http: httpx.AsyncClient) -> dict[str, Sender]:
+def app_senders(ctx: Runtime, http: httpx.AsyncClient) -> dict[str, Sender]:
     return {BACKCHANNEL_LOGOUT: BackchannelLogoutSender(ctx, http),
             SECURITY_EVENT: SecurityEventSender(ctx, http)}
 

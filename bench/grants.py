@@ -22,7 +22,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from idp.main import create_app
-from idp.services import admin
+from idp.services.accounts import admin
 from idp.services.context import build_context
 from idp.settings import Settings
 from idp.store import migrate

@@ -27,7 +27,7 @@ from tests.helpers import pkce_pair
 
 from idp.crypto.handles import digest, new_handle
 from idp.main import create_app
-from idp.services import admin
+from idp.services.accounts import admin
 from idp.services.context import build_context
 from idp.settings import Settings
 from idp.store import migrate

@@ -113,7 +113,7 @@ def reuse_signing_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     rotation gets a fresh kid); across tests the same keys are reused, since every test starts
     from empty tables."""
     from idp.crypto import keys as key_module
-    from idp.services import keys as key_service
+    from idp.services.tokens import signing_keys as key_service
 
     used: dict[str, int] = {}
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from idp.cli import main as idp_cli
-from idp.services import admin
+from idp.services.accounts import admin
 from idp.services.context import Context
 from tests.conftest import ISSUER
 

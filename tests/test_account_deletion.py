@@ -16,9 +16,9 @@ from fastapi import FastAPI
 from sqlalchemy import select, text, update
 
 from idp.notifications.dispatcher import MAX_ATTEMPTS, Dispatcher, backoff
-from idp.services import ledger
+from idp.services.consent import ledger
 from idp.services.context import Context
-from idp.services.upstream_revocation_sender import outbox_senders
+from idp.services.upstream.revocation_sender import outbox_senders
 from idp.store.models import (
     Base,
     Identity,

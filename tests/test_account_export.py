@@ -17,9 +17,10 @@ import pytest
 from sqlalchemy import select, text
 
 from idp.crypto.handles import digest
-from idp.services import purposes, security_events
+from idp.services.consent import purposes
 from idp.services.context import Context
-from idp.services.throttle import EXPORT_WINDOW_SECONDS, EXPORTS_PER_WINDOW
+from idp.services.signin import security_events
+from idp.services.signin.throttle import EXPORT_WINDOW_SECONDS, EXPORTS_PER_WINDOW
 from idp.store.models import (
     AuthorizationCode,
     BrowserSession,

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import select
 
 from idp.notifications.dispatcher import Dispatcher
-from idp.services import security_events
 from idp.services.context import Context
-from idp.services.interaction import LOGIN_FAILED
-from idp.services.reauth import safe_next
-from idp.services.upstream_revocation_sender import outbox_senders
+from idp.services.signin import security_events
+from idp.services.signin.interaction import LOGIN_FAILED
+from idp.services.signin.reauth import safe_next
+from idp.services.upstream.revocation_sender import outbox_senders
 from idp.store.models import Identity, User
 from tests.conftest import FakeClock
 from tests.fakes.common import transport

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from idp import errors
 from idp.crypto.handles import new_handle
 from idp.domain import SessionInfo
+from idp.services.accounts.linking import remove_identity
 from idp.services.context import Context
-from idp.services.interaction import start_session
-from idp.services.linking import remove_identity
+from idp.services.signin.interaction import start_session
 from idp.store.models import Identity, Picture, User
 
 

@@ -21,7 +21,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Download, Page, expect
 
 from idp.notifications.dispatcher import Dispatcher
-from idp.services import purposes
+from idp.services.consent import purposes
 from idp.services.context import Context
 from tests import test_browser
 from tests.helpers import App, Flow, make_app, make_user

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import jwt as pyjwt
 
-from idp.services import admin
+from idp.services.accounts import admin
 from idp.services.context import Context
 from tests.conftest import ISSUER
 from tests.helpers import make_app

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from idp.cli import main as idp_cli
 from idp.notifications.dispatcher import Dispatcher
-from idp.services import ledger, purposes
+from idp.services.consent import ledger, purposes
 from idp.services.context import Context
 from tests.conftest import ISSUER
 from tests.helpers import (

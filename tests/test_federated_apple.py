@@ -157,7 +157,7 @@ async def test_consent_revoked_unlinks_and_ends_what_the_login_led_to(
     issued in it are revoked, offline_access ones included; requirement 32 through our own
     back-channel. The identity is kept as revoked (the same subject may come back; see
     tests/test_upstream_revocation.py) without its stored Apple refresh token."""
-    from idp.services.federation import REVOKED
+    from idp.services.upstream.identities import REVOKED
 
     shop, tokens = await offline_sign_in(browser, app, ctx)
     assert await signed_in(browser, shop)

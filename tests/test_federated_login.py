@@ -11,7 +11,7 @@ import pytest
 
 from idp.federation.config import UpstreamConfig
 from idp.services.context import Context
-from idp.services.upstreams import save_upstream
+from idp.services.upstream.providers import save_upstream
 from tests.conftest import ISSUER
 from tests.fakes.google import FakeGoogle
 from tests.flows import continue_with_google, press_continue, prove_account, sign_in_with_google
@@ -120,7 +120,7 @@ async def test_existing_verified_account_links_only_after_proving_it(
     tokens = (await redeem(browser, flow, query_of(linked.headers["location"])["code"])).json()
     assert claims(tokens["id_token"])["sub"] == existing
     # ATO-15: the link is on the account's security record, with how it was proved.
-    from idp.services import security_events
+    from idp.services.signin import security_events
 
     async with ctx.db.transaction() as session:
         recorded = [(e.kind, e.detail) for e in
@@ -338,13 +338,13 @@ async def test_auto_linking_never_reaches_an_unverified_local_account_unstripped
     """Requirements 20 and 23: the local account's email must be verified too; an
     unverified one holding a Gmail address loses its password before the link."""
     await _auto_linking(ctx, google)
-    from idp.services import admin
+    from idp.services.accounts import admin
 
     user = await admin.create_user(ctx, email="alice@gmail.com", password=PASSWORD,
                                    profile={}, email_verified=False)
     flow, code = await sign_in_with_google(browser, await make_app(ctx))
     assert claims((await redeem(browser, flow, code)).json()["id_token"])["sub"] == user.id
-    from idp.services.authentication import verify_password_login
+    from idp.services.signin.authentication import verify_password_login
 
     assert await verify_password_login(ctx, "alice@gmail.com", PASSWORD) is None
 

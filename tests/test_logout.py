@@ -11,7 +11,7 @@ import pytest
 
 from idp.notifications.dispatcher import Dispatcher, backoff
 from idp.services.context import Context
-from idp.services.sessions import end_user_sessions
+from idp.services.signin.sessions import end_user_sessions
 from tests.conftest import ISSUER, FakeClock
 from tests.helpers import App, Flow, csrf_token, get_code, make_app, make_user, redeem
 from tests.receiver import Receiver

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from idp.main import create_app
-from idp.services import admin
+from idp.services.accounts import admin
 from idp.services.context import Context, build_context
 from idp.store import users as user_store
 from idp.store.models import User

@@ -30,8 +30,9 @@ from joserfc.registry import HeaderParameter
 from idp.cli import main
 from idp.main import create_app
 from idp.net.fetch import FetchError, fetch_json, new_http_client
-from idp.services import admin, client_assertion
+from idp.services.accounts import admin
 from idp.services.context import Context, build_context
+from idp.services.tokens import client_assertion
 from idp.store.models import UsedAssertion
 from tests.conftest import ISSUER, TEST_SECRET, FakeClock, make_settings
 from tests.helpers import fake_dns, make_app, throwaway_database

@@ -17,9 +17,10 @@ import pytest
 from sqlalchemy import select
 
 from idp.federation.config import UpstreamConfig
-from idp.services import ledger, maintenance
+from idp.services import maintenance
+from idp.services.consent import ledger
 from idp.services.context import Context
-from idp.services.upstreams import save_upstream
+from idp.services.upstream.providers import save_upstream
 from idp.store.models import Identity, Interaction, Picture, User
 from tests.conftest import ISSUER, FakeClock
 from tests.fakes.common import FakeServer, transport

@@ -10,7 +10,7 @@ import pytest
 
 from idp.main import create_app
 from idp.services.context import Context, build_context
-from idp.services.throttle import source_key
+from idp.services.signin.throttle import source_key
 from idp.settings import Settings
 from idp.web.source import client_address, proxy_networks
 from tests.conftest import ISSUER, FakeClock

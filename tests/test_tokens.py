@@ -11,7 +11,7 @@ import httpx
 import jwt as pyjwt
 import pytest
 
-from idp.services import admin
+from idp.services.accounts import admin
 from idp.services.context import Context
 from tests.conftest import ISSUER, FakeClock
 from tests.helpers import Flow, get_code, make_app, make_user, query_of, redeem

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from idp.federation.config import UpstreamConfig
-from idp.services import security_events
 from idp.services.context import Context
-from idp.services.upstream_tokens import UpstreamToken, seal
-from idp.services.upstreams import save_upstream
+from idp.services.signin import security_events
+from idp.services.upstream.providers import save_upstream
+from idp.services.upstream.tokens import UpstreamToken, seal
 from idp.store.models import Identity, User
 from tests.fakes.google import FakeGoogle
 from tests.flows import continue_with_google, sign_in_with_google

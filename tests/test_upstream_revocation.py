@@ -19,10 +19,10 @@ from sqlalchemy import select
 
 from idp.notifications.dispatcher import Dispatcher
 from idp.notifications.outbox import LOGOUT_EVENT, SECURITY_EVENT
-from idp.services import security_events
 from idp.services.context import Context
-from idp.services.federation import REVOKED
-from idp.services.upstream_tokens import UpstreamToken, seal
+from idp.services.signin import security_events
+from idp.services.upstream.identities import REVOKED
+from idp.services.upstream.tokens import UpstreamToken, seal
 from idp.settings import Settings
 from idp.store.models import Identity, OutboxMessage, User
 from tests.conftest import ISSUER, make_settings

@@ -11,10 +11,10 @@ import httpx
 from sqlalchemy import select
 
 from idp.notifications.outbox import SECURITY_EVENT
-from idp.services import security_events
 from idp.services.context import Context
-from idp.services.federation import REVOKED
-from idp.services.upstream_tokens import UpstreamToken, seal
+from idp.services.signin import security_events
+from idp.services.upstream.identities import REVOKED
+from idp.services.upstream.tokens import UpstreamToken, seal
 from idp.store.models import Identity, OutboxMessage, Picture, User
 from tests.fakes.facebook import FakeFacebook
 from tests.flows import continue_with_facebook, signed_in

@@ -15,7 +15,7 @@ from joserfc.jwk import ECKey
 
 from idp.federation.config import UpstreamConfig
 from idp.services.context import Context
-from idp.services.upstreams import save_upstream
+from idp.services.upstream.providers import save_upstream
 from tests.conftest import ISSUER, FakeClock
 from tests.fakes.apple import FakeApple
 from tests.fakes.common import FakeServer, transport

@@ -15,7 +15,8 @@ from idp.cli_accounts import add_account_commands
 from idp.cli_consent import add_consent_commands
 from idp.cli_export import add_export_command
 from idp.cli_support import run_with_context
-from idp.services import admin
+from idp.services import InvalidInput
+from idp.services.accounts import admin
 from idp.services.context import Context
 from idp.settings import Settings
 from idp.store import migrate
@@ -107,7 +108,7 @@ def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
                 jwks=jwks, jwks_uri=args.jwks_uri,
                 optional_scopes=args.optional_scope, event_uri=args.event_uri,
             )
-        except admin.InvalidInput as exc:
+        except InvalidInput as exc:
             print(f"idp: {exc}", file=sys.stderr)
             return 2
         data = client_json(new.client)
@@ -168,7 +169,7 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
         try:
             user = await admin.create_user(ctx, email=args.email, password=password,
                                            profile=profile, email_verified=args.email_verified)
-        except admin.InvalidInput as exc:
+        except InvalidInput as exc:
             print(f"idp: {exc}", file=sys.stderr)
             return 2
         print(json.dumps({"sub": user.id, "email": user.email}) if args.json else user.id)
@@ -178,7 +179,7 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_sessions_end(settings: Settings, args: argparse.Namespace) -> int:
-    from idp.services.sessions import end_user_sessions
+    from idp.services.signin.sessions import end_user_sessions
 
     async def action(ctx: Context) -> int:
         ended = await end_user_sessions(ctx, args.email)
@@ -195,7 +196,7 @@ def cmd_upstreams_add(settings: Settings, args: argparse.Namespace) -> int:
     from pydantic import ValidationError as ConfigError
 
     from idp.federation.config import UpstreamConfig
-    from idp.services.upstreams import parse_config_file, save_upstream
+    from idp.services.upstream.providers import parse_config_file, save_upstream
 
     try:
         with open(args.config_file, encoding="utf-8") as handle:
@@ -215,7 +216,7 @@ def cmd_upstreams_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_upstreams_list(settings: Settings, args: argparse.Namespace) -> int:
-    from idp.services.upstreams import enabled_upstreams
+    from idp.services.upstream.providers import enabled_upstreams
 
     async def action(ctx: Context) -> int:
         print(json.dumps(await enabled_upstreams(ctx), indent=2))

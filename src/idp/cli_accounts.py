@@ -36,7 +36,7 @@ def add_account_commands(sub: Any, users: Any) -> None:
 
 
 def cmd_users_delete(settings: Settings, args: argparse.Namespace) -> int:
-    from idp.services import erasure
+    from idp.services.accounts import erasure
 
     if not args.yes:
         print("idp: deleting an account cannot be undone; add --yes to confirm",

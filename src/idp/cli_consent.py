@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from idp.cli_support import run_with_context
-from idp.services.admin import InvalidInput
+from idp.services import InvalidInput
 from idp.services.context import Context
 from idp.settings import Settings
 
@@ -54,7 +54,7 @@ def add_consent_commands(sub: Any) -> None:
 
 
 def cmd_purposes_create(settings: Settings, args: argparse.Namespace) -> int:
-    from idp.services import purposes
+    from idp.services.consent import purposes
 
     async def action(ctx: Context) -> int:
         row = await purposes.create_purpose(
@@ -68,7 +68,7 @@ def cmd_purposes_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_purposes_update(settings: Settings, args: argparse.Namespace) -> int:
-    from idp.services import purposes
+    from idp.services.consent import purposes
 
     async def action(ctx: Context) -> int:
         row = await purposes.update_purpose(ctx, args.purpose_id, title=args.title,
@@ -81,7 +81,7 @@ def cmd_purposes_update(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_purposes_list(settings: Settings, args: argparse.Namespace) -> int:
-    from idp.services import purposes
+    from idp.services.consent import purposes
 
     async def action(ctx: Context) -> int:
         rows = await purposes.list_purposes(ctx)
@@ -94,7 +94,7 @@ def cmd_purposes_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_purposes_assign(settings: Settings, args: argparse.Namespace) -> int:
-    from idp.services import purposes
+    from idp.services.consent import purposes
 
     async def action(ctx: Context) -> int:
         chosen = {p: True for p in args.required} | {p: False for p in args.optional}
@@ -117,7 +117,7 @@ def run_admin(settings: Settings, action: Callable[[Context], Awaitable[int]]) -
 
 
 def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from idp.services import ledger
+    from idp.services.consent import ledger
 
     async def action(ctx: Context) -> int:
         count, problems = await ledger.verify(ctx)
@@ -131,8 +131,8 @@ def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_receipt(settings: Settings, args: argparse.Namespace) -> int:
-    from idp.services import ledger
-    from idp.services.receipts import receipt
+    from idp.services.consent import ledger
+    from idp.services.consent.receipts import receipt
 
     async def action(ctx: Context) -> int:
         async with ctx.db.transaction() as session:

@@ -27,7 +27,7 @@ def add_export_command(users: Any) -> None:
 
 
 def cmd_users_export(settings: Settings, args: argparse.Namespace) -> int:
-    from idp.services import erasure, export
+    from idp.services.accounts import erasure, export
 
     async def action(ctx: Context) -> int:
         user_id = await erasure.find_account(ctx, args.account)

@@ -9,11 +9,13 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from idp import errors
-from idp.services import account, consent, linking, reauth, sessions
-from idp.services.authentication import verify_password_login
-from idp.services.interaction import LOGIN_FAILED, LoginFailed, start_session
-from idp.services.logout import log_out
-from idp.services.receipts import receipt
+from idp.services.accounts import center, linking
+from idp.services.consent import grants
+from idp.services.consent.receipts import receipt
+from idp.services.signin import reauth, sessions
+from idp.services.signin.authentication import verify_password_login
+from idp.services.signin.interaction import LOGIN_FAILED, LoginFailed, start_session
+from idp.services.signin.logout import log_out
 from idp.web.browser import BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep
 from idp.web.forms import account_form, account_page, first, see_other
@@ -47,18 +49,18 @@ async def overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
                    password_message: str | None = None, outcome: str | None = None,
                    upstream: str | None = None) -> Response:
     try:
-        user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+        user, _ = await center.current_user(ctx, cookies.session_cookie(request))
     except errors.LoginRequired:
         return see_other("/account/login")
-    status = await account.change_status(ctx, change) if change and len(change) < 64 else None
-    apps = await account.connected_apps(ctx, user.id)
+    status = await center.change_status(ctx, change) if change and len(change) < 64 else None
+    apps = await center.connected_apps(ctx, user.id)
     return account_page(request, cookies, "account.html", {
         "user": user,
         "profile": user.profile,
-        "editable": account.EDITABLE_CLAIMS,
+        "editable": center.EDITABLE_CLAIMS,
         "apps": apps,
-        "across": account.purposes_across_apps(apps),
-        "history": await account.history(ctx, user.id),
+        "across": center.purposes_across_apps(apps),
+        "history": await center.history(ctx, user.id),
         "status": status,
         "password_changed": password == "changed",
         "password_message": password_message,
@@ -71,16 +73,16 @@ async def overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
 
 @router.post("/profile")
 async def save_profile(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    user, _ = await center.current_user(ctx, cookies.session_cookie(request))
     values = await account_form(request, cookies, "profile")
-    await account.update_profile(ctx, user.id, {k: first(values, k)
-                                                for k in account.EDITABLE_CLAIMS if k in values})
+    await center.update_profile(ctx, user.id, {k: first(values, k)
+                                                for k in center.EDITABLE_CLAIMS if k in values})
     return see_other("/account#profile")
 
 
 @router.post("/password")
 async def change_password(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    user, _ = await center.current_user(ctx, cookies.session_cookie(request))
     values = await account_form(request, cookies, "password")
     try:
         if user.email is None:
@@ -120,7 +122,7 @@ async def reauth_page(request: Request, ctx: CtxDep, cookies: CookiesDep,
 async def _reauth_page(request: Request, ctx: CtxDep, cookies: CookiesDep,
                        next_path: str | None, message: str | None) -> Response:
     try:
-        user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+        user, _ = await center.current_user(ctx, cookies.session_cookie(request))
     except errors.LoginRequired:
         return see_other("/account/login")
     return account_page(request, cookies, "account_reauth.html", {
@@ -133,7 +135,7 @@ async def _reauth_page(request: Request, ctx: CtxDep, cookies: CookiesDep,
 
 @router.post("/reauth")
 async def reauthenticate(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    user, _ = await center.current_user(ctx, cookies.session_cookie(request))
     values = await account_form(request, cookies, "reauth")
     next_path = reauth.safe_next(first(values, "next"))
     alias = first(values, "upstream")
@@ -153,9 +155,9 @@ async def reauthenticate(request: Request, ctx: CtxDep, cookies: CookiesDep) -> 
 
 @router.post("/identities/link")
 async def link_identity(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    user, info = await account.current_user(ctx, cookies.session_cookie(request))
+    user, info = await center.current_user(ctx, cookies.session_cookie(request))
     values = await account_form(request, cookies, "identities")
-    if not account.recently_authenticated(ctx, info):
+    if not center.recently_authenticated(ctx, info):
         return see_other(_reauth_path("/account"))
     url = await linking.start_link(ctx, first(values, "alias"), user.id,
                                    _browser(request, cookies))
@@ -165,9 +167,9 @@ async def link_identity(request: Request, ctx: CtxDep, cookies: CookiesDep) -> R
 @router.post("/identities/{identity_id}/remove")
 async def remove_identity(identity_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                           ) -> Response:
-    _, info = await account.current_user(ctx, cookies.session_cookie(request))
+    _, info = await center.current_user(ctx, cookies.session_cookie(request))
     await account_form(request, cookies, "identities")
-    if not account.recently_authenticated(ctx, info):
+    if not center.recently_authenticated(ctx, info):
         return see_other(_reauth_path("/account"))
     removal = await linking.remove_identity(ctx, info, identity_id)
     response = see_other(linking.outcome_location("/account", removal.outcome, removal.alias)
@@ -180,12 +182,12 @@ async def remove_identity(identity_id: str, request: Request, ctx: CtxDep, cooki
 @router.post("/purposes/{purpose_id}")
 async def change_purpose(purpose_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                          ) -> Response:
-    user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    user, _ = await center.current_user(ctx, cookies.session_cookie(request))
     values = await account_form(request, cookies, "apps")
     decision = first(values, "decision")
     if decision not in ("allow", "stop"):
         raise errors.InvalidRequest("Choose allow or stop", redirectable=False)
-    change_id = await consent.change_purpose_everywhere(ctx, user.id, purpose_id,
+    change_id = await grants.change_purpose_everywhere(ctx, user.id, purpose_id,
                                                         decision == "allow")
     return see_other(f"/account?change={change_id}")
 
@@ -194,19 +196,19 @@ async def change_purpose(purpose_id: str, request: Request, ctx: CtxDep, cookies
 async def app_page(client_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                    ) -> Response:
     try:
-        user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+        user, _ = await center.current_user(ctx, cookies.session_cookie(request))
     except errors.LoginRequired:
         return see_other("/account/login")
     return account_page(request, cookies, "account_app.html", {
-        "app": await account.app_view(ctx, user.id, client_id)}, "apps")
+        "app": await center.app_view(ctx, user.id, client_id)}, "apps")
 
 
 @router.post("/apps/{client_id}")
 async def change_app(client_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                      ) -> Response:
-    user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    user, _ = await center.current_user(ctx, cookies.session_cookie(request))
     values = await account_form(request, cookies, "apps")
-    result = await consent.change_choices(ctx, user.id, client_id, values.get("scope", []),
+    result = await grants.change_choices(ctx, user.id, client_id, values.get("scope", []),
                                           values.get("purpose", []))
     return see_other(f"/account?change={result.change_id}")
 
@@ -214,17 +216,17 @@ async def change_app(client_id: str, request: Request, ctx: CtxDep, cookies: Coo
 @router.post("/apps/{client_id}/disconnect")
 async def disconnect_app(client_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                          ) -> Response:
-    user, _ = await account.current_user(ctx, cookies.session_cookie(request))
+    user, _ = await center.current_user(ctx, cookies.session_cookie(request))
     await account_form(request, cookies, "apps")
-    result = await consent.withdraw(ctx, user.id, client_id)
+    result = await grants.withdraw(ctx, user.id, client_id)
     return see_other(f"/account?change={result.change_id}")
 
 
 @router.get("/receipts/{entry_id}")
 async def consent_receipt(entry_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                           ) -> Response:
-    user, _ = await account.current_user(ctx, cookies.session_cookie(request))
-    entry = await account.own_ledger_entry(ctx, user.id, entry_id)
+    user, _ = await center.current_user(ctx, cookies.session_cookie(request))
+    entry = await center.own_ledger_entry(ctx, user.id, entry_id)
     return JSONResponse(receipt(ctx, entry), headers={
         **NO_STORE, "Content-Disposition": f'attachment; filename="consent-{entry_id}.json"'})
 

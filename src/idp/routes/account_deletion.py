@@ -10,7 +10,7 @@ import hmac
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from idp.services import account, erasure
+from idp.services.accounts import center, erasure
 from idp.store.models import User
 from idp.store.users import normalize_email
 from idp.web.browser import BrowserCookies, CookiesDep
@@ -41,25 +41,25 @@ async def _deletion_page(request: Request, ctx: CtxDep, cookies: BrowserCookies,
 
 @router.get("/delete")
 async def deletion_page(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    signed_in = await account.signed_in(ctx, cookies.session_cookie(request))
+    signed_in = await center.signed_in(ctx, cookies.session_cookie(request))
     if signed_in is None:
         return see_other("/account/login")
     user, info = signed_in
-    if not account.recently_authenticated(ctx, info):
+    if not center.recently_authenticated(ctx, info):
         return see_other(REAUTH)
     return await _deletion_page(request, ctx, cookies, user)
 
 
 @router.post("/delete")
 async def delete_account(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    signed_in = await account.signed_in(ctx, cookies.session_cookie(request))
+    signed_in = await center.signed_in(ctx, cookies.session_cookie(request))
     if signed_in is None:
         return see_other("/account/login")
     user, info = signed_in
     values = await account_form(request, cookies, "delete")
     # Federation.md §9 requirement 25: deleting needs a sign-in fresh enough to prove it is
     # the customer at the keyboard, not someone at an unlocked browser.
-    if not account.recently_authenticated(ctx, info):
+    if not center.recently_authenticated(ctx, info):
         return see_other(REAUTH)
     if not confirmed(user, first(values, "confirmation")):
         return await _deletion_page(

@@ -10,7 +10,8 @@ import json
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from idp.services import account, export, throttle
+from idp.services.accounts import center, export
+from idp.services.signin import throttle
 from idp.web.browser import CookiesDep
 from idp.web.deps import CtxDep
 from idp.web.forms import account_form, account_page, see_other
@@ -22,10 +23,10 @@ REAUTH = "/account/reauth?next=/account/export"
 
 @router.get("/export")
 async def export_page(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    signed_in = await account.signed_in(ctx, cookies.session_cookie(request))
+    signed_in = await center.signed_in(ctx, cookies.session_cookie(request))
     if signed_in is None:
         return see_other("/account/login")
-    if not account.recently_authenticated(ctx, signed_in[1]):
+    if not center.recently_authenticated(ctx, signed_in[1]):
         return see_other(REAUTH)
     return account_page(request, cookies, "account_export.html",
                         {"per_hour": throttle.EXPORTS_PER_WINDOW}, "export")
@@ -33,14 +34,14 @@ async def export_page(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Res
 
 @router.post("/export")
 async def download_export(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    signed_in = await account.signed_in(ctx, cookies.session_cookie(request))
+    signed_in = await center.signed_in(ctx, cookies.session_cookie(request))
     if signed_in is None:
         return see_other("/account/login")
     user, info = signed_in
     await account_form(request, cookies, "export")
     # PRIV-04: a copy of everything needs a sign-in fresh enough to prove it is the customer
     # at the keyboard, not someone at an unlocked browser.
-    if not account.recently_authenticated(ctx, info):
+    if not center.recently_authenticated(ctx, info):
         return see_other(REAUTH)
     await throttle.count_export(ctx, user.id)
     try:

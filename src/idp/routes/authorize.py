@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from idp.services.authorization import AuthorizationResponse, Outcome, begin_authorization
+from idp.services.signin.authorization import AuthorizationResponse, Outcome, begin_authorization
 from idp.web.browser import CookiesDep
 from idp.web.deps import CtxDep, read_form
 from idp.web.responses import NO_STORE, deliver

@@ -9,10 +9,10 @@ from starlette.responses import Response
 from idp import errors
 from idp.routes.authorize import respond
 from idp.routes.interaction import render_page
-from idp.services.authorization import resume_authorization
-from idp.services.federation import finish_login, start_login
-from idp.services.linking import finish_round_trip
-from idp.services.upstream_state import LOGIN, claim_callback_state
+from idp.services.accounts.linking import finish_round_trip
+from idp.services.signin.authorization import resume_authorization
+from idp.services.signin.upstream_login import finish_login, start_login
+from idp.services.upstream.state import LOGIN, claim_callback_state
 from idp.web.browser import CookiesDep
 from idp.web.deps import CtxDep, read_form
 from idp.web.responses import NO_STORE, auto_submit_page

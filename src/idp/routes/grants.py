@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from idp import errors
-from idp.services.grant_management import end_grant, read_grant
+from idp.services.tokens.grant_api import end_grant, read_grant
 from idp.web.deps import CtxDep
 from idp.web.responses import NO_STORE
 

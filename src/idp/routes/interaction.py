@@ -13,10 +13,9 @@ from starlette.responses import Response
 
 from idp import errors
 from idp.routes.authorize import respond
-from idp.services.authorization import abort_authorization, resume_authorization
 from idp.services.context import Context
-from idp.services.federation import login_and_link
-from idp.services.interaction import (
+from idp.services.signin.authorization import abort_authorization, resume_authorization
+from idp.services.signin.interaction import (
     ConsentAnswer,
     LoginFailed,
     give_consent,
@@ -25,7 +24,8 @@ from idp.services.interaction import (
     pending_picture,
     register_with_password,
 )
-from idp.services.upstreams import enabled_upstreams
+from idp.services.signin.upstream_login import login_and_link
+from idp.services.upstream.providers import enabled_upstreams
 from idp.web.browser import BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep, read_form
 from idp.web.responses import NO_STORE, deliver, page

@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from idp import errors
-from idp.services.logout import LOGOUT_PARAMETERS, LogoutRequest, decide_logout, log_out
+from idp.services.signin.logout import LOGOUT_PARAMETERS, LogoutRequest, decide_logout, log_out
 from idp.web.browser import BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep, read_form
 from idp.web.responses import NO_STORE, page

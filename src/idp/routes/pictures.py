@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from idp.services.profile_import import get_picture
+from idp.services.upstream.profile_import import get_picture
 from idp.web.deps import CtxDep
 
 router = APIRouter(prefix="/pictures", include_in_schema=False)

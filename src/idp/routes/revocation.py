@@ -7,8 +7,8 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from idp.protocol.authorize import single_values
-from idp.services.introspection import introspect
-from idp.services.revocation import revoke
+from idp.services.tokens.introspection import introspect
+from idp.services.tokens.revocation import revoke
 from idp.web.deps import CtxDep, read_form
 from idp.web.responses import NO_STORE
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from idp.protocol.authorize import single_values
-from idp.services.token import exchange
+from idp.services.tokens.endpoint import exchange
 from idp.web.deps import CtxDep, read_form
 from idp.web.responses import NO_STORE
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.responses import Response
 
-from idp.services import upstream_hooks as hooks
+from idp.services.accounts import upstream_hooks as hooks
 from idp.web.deps import CtxDep, read_form
 from idp.web.responses import NO_STORE
 

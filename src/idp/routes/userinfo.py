@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from idp import errors
-from idp.services.userinfo import userinfo
+from idp.services.tokens.userinfo import userinfo
 from idp.web.deps import FORM_TYPE, CtxDep, read_form
 from idp.web.responses import NO_STORE
 

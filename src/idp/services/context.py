@@ -12,8 +12,8 @@ from idp.crypto.passwords import PasswordService
 from idp.federation.base import OidcUpstream
 from idp.federation.http import new_upstream_client
 from idp.net.fetch import new_http_client
-from idp.services.client_keys import ClientKeyCache
-from idp.services.keys import KeyManager
+from idp.services.tokens.client_keys import ClientKeyCache
+from idp.services.tokens.signing_keys import KeyManager
 from idp.settings import Settings
 from idp.store.db import Database, create_engine
 

@@ -7,8 +7,8 @@ import logging
 
 from sqlalchemy import delete
 
-from idp.services import throttle
 from idp.services.context import Context
+from idp.services.signin import throttle
 from idp.store.models import AuthorizationCode, FederationState, Interaction, UsedAssertion
 
 log = logging.getLogger("idp.maintenance")

@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
 from idp import errors
-from idp.services.authorization import AuthorizationResponse
+from idp.services.signin.authorization import AuthorizationResponse
 
 log = logging.getLogger("idp.web")
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from idp.services.throttle import request_source
+from idp.services.signin.throttle import request_source
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

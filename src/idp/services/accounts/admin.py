@@ -15,15 +15,12 @@ from idp.protocol.client_assertion import key_registration_problem
 from idp.protocol.discovery import GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS
 from idp.protocol.redirect_uri import registration_problem
 from idp.protocol.scopes import PROFILE_CLAIMS, SUPPORTED_SCOPES, is_api_scope
+from idp.services import InvalidInput
 from idp.services.context import Context
-from idp.services.interaction import email_problem, password_problem
+from idp.services.signin.interaction import email_problem, password_problem
 from idp.store import clients as client_store
 from idp.store import users as user_store
 from idp.store.models import Client, User
-
-
-class InvalidInput(ValueError):
-    """An operator's input that cannot be accepted; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from idp.crypto.handles import digest
 from idp.domain import SessionInfo
 from idp.protocol.consent import CATEGORY_TITLES, PurposeInfo, group_scopes_by_category, versions
 from idp.protocol.scopes import ScopeInfo, describe_scopes
-from idp.services import ledger
-from idp.services.consent import DeliveryStatus, delivery_status
+from idp.services.consent import ledger
+from idp.services.consent.grants import DeliveryStatus, delivery_status
 from idp.services.context import Context
 from idp.store import clients as client_store
 from idp.store import grants as grant_store

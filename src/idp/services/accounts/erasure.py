@@ -26,11 +26,12 @@ from typing import Literal
 from sqlalchemy import delete, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.services import ledger, security_events, throttle
-from idp.services.consent import withdraw_in
+from idp.services.consent import ledger
+from idp.services.consent.grants import withdraw_in
 from idp.services.context import Context
-from idp.services.sessions import end_sessions_of_user
-from idp.services.upstream_revocation_sender import enqueue_upstream_revocations
+from idp.services.signin import security_events, throttle
+from idp.services.signin.sessions import end_sessions_of_user
+from idp.services.upstream.revocation_sender import enqueue_upstream_revocations
 from idp.store import clients as client_store
 from idp.store import federation as federation_store
 from idp.store import grants as grant_store

@@ -19,11 +19,12 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.services import ledger, security_events
-from idp.services.account import _history_item as history_item
+from idp.services.accounts.center import _history_item as history_item
+from idp.services.accounts.erasure import AccountNotFound
+from idp.services.consent import ledger
 from idp.services.context import Context
-from idp.services.erasure import AccountNotFound
-from idp.services.profile_import import picture_url
+from idp.services.signin import security_events
+from idp.services.upstream.profile_import import picture_url
 from idp.store import federation as federation_store
 from idp.store import grants as grant_store
 from idp.store import users as user_store

@@ -25,22 +25,24 @@ from idp.domain import SessionInfo
 from idp.federation.callback import AuthorizationDenied
 from idp.federation.errors import FederationError
 from idp.federation.identity import UpstreamIdentity
-from idp.services import account, security_events, sessions
+from idp.services.accounts import center
+from idp.services.accounts.upstream_withdrawal import end_logins, erase_imported
 from idp.services.context import Context
-from idp.services.federation import DEAD, REVOKED, has_way_in, link_identity
-from idp.services.interaction import start_session
-from idp.services.reauth import OUTCOMES as REAUTH_OUTCOMES
-from idp.services.reauth import complete_reauth, reauth_location, safe_next
-from idp.services.upstream_revocation import end_logins, erase_imported
-from idp.services.upstream_revocation_sender import enqueue_upstream_revocations
-from idp.services.upstream_state import (
+from idp.services.signin import security_events, sessions
+from idp.services.signin.interaction import start_session
+from idp.services.signin.reauth import OUTCOMES as REAUTH_OUTCOMES
+from idp.services.signin.reauth import complete_reauth, reauth_location, safe_next
+from idp.services.signin.upstream_login import link_identity
+from idp.services.upstream.identities import DEAD, REVOKED, has_way_in
+from idp.services.upstream.providers import display_name, enabled_upstreams, upstream_client
+from idp.services.upstream.revocation_sender import enqueue_upstream_revocations
+from idp.services.upstream.state import (
     ACCOUNT_LINK,
     REAUTH,
     open_transaction,
     same_browser,
     start_round_trip,
 )
-from idp.services.upstreams import display_name, enabled_upstreams, upstream_client
 from idp.store import federation as store
 from idp.store.models import FederationState, Identity, User
 
@@ -178,7 +180,7 @@ async def _bound_session(ctx: Context, row: FederationState, alias: str,
     if row.alias != alias or browser_id is None or not same_browser(row, browser_id):
         raise errors.InvalidRequest(NOT_BOUND, redirectable=False)
     try:
-        _, info = await account.current_user(ctx, session_cookie)
+        _, info = await center.current_user(ctx, session_cookie)
     except errors.LoginRequired:
         info = None
     if info is None or row.user_id is None or not hmac.compare_digest(info.user_id,

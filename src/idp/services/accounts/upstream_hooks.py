@@ -23,15 +23,15 @@ from idp.federation.errors import FederationError, UpstreamUnavailable
 from idp.federation.facebook import FacebookUpstream
 from idp.federation.google import GoogleUpstream
 from idp.federation.google_risc import OAUTH, RISC, RiscEvent, verify_security_event
-from idp.services import upstream_tokens
-from idp.services.context import Context
-from idp.services.upstream_revocation import (
+from idp.services.accounts.upstream_withdrawal import (
     end_logins,
     erase_identity,
     forget_matching_token,
     withdraw_identity,
 )
-from idp.services.upstreams import upstream_client
+from idp.services.context import Context
+from idp.services.upstream import tokens as upstream_tokens
+from idp.services.upstream.providers import upstream_client
 from idp.store import federation as store
 from idp.store.models import UpstreamDeletion, UsedAssertion
 

@@ -13,11 +13,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.notifications.outbox import enqueue_security_event
-from idp.services import security_events
-from idp.services import upstream_tokens as tokens
 from idp.services.context import Context
-from idp.services.federation import DEAD, REVOKED, has_way_in
-from idp.services.sessions import end_session, end_sessions_of_user
+from idp.services.signin import security_events
+from idp.services.signin.sessions import end_session, end_sessions_of_user
+from idp.services.upstream import tokens
+from idp.services.upstream.identities import DEAD, REVOKED, has_way_in
 from idp.store import clients as client_store
 from idp.store import federation as store
 from idp.store import grants as grant_store

@@ -23,7 +23,7 @@ from idp.notifications.outbox import (
     enqueue_security_event,
 )
 from idp.protocol.consent import ConsentAsk, GrantView, PurposeInfo, consent_claim, versions
-from idp.services import ledger
+from idp.services.consent import ledger
 from idp.services.context import Context
 from idp.store import clients as client_store
 from idp.store import grants as grant_store

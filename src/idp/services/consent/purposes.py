@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from idp.protocol.consent import DATA_CATEGORIES, LEGAL_BASES
-from idp.services.admin import InvalidInput
+from idp.services import InvalidInput
 from idp.services.context import Context
 from idp.store import clients as client_store
 from idp.store import purposes as purpose_store

@@ -3,8 +3,8 @@ whether the account exists or not (security.md §0 item 12)."""
 
 from __future__ import annotations
 
-from idp.services import throttle
 from idp.services.context import Context
+from idp.services.signin import throttle
 from idp.store import users as user_store
 from idp.store.models import User
 

@@ -20,9 +20,9 @@ from idp.protocol.claims import requested_individual_claims, requested_sub
 from idp.protocol.consent import ConsentAsk, covers
 from idp.protocol.prompt import InteractionState, Step, decide_interaction
 from idp.protocol.scopes import claims_for_scopes
-from idp.services.consent import grant_view
+from idp.services.consent.grants import grant_view
 from idp.services.context import Context
-from idp.services.profile_import import needs_answer
+from idp.services.upstream.profile_import import needs_answer
 from idp.store import clients as client_store
 from idp.store import grants as grant_store
 from idp.store import interactions as interaction_store

@@ -19,11 +19,11 @@ from idp.protocol.consent import (
 )
 from idp.protocol.discovery import ACR_FEDERATED, ACR_PASSWORD
 from idp.protocol.scopes import ScopeInfo, describe_scopes
-from idp.services.authentication import verify_password_login
-from idp.services.authorization import consent_ask, load_interaction
-from idp.services.consent import grant_view, record_consent
+from idp.services.consent.grants import grant_view, record_consent
 from idp.services.context import Context
-from idp.services.profile_import import (
+from idp.services.signin.authentication import verify_password_login
+from idp.services.signin.authorization import consent_ask, load_interaction
+from idp.services.upstream.profile_import import (
     PICTURE,
     Image,
     apply_decision,
@@ -31,7 +31,7 @@ from idp.services.profile_import import (
     fetch_image,
     needs_answer,
 )
-from idp.services.upstreams import display_name
+from idp.services.upstream.providers import display_name
 from idp.store import grants as grant_store
 from idp.store import sessions as session_store
 from idp.store import users as user_store

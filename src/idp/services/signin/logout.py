@@ -17,7 +17,7 @@ from idp.crypto.handles import digest
 from idp.domain import ClientConfig
 from idp.protocol.authorize import Params, single_values
 from idp.services.context import Context
-from idp.services.sessions import end_session
+from idp.services.signin.sessions import end_session
 from idp.store import clients as client_store
 from idp.store import sessions as session_store
 

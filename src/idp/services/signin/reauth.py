@@ -11,10 +11,10 @@ from urllib.parse import urlencode, urlsplit
 from idp import errors
 from idp.domain import SessionInfo
 from idp.federation.identity import UpstreamIdentity
-from idp.services.authentication import verify_password_login
 from idp.services.context import Context
-from idp.services.interaction import LoginFailed, start_session
-from idp.services.upstream_state import REAUTH, start_round_trip
+from idp.services.signin.authentication import verify_password_login
+from idp.services.signin.interaction import LoginFailed, start_session
+from idp.services.upstream.state import REAUTH, start_round_trip
 from idp.store import federation as store
 from idp.store.models import User
 

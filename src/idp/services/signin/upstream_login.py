@@ -20,13 +20,17 @@ from idp.federation.callback import AuthorizationDenied
 from idp.federation.config import LinkingPolicy, SyncMode
 from idp.federation.errors import FederationError
 from idp.federation.identity import MappedClaim, UpstreamIdentity
-from idp.services import profile_import, security_events, upstream_tokens
-from idp.services.authentication import verify_password_login
-from idp.services.authorization import load_interaction
 from idp.services.context import Context
-from idp.services.interaction import LoginFailed, start_session
-from idp.services.sessions import end_sessions_of_user
-from idp.services.upstream_state import (
+from idp.services.signin import security_events
+from idp.services.signin.authentication import verify_password_login
+from idp.services.signin.authorization import load_interaction
+from idp.services.signin.interaction import LoginFailed, start_session
+from idp.services.signin.sessions import end_sessions_of_user
+from idp.services.upstream import profile_import
+from idp.services.upstream import tokens as upstream_tokens
+from idp.services.upstream.identities import REVOKED
+from idp.services.upstream.providers import upstream_client
+from idp.services.upstream.state import (
     EXPIRED,
     LINK,
     LOGIN,
@@ -37,31 +41,11 @@ from idp.services.upstream_state import (
     save_state,
     state_encryptor,
 )
-from idp.services.upstreams import upstream_client
 from idp.store import federation as store
 from idp.store import users as user_store
 from idp.store.models import FederationState, Identity, Interaction, User
 
 log = logging.getLogger("idp.federation")
-# An identity whose consent was withdrawn at the upstream: its sessions and tokens are gone,
-# but the same subject signing in again returns to the same account.
-REVOKED = "revoked"
-# The upstream deleted the subject (Apple account-delete): it never signs in again.
-DEAD = "dead"
-# Identity states that still let the customer in (REVOKED: by signing in with it again).
-CAN_SIGN_IN = frozenset({"active", REVOKED})
-
-
-async def has_way_in(session: AsyncSession, user: User, *, besides: str | None = None
-                     ) -> bool:
-    """Whether the account can still be signed in to: a password, or an identity (other than
-    `besides`) that can sign in. Decides what may be removed and what is left stranded."""
-    if user.password_hash is not None:
-        return True
-    return any(linked.id != besides and linked.status in CAN_SIGN_IN
-               for linked in await store.identities_of_user(session, user.id))
-
-
 @dataclass(frozen=True)
 class FederatedLogin:
     interaction_id: str

@@ -10,8 +10,8 @@ from urllib.parse import unquote_plus
 from idp import errors
 from idp.crypto.handles import digest, digest_matches
 from idp.domain import ClientConfig
-from idp.services.client_assertion import authenticate_with_assertion
 from idp.services.context import Context
+from idp.services.tokens.client_assertion import authenticate_with_assertion
 from idp.store import clients as client_store
 
 # Compared against when the client is unknown, so the answer takes the same time.

@@ -1,5 +1,5 @@
 """The token endpoint (RFC 6749 §3.2): authenticate the client, then the handler registered
-for the `grant_type` (see `idp.services.grant_types`)."""
+for the `grant_type` (see `idp.services.tokens.grant_types`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from idp import errors
-from idp.services.client_auth import authenticated_client
 from idp.services.context import Context
-from idp.services.grant_types import GRANT_HANDLERS, load_handlers
+from idp.services.tokens.client_auth import authenticated_client
+from idp.services.tokens.grant_types import GRANT_HANDLERS, load_handlers
 
 load_handlers()
 

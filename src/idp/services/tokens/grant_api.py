@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from idp import errors
-from idp.services.bearer import Bearer, authenticate_bearer
-from idp.services.consent import grant_consent_claim, withdraw
+from idp.services.consent.grants import grant_consent_claim, withdraw
 from idp.services.context import Context
+from idp.services.tokens.bearer import Bearer, authenticate_bearer
 
 
 async def _own_grant(ctx: Context, access_token: str, grant_id: str) -> Bearer:

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from idp import errors
-from idp.services.client_auth import authenticated_client
-from idp.services.consent import grant_consent_claim
+from idp.services.consent.grants import grant_consent_claim
 from idp.services.context import Context
-from idp.services.token_state import find_token, live_grant
+from idp.services.tokens.client_auth import authenticated_client
+from idp.services.tokens.state import find_token, live_grant
 from idp.store import users as user_store
 from idp.store.models import AccessToken, Grant
 

@@ -15,7 +15,7 @@ from idp.crypto.handles import digest, new_handle
 from idp.crypto.keys import KeyRing
 from idp.domain import ClientConfig
 from idp.protocol.claims import at_hash, release, user_claims
-from idp.services.consent import grant_consent_claim
+from idp.services.consent.grants import grant_consent_claim
 from idp.services.context import Context
 from idp.store.models import AccessToken, Grant, RefreshToken, User
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from idp import errors
-from idp.services.client_auth import authenticated_client
 from idp.services.context import Context
-from idp.services.token_state import find_token
+from idp.services.tokens.client_auth import authenticated_client
+from idp.services.tokens.state import find_token
 from idp.store import tokens as token_store
 from idp.store.models import RefreshToken
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from idp import errors
 from idp.protocol.claims import release, user_claims
-from idp.services.bearer import authenticate_bearer
-from idp.services.consent import grant_consent_claim
+from idp.services.consent.grants import grant_consent_claim
 from idp.services.context import Context
+from idp.services.tokens.bearer import authenticate_bearer
 
 
 async def userinfo(ctx: Context, access_token: str) -> dict[str, Any]:

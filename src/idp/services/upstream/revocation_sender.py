@@ -18,9 +18,9 @@ from idp.federation.facebook import FacebookUpstream
 from idp.notifications.outbox import enqueue
 from idp.notifications.senders import Outcome, Sender, app_senders
 from idp.services.context import Context
-from idp.services.federation import DEAD
-from idp.services.upstream_tokens import unseal
-from idp.services.upstreams import upstream_client
+from idp.services.upstream.identities import DEAD
+from idp.services.upstream.providers import upstream_client
+from idp.services.upstream.tokens import unseal
 from idp.store import federation as federation_store
 from idp.store.models import Identity, OutboxMessage
 

@@ -16,7 +16,7 @@ from idp.crypto.handles import digest
 from idp.crypto.keys import KeyEncryptor
 from idp.federation.base import Transaction
 from idp.services.context import Context
-from idp.services.upstreams import upstream_client
+from idp.services.upstream.providers import upstream_client
 from idp.store import federation as store
 from idp.store.models import FederationState
 

@@ -27,7 +27,7 @@ def token_response(access_token: str, ttl: int, scopes: list[str]) -> dict[str, 
 
 
 def load_handlers() -> None:
-    from idp.services.grant_types import (  # noqa: F401
+    from idp.services.tokens.grant_types import (  # noqa: F401
         authorization_code,
         client_credentials,
         refresh_token,

@@ -13,8 +13,8 @@ from idp.crypto.keys import KeyRing
 from idp.domain import ClientConfig
 from idp.protocol.pkce import verify_s256
 from idp.services.context import Context
-from idp.services.grant_types import grant_handler, token_response
-from idp.services.issuance import (
+from idp.services.tokens.grant_types import grant_handler, token_response
+from idp.services.tokens.issuance import (
     Authentication,
     Subject,
     mint_access_token,

@@ -9,8 +9,8 @@ from idp import errors
 from idp.domain import ClientConfig
 from idp.protocol.scopes import MAX_SCOPE_LENGTH, USER_SCOPES, parse_scope
 from idp.services.context import Context
-from idp.services.grant_types import grant_handler, token_response
-from idp.services.issuance import Subject, mint_access_token
+from idp.services.tokens.grant_types import grant_handler, token_response
+from idp.services.tokens.issuance import Subject, mint_access_token
 
 
 @grant_handler("client_credentials")

@@ -10,8 +10,8 @@ from idp.crypto.handles import digest
 from idp.domain import ClientConfig
 from idp.protocol.scopes import parse_scope
 from idp.services.context import Context
-from idp.services.grant_types import grant_handler, token_response
-from idp.services.issuance import (
+from idp.services.tokens.grant_types import grant_handler, token_response
+from idp.services.tokens.issuance import (
     Authentication,
     Subject,
     mint_access_token,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from idp.cli import openapi_document
+from idp.cli.openapi import openapi_document
 
 COMMITTED = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 

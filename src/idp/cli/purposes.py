@@ -1,20 +1,17 @@
-"""`idp purposes ...` and `idp ledger ...`: the operator's consent commands."""
+"""`idp purposes ...`: why data is processed, in versions, and which clients ask for what."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from idp.cli_support import run_with_context
-from idp.services import InvalidInput
+from idp.cli.common import run_admin
 from idp.services.context import Context
 from idp.settings import Settings
 
 
-def add_consent_commands(sub: Any) -> None:
+def register(sub: Any) -> None:
     purposes = sub.add_parser("purposes", help="why data is processed (consent purposes)")
     psub = purposes.add_subparsers(dest="purposes_command", required=True)
     pcreate = psub.add_parser("create")
@@ -42,15 +39,6 @@ def add_consent_commands(sub: Any) -> None:
     passign.add_argument("--required", action="append", default=[])
     passign.add_argument("--optional", action="append", default=[])
     passign.set_defaults(func=cmd_purposes_assign)
-
-    ledger_cmd = sub.add_parser("ledger", help="the consent ledger")
-    lsub = ledger_cmd.add_subparsers(dest="ledger_command", required=True)
-    lverify = lsub.add_parser("verify", help="check the hash chain; exit 1 on any problem")
-    lverify.set_defaults(func=cmd_ledger_verify)
-    lreceipt = lsub.add_parser("receipt", help="one entry as a consent receipt (JSON)")
-    lreceipt.add_argument("entry_id")
-    lreceipt.set_defaults(func=cmd_ledger_receipt)
-
 
 
 def cmd_purposes_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -103,46 +91,3 @@ def cmd_purposes_assign(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return run_admin(settings, action)
-
-
-def run_admin(settings: Settings, action: Callable[[Context], Awaitable[int]]) -> int:
-    async def guarded(ctx: Context) -> int:
-        try:
-            return await action(ctx)
-        except InvalidInput as exc:
-            print(f"idp: {exc}", file=sys.stderr)
-            return 2
-
-    return run_with_context(settings, guarded)
-
-
-def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from idp.services.consent import ledger
-
-    async def action(ctx: Context) -> int:
-        count, problems = await ledger.verify(ctx)
-        for problem in problems:
-            where = f"entry {problem.seq}" + (f" ({problem.entry_id})" if problem.entry_id else "")
-            print(f"{where}: {problem.reason}")
-        print(f"{count} entries checked, {len(problems)} problem(s)")
-        return 1 if problems else 0
-
-    return run_with_context(settings, action)
-
-
-def cmd_ledger_receipt(settings: Settings, args: argparse.Namespace) -> int:
-    from idp.services.consent import ledger
-    from idp.services.consent.receipts import receipt
-
-    async def action(ctx: Context) -> int:
-        async with ctx.db.transaction() as session:
-            entry = await ledger.get_entry(session, args.entry_id)
-        if entry is None:
-            print(f"idp: no ledger entry {args.entry_id}", file=sys.stderr)
-            return 2
-        print(json.dumps(receipt(ctx, entry), indent=2))
-        return 0
-
-    return run_with_context(settings, action)
-
-

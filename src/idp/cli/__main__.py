@@ -1,0 +1,5 @@
+"""`python -m idp.cli`."""
+
+from idp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""`idp clients ...`: registering and listing client apps."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from idp.cli.common import run_with_context
+from idp.services import InvalidInput
+from idp.services.accounts import admin
+from idp.services.context import Context
+from idp.settings import Settings
+
+
+def register(sub: Any) -> None:
+    clients = sub.add_parser("clients", help="register and list client apps")
+    csub = clients.add_subparsers(dest="clients_command", required=True)
+    create = csub.add_parser("create", help="register a client; prints its id and secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--redirect-uri", action="append", default=[], required=True)
+    create.add_argument("--type", choices=["public", "confidential"], default="confidential")
+    create.add_argument("--application-type", choices=["web", "native"], default="web")
+    create.add_argument("--grant-type", action="append", default=None)
+    create.add_argument("--scope", action="append", default=None,
+                        help="allowed scope (repeat); default: openid profile email")
+    create.add_argument("--auth-method", default=None,
+                        choices=["client_secret_basic", "client_secret_post", "private_key_jwt",
+                                 "none"])
+    create.add_argument("--id-token-alg", choices=["RS256", "ES256"], default="RS256")
+    create.add_argument("--no-pkce", action="store_true",
+                        help="confidential clients only: do not require PKCE")
+    create.add_argument("--long-sessions", action="store_true",
+                        help="issue refresh tokens without offline_access")
+    create.add_argument("--post-logout-redirect-uri", action="append", default=[])
+    create.add_argument("--backchannel-logout-uri", default=None)
+    create.add_argument("--optional-scope", action="append", default=[],
+                        help="a scope the customer may decline on the consent page")
+    create.add_argument("--event-uri", default=None,
+                        help="RFC 8935 push endpoint for consent and session events")
+    create.add_argument("--jwks-file", default=None, metavar="PATH",
+                        help="private_key_jwt: a JSON file with the app's public JWK set")
+    create.add_argument("--jwks-uri", default=None, metavar="URL",
+                        help="private_key_jwt: where the app publishes its public JWK set")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(func=cmd_clients_create)
+    lst = csub.add_parser("list", help="list clients")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=cmd_clients_list)
+
+
+def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
+    jwks = None
+    if args.jwks_file:
+        try:
+            with open(args.jwks_file, encoding="utf-8") as handle:
+                jwks = json.load(handle)
+        except (OSError, ValueError) as exc:
+            print(f"idp: cannot read a JWK set from {args.jwks_file}: {exc}", file=sys.stderr)
+            return 2
+
+    async def action(ctx: Context) -> int:
+        try:
+            new = await admin.create_client(
+                ctx, name=args.name, redirect_uris=args.redirect_uri, client_type=args.type,
+                application_type=args.application_type, grant_types=args.grant_type,
+                scopes=args.scope, token_endpoint_auth_method=args.auth_method,
+                id_token_signed_response_alg=args.id_token_alg,
+                require_pkce=not args.no_pkce,
+                long_sessions=args.long_sessions,
+                post_logout_redirect_uris=args.post_logout_redirect_uri,
+                backchannel_logout_uri=args.backchannel_logout_uri,
+                jwks=jwks, jwks_uri=args.jwks_uri,
+                optional_scopes=args.optional_scope, event_uri=args.event_uri,
+            )
+        except InvalidInput as exc:
+            print(f"idp: {exc}", file=sys.stderr)
+            return 2
+        data = client_json(new.client)
+        if new.client_secret:
+            data["client_secret"] = new.client_secret
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            print(f"client_id: {new.client.client_id}")
+            if new.client_secret:
+                print(f"client_secret: {new.client_secret}  (shown once; store it now)")
+        return 0
+
+    return run_with_context(settings, action)
+
+
+def client_json(client: Any) -> dict[str, Any]:
+    return {
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "long_sessions": client.long_sessions,
+        "client_id": client.client_id, "client_name": client.name,
+        "client_type": client.client_type, "application_type": client.application_type,
+        "redirect_uris": list(client.redirect_uris), "grant_types": list(client.grant_types),
+        "scope": " ".join(client.allowed_scopes),
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "require_pkce": client.require_pkce,
+    }
+
+
+def cmd_clients_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def action(ctx: Context) -> int:
+        clients = [client_json(c) for c in await admin.list_clients(ctx)]
+        if args.json:
+            print(json.dumps(clients, indent=2))
+        else:
+            for c in clients:
+                print(f"{c['client_id']}  {c['client_type']:<12}  {c['client_name']}")
+        return 0
+
+    return run_with_context(settings, action)

@@ -1,0 +1,77 @@
+"""`idp serve` and `idp migrate`: running the service and upgrading its schema."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from idp.cli.common import run_with_context
+from idp.services.accounts import admin
+from idp.services.context import Context
+from idp.settings import Settings
+from idp.store import migrate
+
+
+def register(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="migrate, create keys if needed, and serve")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    mig = sub.add_parser("migrate", help="upgrade the database schema")
+    mig.add_argument("--revision", default="head")
+    mig.set_defaults(func=cmd_migrate)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    migrate.upgrade(settings.database_url, args.revision)
+    print(f"database migrated to {args.revision}")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from idp.main import create_app
+
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    migrate.upgrade(settings.database_url)
+
+    async def prepare(ctx: Context) -> int:
+        created = await ctx.keys.ensure_keys()
+        if created:
+            print(f"generated signing keys: {', '.join(created)}")
+        try:
+            # Decrypt the keys now: a wrong IDP_KEY_ENCRYPTION_SECRET must stop the start,
+            # not turn every token request into a 500 behind a healthy readiness check.
+            await ctx.keys.ring()
+        except RuntimeError as exc:
+            print(f"idp: {exc}", file=sys.stderr)
+            return 1
+        if not await admin.list_clients(ctx):
+            print(FIRST_RUN.format(issuer=settings.issuer))
+        return 0
+
+    if run_with_context(settings, prepare) != 0:
+        return 1
+    print(f"idp serving {settings.issuer} (discovery: "
+          f"{settings.issuer}/.well-known/openid-configuration)", flush=True)
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, access_log=False,
+        proxy_headers=False, timeout_graceful_shutdown=10, log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+FIRST_RUN = """
+No clients yet. Create a first app and customer (in another terminal, same environment):
+
+  .venv/bin/idp clients create --name "My app" --redirect-uri http://127.0.0.1:3000/callback \\
+      --type public --application-type native --json
+  .venv/bin/idp users create --email alice@example.com --password 'a long passphrase'
+
+Then send the browser to {issuer}/authorize?... (authorization code + PKCE S256).
+"""

@@ -143,3 +143,9 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
     app.add_middleware(AccessLog)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The factory each worker process of `idp serve --workers N` calls: the settings come
+    from the same `IDP_` environment the parent validated."""
+    return create_app(Settings())

@@ -18,6 +18,8 @@ def register(sub: Any) -> None:
     serve = sub.add_parser("serve", help="migrate, create keys if needed, and serve")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes sharing the port (default 1); size to the cores")
     serve.set_defaults(func=cmd_serve)
 
     mig = sub.add_parser("migrate", help="upgrade the database schema")
@@ -59,10 +61,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(f"idp serving {settings.issuer} (discovery: "
           f"{settings.issuer}/.well-known/openid-configuration)", flush=True)
-    uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, access_log=False,
-        proxy_headers=False, timeout_graceful_shutdown=10, log_level=settings.log_level.lower(),
-    )
+    options: dict[str, Any] = {
+        "host": args.host, "port": args.port, "access_log": False, "proxy_headers": False,
+        "timeout_graceful_shutdown": 10, "log_level": settings.log_level.lower()}
+    if args.workers > 1:
+        # Each worker builds its own app, context and pool from the same environment.
+        uvicorn.run("idp.main:app_from_environment", factory=True, workers=args.workers,
+                    **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
     return 0
 
 

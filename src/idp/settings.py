@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # security.md §0 item 3: at most 60 s.
     authorization_code_ttl: int = Field(default=60, ge=1, le=60)
     access_token_ttl: int = Field(default=600, ge=30, le=86_400)
+    # RFC 9068 access tokens: ES256 signs in ~35 µs, RS256 in ~820 µs, and resource servers
+    # verify either from the JWKS. ID tokens follow each client's registered algorithm.
+    access_token_signing_alg: Literal["ES256", "RS256"] = "ES256"
     id_token_ttl: int = Field(default=300, ge=30, le=86_400)
     session_ttl: int = Field(default=14 * 86_400, ge=60)
     # RFC 9700 §4.14.2 / ASVS 10.4.8: sliding idle and absolute refresh token lifetimes.
@@ -63,6 +66,9 @@ class Settings(BaseSettings):
     # How long the server trusts its in-memory copy of the key set before re-reading it, so a
     # rotation done by the CLI or another replica is picked up.
     key_cache_seconds: int = Field(default=30, ge=0, le=3600)
+    # How long a replica trusts its in-memory copy of a client registration at the token,
+    # introspection and revocation endpoints (0: read it on every request).
+    client_cache_seconds: int = Field(default=10, ge=0, le=3600)
 
     # RFC 9700 §2.1.1: PKCE for every client unless an operator opts a confidential one out.
     require_pkce_for_confidential_clients: bool = True

@@ -12,6 +12,7 @@ from idp.crypto.passwords import PasswordService
 from idp.federation.base import OidcUpstream
 from idp.federation.http import new_upstream_client
 from idp.net.fetch import new_http_client
+from idp.services.tokens.client_cache import ClientCache
 from idp.services.tokens.client_keys import ClientKeyCache
 from idp.services.tokens.signing_keys import KeyManager
 from idp.settings import Settings
@@ -24,6 +25,7 @@ class Context:
     db: Database
     passwords: PasswordService
     keys: KeyManager
+    clients: ClientCache
     clock: Callable[[], float] = field(default=time.time)
 
     # Set by the running dispatcher: wakes it as soon as a change wrote to the outbox.
@@ -74,4 +76,5 @@ def build_context(settings: Settings, clock: Callable[[], float] = time.time) ->
         settings.argon2_parallelism,
         settings.argon2_max_concurrency,
     )
-    return Context(settings, db, passwords, KeyManager(settings, db, clock), clock)
+    return Context(settings, db, passwords, KeyManager(settings, db, clock),
+                   ClientCache(db, settings.client_cache_seconds, clock), clock)

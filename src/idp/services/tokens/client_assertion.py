@@ -37,7 +37,6 @@ from idp.protocol.client_assertion import (
     check_claims,
 )
 from idp.services.context import Context
-from idp.store import clients as client_store
 from idp.store.models import UsedAssertion
 
 log = logging.getLogger("idp.client_auth")
@@ -90,8 +89,7 @@ async def load_client(ctx: Context, form: Mapping[str, str], claims: dict[str, A
     # RFC 7521 §4.2: a client_id sent alongside must name the same client.
     if not isinstance(client_id, str) or form.get("client_id") not in (None, client_id):
         raise errors.InvalidClient("client_id does not match the client_assertion sub")
-    async with ctx.db.transaction() as session:
-        client = await client_store.get_client(session, client_id)
+    client = await ctx.clients.get(client_id)
     if client is None or client.token_endpoint_auth_method != "private_key_jwt":
         raise errors.InvalidClient("Client authentication failed")
     return client

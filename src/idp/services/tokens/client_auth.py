@@ -12,7 +12,6 @@ from idp.crypto.handles import digest, digest_matches
 from idp.domain import ClientConfig
 from idp.services.context import Context
 from idp.services.tokens.client_assertion import authenticate_with_assertion
-from idp.store import clients as client_store
 
 # Compared against when the client is unknown, so the answer takes the same time.
 _DUMMY_DIGEST = digest("no client has this secret")
@@ -55,18 +54,26 @@ async def authenticate_client(ctx: Context, form: Mapping[str, str], authorizati
     else:
         client_id, secret, method = form.get("client_id", ""), None, "none"
 
-    async with ctx.db.transaction(read_only=True) as session:
-        client = await client_store.get_client(session, client_id)
-
+    client = await ctx.clients.get(client_id)
     if method == "none":
         if client is None or client.token_endpoint_auth_method != "none":
             raise errors.InvalidClient("Client authentication failed")
         return client
-    stored = client.secret_hash if client and client.secret_hash else _DUMMY_DIGEST
-    matches = digest_matches(secret or "", stored)
+    matches = _secret_matches(secret, client)
+    if client is not None and not matches:
+        # The cached registration may predate a new secret: the database decides.
+        client = await ctx.clients.get(client_id, fresh=True)
+        matches = _secret_matches(secret, client)
     if client is None or not matches or client.token_endpoint_auth_method != method:
         raise errors.InvalidClient("Client authentication failed")
     return client
+
+
+def _secret_matches(secret: str | None, client: ClientConfig | None) -> bool:
+    """Constant-time; an unknown client is compared against a dummy digest, so the answer
+    takes the same time."""
+    stored = client.secret_hash if client and client.secret_hash else _DUMMY_DIGEST
+    return digest_matches(secret or "", stored) and client is not None
 
 
 async def authenticated_client(ctx: Context, form: Mapping[str, str], repeated: set[str],

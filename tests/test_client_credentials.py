@@ -22,9 +22,11 @@ async def test_confidential_client_gets_an_access_token_only(client: httpx.Async
     assert set(body) == {"access_token", "token_type", "expires_in", "scope"}
     assert body["scope"] == "orders:read"
     jwks = (await client.get("/jwks")).json()
-    kid = pyjwt.get_unverified_header(body["access_token"])["kid"]
-    key = pyjwt.PyJWK(next(k for k in jwks["keys"] if k["kid"] == kid))
-    claims = pyjwt.decode(body["access_token"], key.key, algorithms=["RS256"], audience=ISSUER)
+    header = pyjwt.get_unverified_header(body["access_token"])
+    # RFC 9068 §2.1: explicitly typed; ES256 unless IDP_ACCESS_TOKEN_SIGNING_ALG says RS256.
+    assert (header["typ"], header["alg"]) == ("at+jwt", "ES256")
+    key = pyjwt.PyJWK(next(k for k in jwks["keys"] if k["kid"] == header["kid"]))
+    claims = pyjwt.decode(body["access_token"], key.key, algorithms=["ES256"], audience=ISSUER)
     assert claims["sub"] == app.client_id
     assert claims["client_id"] == app.client_id
     assert "consent" not in claims

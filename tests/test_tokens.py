@@ -148,7 +148,7 @@ async def test_auth_time_is_the_login_time_on_a_later_sso_authorization(
     assert first["auth_time"] == second["auth_time"] == login_time
     assert second["iat"] == login_time + 100
     assert second["sid"] == first["sid"]
-    access = await verify(client, second_body["access_token"], alg="RS256", typ="at+jwt",
+    access = await verify(client, second_body["access_token"], alg="ES256", typ="at+jwt",
                           audience=ISSUER, leeway=200)
     assert access["auth_time"] == login_time
 
@@ -184,8 +184,8 @@ async def test_es256_client_gets_es256_id_tokens(client: httpx.AsyncClient,
     assert claims["nonce"] == flow.nonce
     # ES256 hashes with SHA-256 too, so at_hash is computed the same way.
     assert claims["at_hash"] == expected_at_hash(body["access_token"])
-    # The ID token algorithm is the client's choice; the access token stays RS256.
-    await verify(client, body["access_token"], alg="RS256", typ="at+jwt", audience=ISSUER)
+    # The ID token algorithm is the client's choice; access tokens follow the setting (ES256).
+    await verify(client, body["access_token"], alg="ES256", typ="at+jwt", audience=ISSUER)
 
 
 async def test_rs256_and_es256_keys_are_distinct(client: httpx.AsyncClient, ctx: Context) -> None:
@@ -222,7 +222,7 @@ async def test_access_token_is_an_rfc9068_jwt(client: httpx.AsyncClient, ctx: Co
     sub = await make_user(ctx)
     login_time = int(clock.value)
     body = await tokens(client, Flow(app))
-    claims = await verify(client, body["access_token"], alg="RS256", typ="at+jwt",
+    claims = await verify(client, body["access_token"], alg="ES256", typ="at+jwt",
                           audience=ISSUER)
     assert claims["iss"] == ISSUER
     assert claims["sub"] == sub
@@ -247,10 +247,10 @@ async def test_consent_claim_names_the_same_grant_across_authorizations(
     await make_user(ctx)
     consent_time = int(clock.value)
     first = await verify(client, (await tokens(client, Flow(app)))["access_token"],
-                         alg="RS256", typ="at+jwt", audience=ISSUER)
+                         alg="ES256", typ="at+jwt", audience=ISSUER)
     clock.advance(30)
     second = await verify(client, (await tokens(client, Flow(app)))["access_token"],
-                          alg="RS256", typ="at+jwt", audience=ISSUER, leeway=60)
+                          alg="ES256", typ="at+jwt", audience=ISSUER, leeway=60)
     assert second["consent"]["grant_id"] == first["consent"]["grant_id"]
     assert second["consent"]["granted_at"] == consent_time
     assert second["jti"] != first["jti"]
@@ -267,7 +267,7 @@ async def test_consent_claim_of_another_user_names_another_grant(ctx: Context,
         flow = Flow(app)
         code = await get_code(browser, flow, email=email)
         body = (await redeem(browser, flow, code)).json()
-        claims = await verify(browser, body["access_token"], alg="RS256", typ="at+jwt",
+        claims = await verify(browser, body["access_token"], alg="ES256", typ="at+jwt",
                               audience=ISSUER)
         grants.append(claims["consent"]["grant_id"])
     assert grants[0] != grants[1]
@@ -278,7 +278,7 @@ async def test_sub_is_opaque_and_the_same_everywhere(client: httpx.AsyncClient,
     app = await make_app(ctx)
     sub = await make_user(ctx, "alice.wonder@example.com")
     body = await tokens(client, Flow(app), email="alice.wonder@example.com")
-    access = await verify(client, body["access_token"], alg="RS256", typ="at+jwt",
+    access = await verify(client, body["access_token"], alg="ES256", typ="at+jwt",
                           audience=ISSUER)
     id_claims = await verify(client, body["id_token"], alg="RS256", typ="JWT",
                              audience=app.client_id)
@@ -303,7 +303,7 @@ async def test_scope_without_openid_gets_no_id_token(client: httpx.AsyncClient,
     body = response.json()
     assert "id_token" not in body
     assert body["scope"] == "profile email"
-    claims = await verify(client, body["access_token"], alg="RS256", typ="at+jwt",
+    claims = await verify(client, body["access_token"], alg="ES256", typ="at+jwt",
                           audience=ISSUER)
     assert claims["scope"] == "profile email"
     assert claims["consent"]["scopes"] == ["profile", "email"]

@@ -223,11 +223,12 @@ async def test_hs256_keyed_with_our_public_key_is_invalid_token(
     header, claims = segments(token)
     jwk = next(k for k in (await client.get("/jwks")).json()["keys"] if k["kid"] == header["kid"])
     public_key = pyjwt.PyJWK(jwk).key
+    raw = [jwk[name] for name in ("n", "x", "y") if name in jwk]  # RSA modulus, EC point
     candidates = [
         public_key.public_bytes(serialization.Encoding.PEM,
                                 serialization.PublicFormat.SubjectPublicKeyInfo),
         json.dumps(jwk).encode(),
-        base64.urlsafe_b64decode(jwk["n"] + "=" * (-len(jwk["n"]) % 4)),
+        b"".join(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)) for part in raw),
     ]
     for secret in candidates:
         forged_header = {"alg": "HS256", "typ": "at+jwt", "kid": header["kid"]}

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.store.models import AccessToken, Grant, RefreshToken
+from idp.store.models import AccessToken, Grant, RefreshToken, User
 
 
 async def get_access_token(session: AsyncSession, jti: str) -> AccessToken | None:
@@ -18,17 +18,43 @@ async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshTo
     return await session.get(RefreshToken, token_hash)
 
 
-async def lock_grant_of_refresh_token(session: AsyncSession, token_hash: str) -> None:
+async def access_token_state(session: AsyncSession, jti: str
+                             ) -> tuple[AccessToken, Grant | None, User | None] | None:
+    """An access token with its grant and its user, in one statement: what introspection and
+    every bearer check judge it by."""
+    row = (await session.execute(
+        select(AccessToken, Grant, User)
+        .outerjoin(Grant, Grant.id == AccessToken.grant_id)
+        .outerjoin(User, User.id == AccessToken.user_id)
+        .where(AccessToken.jti == jti))).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+async def refresh_token_state(session: AsyncSession, token_hash: str
+                              ) -> tuple[RefreshToken, Grant | None, User | None] | None:
+    """A refresh token with its grant and its user, in one statement."""
+    row = (await session.execute(
+        select(RefreshToken, Grant, User)
+        .outerjoin(Grant, Grant.id == RefreshToken.grant_id)
+        .outerjoin(User, User.id == RefreshToken.user_id)
+        .where(RefreshToken.token_hash == token_hash))).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+async def lock_grant_of_refresh_token(session: AsyncSession, token_hash: str) -> Grant | None:
     """Take the row lock of the grant the refresh token belongs to (PostgreSQL; SQLite's
     BEGIN IMMEDIATE already serialises writers). Every refresh of a grant, and the reuse
     revocation a losing one runs, then goes one at a time. Without it, twenty parallel
     refreshes deadlocked: a loser keeps the lock of the token row it re-checked, while
-    another loser that skipped that row already holds others of the grant's tokens."""
-    await session.execute(
-        select(Grant.id)
+    another loser that skipped that row already holds others of the grant's tokens.
+
+    Returns the grant row, so the refresh that follows reads it under the lock, not again."""
+    result = await session.execute(
+        select(Grant)
         .where(Grant.id == select(RefreshToken.grant_id)
                .where(RefreshToken.token_hash == token_hash).scalar_subquery())
         .with_for_update())
+    return result.scalar_one_or_none()
 
 
 async def claim_refresh_token(session: AsyncSession, token_hash: str, client_id: str, now: int

@@ -9,9 +9,7 @@ from typing import Any
 
 from idp import errors
 from idp.services.context import Context
-from idp.store import grants as grant_store
 from idp.store import tokens as token_store
-from idp.store import users as user_store
 from idp.store.models import AccessToken, Grant, User
 
 
@@ -29,14 +27,14 @@ async def authenticate_bearer(ctx: Context, access_token: str) -> Bearer:
     now = ctx.now()
     if claims is None or not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
         raise errors.InvalidToken()
-    async with ctx.db.transaction(read_only=True) as session:
-        record = await token_store.get_access_token(session, str(claims.get("jti", "")))
-        if record is None or record.revoked_at is not None or record.user_id is None:
-            raise errors.InvalidToken()
-        grant = await grant_store.get_grant(session, record.grant_id) if record.grant_id else None
-        if grant is None or grant.revoked_at is not None:
-            raise errors.InvalidToken()
-        user = await user_store.get_user(session, record.user_id)
-        if user is None:
-            raise errors.InvalidToken()
+    # One read: the token's record with its grant and its user.
+    async with ctx.db.autocommit() as session:
+        state = await token_store.access_token_state(session, str(claims.get("jti", "")))
+    if state is None:
+        raise errors.InvalidToken()
+    record, grant, user = state
+    if record.revoked_at is not None or record.user_id is None:
+        raise errors.InvalidToken()
+    if grant is None or grant.revoked_at is not None or user is None:
+        raise errors.InvalidToken()
     return Bearer(claims, record, grant, user)

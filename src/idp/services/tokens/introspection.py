@@ -11,7 +11,6 @@ from idp.services.consent.grants import grant_consent_claim
 from idp.services.context import Context
 from idp.services.tokens.client_auth import authenticated_client
 from idp.services.tokens.state import find_token, live_grant
-from idp.store import users as user_store
 from idp.store.models import AccessToken, Grant
 
 INACTIVE: dict[str, Any] = {"active": False}
@@ -27,20 +26,18 @@ async def introspect(ctx: Context, form: Mapping[str, str], repeated: set[str],
     if not token:
         raise errors.InvalidRequest("token is missing")
     now = ctx.now()
-    async with ctx.db.transaction(read_only=True) as session:
+    # One read answers it: the token with its grant and user.
+    async with ctx.db.autocommit() as session:
         found = await find_token(ctx, session, token, form.get("token_type_hint"))
-        if found is None:
-            return INACTIVE
-        # Refresh tokens are the business of the client that holds them alone.
-        if found.kind == "refresh_token" and found.client_id != client.client_id:
-            return INACTIVE
-        grant = await live_grant(session, found, now)
-        if grant is False:
-            return INACTIVE
-        record = found.record
-        user_id = record.user_id
-        if user_id is not None and await user_store.get_user(session, user_id) is None:
-            return INACTIVE
+    if found is None:
+        return INACTIVE
+    # Refresh tokens are the business of the client that holds them alone.
+    if found.kind == "refresh_token" and found.client_id != client.client_id:
+        return INACTIVE
+    grant = live_grant(found, now)
+    if grant is False:
+        return INACTIVE
+    record = found.record
     scopes = list(record.scopes)
     body: dict[str, Any] = {
         "active": True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import digest, new_handle
@@ -41,9 +42,10 @@ class Subject:
     auth: Authentication | None = None
 
 
-def mint_access_token(ctx: Context, ring: KeyRing, session: AsyncSession, client: ClientConfig,
-                      subject: Subject, scopes: list[str], claims_param: dict[str, Any] | None,
-                      code_hash: str | None = None) -> str:
+async def mint_access_token(ctx: Context, ring: KeyRing, session: AsyncSession,
+                            client: ClientConfig, subject: Subject, scopes: list[str],
+                            claims_param: dict[str, Any] | None, code_hash: str | None = None
+                            ) -> str:
     now = ctx.now()
     jti = new_handle(16)
     claims: dict[str, Any] = {
@@ -62,17 +64,16 @@ def mint_access_token(ctx: Context, ring: KeyRing, session: AsyncSession, client
     if subject.grant is not None:
         # What this token was granted under, so a backend can enforce consent from it alone.
         claims["consent"] = grant_consent_claim(subject.grant, scopes)
-    token = ring.sign(claims, alg="RS256", typ="at+jwt")
-    session.add(
-        AccessToken(
-            jti=jti, client_id=client.client_id,
-            user_id=subject.user.id if subject.user else None,
-            grant_id=subject.grant.id if subject.grant else None,
-            code_hash=code_hash, sid=subject.auth.sid if subject.auth else None,
-            scopes=scopes, claims=claims_param, issued_at=now, expires_at=claims["exp"],
-            revoked_at=None,
-        )
-    )
+    token = ring.sign(claims, alg=ctx.settings.access_token_signing_alg, typ="at+jwt")
+    # A Core insert, run now: no ORM identity map or flush bookkeeping on the hot path.
+    await session.execute(insert(AccessToken).values(
+        jti=jti, client_id=client.client_id,
+        user_id=subject.user.id if subject.user else None,
+        grant_id=subject.grant.id if subject.grant else None,
+        code_hash=code_hash, sid=subject.auth.sid if subject.auth else None,
+        scopes=scopes, claims=claims_param, issued_at=now, expires_at=claims["exp"],
+        revoked_at=None,
+    ))
     return token
 
 
@@ -115,22 +116,21 @@ def wants_refresh_token(client: ClientConfig, scopes: list[str]) -> bool:
     return "offline_access" in scopes or client.long_sessions
 
 
-def mint_refresh_token(ctx: Context, session: AsyncSession, client: ClientConfig,
-                       subject: Subject, scopes: list[str], claims_param: dict[str, Any] | None,
-                       chain_expires_at: int | None = None) -> str:
+async def mint_refresh_token(ctx: Context, session: AsyncSession, client: ClientConfig,
+                             subject: Subject, scopes: list[str],
+                             claims_param: dict[str, Any] | None,
+                             chain_expires_at: int | None = None) -> str:
     user, grant, auth = subject.user, subject.grant, subject.auth
     assert user is not None and grant is not None and auth is not None
     now = ctx.now()
     expires_at = chain_expires_at or now + ctx.settings.refresh_token_absolute_ttl
     token = new_handle()
-    session.add(
-        RefreshToken(
-            token_hash=digest(token), client_id=client.client_id, user_id=user.id,
-            grant_id=grant.id, sid=auth.sid, scopes=scopes, claims=claims_param,
-            offline="offline_access" in scopes, auth_time=auth.auth_time, amr=list(auth.amr),
-            acr=auth.acr, created_at=now, expires_at=expires_at,
-            idle_expires_at=min(expires_at, now + ctx.settings.refresh_token_idle_ttl),
-            used_at=None, revoked_at=None,
-        )
-    )
+    await session.execute(insert(RefreshToken).values(
+        token_hash=digest(token), client_id=client.client_id, user_id=user.id,
+        grant_id=grant.id, sid=auth.sid, scopes=scopes, claims=claims_param,
+        offline="offline_access" in scopes, auth_time=auth.auth_time, amr=list(auth.amr),
+        acr=auth.acr, created_at=now, expires_at=expires_at,
+        idle_expires_at=min(expires_at, now + ctx.settings.refresh_token_idle_ttl),
+        used_at=None, revoked_at=None,
+    ))
     return token

@@ -19,6 +19,7 @@ from joserfc.jwk import KeySet
 
 from idp.crypto.keys import (
     SUPPORTED_ALGS,
+    Key,
     KeyEncryptor,
     KeyRing,
     generate_key,
@@ -51,6 +52,9 @@ class KeyManager:
         self._encryptor = KeyEncryptor(settings.resolved_key_secret())
         self._ring: KeyRing | None = None
         self._lock = asyncio.Lock()
+        # Private keys already decrypted and parsed, by kid: a key's material never changes,
+        # and parsing an RSA key costs tens of milliseconds at every ring reload.
+        self._imported: dict[str, Key] = {}
 
     def _now(self) -> int:
         return int(self._clock())
@@ -144,12 +148,15 @@ class KeyManager:
         async with self._db.transaction(read_only=True) as session:
             rows = await key_store.published_keys(session, now)
         signing = {}
+        imported = {}
         for row in rows:
             # Newest active key per algorithm signs (rows come newest first).
             if row.state == "active" and row.alg not in signing:
-                signing[row.alg] = import_private_key(
-                    self._encryptor.decrypt(row.private_jwk_encrypted)
-                )
+                key = self._imported.get(row.kid)
+                if key is None:
+                    key = import_private_key(self._encryptor.decrypt(row.private_jwk_encrypted))
+                signing[row.alg] = imported[row.kid] = key
+        self._imported = imported
         published = [row.public_jwk for row in rows]
         verify_set = KeySet.import_key_set({"keys": published})
         return KeyRing(signing, published, self._clock(), verify_set)

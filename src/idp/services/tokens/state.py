@@ -10,9 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import digest
 from idp.services.context import Context
-from idp.store import grants as grant_store
 from idp.store import tokens as token_store
-from idp.store.models import AccessToken, Grant, RefreshToken
+from idp.store.models import AccessToken, Grant, RefreshToken, User
 
 MAX_TOKEN_LENGTH = 16 * 1024
 
@@ -22,6 +21,8 @@ class FoundToken:
     kind: str  # "access_token" | "refresh_token"
     record: AccessToken | RefreshToken
     claims: dict[str, Any]  # the JWT's claims for access tokens, {} for refresh tokens
+    grant: Grant | None  # the grant it was issued under (None for a client's own token)
+    user: User | None  # the end-user it is about (None for a client's own token)
 
     @property
     def client_id(self) -> str:
@@ -31,7 +32,8 @@ class FoundToken:
 async def find_token(ctx: Context, session: AsyncSession, token: str, hint: str | None
                      ) -> FoundToken | None:
     """The token's record, whatever `token_type_hint` says (RFC 7009 §2.1: the hint only
-    speeds up the lookup; a wrong hint must not make the token unfindable)."""
+    speeds up the lookup; a wrong hint must not make the token unfindable). One statement
+    reads the record with its grant and user."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     order = ("refresh_token", "access_token") if hint == "refresh_token" else (
@@ -40,17 +42,17 @@ async def find_token(ctx: Context, session: AsyncSession, token: str, hint: str 
         if kind == "access_token" and token.count(".") == 2:
             claims = await ctx.keys.verify_own(token, typ="at+jwt")
             if claims is not None:
-                record = await token_store.get_access_token(session, str(claims.get("jti", "")))
-                if record is not None:
-                    return FoundToken(kind, record, claims)
+                state = await token_store.access_token_state(session, str(claims.get("jti", "")))
+                if state is not None:
+                    return FoundToken(kind, state[0], claims, state[1], state[2])
         elif kind == "refresh_token" and "." not in token:
-            refresh = await token_store.get_refresh_token(session, digest(token))
+            refresh = await token_store.refresh_token_state(session, digest(token))
             if refresh is not None:
-                return FoundToken(kind, refresh, {})
+                return FoundToken(kind, refresh[0], {}, refresh[1], refresh[2])
     return None
 
 
-async def live_grant(session: AsyncSession, found: FoundToken, now: int) -> Grant | bool | None:
+def live_grant(found: FoundToken, now: int) -> Grant | bool | None:
     """False when the token is not active now; else its grant (None for client tokens)."""
     record = found.record
     if record.revoked_at is not None or record.expires_at <= now:
@@ -59,9 +61,11 @@ async def live_grant(session: AsyncSession, found: FoundToken, now: int) -> Gran
         record.used_at is not None or record.idle_expires_at <= now
     ):
         return False
+    if record.user_id is not None and found.user is None:
+        return False  # the account is gone
     if record.grant_id is None:
         return None
-    grant = await grant_store.get_grant(session, record.grant_id)
+    grant = found.grant
     if grant is None or grant.revoked_at is not None:
         return False
     return grant

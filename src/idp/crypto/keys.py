@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -91,6 +92,11 @@ class KeyRing:
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": self.published}
+
+    @cached_property
+    def jwks_json(self) -> bytes:
+        """The JWKS document, encoded once per loaded ring (it is served on every fetch)."""
+        return json.dumps(self.jwks(), separators=(",", ":")).encode()
 
     def sign(self, claims: dict[str, Any], alg: str, typ: str) -> str:
         key = self.signer(alg)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from idp.protocol.discovery import oauth_metadata, openid_metadata
 from idp.web.deps import CtxDep
@@ -14,21 +17,29 @@ router = APIRouter(tags=["Discovery"])
 CACHE = {"Cache-Control": "public, max-age=300"}
 
 
-@router.get("/.well-known/openid-configuration", summary="OpenID Provider metadata")
-async def openid_configuration(ctx: CtxDep) -> JSONResponse:
-    return JSONResponse(openid_metadata(ctx.settings.issuer), headers=CACHE)
+@lru_cache(maxsize=8)
+def _encoded(document: Callable[[str], dict[str, Any]], issuer: str) -> bytes:
+    """The metadata depends on the issuer alone: built and encoded once per process."""
+    return json.dumps(document(issuer), separators=(",", ":")).encode()
+
+
+@router.get("/.well-known/openid-configuration", summary="OpenID Provider metadata",
+            response_model=None)
+async def openid_configuration(ctx: CtxDep) -> Response:
+    return Response(_encoded(openid_metadata, ctx.settings.issuer), headers=CACHE,
+                    media_type="application/json")
 
 
 @router.get("/.well-known/oauth-authorization-server",
-            summary="OAuth 2.0 Authorization Server metadata (RFC 8414)")
-async def oauth_authorization_server(ctx: CtxDep) -> JSONResponse:
-    return JSONResponse(oauth_metadata(ctx.settings.issuer), headers=CACHE)
+            summary="OAuth 2.0 Authorization Server metadata (RFC 8414)", response_model=None)
+async def oauth_authorization_server(ctx: CtxDep) -> Response:
+    return Response(_encoded(oauth_metadata, ctx.settings.issuer), headers=CACHE,
+                    media_type="application/json")
 
 
-@router.get("/jwks", summary="JSON Web Key Set")
-async def jwks(ctx: CtxDep) -> JSONResponse:
+@router.get("/jwks", summary="JSON Web Key Set", response_model=None)
+async def jwks(ctx: CtxDep) -> Response:
     ring = await ctx.keys.ring()
-    body: dict[str, Any] = ring.jwks()
     # Short cache: a rotation is picked up within a minute by well-behaved clients.
-    return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"},
-                        media_type="application/jwk-set+json")
+    return Response(ring.jwks_json, headers={"Cache-Control": "public, max-age=60"},
+                    media_type="application/jwk-set+json")

@@ -67,7 +67,7 @@ class BrowserCookies:
         return hmac.compare_digest(self.csrf_token(browser_id, purpose), token)
 
 
-def get_cookies(request: Request) -> BrowserCookies:
+async def get_cookies(request: Request) -> BrowserCookies:
     cookies: BrowserCookies = request.app.state.cookies
     return cookies
 

@@ -11,7 +11,8 @@ from idp import errors
 from idp.services.context import Context
 
 
-def get_context(request: Request) -> Context:
+async def get_context(request: Request) -> Context:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request.
     ctx: Context = request.app.state.ctx
     return ctx
 

@@ -52,20 +52,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SCOPE = "orders:read"
 
-# Appended to each endpoint's generated header (wrk.method/body/headers and `expect`). Each wrk
-# thread has its own Lua state, so `done` (which runs in the main state) sums the per-thread
-# counters through the thread objects kept by `setup`, the pattern from wrk's SCRIPTING doc.
+# Appended to each endpoint's generated header (wrk.method/body/headers, `expect`, and the
+# endpoint's own Lua). Each wrk thread has its own Lua state, so `done` (which runs in the main
+# state) sums the per-thread counters through the thread objects kept by `setup`, the pattern
+# from wrk's SCRIPTING doc. `setup` numbers the threads from 1 (`thread_number`, set before the
+# thread's `init`), so an endpoint can give each thread its own inputs. The hooks an endpoint's
+# Lua may define: `on_init()` in each thread, `accept(body)` for a 2xx body that passed `expect`
+# (false counts it as unexpected), and `on_done(threads)` in the main state at the end; it may
+# also define wrk's own `request()` to vary each request.
 LUA_COMMON = r"""
 local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
+  thread:set("thread_number", #threads)
 end
 
 function init(args)
   responses = 0
   non2xx = 0
   unexpected = 0
+  if on_init ~= nil then on_init() end
 end
 
 function response(status, headers, body)
@@ -73,6 +80,8 @@ function response(status, headers, body)
   if status < 200 or status > 299 then
     non2xx = non2xx + 1
   elseif expect ~= nil and (body == nil or not string.find(body, expect, 1, true)) then
+    unexpected = unexpected + 1
+  elseif accept ~= nil and not accept(body) then
     unexpected = unexpected + 1
   end
 end
@@ -84,6 +93,7 @@ function done(summary, latency, requests)
     bad_status = bad_status + thread:get("non2xx")
     bad_body = bad_body + thread:get("unexpected")
   end
+  if on_done ~= nil then on_done(threads) end
   local e = summary.errors
   io.write(string.format(
     "BENCH-RESULT {\"requests\": %d, \"duration_us\": %d, \"p50_us\": %d, \"p99_us\": %d, " ..
@@ -103,6 +113,7 @@ class Endpoint:
     body: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     expect: str | None = None  # a substring every 2xx body must contain
+    lua: str = ""  # the endpoint's own Lua: hooks of LUA_COMMON, or wrk's request()
 
 
 @dataclass(frozen=True)
@@ -131,7 +142,7 @@ def lua_script(endpoint: Endpoint) -> str:
     for name, value in endpoint.headers:
         lines.append(f"wrk.headers[{lua_string(name)}] = {lua_string(value)}")
     lines.append(f"expect = {lua_string(endpoint.expect) if endpoint.expect else 'nil'}")
-    return "\n".join(lines) + "\n" + LUA_COMMON
+    return "\n".join(lines) + "\n" + endpoint.lua + "\n" + LUA_COMMON
 
 
 def free_port() -> int:

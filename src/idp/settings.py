@@ -7,6 +7,7 @@ this object down.
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 from pathlib import Path
 from typing import Literal
@@ -77,7 +78,11 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_memory_kib: int = Field(default=19_456, ge=8)
     argon2_parallelism: int = Field(default=1, ge=1)
-    argon2_max_concurrency: int = Field(default=4, ge=1)
+    # Hashes running at once in one process. The default leaves a core to the event loop, so
+    # a burst of sign-ins never starves the token endpoints (their threads also run at a lower
+    # CPU priority than the loop; see idp.crypto.passwords).
+    argon2_max_concurrency: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), ge=1)
     password_min_length: int = Field(default=8, ge=8)
     password_max_length: int = Field(default=256, ge=64)
     # Brute force (security.md ATO-01, ATO-02): per account, a few free failures, then a delay

@@ -1,17 +1,39 @@
 """argon2id password hashing, always off the event loop.
 
-A semaphore bounds how many hashes run at once so a burst of logins cannot exhaust memory
-(REL-10). Unknown accounts are verified against a dummy hash so the response time does not tell
-whether an account exists (security.md §0 item 12).
+Hashes run in a pool of their own, as many at once as `concurrency` allows, so a burst of
+logins can neither exhaust memory (REL-10) nor take every core: the pool's threads also run at
+a lower CPU priority than the event loop (Linux `nice` per thread), so when both want a core
+the token, introspection and UserInfo requests go first and sign-ins wait (argon2 releases the
+GIL while it hashes). Unknown accounts are verified against a dummy hash so the response time
+does not tell whether an account exists (security.md §0 item 12).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+T = TypeVar("T")
+# How much less CPU priority a hashing thread has than the event loop (nice 0 → 10).
+HASH_THREAD_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """Runs in each hashing thread as it starts. Linux applies `nice` per thread; where the
+    platform does not, the thread keeps the process's priority."""
+    with contextlib.suppress(AttributeError, OSError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid)
+                       + HASH_THREAD_NICENESS)
 
 
 @dataclass(frozen=True)
@@ -25,8 +47,15 @@ class PasswordService:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
-        self._limit = asyncio.Semaphore(concurrency)
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="argon2",
+                                        initializer=_lower_priority)
         self._dummy_hash: str | None = None
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def warm_up(self) -> None:
         """Compute the dummy hash up front so the first unknown-account login is not slower."""
@@ -34,8 +63,7 @@ class PasswordService:
             self._dummy_hash = await self.hash("dummy password, never matches")
 
     async def hash(self, password: str) -> str:
-        async with self._limit:
-            return await asyncio.to_thread(self._hasher.hash, password)
+        return await self._run(lambda: self._hasher.hash(password))
 
     async def verify(self, stored_hash: str | None, password: str) -> VerifyResult:
         """Verify `password`; with no stored hash, burn the same time and fail."""
@@ -57,5 +85,4 @@ class PasswordService:
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False
 
-        async with self._limit:
-            return await asyncio.to_thread(run)
+        return await self._run(run)

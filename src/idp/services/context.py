@@ -66,6 +66,7 @@ class Context:
             await self._upstream_http.aclose()
             self._upstream_http = None
         await self.db.dispose()
+        self.passwords.close()
 
 
 def build_context(settings: Settings, clock: Callable[[], float] = time.time) -> Context:

@@ -22,6 +22,7 @@ from tests.helpers import (
     make_user,
     pkce_pair,
     redeem,
+    unverified_claims,
 )
 
 FORM = "application/x-www-form-urlencoded"
@@ -440,6 +441,36 @@ async def test_replay_leaves_other_browser_sessions_alone(ctx: Context,
     laptop_tokens = assert_tokens(await redeem(laptop, laptop_flow, laptop_code))
     assert_error(await redeem(phone, phone_flow, phone_code), 400, "invalid_grant")
     assert (await get_userinfo(laptop, laptop_tokens["access_token"])).status_code == 200
+
+
+async def test_replay_revokes_what_that_code_issued_and_nothing_else_of_the_session(
+        client: httpx.AsyncClient, ctx: Context) -> None:
+    """RFC 6749 §4.1.2 / RFC 9700 §4.2.4, exactly: one app's replayed code in a browser
+    session ends that code's tokens and the refresh chain it began, not the other tokens the
+    same grant got in the same session."""
+    app = await make_app(ctx, grant_types=["authorization_code", "refresh_token"],
+                         long_sessions=True)
+    first_flow, second_flow = Flow(app), Flow(app)
+    first_code = await get_code(client, first_flow)
+    first = assert_tokens(await redeem(client, first_flow, first_code))
+    # Single sign-on: the same browser session, the same grant, a second code.
+    second = assert_tokens(await redeem(client, second_flow, await get_code(client, second_flow)))
+    sids = {unverified_claims(body["id_token"])["sid"] for body in (first, second)}
+    assert len(sids) == 1
+    rotated = assert_tokens(await post_token(client, {
+        "grant_type": "refresh_token", "refresh_token": first["refresh_token"]}, app.basic()))
+
+    assert_error(await redeem(client, first_flow, first_code), 400, "invalid_grant")
+    for token in (first["access_token"], rotated["access_token"]):
+        assert (await get_userinfo(client, token)).status_code == 401
+    assert_error(await post_token(client, {"grant_type": "refresh_token",
+                                           "refresh_token": rotated["refresh_token"]},
+                                  app.basic()), 400, "invalid_grant")
+    # The second code's tokens live on, and its refresh chain still rotates.
+    assert (await get_userinfo(client, second["access_token"])).status_code == 200
+    renewed = assert_tokens(await post_token(client, {
+        "grant_type": "refresh_token", "refresh_token": second["refresh_token"]}, app.basic()))
+    assert (await get_userinfo(client, renewed["access_token"])).status_code == 200
 
 
 async def test_code_expires_after_60_seconds(client: httpx.AsyncClient, ctx: Context,

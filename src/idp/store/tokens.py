@@ -104,17 +104,10 @@ async def _revoke(session: AsyncSession, now: int, access: list[Any] | None,
 
 
 async def revoke_by_code(session: AsyncSession, code_hash: str, now: int) -> int:
-    return await _revoke(session, now, [AccessToken.code_hash == code_hash], None)
-
-
-async def revoke_by_grant_session(session: AsyncSession, grant_id: str, sid: str | None,
-                                  now: int) -> int:
-    """Access and refresh tokens of one grant issued in one browser session. Refresh tokens do
-    not record the code they came from, so this is how a replayed code reaches the refresh
-    chain it started (and the access tokens refreshed from it)."""
-    return await _revoke(session, now,
-                         [AccessToken.grant_id == grant_id, AccessToken.sid == sid],
-                         [RefreshToken.grant_id == grant_id, RefreshToken.sid == sid])
+    """Every access and refresh token descended from one authorization code: the code's own
+    tokens and the refresh chain it began (each link carries the code's digest)."""
+    return await _revoke(session, now, [AccessToken.code_hash == code_hash],
+                         [RefreshToken.code_hash == code_hash])
 
 
 async def revoke_by_grant(session: AsyncSession, grant_id: str, now: int) -> int:

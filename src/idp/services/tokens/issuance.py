@@ -119,7 +119,8 @@ def wants_refresh_token(client: ClientConfig, scopes: list[str]) -> bool:
 async def mint_refresh_token(ctx: Context, session: AsyncSession, client: ClientConfig,
                              subject: Subject, scopes: list[str],
                              claims_param: dict[str, Any] | None,
-                             chain_expires_at: int | None = None) -> str:
+                             chain_expires_at: int | None = None, code_hash: str | None = None
+                             ) -> str:
     user, grant, auth = subject.user, subject.grant, subject.auth
     assert user is not None and grant is not None and auth is not None
     now = ctx.now()
@@ -127,9 +128,9 @@ async def mint_refresh_token(ctx: Context, session: AsyncSession, client: Client
     token = new_handle()
     await session.execute(insert(RefreshToken).values(
         token_hash=digest(token), client_id=client.client_id, user_id=user.id,
-        grant_id=grant.id, sid=auth.sid, scopes=scopes, claims=claims_param,
-        offline="offline_access" in scopes, auth_time=auth.auth_time, amr=list(auth.amr),
-        acr=auth.acr, created_at=now, expires_at=expires_at,
+        grant_id=grant.id, sid=auth.sid, code_hash=code_hash, scopes=scopes,
+        claims=claims_param, offline="offline_access" in scopes, auth_time=auth.auth_time,
+        amr=list(auth.amr), acr=auth.acr, created_at=now, expires_at=expires_at,
         idle_expires_at=min(expires_at, now + ctx.settings.refresh_token_idle_ttl),
         used_at=None, revoked_at=None,
     ))

@@ -84,12 +84,16 @@ class RefreshToken(Base):
     row stays as a tombstone so presenting it again is recognised as reuse."""
 
     __tablename__ = "refresh_tokens"
+    __table_args__ = (Index("ix_refresh_tokens_code_hash", "code_hash"),)
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
     sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The authorization code the chain began with, carried over on rotation (and into the
+    # access tokens refreshed from it): a replay of that code revokes the whole chain.
+    code_hash: Mapped[str | None] = mapped_column(String(64))
     scopes: Mapped[list[str]] = mapped_column(JSON)
     claims: Mapped[Json | None] = mapped_column(JSON)
     # Granted offline_access: survives the end of the browser session (OIDC Core §11).

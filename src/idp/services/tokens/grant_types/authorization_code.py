@@ -52,11 +52,9 @@ async def authorization_code_grant(ctx: Context, client: ClientConfig, form: Map
                 previous.client_id == client.client_id
             ):
                 # RFC 6749 §4.1.2, RFC 9700 §4.2.4: a second redemption revokes every token
-                # issued from this code.
+                # issued from this code (the refresh chain it began included), and nothing
+                # else of the grant or the browser session.
                 await token_store.revoke_by_code(session, code_hash, now)
-                await token_store.revoke_by_grant_session(
-                    session, previous.grant_id, previous.sid, now
-                )
                 failure = errors.InvalidGrant("The authorization code was already used")
             else:
                 failure = errors.InvalidGrant("The authorization code is invalid or expired")
@@ -87,7 +85,7 @@ async def _redeem(ctx: Context, ring: KeyRing, session: AsyncSession, client: Cl
     body = token_response(access_token, ctx.settings.access_token_ttl, scopes)
     if wants_refresh_token(client, scopes):
         body["refresh_token"] = await mint_refresh_token(ctx, session, client, subject,
-                                                         scopes, row.claims)
+                                                         scopes, row.claims, code_hash=code_hash)
     if "openid" in scopes:
         body["id_token"] = mint_id_token(ctx, ring, client, subject, scopes, row.claims,
                                          access_token)

@@ -59,12 +59,12 @@ async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[
                 auth = Authentication(row.auth_time, tuple(row.amr), row.acr, row.sid, None)
                 subject = Subject(user.id, user, grant, auth)
                 access_token = await mint_access_token(ctx, ring, session, client, subject,
-                                                       scopes, row.claims)
+                                                       scopes, row.claims, row.code_hash)
                 body = token_response(access_token, ctx.settings.access_token_ttl, scopes)
                 # RFC 6749 §6: the new refresh token keeps the original scope.
                 body["refresh_token"] = await mint_refresh_token(
-                    ctx, session, client, subject, granted, row.claims, row.expires_at
-                )
+                    ctx, session, client, subject, granted, row.claims, row.expires_at,
+                    code_hash=row.code_hash)
                 if "openid" in scopes:
                     # OIDC Core §12.2: same sub, original auth_time, no nonce.
                     body["id_token"] = mint_id_token(ctx, ring, client, subject, scopes,

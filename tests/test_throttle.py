@@ -153,6 +153,57 @@ async def test_credential_stuffing_from_one_network_is_held_back(
         await limited_ctx.close()
 
 
+async def test_a_browser_that_signed_in_before_gets_in_while_its_network_is_held_back(
+        settings: Settings, ctx: Context, clock: FakeClock) -> None:
+    """Issue 11 point 4 (OWASP device cookies): behind one carrier address, an attacker's run
+    holds back the network and the account with a growing delay, never an hour-long wall; the
+    customer's phone, which signed in before, signs in at once; its own failures are throttled
+    on its own key."""
+    limited = settings.model_copy(update={"throttle_source_failures": 10})
+    limited_ctx = build_context(limited, clock=clock)
+    app = create_app(limited, ctx=limited_ctx)
+
+    def browser(address: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=ISSUER, transport=httpx.ASGITransport(
+            app=app, client=(address, 40000)))
+
+    await make_user(limited_ctx)
+    try:
+        async with browser("203.0.113.7") as phone, browser("203.0.113.9") as laptop, \
+                browser("203.0.113.200") as attacker:
+            first = await _try(phone, await _login_page(phone, limited_ctx), PASSWORD)
+            assert _signed_in(first)
+            device = next(c for c in first.headers.get_list("set-cookie")
+                          if c.startswith("__Host-idp_device="))
+            assert all(attr in device for attr in ("HttpOnly", "Secure", "SameSite=Lax"))
+            # Signed out later: the device cookie stays, the session goes.
+            phone.cookies.delete(limited.session_cookie_name)
+            page = await _login_page(attacker, limited_ctx)
+            for i in range(16):
+                await _try(attacker, page, "guess", EMAIL if i % 2 else f"u{i}@example.com")
+            held = await _try(attacker, page, "guess", "someone@example.com")
+            assert held.status_code == 429
+            # A growing delay, not the rest of the hour.
+            assert int(held.headers["retry-after"]) <= 2 ** 6
+            # The customer on a new laptop behind the same address waits like everyone else.
+            fresh = await _try(laptop, await _login_page(laptop, limited_ctx), PASSWORD)
+            assert fresh.status_code == 429
+            # The phone that signed in before gets in at once.
+            assert _signed_in(await _try(phone, await _login_page(phone, limited_ctx), PASSWORD))
+            phone.cookies.delete(limited.session_cookie_name)
+            # A stolen device cookie is no free pass: its own failures are delayed.
+            page = await _login_page(phone, limited_ctx)
+            for _ in range(limited.throttle_free_failures):
+                assert (await _try(phone, page, "wrong-password")).status_code == 200
+            own = await _try(phone, page, PASSWORD)
+            assert (own.status_code, own.headers["retry-after"]) == (429, "1")
+            # The cookie is bound to the account: for another address it vouches for nothing.
+            other = await _try(phone, page, "x", "someone-else@example.com")
+            assert other.status_code == 429
+    finally:
+        await limited_ctx.close()
+
+
 @pytest.mark.parametrize(("peer", "header", "trusted", "expected"), [
     # No trusted proxy: the header is the client's own words and is ignored.
     ("203.0.113.7", ["198.51.100.1"], (), "203.0.113.7"),

@@ -139,7 +139,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         app.include_router(module.router)
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
-    app.add_middleware(ClientSource, trusted_proxies=settings.trusted_proxies)
+    app.add_middleware(ClientSource, trusted_proxies=settings.trusted_proxies,
+                       device_cookie=settings.device_cookie_name, secure=settings.secure_cookies)
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
     app.add_middleware(AccessLog)
     return app

@@ -169,6 +169,10 @@ class Settings(BaseSettings):
         return "__Host-idp_session" if self.secure_cookies else "idp_session"
 
     @property
+    def device_cookie_name(self) -> str:
+        return "__Host-idp_device" if self.secure_cookies else "idp_device"
+
+    @property
     def browser_cookie_name(self) -> str:
         return "__Host-idp_browser" if self.secure_cookies else "idp_browser"
 

@@ -1,12 +1,20 @@
-"""The client address of each request, for throttling (security.md ATO-02, ATO-04)."""
+"""The client address of each request and its device cookie, for throttling (security.md
+ATO-01, ATO-02, ATO-04)."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from idp.services.signin.devices import (
+    DEVICE_COOKIE_DAYS,
+    DeviceCookie,
+    parse,
+    request_devices,
+)
 from idp.services.signin.throttle import request_source
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -14,25 +22,55 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 class ClientSource:
     """Sets `request_source` for the request: the peer address, or the client named by
-    X-Forwarded-For when, and only when, the peer is one of `trusted_proxies`."""
+    X-Forwarded-For when, and only when, the peer is one of `trusted_proxies`; and
+    `request_devices` from the device cookie, writing back the one a sign-in issued."""
 
-    def __init__(self, app: ASGIApp, trusted_proxies: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, trusted_proxies: tuple[str, ...], device_cookie: str,
+                 secure: bool) -> None:
         self.app = app
         self.networks = proxy_networks(trusted_proxies)
+        self.device_cookie = device_cookie
+        self.secure = secure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         peer = scope.get("client")
-        forwarded = [value.decode("latin-1") for name, value in scope.get("headers", [])
+        headers = scope.get("headers", [])
+        forwarded = [value.decode("latin-1") for name, value in headers
                      if name == b"x-forwarded-for"] if self.networks else []
         token = request_source.set(
             client_address(peer[0] if peer else None, forwarded, self.networks))
+        devices = DeviceCookie(parse(_cookie(headers, self.device_cookie)))
+        devices_token = request_devices.set(devices)
+
+        async def send_device_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start" and devices.issued is not None:
+                message = {**message, "headers": [
+                    *message.get("headers", []), (b"set-cookie", self._set_cookie(devices.issued))]}
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_device_cookie)
         finally:
+            request_devices.reset(devices_token)
             request_source.reset(token)
+
+    def _set_cookie(self, value: str) -> bytes:
+        # ATO-14: like the session cookie: __Host- prefix over https, HttpOnly, SameSite=Lax.
+        secure = "; Secure" if self.secure else ""
+        return (f"{self.device_cookie}={value}; Max-Age={DEVICE_COOKIE_DAYS * 86_400}; Path=/"
+                f"; HttpOnly; SameSite=Lax{secure}").encode("latin-1")
+
+
+def _cookie(headers: Iterable[tuple[bytes, bytes]], name: str) -> str | None:
+    for header, value in headers:
+        if header == b"cookie":
+            found = cookie_parser(value.decode("latin-1")).get(name)
+            if found is not None:
+                return found
+    return None
 
 
 def proxy_networks(trusted_proxies: Iterable[str]) -> tuple[Network, ...]:

@@ -29,7 +29,7 @@ async def verify_password_login(ctx: Context, email: str, password: str) -> User
     if user is None or not result.ok or user.disabled_at is not None:
         return None
     async with ctx.db.transaction() as session:
-        await throttle.succeeded(session, attempt)
+        await throttle.succeeded(ctx, session, attempt)
         if result.new_hash:
             await user_store.set_password_hash(session, user.id, result.new_hash, ctx.now())
     return user

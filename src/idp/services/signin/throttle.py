@@ -9,7 +9,12 @@ to the source. Two keys per attempt:
 - the account: a digest of the submitted email, whether or not an account has it, so throttling
   tells nothing about which addresses exist. A few free failures, then a delay that doubles from
   1 s up to a cap; never a hard lockout (lockout-DoS, Keycloak GHSA-cq42-vhv7-xr7p).
-- the source network (/24 for IPv4, /64 for IPv6) across all accounts, with a cap per window.
+- the source network (/24 for IPv4, /64 for IPv6) across all accounts: an allowance per
+  window, then the same doubling delay, never an hour-long wall.
+
+A browser that signed in to the account before (a device cookie, `devices`) is counted on its
+own key alone: what an attacker does to the account or from the same carrier's address never
+holds it back, and its own failures are delayed like an account's.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from idp.crypto.handles import digest
 from idp.errors import Throttled
 from idp.services.context import Context
+from idp.services.signin.devices import remember, trusted_device
 from idp.settings import Settings
 from idp.store import throttles as throttle_store
 from idp.store.users import normalize_email
@@ -38,6 +44,7 @@ request_source: ContextVar[str | None] = ContextVar("request_source", default=No
 class Attempt:
     account_key: str
     source_key: str | None
+    device_key: str | None = None  # set when a device cookie vouched for this browser
 
 
 def account_key(email: str) -> str:
@@ -61,7 +68,16 @@ def source_key(address: str | None) -> str | None:
 
 def account_delay(settings: Settings, failures: int) -> int:
     """Seconds to wait after `failures` consecutive failures (0 while they are free)."""
-    beyond = failures - settings.throttle_free_failures
+    return growing_delay(settings, failures, settings.throttle_free_failures)
+
+
+def network_delay(settings: Settings, failures: int) -> int:
+    """Seconds a network waits once its failures in the window pass the allowance."""
+    return growing_delay(settings, failures, settings.throttle_source_failures)
+
+
+def growing_delay(settings: Settings, failures: int, free: int) -> int:
+    beyond = failures - free
     if beyond < 0:
         return 0
     return int(min(settings.throttle_max_delay_seconds, 2 ** min(beyond, 30)))
@@ -72,27 +88,35 @@ async def begin_attempt(ctx: Context, session: AsyncSession, email: str) -> Atte
     work; Throttled if either is still held back. A held-back attempt is not counted (the unit
     of work rolls back), so waiting out the delay always works. The caller commits before the
     password is verified, so parallel guesses see each other's attempts."""
-    attempt = Attempt(account_key(email), source_key(request_source.get()))
     settings, now = ctx.settings, ctx.now()
+    account = account_key(email)
+    device = trusted_device(ctx, account)
     # ATO-01: the account's window forgets a few stray failures, never a run of them: once
     # past the free ones, only a success starts the account afresh (a daily reset would
-    # give an attacker a new allowance every day).
-    failures = await _count(session, attempt.account_key, now,
-                            settings.throttle_account_window_seconds,
+    # give an attacker a new allowance every day). A device's counter works the same way.
+    own_key = device or account
+    failures = await _count(session, own_key, now, settings.throttle_account_window_seconds,
                             keep_from=settings.throttle_free_failures)
     if delay := account_delay(settings, failures):
-        await throttle_store.hold(session, attempt.account_key, now + delay)
+        await throttle_store.hold(session, own_key, now + delay)
+    if device is not None:
+        return Attempt(account, None, device)
+    attempt = Attempt(account, source_key(request_source.get()))
     if attempt.source_key is not None:
-        await _count(session, attempt.source_key, now, settings.throttle_source_window_seconds,
-                     cap=settings.throttle_source_failures)
+        failures = await _count(session, attempt.source_key, now,
+                                settings.throttle_source_window_seconds)
+        if delay := network_delay(settings, failures):
+            await throttle_store.hold(session, attempt.source_key, now + delay)
     return attempt
 
 
-async def succeeded(session: AsyncSession, attempt: Attempt) -> None:
-    """The password was right: the account starts afresh and the source gets its attempt back."""
-    await throttle_store.forget(session, attempt.account_key)
+async def succeeded(ctx: Context, session: AsyncSession, attempt: Attempt) -> None:
+    """The password was right: the account (or the device) starts afresh, the source gets its
+    attempt back, and the browser is remembered as one that signed in to this account."""
+    await throttle_store.forget(session, attempt.device_key or attempt.account_key)
     if attempt.source_key is not None:
         await throttle_store.give_back(session, attempt.source_key)
+    remember(ctx, attempt.account_key)
 
 
 async def forget_account(session: AsyncSession, email: str) -> None:

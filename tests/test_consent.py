@@ -268,6 +268,15 @@ async def test_withdrawing_one_purpose_reaches_every_app_at_once(
         assert (await refresh(browser, other, other_tokens["refresh_token"])).status_code == 200
         # The app's receiver gets a signed event within 2 seconds.
         await asyncio.wait_for(receiver.arrived.wait(), timeout=2)
+        # The dispatcher records the delivery once the app has answered, and the customer
+        # sees the change applied to every app it concerns (read before the dispatcher
+        # stops: stopping it between the app's answer and the record would lose the record).
+        overview = await browser.get(changed.headers["location"])
+        for _ in range(40):
+            if "Applied to 1 of 1 apps." in overview.text:
+                break
+            await asyncio.sleep(0.05)
+            overview = await browser.get(changed.headers["location"])
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -285,8 +294,6 @@ async def test_withdrawing_one_purpose_reaches_every_app_at_once(
     assert new_consent["purposes"] == [{"id": "order_updates", "version": 1}]
     assert event["sub_id"] == {"format": "iss_sub", "iss": ISSUER,
                                "sub": claims_of(shop_tokens["id_token"])["sub"]}
-    # The customer sees the change applied to every app it concerns.
-    overview = await browser.get(changed.headers["location"])
     assert "Applied to 1 of 1 apps." in overview.text
     assert "stopped Offers by email" in overview.text
     # The app re-authorizes silently and gets the narrower consent.

@@ -350,6 +350,61 @@ async def test_native_loopback_redirect_uri_varies_only_in_port(
             assert_error_page(response, "invalid_request")
 
 
+WHITESPACE_AND_CONTROLS = ["\t", "\r", "\n", " ", "\x0b", "\x0c", "\x7f", "\xa0", "\u200b",
+                           "\ufeff"]
+
+
+async def test_a_redirect_uri_with_white_space_or_controls_never_matches(
+    client: httpx.AsyncClient, ctx: Context
+) -> None:
+    """urlsplit drops TAB, CR and LF (the WHATWG rule): a native client registered with
+    http://127.0.0.1:8999/callback once received the code at http://127.0.0.1:8999/c%09allback.
+    Such a URI, on any registered form, gets the error page and never a redirect."""
+    loopback = await make_app(ctx, name="Desktop", redirect_uri="http://127.0.0.1:8999/callback",
+                              client_type="public", application_type="native")
+    private = await make_app(ctx, name="Phone", redirect_uri="com.example.app:/callback",
+                             client_type="public", application_type="native")
+    web = await make_app(ctx, name="Web")
+    for app in (loopback, private, web):
+        uri = app.redirect_uri
+        for char in WHITESPACE_AND_CONTROLS:
+            for requested in (uri.replace("/callback", f"/c{char}allback"), uri + char,
+                              char + uri, uri.replace(":", f"{char}:", 1)):
+                for extra in ({}, {"prompt": "none"}):
+                    with case(repr(requested)):
+                        response = await client.get("/authorize", params=Flow(app).params(
+                            redirect_uri=requested, **extra))
+                        assert_error_page(response, "invalid_request")
+    # The registered URI itself still works, on any port for the loopback one.
+    for requested in ("http://127.0.0.1:8999/callback", "http://127.0.0.1:51000/callback"):
+        flow = Flow(loopback)
+        response = await client.get("/authorize", params=flow.params(redirect_uri=requested,
+                                                                     prompt="none"))
+        assert_redirected_error(response, requested, "login_required", flow.state)
+
+
+@pytest.mark.parametrize("registration", [
+    {"redirect_uri": "HTTPS://app.example/callback"},
+    {"redirect_uri": "https://app.example/callback?"},
+    {"redirect_uri": "https://app.example/c\x01allback"},
+    {"redirect_uri": "https://app.example/c\u00e0llback"},
+    {"redirect_uri": "https://app.example/c|allback"},
+    {"redirect_uri": "https://app.example/c%zzallback"},
+    {"post_logout_redirect_uris": ["https://app.example/signed\x7fout"]},
+    {"backchannel_logout_uri": "https://app.example/\tbackchannel"},
+    {"backchannel_logout_uri": "http://127.0.0.1.evil.example/backchannel"},
+    {"backchannel_logout_uri": "http://127.0.0.1@evil.example/backchannel"},
+    {"event_uri": "https://app.example/events\n"},
+    {"event_uri": "http://[::1].evil.example/events"},
+    {"event_uri": "http://evil.example/events"},
+])
+async def test_registration_refuses_what_a_parser_would_read_otherwise(
+    ctx: Context, registration: dict[str, Any]
+) -> None:
+    with pytest.raises(admin.InvalidInput):
+        await make_app(ctx, **registration)
+
+
 async def test_loopback_port_rule_is_for_native_clients_only(
     client: httpx.AsyncClient, ctx: Context
 ) -> None:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from idp.protocol.redirect_uri import well_formed
 from idp.settings import is_loopback_host
 
 UpstreamType = Literal["google", "facebook", "apple", "oidc"]
@@ -25,7 +26,10 @@ MAX_TRANSACTION_SECONDS = 600  # requirement 3: a state expires within 10 min
 
 
 def is_upstream_url(value: str) -> bool:
-    """https only; plain http is allowed for a fake served on this machine."""
+    """https only; plain http is allowed for a fake served on this machine. Never a URL that
+    `urlsplit` would read differently from how it is written (redirect_uri.well_formed)."""
+    if not well_formed(value):
+        return False
     parts = urlsplit(value)
     if parts.scheme == "https":
         return bool(parts.hostname)

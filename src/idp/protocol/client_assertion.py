@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from idp import errors
 from idp.crypto.client_keys import ClientKeyError, import_client_keys
+from idp.protocol.redirect_uri import well_formed
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_BYTES = 16 * 1024  # REL-10: JWTs are size-capped before parsing
@@ -83,10 +84,9 @@ def key_registration_problem(method: str, jwks: Any, jwks_uri: str | None, dev_m
         except ClientKeyError as exc:
             return f"jwks: {exc}"
         return None
-    try:
-        parts = urlsplit(jwks_uri)
-    except ValueError:
-        return "jwks_uri is not a URL"
+    if not well_formed(jwks_uri):
+        return "jwks_uri is not a URL written in RFC 3986 characters as it will be used"
+    parts = urlsplit(jwks_uri)
     if parts.scheme != "https" and not (dev_mode and parts.scheme == "http"):
         return "jwks_uri must use https"
     if not parts.hostname or parts.username is not None or parts.fragment or len(jwks_uri) > 2000:

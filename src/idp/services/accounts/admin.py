@@ -13,7 +13,7 @@ from idp.domain import ClientConfig
 from idp.protocol.claims import PROTOCOL_CLAIMS
 from idp.protocol.client_assertion import key_registration_problem
 from idp.protocol.discovery import GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS
-from idp.protocol.redirect_uri import registration_problem
+from idp.protocol.redirect_uri import endpoint_problem, registration_problem
 from idp.protocol.scopes import PROFILE_CLAIMS, SUPPORTED_SCOPES, is_api_scope
 from idp.services import InvalidInput
 from idp.services.context import Context
@@ -84,14 +84,10 @@ async def create_client(
     if "openid" in optional_scopes or not set(optional_scopes) <= set(scopes):
         raise InvalidInput("optional scopes must be allowed scopes other than openid")
     for endpoint in (backchannel_logout_uri, event_uri):
-        if endpoint is not None and not endpoint.startswith(("https://", "http://127.0.0.1",
-                                                             "http://[::1]")):
-            raise InvalidInput(f"{endpoint}: notification endpoints must use https")
-    if backchannel_logout_uri is not None:
         # Back-Channel Logout §2.2: an absolute URI; https outside loopback testing.
-        problem = registration_problem(backchannel_logout_uri, "web")
-        if problem and not backchannel_logout_uri.startswith(("http://127.0.0.1", "http://[::1]")):
-            raise InvalidInput(f"{backchannel_logout_uri}: {problem}")
+        problem = endpoint_problem(endpoint) if endpoint is not None else None
+        if problem:
+            raise InvalidInput(f"{endpoint}: {problem}")
 
     secret = new_handle() if method.startswith("client_secret_") else None
     row = Client(

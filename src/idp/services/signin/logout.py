@@ -16,6 +16,7 @@ from idp import errors
 from idp.crypto.handles import digest
 from idp.domain import ClientConfig
 from idp.protocol.authorize import Params, single_values
+from idp.protocol.redirect_uri import exactly_registered
 from idp.services.context import Context
 from idp.services.signin.sessions import end_session
 from idp.store import clients as client_store
@@ -74,7 +75,9 @@ async def check_logout_request(ctx: Context, params: Params) -> LogoutRequest:
         if client is None:
             raise errors.InvalidRequest(
                 "post_logout_redirect_uri needs client_id or id_token_hint", redirectable=False)
-        if uri not in client.post_logout_redirect_uris:
+        # RP-Initiated Logout §3: "MUST have been previously registered", compared as the
+        # redirect URI is (RFC 3986 §6.2.1, and never through a parser that rewrites it).
+        if not exactly_registered(client.post_logout_redirect_uris, uri):
             raise errors.InvalidRequest(
                 "post_logout_redirect_uri is not registered for this client", redirectable=False)
         redirect_to = uri

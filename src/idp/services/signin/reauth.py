@@ -11,6 +11,7 @@ from urllib.parse import urlencode, urlsplit
 from idp import errors
 from idp.domain import SessionInfo
 from idp.federation.identity import UpstreamIdentity
+from idp.protocol.redirect_uri import well_formed
 from idp.services.context import Context
 from idp.services.signin.authentication import verify_password_login
 from idp.services.signin.interaction import LoginFailed, start_session
@@ -29,7 +30,9 @@ OUTCOMES = {
 
 def safe_next(value: str | None) -> str:
     """A relative path under /account, or /account: `next` never leads off this site."""
-    if not value or len(value) > 512 or "\\" in value or not value.isprintable():
+    if not value or len(value) > 512 or not well_formed(value):
+        # Nothing a parser would read differently from how it is written (white space,
+        # controls, non-ASCII, a backslash that browsers take for a slash).
         return "/account"
     if "%" in value:
         # Browsers read %2e%2e as .. (URL standard): no encoded path at all, so the checks

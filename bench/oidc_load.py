@@ -1,0 +1,897 @@
+"""The OpenID Provider under load over real HTTP: throughput, latency and CPU per request of each
+hot endpoint, for the IdP, a bare-stack floor, and optionally a peer OpenID Provider.
+
+    .venv/bin/python bench/oidc_load.py [--database sqlite|postgres] [--workers 2]
+        [--duration 10] [--warmup 2] [--connections 32] [--threads 2] [--customers 200]
+        [--peer node-oidc-provider] [--mixed] [--json FILE] [--keep]
+
+wrk (Debian: apt-get install -y wrk) drives each scenario from its own process, with the Lua
+response checks of bench/http_load.py: a non-2xx answer, or a 2xx body without what the
+scenario expects, is an error, and the script exits non-zero if any scenario had one.
+
+Scenarios, one after another, each for --duration seconds after --warmup seconds of unreported
+load, against `idp serve --workers N` (and, with --peer, the same ones against the peer):
+
+- discovery       GET the discovery document
+- jwks            GET the `jwks_uri`
+- client_credentials  POST the token endpoint, HTTP Basic client authentication
+- introspection   POST the introspection endpoint with customers' access tokens, in turn
+- userinfo        GET the UserInfo endpoint with customers' access tokens, in turn
+- refresh         POST the token endpoint with rotating refresh tokens (OIDC, so each answer
+                  carries an ID token and a new refresh token)
+- floor           POST /token of bench/floor_app.py: uvicorn + FastAPI signing one ES256 JWT
+
+The customers are real: the script creates --customers accounts, and each signs in once through
+the authorization code flow with PKCE, over HTTP, as a browser would (authorize, login page,
+consent page, code, token). Each wrk thread gets its own disjoint slice of their tokens. A
+refresh token is single-use: the Lua keeps a queue per thread, takes one for each request and
+puts back the one in the answer, so a token is never presented twice.
+
+CPU per request is read from /proc/<pid>/stat (utime + stime) just before and just after each
+measured window: the server's processes (uvicorn's supervisor and its workers), and apart from
+them the database's. On SQLite the database is inside the server's processes. On PostgreSQL the
+database's CPU is the postmaster, its auxiliary processes and the backends connected to the
+benchmark's own database (other databases' backends are left out; the JSON also has the figure
+over every postgres process). Backends come and go: every process sampled at either end is
+counted, and one that exits inside the window is found again in the postmaster's cutime+cstime
+(the CPU of the children it reaped), from which what it had used before the window is taken off.
+wrk runs on the same cores and its CPU is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import html
+import importlib
+import json
+import os
+import re
+import resource
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.http_load import (  # noqa: E402
+    Endpoint,
+    Result,
+    basic,
+    create_client,
+    free_port,
+    http,
+    idp_command,
+    lua_string,
+    report_server_log,
+    run_wrk,
+    stop,
+    wait_until_ready,
+)
+from bench.target import Target, UserTokens  # noqa: E402
+
+DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+REDIRECT_URI = "https://bench.invalid/cb"
+USER_SCOPE = "openid profile email offline_access"
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+PEERS = ("node-oidc-provider",)
+
+# --- CPU from /proc -----------------------------------------------------------------------
+
+
+def proc_stat(pid: int) -> tuple[int, int, int] | None:
+    """(ppid, utime+stime, cutime+cstime) in clock ticks, or None if the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # the name in parentheses may hold spaces
+    return int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
+def machine_busy_ms() -> float:
+    """CPU time every core spent on anything but idling, since boot (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) * 1000 / CLOCK_TICK
+
+
+def children_cpu_ms() -> float:
+    """CPU of this process's reaped children: wrk, once it has exited."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def descendants(root: int) -> list[int]:
+    """`root` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for pid in all_pids():
+        stat = proc_stat(pid)
+        if stat is not None:
+            children.setdefault(stat[0], []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+Sample = dict[int, tuple[int, int]]  # pid -> (own ticks, reaped children's ticks)
+
+
+def sample(pids: list[int]) -> Sample:
+    taken: Sample = {}
+    for pid in pids:
+        stat = proc_stat(pid)
+        if stat is not None:
+            taken[pid] = (stat[1], stat[2])
+    return taken
+
+
+def cpu_ms(before: Sample, after: Sample) -> float:
+    """CPU used between two samples by the processes in either. A process alive at both ends
+    counts its own delta and that of the children it reaped; one born in between counts all it
+    used; one that exited in between was reaped by its parent (in the set, for the servers and
+    PostgreSQL here), whose children's time now holds all of it, so what it had used before the
+    first sample is taken off."""
+    ticks = 0
+    for pid, (own, reaped) in after.items():
+        start = before.get(pid, (0, 0))
+        ticks += own - start[0] + reaped - start[1]
+    for pid in before.keys() - after.keys():
+        ticks -= before[pid][0] + before[pid][1]
+    return ticks * 1000 / CLOCK_TICK
+
+
+BACKEND = re.compile(r"^postgres: (?:.*?: )?\S+ (\S+) (?:\S+\(\d+\)|\[local\])")
+
+
+def postgres_processes() -> list[tuple[int, str | None]]:
+    """Every PostgreSQL process: (pid, the database of a client backend, else None)."""
+    found = []
+    for pid in all_pids():
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
+                continue
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        match = BACKEND.match(command.decode(errors="replace").strip())
+        found.append((pid, match.group(1) if match else None))
+    return found
+
+
+def postgres_pids(database: str | None) -> list[int]:
+    """The postmaster, its shared processes, and the backends of `database` (None: all)."""
+    return [pid for pid, db in postgres_processes()
+            if database is None or db is None or db == database]
+
+
+class CpuWindow:
+    """CPU of a server's processes and of its database between `start` and `stop`."""
+
+    def __init__(self, server_pids: Callable[[], list[int]], database: str | None,
+                 on_postgres: bool) -> None:
+        self.server_pids, self.database, self.on_postgres = server_pids, database, on_postgres
+
+    def _take(self, extra: tuple[Sample, Sample, Sample] | None = None
+              ) -> tuple[Sample, Sample, Sample]:
+        server = self.server_pids()
+        ours = postgres_pids(self.database) if self.on_postgres else []
+        every = postgres_pids(None) if self.on_postgres else []
+        if extra is not None:  # at the end, sample again whatever was there at the start
+            server = sorted(set(server) | extra[0].keys())
+            ours = sorted(set(ours) | extra[1].keys())
+            every = sorted(set(every) | extra[2].keys())
+        return sample(server), sample(ours), sample(every)
+
+    def start(self) -> None:
+        self.begin = self._take()
+
+    def settle(self, timeout: float = 3.0) -> None:
+        """Wait until the requests of the last run are through (the server and the database
+        use under 5 % of a core for 100 ms), so they are not counted in the next window."""
+        deadline = time.monotonic() + timeout
+        before = self._take()
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            after = self._take()
+            if cpu_ms(before[0], after[0]) + cpu_ms(before[1], after[1]) < 5:
+                return
+            before = after
+
+    def stop(self) -> tuple[float, float, float]:
+        """(server ms, database ms, every postgres process ms)."""
+        end = self._take(self.begin)
+        return (cpu_ms(self.begin[0], end[0]), cpu_ms(self.begin[1], end[1]),
+                cpu_ms(self.begin[2], end[2]))
+
+
+# --- throwaway PostgreSQL databases -------------------------------------------------------
+
+
+def libpq_url(url: str) -> str:
+    return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def _admin(url: str, statement: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(libpq_url(url))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def databases(admin_url: str) -> set[str]:
+    import asyncpg
+
+    connection = await asyncpg.connect(libpq_url(admin_url))
+    try:
+        return {row[0] for row in await connection.fetch("SELECT datname FROM pg_database")}
+    finally:
+        await connection.close()
+
+
+@contextlib.contextmanager
+def throwaway_database(admin_url: str, name: str) -> Iterator[str]:
+    """Create database `name` next to the admin URL's, yield its URL, drop it afterwards."""
+    if not re.fullmatch(r"idp_bench_[a-z0-9_]+", name):
+        raise ValueError(name)
+    asyncio.run(_admin(admin_url, f"CREATE DATABASE {name}"))
+    try:
+        yield with_database(admin_url, name)
+    finally:
+        asyncio.run(_admin(admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def database_name(url: str) -> str | None:
+    if not url.startswith("postgresql"):
+        return None
+    return urllib.parse.urlsplit(url).path.lstrip("/")
+
+
+# --- our server, and its customers signing in ---------------------------------------------
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+class SignInFailed(Exception):
+    pass
+
+
+FORM_ACTION = re.compile(r'<form method="post" action="([^"]+)"')
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def sign_in(browser: httpx.AsyncClient, metadata: dict[str, Any],
+                  client: tuple[str, str], email: str, password: str,
+                  redirect_uri: str = REDIRECT_URI, scope: str = USER_SCOPE) -> UserTokens:
+    """One customer signs in as a browser would: the authorization request, our login page, the
+    consent page if the app has not been allowed yet, the redirect with the code, and the app
+    redeeming it (client_secret_basic, PKCE S256). `browser` keeps the cookies."""
+    verifier, challenge = pkce_pair()
+    state = secrets.token_urlsafe(12)
+    response = await browser.get(str(metadata["authorization_endpoint"]), params={
+        "response_type": "code", "client_id": client[0], "redirect_uri": redirect_uri,
+        "scope": scope, "state": state, "nonce": secrets.token_urlsafe(12),
+        "code_challenge": challenge, "code_challenge_method": "S256"})
+    for _ in range(12):
+        if response.status_code in (302, 303):
+            location = response.headers["location"]
+            if location.startswith(redirect_uri):
+                break
+            response = await browser.get(urllib.parse.urljoin(str(response.url), location))
+            continue
+        page = response.text
+        path = response.url.path
+        if response.status_code != 200 or not path.endswith(("/login", "/consent")):
+            raise SignInFailed(f"{response.status_code} at {path}: {page[:300]!r}")
+        token = CSRF.search(page)
+        action = FORM_ACTION.search(page)
+        if token is None or action is None:
+            raise SignInFailed(f"no form on {path}")
+        form = ({"csrf_token": token.group(1), "email": email, "password": password}
+                if path.endswith("/login") else
+                {"csrf_token": token.group(1), "decision": "allow"})
+        response = await browser.post(
+            urllib.parse.urljoin(str(response.url), html.unescape(action.group(1))), data=form)
+    else:
+        raise SignInFailed("too many steps before the redirect to the app")
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+    if query.get("state") != state or "code" not in query:
+        raise SignInFailed(f"back at the app without a code: {location[:300]}")
+    answer = await browser.post(str(metadata["token_endpoint"]), auth=client, data={
+        "grant_type": "authorization_code", "code": query["code"],
+        "redirect_uri": redirect_uri, "code_verifier": verifier})
+    body = answer.json() if answer.headers.get("content-type", "").startswith(
+        "application/json") else {}
+    if answer.status_code != 200 or not all(
+            k in body for k in ("access_token", "refresh_token", "id_token")):
+        raise SignInFailed(f"token endpoint: {answer.status_code} {answer.text[:300]!r}")
+    return UserTokens(body["access_token"], body["refresh_token"], body["id_token"])
+
+
+async def sign_in_all(metadata: dict[str, Any], client: tuple[str, str],
+                      accounts: list[tuple[str, str]], concurrency: int = 8) -> list[UserTokens]:
+    """Each account signs in from its own browser, `concurrency` at a time."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(email: str, password: str) -> UserTokens:
+        async with limit, httpx.AsyncClient(timeout=60) as browser:
+            return await sign_in(browser, metadata, client, email, password)
+
+    return list(await asyncio.gather(*(one(e, p) for e, p in accounts)))
+
+
+async def _create_users(env: dict[str, str], emails: list[str], password: str) -> None:
+    # In-process, with the service function the CLI calls (one `idp users create` process per
+    # customer would cost a second each); the hashing runs on the context's worker threads.
+    from idp.services.accounts import admin
+    from idp.services.context import build_context
+    from idp.settings import Settings
+
+    settings = Settings(issuer=env["IDP_ISSUER"], database_url=env["IDP_DATABASE_URL"],
+                        data_dir=Path(env["IDP_DATA_DIR"]), dev_mode=True,
+                        background_tasks=False)
+    ctx = build_context(settings)
+    try:
+        await asyncio.gather(*(admin.create_user(ctx, email=email, password=password)
+                               for email in emails))
+    finally:
+        await ctx.close()
+
+
+class IdpServer:
+    """`idp serve` on a fresh database, with a client_credentials client, a confidential web
+    app for the customers, and the means to create customers and sign them in."""
+
+    def __init__(self, workdir: Path, database_url: str, port: int, workers: int,
+                 log_level: str = "WARNING") -> None:
+        self.workdir, self.workers = workdir, workers
+        self.issuer = f"http://127.0.0.1:{port}"
+        self.port = port
+        self.database_url = database_url
+        self.env = {**os.environ, "IDP_DEV_MODE": "true", "IDP_ISSUER": self.issuer,
+                    "IDP_DATABASE_URL": database_url, "IDP_DATA_DIR": str(workdir / "data"),
+                    "IDP_LOG_LEVEL": log_level}
+        self.log = workdir / "server.log"
+        self.password = "bench-" + secrets.token_urlsafe(12)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.metadata: dict[str, Any] = {}
+
+    def setup(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.cc_client = create_client(self.env)  # also migrates
+        done = subprocess.run(  # noqa: S603 (a fixed argument list, no shell)
+            [*idp_command(), "clients", "create", "--name", "bench web app",
+             "--redirect-uri", REDIRECT_URI, "--grant-type", "authorization_code",
+             "--grant-type", "refresh_token", *(f"--scope={s}" for s in USER_SCOPE.split()),
+             "--json"], env=self.env, check=False, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"bench: idp clients create failed:\n{done.stderr}")
+        data = json.loads(done.stdout)
+        self.code_client = (data["client_id"], data["client_secret"])
+
+    def start(self) -> None:
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(  # noqa: S603
+                [*idp_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--workers", str(self.workers)],
+                env=self.env, stdout=sink, stderr=subprocess.STDOUT)
+        self.metadata = wait_until_ready(self.process, self.issuer, self.log)
+
+    def pids(self) -> list[int]:
+        return descendants(self.process.pid) if self.process is not None else []
+
+    def create_customers(self, count: int) -> list[tuple[str, str]]:
+        tag = secrets.token_hex(3)
+        emails = [f"customer{i}-{tag}@bench.example.com" for i in range(count)]
+        asyncio.run(_create_users(self.env, emails, self.password))
+        return [(email, self.password) for email in emails]
+
+    def user_tokens(self, count: int) -> list[UserTokens]:
+        accounts = self.create_customers(count)
+        return asyncio.run(sign_in_all(self.metadata, self.code_client, accounts))
+
+    def target(self) -> Target:
+        return Target(name="idp", issuer=self.issuer, metadata=self.metadata,
+                      cc_client=self.cc_client, code_client=self.code_client,
+                      server_pids=self.pids, user_tokens=self.user_tokens)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+
+
+@contextlib.contextmanager
+def idp_server(workdir: Path, database_url: str, port: int, workers: int = 2,
+               log_level: str = "WARNING") -> Iterator[IdpServer]:
+    server = IdpServer(workdir, database_url, port, workers, log_level)
+    try:
+        server.setup()
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def floor_server(workdir: Path, port: int, workers: int) -> Iterator[Callable[[], list[int]]]:
+    """bench/floor_app.py under uvicorn; yields its processes."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "floor.log"
+    with log.open("ab") as sink:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, str(ROOT / "bench" / "floor_app.py"), "--port", str(port),
+             "--workers", str(workers)], stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"bench: the floor app exited:\n{log.read_text()[-3000:]}")
+            with contextlib.suppress(OSError):
+                if http("POST", f"http://127.0.0.1:{port}/token", data={}, timeout=2)[0] == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: the floor app did not answer:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield lambda: descendants(process.pid)
+    finally:
+        stop(process)
+
+
+# --- scenarios ----------------------------------------------------------------------------
+
+# Lua for the scenarios that vary each request. `token_dir` holds one file per wrk thread,
+# `<thread_number>.txt`, one token a line: each thread reads only its own.
+LUA_TOKENS = r"""
+local function urlencode(s)
+  return (string.gsub(s, "[^%w%-%._~]", function(c)
+    return string.format("%%%02X", string.byte(c)) end))
+end
+
+function on_init()
+  pool, head, tail = {}, 1, 1
+  for line in io.lines(token_dir .. "/" .. thread_number .. ".txt") do
+    if #line > 0 then pool[tail] = line; tail = tail + 1 end
+  end
+end
+"""
+
+LUA_BEARER = LUA_TOKENS + r"""
+function request()
+  head = head % (tail - 1) + 1
+  wrk.headers["Authorization"] = "Bearer " .. pool[head]
+  return wrk.format()
+end
+"""
+
+LUA_INTROSPECT = LUA_TOKENS + r"""
+function request()
+  head = head % (tail - 1) + 1
+  return wrk.format(nil, nil, nil, "token=" .. urlencode(pool[head]))
+end
+"""
+
+# A queue per thread: a request takes the oldest refresh token, and the answer's new one goes
+# to the back, so every customer of the thread's slice takes turns and none is presented twice.
+# A 2xx without a new refresh token, or without an ID token, counts as unexpected. At the end
+# the tokens still queued go back to the files for the next run (the measured one after the
+# warm-up); those in flight when wrk stopped are lost.
+LUA_REFRESH = LUA_TOKENS + r"""
+function request()
+  local token = pool[head]
+  if token == nil then
+    token = "the-pool-ran-dry"  -- the server refuses it: counted, never a reuse
+  else
+    pool[head] = nil
+    head = head + 1
+  end
+  return wrk.format(nil, nil, nil, "grant_type=refresh_token&refresh_token=" .. urlencode(token))
+end
+
+function accept(body)
+  local token = body and string.match(body, '"refresh_token"%s*:%s*"([^"]+)"')
+  if token == nil then return false end
+  pool[tail] = token
+  tail = tail + 1
+  return string.find(body, '"id_token"', 1, true) ~= nil
+end
+
+function on_done(threads)
+  for i, thread in ipairs(threads) do
+    local queued, first, last = thread:get("pool"), thread:get("head"), thread:get("tail")
+    local file = assert(io.open(token_dir .. "/" .. i .. ".txt", "w"))
+    for j = first, last - 1 do
+      if queued[j] ~= nil then file:write(queued[j], "\n") end
+    end
+    file:close()
+  end
+end
+"""
+
+SCENARIOS = ("discovery", "jwks", "client_credentials", "introspection", "userinfo", "refresh")
+PEER_SCENARIOS = SCENARIOS[1:]
+
+
+@dataclass
+class Measurement:
+    target: str
+    scenario: str
+    requests: int
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    non2xx: int
+    unexpected: int
+    socket_errors: int
+    server_cpu_ms: float
+    db_cpu_ms: float
+    db_cpu_all_postgres_ms: float
+    wrk_cpu_ms: float
+    window_seconds: float
+    # The rest of the machine's busy time in the window: other processes (a test suite, another
+    # database), as a share of all cores. Above a few per cent the figures are disturbed.
+    other_cpu_percent: float
+
+    @property
+    def errors(self) -> int:
+        return self.non2xx + self.unexpected + self.socket_errors
+
+    def per_request(self, ms: float) -> float:
+        return ms / self.requests if self.requests else float("nan")
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.per_request(self.server_cpu_ms + self.db_cpu_ms)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(errors=self.errors,
+                    server_cpu_ms_per_request=self.per_request(self.server_cpu_ms),
+                    db_cpu_ms_per_request=self.per_request(self.db_cpu_ms),
+                    cpu_ms_per_request=self.cpu_ms_per_request)
+        return data
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """(http://127.0.0.1:PORT, /path?query) of an endpoint of a server under test."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or parts.hostname != "127.0.0.1":
+        raise SystemExit(f"bench: {url} is not on http://127.0.0.1")
+    path = parts.path or "/"
+    return f"http://{parts.netloc}", path + (f"?{parts.query}" if parts.query else "")
+
+
+def write_slices(directory: Path, tokens: list[str], threads: int) -> None:
+    """Thread i (from 1) gets tokens i-1, i-1+threads, ...: disjoint slices."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(threads):
+        (directory / f"{i + 1}.txt").write_text("".join(t + "\n" for t in tokens[i::threads]))
+
+
+def smallest_slice(directory: Path, threads: int) -> int:
+    return min(len((directory / f"{i + 1}.txt").read_text().split()) for i in range(threads))
+
+
+def endpoint_for(target: Target, scenario: str, token_dir: Path) -> Endpoint:
+    meta = target.metadata
+    form = ("Content-Type", "application/x-www-form-urlencoded")
+    where = f'token_dir = {lua_string(str(token_dir))}\n'
+    if scenario == "discovery":
+        path = split_url(target.issuer.rstrip("/") + "/.well-known/openid-configuration")[1]
+        return Endpoint(scenario, path, expect='"issuer"')
+    if scenario == "jwks":
+        return Endpoint(scenario, split_url(meta["jwks_uri"])[1], expect='"keys"')
+    if scenario == "client_credentials":
+        return Endpoint(scenario, split_url(meta["token_endpoint"])[1], method="POST",
+                        body="grant_type=client_credentials",
+                        headers=(("Authorization", basic(*target.cc_client)), form),
+                        expect='"access_token"')
+    if scenario == "introspection":
+        return Endpoint(scenario, split_url(meta["introspection_endpoint"])[1], method="POST",
+                        headers=(("Authorization", basic(*target.code_client)), form),
+                        expect='"active":true', lua=where + LUA_INTROSPECT)
+    if scenario == "userinfo":
+        return Endpoint(scenario, split_url(meta["userinfo_endpoint"])[1],
+                        expect='"sub"', lua=where + LUA_BEARER)
+    if scenario == "refresh":
+        return Endpoint(scenario, split_url(meta["token_endpoint"])[1], method="POST",
+                        headers=(("Authorization", basic(*target.code_client)), form),
+                        expect='"access_token"', lua=where + LUA_REFRESH)
+    raise ValueError(scenario)
+
+
+def measure(name: str, base: str, endpoint: Endpoint, window: CpuWindow, workdir: Path,
+            args: argparse.Namespace, before_each: Callable[[], None] = lambda: None
+            ) -> Measurement:
+    if args.warmup > 0:
+        before_each()
+        run_wrk(endpoint, base, workdir, args, args.warmup)
+    before_each()
+    window.settle()
+    window.start()
+    busy, wrk_ms, started = machine_busy_ms(), children_cpu_ms(), time.monotonic()
+    result: Result = run_wrk(endpoint, base, workdir, args, args.duration)
+    busy, wrk_ms = machine_busy_ms() - busy, children_cpu_ms() - wrk_ms
+    seconds = time.monotonic() - started
+    server_ms, db_ms, all_ms = window.stop()
+    other = busy - server_ms - db_ms - wrk_ms
+    measured = Measurement(
+        target=name, scenario=endpoint.name, requests=result.requests,
+        requests_per_second=result.requests_per_second, p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms, max_ms=result.max_ms, non2xx=result.non2xx,
+        unexpected=result.unexpected, socket_errors=result.socket_errors,
+        server_cpu_ms=server_ms, db_cpu_ms=db_ms, db_cpu_all_postgres_ms=all_ms,
+        wrk_cpu_ms=wrk_ms, window_seconds=seconds,
+        other_cpu_percent=max(0.0, other) / (seconds * 1000 * (os.cpu_count() or 1)) * 100)
+    print_row(measured, None)
+    return measured
+
+
+def run_target(target: Target, scenarios: tuple[str, ...], database: str | None,
+               on_postgres: bool, workdir: Path, args: argparse.Namespace) -> list[Measurement]:
+    """Sign the customers in, then measure each scenario against `target`."""
+    started = time.monotonic()
+    tokens = target.user_tokens(args.customers)
+    print(f"{target.name}: {len(tokens)} customers signed in through the code flow in "
+          f"{time.monotonic() - started:.1f} s", flush=True)
+    per_thread = args.connections // args.threads
+    window = CpuWindow(target.server_pids, database, on_postgres)
+    results = []
+    for scenario in scenarios:
+        token_dir = workdir / f"{target.name}-{scenario}"
+        if scenario == "refresh":
+            write_slices(token_dir, [t.refresh_token for t in tokens], args.threads)
+        elif scenario in ("introspection", "userinfo"):
+            write_slices(token_dir, [t.access_token for t in tokens], args.threads)
+        endpoint = endpoint_for(target, scenario, token_dir)
+
+        def enough(token_dir: Path = token_dir, scenario: str = scenario) -> None:
+            if scenario == "refresh" and (left := smallest_slice(token_dir, args.threads)
+                                          ) < 4 * per_thread:
+                raise SystemExit(
+                    f"bench: {target.name}: a wrk thread has {left} refresh tokens for "
+                    f"{per_thread} connections; it needs 4 per connection: raise --customers")
+
+        base = split_url(target.issuer)[0]
+        results.append(measure(target.name, base, endpoint, window, workdir, args, enough))
+    return results
+
+
+# --- the report ---------------------------------------------------------------------------
+
+HEADER = (f"{'target':<8} {'scenario':<19} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'srv ms/r':>8} {'db ms/r':>7} {'cpu ms/r':>8} {'x floor':>7} {'requests':>8} "
+          f"{'errors':>6} {'other%':>6}")
+
+
+def print_row(m: Measurement, floor: Measurement | None) -> None:
+    ratio = (f"{m.cpu_ms_per_request / floor.cpu_ms_per_request:7.1f}"
+             if floor is not None and floor.cpu_ms_per_request > 0 else f"{'':>7}")
+    print(f"{m.target:<8} {m.scenario:<19} {m.requests_per_second:8.0f} {m.p50_ms:7.1f} "
+          f"{m.p99_ms:7.1f} {m.per_request(m.server_cpu_ms):8.2f} "
+          f"{m.per_request(m.db_cpu_ms):7.2f} {m.cpu_ms_per_request:8.2f} {ratio} "
+          f"{m.requests:8d} {m.errors:6d} {m.other_cpu_percent:6.0f}", flush=True)
+
+
+def ratio(m: Measurement, reference: Measurement) -> dict[str, Any]:
+    """`m` over `reference`: throughput (>1 is better), p99 and CPU per request (<1 is)."""
+    def over(a: float, b: float) -> float:
+        return a / b if b else float("nan")
+
+    return {"scenario": m.scenario, "throughput": over(m.requests_per_second,
+                                                       reference.requests_per_second),
+            "p99": over(m.p99_ms, reference.p99_ms),
+            "cpu_per_request": over(m.cpu_ms_per_request, reference.cpu_ms_per_request)}
+
+
+def print_report(results: list[Measurement], peer: str | None,
+                 peer_ratios: list[dict[str, Any]], database: str) -> None:
+    floor = next((m for m in results if m.target == "floor"), None)
+    print("\n" + HEADER)
+    for m in results:
+        print_row(m, floor)
+    print("srv ms/r, db ms/r: CPU ms per request of the server's processes, of the database's; "
+          "cpu ms/r: both;\nx floor: cpu ms/r over the floor's; other%: CPU used by "
+          "processes outside the benchmark, share of all cores" +
+          (f"; peer: {peer}" if peer else ""))
+    if peer_ratios:
+        print(f"\nidp / {peer}: throughput (>1: idp serves more), p99 and CPU per request "
+              "(<1: idp is faster, cheaper)")
+        if database != "postgres":
+            print(f"(the peer runs on PostgreSQL, idp on {database}: not like for like)")
+        print(f"{'scenario':<19} {'throughput':>10} {'p99':>7} {'cpu/req':>8}")
+        for r in peer_ratios:
+            print(f"{r['scenario']:<19} {r['throughput']:10.2f} {r['p99']:7.2f} "
+                  f"{r['cpu_per_request']:8.2f}")
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def load_peer(name: str) -> Callable[..., Any]:
+    """The peer's context manager, or a clear stop if bench/peers/ does not provide it."""
+    try:
+        module = importlib.import_module("bench.peers.node_oidc")
+    except Exception as exc:
+        raise SystemExit(
+            f"bench: --peer {name} needs bench/peers/node_oidc.py with a context manager "
+            f"node_oidc_provider(workdir, database_url, port, workers) yielding a Target; "
+            f"importing it failed: {type(exc).__name__}: {exc}") from None
+    factory = getattr(module, "node_oidc_provider", None)
+    if not callable(factory):
+        raise SystemExit(f"bench: bench/peers/node_oidc.py has no node_oidc_provider(); "
+                         f"--peer {name} cannot run")
+    return factory  # type: ignore[no-any-return]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench: wrk is not on PATH (Debian: apt-get install -y wrk)")
+    if args.connections < args.threads:
+        raise SystemExit("bench: --connections must be at least --threads")
+    peer_factory = load_peer(args.peer) if args.peer else None
+    workdir = Path(tempfile.mkdtemp(prefix="idp-oidc-bench-"))
+    run_id = secrets.token_hex(4)
+    on_postgres = args.database == "postgres"
+    results: list[Measurement] = []
+    report: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "note": "wrk, the servers and the database share "
+                    "these CPUs; wrk's own CPU is not counted"},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
+    print(f"{os.cpu_count()} CPUs, shared by wrk, the server and the database (wrk's CPU is not "
+          f"counted); wrk {args.threads} threads, {args.connections} connections; "
+          f"{args.duration} s per scenario after {args.warmup} s of warm-up; servers: "
+          f"{args.workers} workers; idp on {args.database}; {args.customers} customers",
+          flush=True)
+    print(HEADER, flush=True)
+    problems: list[str] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            if on_postgres:
+                url = stack.enter_context(throwaway_database(args.admin_url,
+                                                             f"idp_bench_{run_id}"))
+            else:
+                url = f"sqlite+aiosqlite:///{workdir}/idp.db"
+            server = stack.enter_context(idp_server(workdir / "idp", url, free_port(),
+                                                    args.workers, args.log_level))
+            results += run_target(server.target(), SCENARIOS, database_name(url), on_postgres,
+                                  workdir, args)
+        idp_log = server.log.read_text(errors="replace")
+
+        port = free_port()
+        with floor_server(workdir / "floor", port, args.workers) as floor_pids:
+            results.append(measure(
+                "floor", f"http://127.0.0.1:{port}",
+                Endpoint("floor", "/token", method="POST", expect='"access_token"'),
+                CpuWindow(floor_pids, None, False), workdir, args))
+
+        peer_results: list[Measurement] = []
+        if peer_factory is not None:
+            try:
+                # The peer creates its own database on the admin URL's server, and drops it.
+                existing = asyncio.run(databases(args.admin_url))
+                with peer_factory(workdir / "peer", libpq_url(args.admin_url), free_port(),
+                                  args.workers) as peer:
+                    new = sorted(asyncio.run(databases(args.admin_url)) - existing)
+                    if len(new) != 1:
+                        print(f"bench: cannot tell the peer's database among {new}: its "
+                              "database CPU is that of every postgres process", flush=True)
+                    peer_results = run_target(relabel(peer, "peer"), PEER_SCENARIOS,
+                                              new[0] if len(new) == 1 else None, True,
+                                              workdir, args)
+            except (Exception, SystemExit) as exc:
+                problems.append(f"the peer {args.peer} failed: {type(exc).__name__}: {exc}")
+            results += peer_results
+
+        ours = [m for m in results if m.target == "idp"]
+        floor = next(m for m in results if m.target == "floor")
+        ratios = [ratio(m, p) for m in ours for p in peer_results if p.scenario == m.scenario]
+        print_report(results, args.peer, ratios, args.database)
+        print("\nidp server log:", end="")
+        report_server_log(idp_log)
+        report.update(results=[m.as_json() for m in results],
+                      ratios_to_floor=[ratio(m, floor) for m in results if m is not floor],
+                      peer=args.peer, ratios_to_peer=ratios)
+        problems += [f"{m.target} {m.scenario}: {m.errors} errors ({m.non2xx} non-2xx, "
+                     f"{m.unexpected} unexpected bodies, {m.socket_errors} socket errors)"
+                     for m in results if m.errors]
+
+        if args.mixed:
+            from bench import mixed_load
+
+            report["mixed"] = mixed_load.run(
+                database=args.database, admin_url=args.admin_url, workdir=workdir / "mixed",
+                customers=args.customers, clients=args.mixed_clients,
+                duration=args.mixed_duration, control_duration=args.mixed_control_duration,
+                log_level=args.log_level)
+            problems += [f"mixed {phase} {op}: {figures['errors']} errors"
+                         for phase, data in report["mixed"]["phases"].items()
+                         for op, figures in data["operations"].items() if figures["errors"]]
+        report["problems"] = problems
+        if args.json is not None:
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
+            print(f"\nwrote {args.json}")
+    finally:
+        if args.keep:
+            print(f"bench: kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    for problem in problems:
+        print(f"bench: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def relabel(target: Target, name: str) -> Target:
+    return Target(name=name, issuer=target.issuer, metadata=target.metadata,
+                  cc_client=target.cc_client, code_client=target.code_client,
+                  server_pids=target.server_pids, user_tokens=target.user_tokens)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL,
+                        help="PostgreSQL: where to create (and drop) the throwaway databases")
+    parser.add_argument("--workers", type=int, default=2, help="server processes, each server")
+    parser.add_argument("--duration", type=int, default=10, help="measured seconds per scenario")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="seconds of unreported load before each scenario (0: none)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--customers", type=int, default=200,
+                        help="customers signed in per server; their tokens feed the scenarios")
+    parser.add_argument("--peer", choices=PEERS, default=None,
+                        help="also run scenarios jwks..refresh against this peer, and compare")
+    parser.add_argument("--mixed", action="store_true",
+                        help="then run bench/mixed_load.py (one worker, on --database)")
+    parser.add_argument("--mixed-duration", type=int, default=30,
+                        help="measured seconds of the mixed run")
+    parser.add_argument("--mixed-control-duration", type=int, default=10,
+                        help="seconds of the mixed run's control phase without sign-ins (0: none)")
+    parser.add_argument("--mixed-clients", type=int, default=16)
+    parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    parser.add_argument("--log-level", default="WARNING", help="IDP_LOG_LEVEL of the server")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    from bench import oidc_load  # one copy of this module, however it was started
+
+    sys.exit(oidc_load.main())

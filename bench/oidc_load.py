@@ -712,8 +712,8 @@ def ratio(m: Measurement, reference: Measurement) -> dict[str, Any]:
     def over(a: float, b: float) -> float:
         return a / b if b else float("nan")
 
-    return {"scenario": m.scenario, "throughput": over(m.requests_per_second,
-                                                       reference.requests_per_second),
+    return {"target": m.target, "scenario": m.scenario,
+            "throughput": over(m.requests_per_second, reference.requests_per_second),
             "p99": over(m.p99_ms, reference.p99_ms),
             "cpu_per_request": over(m.cpu_ms_per_request, reference.cpu_ms_per_request)}
 

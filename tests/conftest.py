@@ -141,8 +141,12 @@ def settings(database_url: str) -> Settings:
 async def _empty_tables(ctx: Context) -> None:
     async with ctx.db.transaction() as session:
         if ctx.db.dialect == "postgresql":
-            names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-            await session.execute(text(f"TRUNCATE {names} CASCADE"))
+            # Replica mode switches off triggers for this transaction (the ledger's
+            # append-only guard, and the foreign-key checks): a DELETE per table then empties
+            # a test's few rows far faster than TRUNCATE, which rewrites every table's files.
+            await session.execute(text("SET LOCAL session_replication_role = replica"))
+            for table in reversed(Base.metadata.sorted_tables):
+                await session.execute(table.delete())
         else:
             # The ledger's append-only triggers stand aside while the test database is emptied.
             triggers = list(await session.scalars(text(

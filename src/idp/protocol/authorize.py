@@ -58,13 +58,13 @@ def check_client(values: dict[str, str], repeated: set[str], client: ClientConfi
 
 
 def check_redirect_uri(
-    values: dict[str, str], repeated: set[str], client: ClientConfig
+    values: dict[str, str], repeated: set[str], client: ClientConfig, dev_mode: bool = False
 ) -> VerifiedTarget:
     uri = values.get("redirect_uri")
     if "redirect_uri" in repeated or not uri:
         # OIDC Core §3.1.2.1: required; we require it for plain OAuth requests too.
         raise errors.InvalidRequest("redirect_uri is missing or repeated", redirectable=False)
-    if not redirect_uri_matches(client.redirect_uris, uri, client.application_type):
+    if not redirect_uri_matches(client.redirect_uris, uri, client.application_type, dev_mode):
         raise errors.InvalidRequest(
             "redirect_uri is not registered for this client", redirectable=False
         )

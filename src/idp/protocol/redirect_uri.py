@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]"})
+# Dev mode only: a web app on the developer's machine (the name too, as browsers resolve it).
+DEV_LOOPBACK_HOSTS = LOOPBACK_HOSTS | {"localhost"}
 # RFC 8252 §7.1 private-use schemes are reverse domain names, e.g. com.example.app
 _PRIVATE_SCHEME = re.compile(r"^[a-z][a-z0-9+\-]*(\.[a-z0-9+\-]+)+$")
 MAX_REDIRECT_URI_LENGTH = 2000
@@ -45,21 +47,25 @@ def _split(uri: str) -> SplitResult | None:
     return urlsplit(uri)
 
 
-def _loopback_authority(parts: SplitResult) -> str | None:
-    """Host part of an http loopback IP literal authority, or None."""
+def _loopback_authority(parts: SplitResult, hosts: frozenset[str] = LOOPBACK_HOSTS
+                        ) -> str | None:
+    """Host part of an http loopback IP literal authority (or one of `hosts`), or None."""
     if parts.scheme != "http" or "@" in parts.netloc:
         return None
     netloc = parts.netloc
     host = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
-    if host in LOOPBACK_HOSTS:
+    if host in hosts:
         port = netloc[len(host) :]
         if port == "" or (_PORT.fullmatch(port) and int(port[1:]) <= 65535):
             return host
     return None
 
 
-def registration_problem(uri: str, application_type: str) -> str | None:
-    """Why `uri` cannot be registered for a client of this application type, or None."""
+def registration_problem(uri: str, application_type: str, dev_mode: bool = False
+                         ) -> str | None:
+    """Why `uri` cannot be registered for a client of this application type, or None. In dev
+    mode a web client may also register a plain-http loopback URI, for an app on the
+    developer's machine; it matches exactly (`redirect_uri_matches`), port included."""
     if not uri or len(uri) > MAX_REDIRECT_URI_LENGTH or any(c.isspace() for c in uri):
         return "redirect URI is empty, too long or contains white space"
     if not well_formed(uri):
@@ -80,7 +86,11 @@ def registration_problem(uri: str, application_type: str) -> str | None:
         # RFC 9700 §2.6 / BCP-23: plain http only for native apps' loopback IP literals.
         if application_type == "native" and _loopback_authority(parts):
             return None
-        return "http redirect URIs are allowed only on 127.0.0.1 or [::1] for native clients"
+        if application_type == "web" and dev_mode and _loopback_authority(
+                parts, DEV_LOOPBACK_HOSTS):
+            return None
+        return ("http redirect URIs are allowed only on 127.0.0.1 or [::1] for native clients "
+                "(and on localhost, 127.0.0.1 or [::1] for web clients in dev mode)")
     if application_type == "native" and _PRIVATE_SCHEME.match(scheme):
         return None
     return f"redirect URI scheme {scheme!r} is not allowed"
@@ -107,10 +117,13 @@ def exactly_registered(registered: Iterable[str], requested: str) -> bool:
             and requested in registered)
 
 
-def redirect_uri_matches(registered: Iterable[str], requested: str, application_type: str) -> bool:
+def redirect_uri_matches(registered: Iterable[str], requested: str, application_type: str,
+                         dev_mode: bool = False) -> bool:
     registered = list(registered)
     if exactly_registered(registered, requested):
-        return True
+        # A web client's plain-http URI can only have been registered in dev mode, and
+        # outside it the code is never sent over plain http (RFC 9700 §2.6).
+        return dev_mode or application_type == "native" or not requested.startswith("http:")
     if len(requested) > MAX_REDIRECT_URI_LENGTH:
         return False
     if application_type != "native" or not requested.startswith("http://"):

@@ -68,7 +68,7 @@ async def create_client(
     if "authorization_code" in grant_types and not redirect_uris:
         raise InvalidInput("at least one redirect URI is required")
     for uri in redirect_uris:
-        problem = registration_problem(uri, application_type)
+        problem = registration_problem(uri, application_type, ctx.settings.dev_mode)
         if problem:
             raise InvalidInput(f"{uri}: {problem}")
     if client_type == "public" and not require_pkce:
@@ -77,7 +77,7 @@ async def create_client(
         raise InvalidInput("client_credentials needs a confidential client (RFC 6749 §4.4)")
     post_logout_redirect_uris = post_logout_redirect_uris or []
     for uri in post_logout_redirect_uris:
-        problem = registration_problem(uri, application_type)
+        problem = registration_problem(uri, application_type, ctx.settings.dev_mode)
         if problem:
             raise InvalidInput(f"{uri}: {problem}")
     optional_scopes = list(dict.fromkeys(optional_scopes or []))

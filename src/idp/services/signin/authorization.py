@@ -77,7 +77,7 @@ async def begin_authorization(ctx: Context, params: checks.Params, browser_id: s
         client = await client_store.get_client(session, values.get("client_id", ""))
         checks.check_client(values, repeated, client)
         assert client is not None
-        target = checks.check_redirect_uri(values, repeated, client)
+        target = checks.check_redirect_uri(values, repeated, client, ctx.settings.dev_mode)
         try:
             request = checks.check_request(
                 values, repeated, target, ctx.settings.require_pkce_for_confidential_clients

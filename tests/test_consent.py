@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -163,6 +164,44 @@ async def test_declined_optional_items_stay_out_of_every_token(
     assert "phone_number" not in info.json()
     assert (await introspect(client, api, tokens["access_token"]))["consent"] == at_claims[
         "consent"]
+
+
+def readme_consent_example() -> dict[str, object]:
+    """The JSON example under the README's "The `consent` claim"."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The `consent` claim", 1)[1]
+    block = re.search(r"```json\n(.*?)```", section, re.S)
+    assert block, "the README documents the consent claim with a JSON example"
+    example: dict[str, object] = json.loads(block.group(1))
+    return example
+
+
+async def test_the_readme_example_is_the_consent_claim_tokens_carry(
+        client: httpx.AsyncClient, ctx: Context, setup: None) -> None:
+    """A backend copies the README's example: every member it shows, and no other, is in the
+    claim of a real ID token, access token, UserInfo and introspection answer, with the
+    documented types."""
+    documented = readme_consent_example()["consent"]
+    assert isinstance(documented, dict)
+    app = await shop_app(ctx)
+    api = await make_app(ctx, name="API", grant_types=["client_credentials"],
+                         scopes=["orders:read"])
+    tokens = await tokens_with(client, app, scopes=[], chosen=["marketing_email"])
+    info = await client.get("/userinfo",
+                            headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    carried = [claims_of(tokens["id_token"])["consent"],
+               claims_of(tokens["access_token"])["consent"], info.json()["consent"],
+               (await introspect(client, api, tokens["access_token"]))["consent"]]
+    for consent in carried:
+        assert isinstance(consent, dict)
+        assert set(consent) == set(documented)
+        for name, value in documented.items():
+            assert type(consent[name]) is type(value), name
+        assert consent["purposes"], "a purpose was agreed to"
+        for purpose in consent["purposes"]:
+            assert set(purpose) == set(documented["purposes"][0])
+            assert {type(v) for v in purpose.values()} == {
+                type(v) for v in documented["purposes"][0].values()}
 
 
 async def test_consent_is_remembered_declines_included(client: httpx.AsyncClient, ctx: Context,

@@ -37,6 +37,13 @@ async def test_openid_configuration(client: httpx.AsyncClient) -> None:
     assert meta["claims_parameter_supported"] is True
 
 
+async def test_claims_supported_names_the_consent_claim(client: httpx.AsyncClient) -> None:
+    """Every token carries `consent` (README, "The consent claim"); discovery says so."""
+    meta = (await client.get("/.well-known/openid-configuration")).json()
+    assert "consent" in meta["claims_supported"]
+    assert len(meta["claims_supported"]) == len(set(meta["claims_supported"]))
+
+
 async def test_oauth_authorization_server_metadata(client: httpx.AsyncClient) -> None:
     response = await client.get("/.well-known/oauth-authorization-server")
     assert response.status_code == 200

@@ -53,8 +53,9 @@ def openid_metadata(issuer: str) -> dict[str, Any]:
         "backchannel_logout_session_supported": True,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
+        # `consent`: what the token was issued under (README, "The consent claim").
         "claims_supported": ["iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
-                             "azp", "at_hash", "sid", *SUPPORTED_CLAIMS],
+                             "azp", "at_hash", "sid", "consent", *SUPPORTED_CLAIMS],
         "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

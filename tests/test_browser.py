@@ -133,9 +133,11 @@ async def brand() -> AsyncIterator[BrandApp]:
 
 
 @pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
+async def chromium(chromium_endpoint: str) -> AsyncIterator[Browser]:
+    """The session's Chromium (conftest.chromium_endpoint); closing disconnects and drops the
+    contexts this test made."""
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.connect_over_cdp(chromium_endpoint)
         try:
             yield browser
         finally:
@@ -266,7 +268,8 @@ async def test_sign_in_and_consent_then_single_sign_on_into_a_second_app(
     assert (await userinfo(idp, tokens["access_token"]))["name"] == "Alice Example"
 
     cookies = {c["name"]: c for c in await page.context.cookies(idp)}
-    assert set(cookies) == {"idp_browser", "idp_session"}
+    # The browser binding, the session, and the device cookie of the password sign-in.
+    assert set(cookies) == {"idp_browser", "idp_session", "idp_device"}
     for cookie in cookies.values():
         assert (cookie["httpOnly"], cookie["sameSite"], cookie["secure"]) == (True, "Lax", False)
 

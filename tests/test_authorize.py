@@ -4,6 +4,7 @@ RFC 8252 §7.3; RFC 9207; RFC 9700 §2.1, §4.1; OAuth 2.0 Form Post Response Mo
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,8 +16,10 @@ import httpx
 import jwt as pyjwt
 import pytest
 
+from idp.main import create_app
 from idp.services.accounts import admin
-from idp.services.context import Context
+from idp.services.context import Context, build_context
+from idp.settings import Settings
 from tests.conftest import ISSUER, FakeClock
 from tests.helpers import (
     App,
@@ -29,6 +32,7 @@ from tests.helpers import (
     make_user,
     query_of,
     redeem,
+    texts,
 )
 
 ALICE = "alice@example.com"
@@ -914,3 +918,80 @@ async def test_an_essential_acr_that_cannot_be_met_is_access_denied(
     claims = json.dumps({"id_token": {"acr": {"essential": True, "values": ["urn:gold"]}}})
     response = await client.get("/authorize", params=flow.params(claims=claims))
     assert_redirected_error(response, shop.redirect_uri, "access_denied", flow.state)
+
+
+# --- a reused code_challenge or nonce (RFC 9700 §2.1.1, §4.8.2): logged, never refused ------
+
+
+def reuse_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "idp.signin" and r.levelno == logging.WARNING]
+
+
+async def test_a_reused_code_challenge_or_nonce_is_logged_not_refused(
+    client: httpx.AsyncClient, ctx: Context, shop: App, alice: str,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="idp.signin")
+    first = Flow(shop)
+    assert_login_page(await authorize(client, first))
+    assert reuse_warnings(caplog) == []
+    # The same challenge (same verifier), a new nonce: still served, and logged.
+    again = Flow(shop, verifier=first.verifier)
+    assert_login_page(await authorize(client, again))
+    [warning] = reuse_warnings(caplog)
+    assert shop.client_id in warning and "code_challenge" in warning
+    assert "nonce" not in warning
+    # The same nonce, a new challenge; then both at once.
+    caplog.clear()
+    assert_login_page(await authorize(client, Flow(shop, nonce=first.nonce)))
+    [warning] = reuse_warnings(caplog)
+    assert shop.client_id in warning and "the nonce of" in warning
+    caplog.clear()
+    code = await sign_in(client, Flow(shop, verifier=first.verifier, nonce=first.nonce))
+    assert code
+    [warning] = reuse_warnings(caplog)
+    assert "code_challenge and nonce" in warning
+    # Never the values themselves.
+    logged = texts(caplog.records)
+    for value in (first.challenge, first.nonce, first.verifier):
+        assert value not in logged
+
+
+async def test_reuse_is_seen_after_the_code_was_issued_and_across_replicas(
+    client: httpx.AsyncClient, ctx: Context, settings: Settings, clock: FakeClock, shop: App,
+    alice: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first request was answered with a code (its interaction is gone), and the second
+    reaches another replica: the database, not a process, remembers."""
+    caplog.set_level(logging.INFO, logger="idp.signin")
+    first = Flow(shop)
+    await sign_in(client, first)
+    other = build_context(settings, clock=clock)
+    try:
+        replica = httpx.AsyncClient(transport=httpx.ASGITransport(
+            app=create_app(settings, ctx=other)), base_url=ISSUER)
+        async with replica:
+            flow = Flow(shop, verifier=first.verifier)
+            assert_login_page(await authorize(replica, flow))
+    finally:
+        await other.close()
+    [warning] = reuse_warnings(caplog)
+    assert shop.client_id in warning and "code_challenge" in warning
+
+
+async def test_fresh_values_another_client_or_a_minute_later_are_not_reuse(
+    client: httpx.AsyncClient, ctx: Context, shop: App, alice: str, clock: FakeClock,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="idp.signin")
+    first = Flow(shop)
+    assert_login_page(await authorize(client, first))
+    assert_login_page(await authorize(client, Flow(shop)))
+    other = await make_app(ctx, name="Other", redirect_uri="https://app.example/other")
+    assert_login_page(await authorize(client, Flow(other, verifier=first.verifier,
+                                                     nonce=first.nonce)))
+    clock.advance(61)
+    assert_login_page(await authorize(client, Flow(shop, verifier=first.verifier,
+                                                    nonce=first.nonce)))
+    assert reuse_warnings(caplog) == []

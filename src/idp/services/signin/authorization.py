@@ -2,11 +2,13 @@
 code. One database transaction per call.
 
 The steps, in order (STYLE.md, after node-oidc-provider): check_client → check_redirect_uri →
-check_request → load_session → load_grant → decide_interaction → issue_code | show a page.
+check_request → warn_on_reuse → load_session → load_grant → decide_interaction → issue_code |
+show a page.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,6 +31,9 @@ from idp.store import interactions as interaction_store
 from idp.store import purposes as purpose_store
 from idp.store import sessions as session_store
 from idp.store.models import AuthorizationCode, Interaction
+
+log = logging.getLogger("idp.signin")
+REUSE_WINDOW_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -83,12 +88,30 @@ async def begin_authorization(ctx: Context, params: checks.Params, browser_id: s
                 values, repeated, target, ctx.settings.require_pkce_for_confidential_clients
             )
             request = replace(request, hinted_sub=_hinted_sub(request, hint))
+            await warn_on_reuse(ctx, session, request)
             return await _advance(ctx, session, client, request, browser_id, session_cookie,
                                   interaction=None)
         except errors.OAuthError as exc:
             if not exc.redirectable:
                 raise
             return error_response(ctx, target, exc)
+
+
+async def warn_on_reuse(ctx: Context, session: AsyncSession, request: AuthorizationRequest
+                        ) -> None:
+    """RFC 9700 §2.1.1: the code_challenge and the nonce "MUST be transaction-specific"; a
+    client that sends one again within a minute has a broken generator or is replaying
+    requests (§4.8.2). Logged for the operator with the client and what was reused, never the
+    values; nothing is refused."""
+    values = {name: value for name, value in (("code_challenge", request.code_challenge),
+                                              ("nonce", request.nonce)) if value}
+    reused = await interaction_store.recently_used(
+        session, request.client_id, ctx.now() - REUSE_WINDOW_SECONDS, values)
+    if reused:
+        log.warning("client %s sent an authorization request reusing the %s of another "
+                    "request of the last %d s; each request needs fresh values "
+                    "(RFC 9700 §2.1.1)", request.client_id, " and ".join(sorted(reused)),
+                    REUSE_WINDOW_SECONDS)
 
 
 async def resume_authorization(ctx: Context, interaction_id: str, browser_id: str,

@@ -424,19 +424,19 @@ async def test_wrong_confirmation_or_missing_csrf_deletes_nothing(
         assert wrong.status_code == 400 and "Type your email address" in wrong.text
     for data in ({"confirmation": EMAIL}, {"csrf_token": "forged", "confirmation": EMAIL}):
         refused = await client.post("/account/delete", data=data)
-        assert refused.status_code == 400 and "form has expired" in refused.text
+        assert refused.status_code == 403 and "form has expired" in refused.text
     overview = await client.get("/account")
     logout_token = overview.text.split('action="/account/logout">')[1].split(
         'value="')[1].split('"')[0]
     other_purpose = await client.post("/account/delete", data={
         "csrf_token": logout_token, "confirmation": EMAIL})
-    assert other_purpose.status_code == 400
+    assert other_purpose.status_code == 403
     # Another browser with its own session cannot use this browser's token.
     other = new_browser()
     await account_sign_in(other, EMAIL)
     stolen = await other.post("/account/delete", data={"csrf_token": token,
                                                        "confirmation": EMAIL})
-    assert stolen.status_code == 400
+    assert stolen.status_code == 403
     signed_out = new_browser()
     anonymous = await signed_out.post("/account/delete", data={"csrf_token": token,
                                                                "confirmation": EMAIL})

@@ -417,11 +417,11 @@ async def test_forms_without_csrf_are_refused(
     foreign = identities_token(await other.get("/account"))
     for token in (None, "", foreign):
         data = {"alias": "google"} | ({"csrf_token": token} if token is not None else {})
-        assert (await laptop.post("/account/identities/link", data=data)).status_code == 400
+        assert (await laptop.post("/account/identities/link", data=data)).status_code == 403
         assert (await laptop.post(f"/account/identities/{linked.id}/remove",
-                                  data=data)).status_code == 400
+                                  data=data)).status_code == 403
         assert (await laptop.post("/account/reauth", data={
-            **data, "password": PASSWORD})).status_code == 400
+            **data, "password": PASSWORD})).status_code == 403
     assert len(await identities_of(ctx, alice)) == 1
     assert sum(e.path == "/o/oauth2/v2/auth" for e in google.log.entries) == 1
 

@@ -419,10 +419,10 @@ async def test_account_center_requires_sign_in_and_csrf(new_browser, ctx: Contex
     assert "idp_session" not in wrong.headers.get("set-cookie", "")
     forged = await browser.post("/account/login", data={
         "email": "alice@example.com", "password": PASSWORD})
-    assert forged.status_code == 400
+    assert forged.status_code == 403
     await account_login(browser)
     # Profile edit needs the form's token too.
-    assert (await browser.post("/account/profile", data={"name": "Mallory"})).status_code == 400
+    assert (await browser.post("/account/profile", data={"name": "Mallory"})).status_code == 403
     overview = await browser.get("/account")
     saved = await browser.post("/account/profile", data={
         "csrf_token": re.findall(r'name="csrf_token" value="([^"]+)"', overview.text)[0],

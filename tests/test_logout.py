@@ -126,7 +126,7 @@ async def test_logout_without_proof_asks_for_confirmation(client: httpx.AsyncCli
     # A forged confirmation (no CSRF token) changes nothing.
     forged = await client.post("/logout/confirm", data={"decision": "logout",
                                                         "client_id": shop.client_id})
-    assert forged.status_code == 400
+    assert forged.status_code == 403
     assert await active(client, api, tokens["access_token"])
     confirmed = await client.post("/logout/confirm", data={
         "csrf_token": csrf_token(page.text), "decision": "logout",

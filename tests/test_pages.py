@@ -72,8 +72,10 @@ def assert_page(response: httpx.Response, name: str) -> None:
     assert path_of(response).endswith(f"/{name}"), response.url
 
 
-def assert_error_page(response: httpx.Response, error: str) -> None:
-    assert response.status_code == 400, response.text
+def assert_error_page(response: httpx.Response, error: str, status: int = 400) -> None:
+    """An error shown to the end-user; 403 when a form post was refused as a possible forgery
+    (a failed CSRF token or another origin)."""
+    assert response.status_code == status, response.text
     assert "location" not in response.headers
     assert response.headers["content-type"].startswith("text/html")
     assert f"<code>{error}</code>" in response.text
@@ -205,7 +207,7 @@ async def test_login_rejects_missing_wrong_and_foreign_csrf_tokens(
             if token is not None:
                 data["csrf_token"] = token
             response = await client.post(f"/interaction/{iid}/login", data=data)
-            assert_error_page(response, "invalid_request")
+            assert_error_page(response, "invalid_request", 403)
             assert set_cookies(response) == {}
     assert SESSION_COOKIE not in client.cookies
     assert argon2_calls["verify"] == 0
@@ -233,7 +235,7 @@ async def test_register_rejects_bad_csrf_tokens_and_creates_nothing(
             if token is not None:
                 data["csrf_token"] = token
             response = await client.post(f"/interaction/{iid}/register", data=data)
-            assert_error_page(response, "invalid_request")
+            assert_error_page(response, "invalid_request", 403)
             assert set_cookies(response) == {}
     assert await user_row(ctx, "new@example.com") is None
 
@@ -258,7 +260,7 @@ async def test_consent_rejects_bad_csrf_tokens_and_records_nothing(
             if token is not None:
                 data["csrf_token"] = token
             response = await client.post(f"/interaction/{iid}/consent", data=data)
-            assert_error_page(response, "invalid_request")
+            assert_error_page(response, "invalid_request", 403)
     silent = Flow(shop)
     response = await client.get("/authorize", params=silent.params(prompt="none"))
     assert_redirected_error(response, silent, "consent_required")
@@ -274,8 +276,10 @@ async def test_cancel_rejects_bad_csrf_tokens(client: httpx.AsyncClient, shop: A
                         "the login form's": csrf_token(page.text)}.items():
         with case(name):
             data = {} if token is None else {"csrf_token": token}
+            # An empty body is no form at all (400); a form without the token is refused as
+            # a possible forgery (403).
             assert_error_page(await client.post(f"/interaction/{iid}/cancel", data=data),
-                              "invalid_request")
+                              "invalid_request", 400 if token is None else 403)
     assert_page(await client.get(f"/interaction/{iid}/login"), "login")
 
 
@@ -302,18 +306,20 @@ async def test_an_interaction_cannot_be_continued_from_another_browser(
     with_own_cookies = new_browser()
     await with_own_cookies.get("/authorize", params=Flow(shop).params())
     assert BROWSER_COOKIE in with_own_cookies.cookies
-    for name, browser in (("no cookies", without_cookies),
-                          ("its own cookies", with_own_cookies)):
+    # Without a browser cookie the interaction is not this browser's (400); with another
+    # browser's cookie the token is not this browser's either (403, as a forgery).
+    for name, browser, status in (("no cookies", without_cookies, 400),
+                                  ("its own cookies", with_own_cookies, 403)):
         with case(name):
             for path in ("", "/login", "/register", "/consent"):
                 assert_error_page(await browser.get(f"/interaction/{iid}{path}"),
                                   "invalid_request")
             response = await browser.post(f"/interaction/{iid}/login", data={
                 "csrf_token": token, "email": ALICE, "password": PASSWORD})
-            assert_error_page(response, "invalid_request")
+            assert_error_page(response, "invalid_request", status)
             assert SESSION_COOKIE not in browser.cookies
             assert_error_page(await browser.post(f"/interaction/{iid}/cancel", data={
-                "csrf_token": form_token(page.text, "cancel")}), "invalid_request")
+                "csrf_token": form_token(page.text, "cancel")}), "invalid_request", status)
     # The browser that began it carries on.
     assert_page(await login(client, page), "consent")
 
@@ -374,7 +380,7 @@ async def test_every_page_carries_the_security_headers(
     seen["form_post"] = await client.get("/authorize", params=Flow(shop).params(
         response_mode="form_post"))
     assert [r.status_code for r in seen.values()] == [
-        303, 200, 200, 200, 200, 400, 303, 200, 303, 400, 400, 200]
+        303, 200, 200, 200, 200, 403, 303, 200, 303, 400, 400, 200]
     assert_page(seen["consent page"], "consent")
     assert "<form" in seen["form_post"].text
     for name, response in seen.items():

@@ -339,9 +339,9 @@ async def test_consent_without_csrf_token_is_refused(
     _, page = await sign_in(browser, shop, "google")
     path = urlsplit(str(page.url)).path
     refused = await browser.post(path, data={"decision": "allow", "import": ["name"]})
-    assert refused.status_code == 400
+    assert refused.status_code == 403
     forged = await browser.post(path, data={"csrf_token": "forged", "import": ["name"]})
-    assert forged.status_code == 400
+    assert forged.status_code == 403
     identity, user = await stored(ctx)
     assert identity.profile == {} and user.profile == {} and identity.import_choices == {}
     again = await browser.get(path)

@@ -37,6 +37,15 @@ class InvalidRequest(OAuthError):
     error = "invalid_request"
 
 
+class ForgedForm(InvalidRequest):
+    """A page's form post that we cannot tell from a cross-site request forgery (RFC 6749
+    §10.12): it comes from another origin, or lacks this browser's CSRF token for the form.
+    Shown on the error page with 403, never redirected."""
+
+    status_code = 403
+    redirectable = False
+
+
 class InvalidClient(OAuthError):
     """Client authentication failed (unknown client, no client authentication included, or
     unsupported authentication method)."""

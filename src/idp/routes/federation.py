@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from idp import errors
 from idp.routes.authorize import respond
 from idp.routes.interaction import render_page
 from idp.services.accounts.linking import finish_round_trip
@@ -24,11 +23,8 @@ router = APIRouter(prefix="/federation/{alias}", tags=["Pages"], include_in_sche
 async def start(alias: str, request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     form = dict(await read_form(request))
     interaction_id = form.get("interaction", "")
-    browser_id = cookies.browser_id(request)
-    if browser_id is None or not cookies.csrf_valid(browser_id, f"federation:{interaction_id}",
-                                                    form.get("csrf_token")):
-        raise errors.InvalidRequest("The form has expired. Go back and try again.",
-                                    redirectable=False)
+    browser_id = cookies.check_form(request, f"federation:{interaction_id}",
+                                    form.get("csrf_token"))
     url = await start_login(ctx, alias, interaction_id, browser_id)
     # RFC 9700 §4.12: 303 after a POST.
     return RedirectResponse(url, status_code=303, headers=NO_STORE)

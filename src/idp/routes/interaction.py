@@ -51,13 +51,10 @@ async def _checked_form(request: Request, cookies: BrowserCookies, purpose: str
 
 async def _checked_pairs(request: Request, cookies: BrowserCookies, purpose: str
                          ) -> tuple[str, list[tuple[str, str]]]:
-    browser_id = _browser(request, cookies)
+    _browser(request, cookies)
     pairs = await read_form(request)
     token = next((v for k, v in pairs if k == "csrf_token"), None)
-    if not cookies.csrf_valid(browser_id, purpose, token):
-        raise errors.InvalidRequest("The form has expired. Go back and try again.",
-                                    redirectable=False)
-    return browser_id, pairs
+    return cookies.check_form(request, purpose, token), pairs
 
 
 def sends_gpc(request: Request) -> bool:

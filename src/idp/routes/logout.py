@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from idp import errors
 from idp.services.signin.logout import LOGOUT_PARAMETERS, LogoutRequest, decide_logout, log_out
 from idp.web.browser import BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep, read_form
@@ -61,10 +60,7 @@ async def end_session_endpoint(request: Request, ctx: CtxDep, cookies: CookiesDe
 async def confirm_logout(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     form = await read_form(request)
     values = dict(form)
-    if not cookies.csrf_valid(cookies.browser_id(request), LOGOUT_PURPOSE,
-                              values.get("csrf_token")):
-        raise errors.InvalidRequest("The form has expired. Go back and try again.",
-                                    redirectable=False)
+    cookies.check_form(request, LOGOUT_PURPOSE, values.get("csrf_token"))
     params = [(k, v) for k, v in form if k in LOGOUT_PARAMETERS]
     session_cookie = cookies.session_cookie(request)
     decision = await decide_logout(ctx, params, session_cookie)

@@ -3,6 +3,12 @@
 The browser cookie is a random id that binds interactions and CSRF tokens to one browser. CSRF
 tokens are MACs over that id and the form's purpose (RFC 6749 §10.12), so a token lifted from one
 browser is useless in another and nothing needs storing.
+
+Every state-changing form post passes `check_form`: a second wall in front of the token, the
+browser's own word on where the post comes from (Fetch Metadata `Sec-Fetch-Site`, else the
+`Origin` header) must be our origin. Protocol endpoints that other sites post to by design
+(/authorize, /logout, /token, Apple's form_post callback) are not forms of ours and never
+come here.
 """
 
 from __future__ import annotations
@@ -11,19 +17,60 @@ import base64
 import hashlib
 import hmac
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from starlette.responses import Response
 
+from idp import errors
 from idp.crypto.handles import new_handle
 from idp.crypto.keys import derive_key
 from idp.settings import Settings
+
+EXPIRED = "The form has expired. Go back and try again."
+CROSS_SITE = "The form was sent from another site. Go back and try again."
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def origin_of(url: str) -> str:
+    """The ASCII serialisation of the URL's origin (RFC 6454 §6.2): scheme://host[:port],
+    the port only when it is not the scheme's default, as browsers send it in `Origin`."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    port = f":{parts.port}" if parts.port is not None and parts.port != default else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def from_own_origin(request: Request, origin: str) -> bool:
+    """Whether the browser says the request comes from `origin`; True when it says nothing.
+
+    `Sec-Fetch-Site` (Fetch Metadata) decides when present: `same-origin` passes; `same-site`
+    and `cross-site` fail; `none` (typed or bookmarked) is a navigation, which a POST never
+    is. It decides before `Origin` because our pages send `Referrer-Policy: no-referrer`,
+    under which the Fetch standard has a browser send `Origin: null` even for our own form
+    posts. Without it, `Origin` must be our origin, and `null` (a sandboxed or privacy-
+    stripped context) fails. Without either, the CSRF token alone decides.
+    """
+    site = request.headers.get("sec-fetch-site")
+    sent_origin = request.headers.get("origin")
+    if site is not None:
+        if site == "none":
+            return request.method in _SAFE_METHODS
+        # A named origin other than ours contradicts `same-origin`: no browser sends that.
+        return site == "same-origin" and sent_origin in (None, "null", origin)
+    if sent_origin is not None:
+        return sent_origin == origin
+    return True
 
 
 class BrowserCookies:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._csrf_key = derive_key(settings.resolved_key_secret(), "csrf")
+        self.origin = origin_of(settings.issuer)
 
     def browser_id(self, request: Request) -> str | None:
         value = request.cookies.get(self.settings.browser_cookie_name)
@@ -65,6 +112,16 @@ class BrowserCookies:
         if not browser_id or not token:
             return False
         return hmac.compare_digest(self.csrf_token(browser_id, purpose), token)
+
+    def check_form(self, request: Request, purpose: str, token: str | None) -> str:
+        """The browser id behind a state-changing form post that comes from our own origin
+        and carries this browser's CSRF token for `purpose`; otherwise `ForgedForm` (403)."""
+        if not from_own_origin(request, self.origin):
+            raise errors.ForgedForm(CROSS_SITE)
+        browser_id = self.browser_id(request)
+        if browser_id is None or not self.csrf_valid(browser_id, purpose, token):
+            raise errors.ForgedForm(EXPIRED)
+        return browser_id
 
 
 async def get_cookies(request: Request) -> BrowserCookies:

@@ -20,8 +20,8 @@ def see_other(path: str) -> RedirectResponse:
 
 async def account_form(request: Request, cookies: BrowserCookies, purpose: str
                        ) -> dict[str, Any]:
-    """The form's fields (each a list of values), once its CSRF token for `account:{purpose}`
-    checks out."""
+    """The form's fields (each a list of values), once the post comes from our own origin and
+    its CSRF token for `account:{purpose}` checks out (`BrowserCookies.check_form`)."""
     form = await read_form(request)
     if any("\x00" in k or "\x00" in v for k, v in form):
         # As for the query string (web/security.py): never a database error later.
@@ -30,10 +30,7 @@ async def account_form(request: Request, cookies: BrowserCookies, purpose: str
     values: dict[str, Any] = {}
     for name, value in form:
         values.setdefault(name, []).append(value)
-    token = (values.get("csrf_token") or [None])[0]
-    if not cookies.csrf_valid(cookies.browser_id(request), f"account:{purpose}", token):
-        raise errors.InvalidRequest("The form has expired. Go back and try again.",
-                                    redirectable=False)
+    cookies.check_form(request, f"account:{purpose}", (values.get("csrf_token") or [None])[0])
     return values
 
 

@@ -32,9 +32,9 @@ def page(request: Request, name: str, context: dict[str, Any], status_code: int 
 
 
 def error_page(request: Request, exc: errors.OAuthError) -> HTMLResponse:
-    status = 503 if isinstance(exc, errors.TemporarilyUnavailable) else (
-        500 if isinstance(exc, errors.ServerError) else 400
-    )
+    # 400 for what the request got wrong, 403 for a form refused as a possible forgery, 500
+    # and 503 for our own trouble; never 401, which would ask the browser for credentials.
+    status = exc.status_code if exc.status_code in (403, 500, 503) else 400
     return page(request, "error.html", {"error": exc.error, "description": exc.description},
                 status_code=status)
 

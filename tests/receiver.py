@@ -1,5 +1,6 @@
 """A real local HTTP receiver for back-channel logout tokens and events: an app's endpoint
-that can be down, then come up on the same port."""
+that can be down, then come up on the same port. It listens on 127.0.0.1, which a dispatcher
+reaches only as in dev mode (`Dispatcher(..., allow_private=True)`)."""
 
 from __future__ import annotations
 

@@ -111,7 +111,8 @@ async def dispatcher(ctx: Context, app_endpoint: list[httpx.Request]
         app_endpoint.append(request)
         return httpx.Response(200)
 
-    running = Dispatcher(ctx, transport=httpx.MockTransport(receive), senders=outbox_senders)
+    running = Dispatcher(ctx, transport=httpx.MockTransport(receive), senders=outbox_senders,
+                         allow_private=True)
     yield running
     await running.close()
 
@@ -379,7 +380,7 @@ async def test_a_dispatcher_without_the_upstream_sender_leaves_revocations_waiti
     shop = await make_app(ctx)
     await sign_in_with_apple(browser, app, shop)
     await delete_in_account_center(browser, "DELETE")
-    apps_only = Dispatcher(ctx, timeout=2, transport=httpx.MockTransport(
+    apps_only = Dispatcher(ctx, timeout=2, allow_private=True, transport=httpx.MockTransport(
         lambda request: app_endpoint.append(request) or httpx.Response(200)))
     try:
         await apps_only.run_once()

@@ -330,7 +330,7 @@ async def test_linking_and_unlinking_sign_out_everywhere_else(
     await make_user(ctx)
     app = await make_app(ctx, grant_types=["authorization_code", "refresh_token"],
                          scopes=["openid", "offline_access"], backchannel_logout_uri=receiver.url)
-    dispatcher = Dispatcher(ctx, timeout=2, senders=outbox_senders)
+    dispatcher = Dispatcher(ctx, timeout=2, senders=outbox_senders, allow_private=True)
     laptop = browsers(google)
     await account_sign_in(laptop)
 

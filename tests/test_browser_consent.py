@@ -334,7 +334,7 @@ async def test_account_center_change_history_receipt_and_disconnect(
         assert not await active(idp, api, earlier["access_token"])
         assert not await active(idp, app, earlier["refresh_token"])
 
-        dispatcher = Dispatcher(ctx, timeout=2)
+        dispatcher = Dispatcher(ctx, timeout=2, allow_private=True)
         try:
             assert await dispatcher.run_once() == 1
         finally:

@@ -287,7 +287,7 @@ async def test_withdrawing_one_purpose_reaches_every_app_at_once(
                          scopes=["orders:read"])
     shop_tokens = await tokens_with(browser, shop, ["phone"], ["marketing_email"])
     other_tokens = await tokens_with(browser, other, ["phone"], ["marketing_email"])
-    dispatcher = Dispatcher(ctx, timeout=2)
+    dispatcher = Dispatcher(ctx, timeout=2, allow_private=True)
     ctx.outbox_signal = dispatcher.wake.set
     task = asyncio.create_task(dispatcher.run_forever(interval=0.2))
     try:
@@ -354,7 +354,7 @@ async def test_event_for_an_app_that_was_down_arrives_once(
     app_page = await browser.get(f"/account/apps/{shop.client_id}")
     changed = await browser.post(f"/account/apps/{shop.client_id}", **form([
         ("csrf_token", csrf_token(app_page.text))]))
-    dispatcher = Dispatcher(ctx, timeout=2)
+    dispatcher = Dispatcher(ctx, timeout=2, allow_private=True)
     try:
         assert await dispatcher.run_once() == 0
         pending = await browser.get(changed.headers["location"])
@@ -391,7 +391,7 @@ async def test_disconnecting_an_app(new_browser, ctx: Context, setup: None) -> N
         "invalid_grant")
     overview = await browser.get("/account")
     assert f'data-client="{shop.client_id}"' not in overview.text
-    dispatcher = Dispatcher(ctx, timeout=2)
+    dispatcher = Dispatcher(ctx, timeout=2, allow_private=True)
     try:
         assert await dispatcher.run_once() == 3  # logout token, session-revoked, claims change
     finally:
@@ -614,7 +614,7 @@ async def test_one_choice_applies_to_every_app_that_asks(
         assert (await introspect(browser, api, body["access_token"])) == {"active": False}
     pending = await browser.get(changed.headers["location"])
     assert "Applied to 0 of 3 apps; still telling App 0, App 1, App 2." in pending.text
-    dispatcher = Dispatcher(ctx, timeout=2)
+    dispatcher = Dispatcher(ctx, timeout=2, allow_private=True)
     try:
         assert await dispatcher.run_once() == 3
     finally:

@@ -94,7 +94,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
             await context.keys.ensure_keys()
         await context.passwords.warm_up()
         tasks: list[asyncio.Task[None]] = []
-        dispatcher = Dispatcher(context, senders=outbox_senders)
+        dispatcher = Dispatcher(context, senders=outbox_senders,
+                                allow_private=settings.dev_mode)
         if settings.background_tasks:
             context.outbox_signal = dispatcher.wake.set
             tasks.append(asyncio.create_task(

@@ -1,9 +1,13 @@
-"""Fetch a JSON document from a URL a client registered (its `jwks_uri`, later a
-`request_uri` or `sector_identifier_uri`), without letting that URL reach inside our network.
+"""Requests to URLs that clients supply, without letting those URLs reach inside our network:
+fetching a JSON document (a `jwks_uri`, later a `request_uri` or `sector_identifier_uri`), and
+delivering to an app's endpoints (back-channel logout, security events) through
+`PublicOnlyTransport`.
 
 security.md §0 item 16: https only; every address the host resolves to must be public; the
 connection goes to the address that was checked (no second DNS answer can swap in another);
-no redirects; at most 2 s in total; at most 256 KiB of body.
+no redirects; no proxy from the environment; at most 2 s in total; at most 256 KiB of body.
+Dev mode (`allow_private`) also permits http and private addresses, for apps running on the
+developer's machine.
 """
 
 from __future__ import annotations
@@ -28,13 +32,19 @@ class FetchError(Exception):
     """A client-supplied URL could not be fetched safely; the message says why (never a body)."""
 
 
-def new_http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+class UnsafeTarget(FetchError):
+    """The URL is one we never send to (its scheme, user information, or an address that is
+    not public): asking again will not change that while its DNS says the same."""
+
+
+def new_http_client(transport: httpx.AsyncBaseTransport | None = None,
+                    timeout: float = TIMEOUT_SECONDS) -> httpx.AsyncClient:
     """The client for client-supplied URLs. No environment proxies (they would bypass the
     address check); no kept-alive connections, because connections are made to a checked
     address and must not be reused for another host name served at that address."""
     return httpx.AsyncClient(
         transport=transport, follow_redirects=False, trust_env=False,
-        timeout=httpx.Timeout(TIMEOUT_SECONDS),
+        timeout=httpx.Timeout(timeout),
         limits=httpx.Limits(max_keepalive_connections=0),
         headers={"Accept": "application/json", "Accept-Encoding": "identity"},
     )
@@ -54,7 +64,16 @@ def is_public_address(address: _Address) -> bool:
 
 
 async def resolve_public(host: str, port: int) -> str:
-    """The first address of `host`, after checking that every address it resolves to is public."""
+    """The first address of `host`, after checking that every address it resolves to is public.
+    An IP literal is checked as it is, without asking DNS."""
+    try:
+        literal = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        if not is_public_address(literal):
+            raise UnsafeTarget(f"{host} is not a public address")
+        return str(literal)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
@@ -64,8 +83,44 @@ async def resolve_public(host: str, port: int) -> str:
         raise FetchError(f"cannot resolve {host}")
     for address in addresses:
         if not is_public_address(address):
-            raise FetchError(f"{host} resolves to a non-public address")
+            raise UnsafeTarget(f"{host} resolves to a non-public address")
     return str(addresses[0])
+
+
+async def checked_target(url: httpx.URL, allow_private: bool) -> tuple[httpx.URL, str | None]:
+    """The URL to connect to, and the host name for SNI and the certificate check (None when
+    it is the URL's own): the URL itself in dev mode, otherwise the URL with its host
+    replaced by the checked public address. Raises UnsafeTarget for a URL we never reach."""
+    if url.scheme != "https" and not (allow_private and url.scheme == "http"):
+        raise UnsafeTarget("only https URLs are fetched")
+    if not url.host or url.userinfo:
+        raise UnsafeTarget("the URL needs a host and no user information")
+    if allow_private:
+        return url, None
+    host = url.raw_host.decode("ascii")  # IDNA-encoded, as DNS and TLS see it
+    address = await resolve_public(host, url.port or 443)
+    return url.copy_with(host=address), host
+
+
+class PublicOnlyTransport(httpx.AsyncBaseTransport):
+    """Sends a request only to a URL `checked_target` allows, connected to the checked address
+    while Host, SNI and the certificate check keep the name. Wraps `inner` (the network, or a
+    test's transport), which never sees a request that was refused."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None, *,
+                 allow_private: bool = False) -> None:
+        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._allow_private = allow_private
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        # The Host header was set from the URL's name when the request was built.
+        request.url, sni_hostname = await checked_target(request.url, self._allow_private)
+        if sni_hostname is not None:
+            request.extensions = {**request.extensions, "sni_hostname": sni_hostname}
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 async def fetch_json(http: httpx.AsyncClient, url: str, *, allow_private: bool = False,
@@ -106,22 +161,16 @@ async def _fetch(http: httpx.AsyncClient, url: str, allow_private: bool) -> dict
 async def _get(http: httpx.AsyncClient, url: str, allow_private: bool, accept: str,
                max_bytes: int) -> tuple[str, bytes]:
     try:
-        target = httpx.URL(url)
+        named = httpx.URL(url)
     except httpx.InvalidURL:
         raise FetchError("not a valid URL") from None
-    if target.scheme != "https" and not (allow_private and target.scheme == "http"):
-        raise FetchError("only https URLs are fetched")
-    if not target.host or target.userinfo:
-        raise FetchError("the URL needs a host and no user information")
+    target, sni_hostname = await checked_target(named, allow_private)
     headers = {"Accept": accept}
     extensions: dict[str, Any] = {}
-    if not allow_private:
-        host = target.raw_host.decode("ascii")  # IDNA-encoded, as DNS and TLS see it
-        address = await resolve_public(host, target.port or 443)
+    if sni_hostname is not None:
         # Connect to the checked address; keep the name for Host, SNI and the certificate check.
-        headers["Host"] = target.netloc.decode("ascii")
-        extensions["sni_hostname"] = host
-        target = target.copy_with(host=address)
+        headers["Host"] = named.netloc.decode("ascii")
+        extensions["sni_hostname"] = sni_hostname
     try:
         async with http.stream("GET", target, headers=headers, extensions=extensions) as response:
             if response.is_redirect:

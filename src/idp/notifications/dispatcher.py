@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy import select, update
 
 from idp.crypto.handles import new_handle
+from idp.net.fetch import PublicOnlyTransport, new_http_client
 from idp.notifications.senders import Outcome, R, SenderRegistry, app_senders
 from idp.store.models import DeliveryAttempt, OutboxMessage
 
@@ -36,14 +37,19 @@ def backoff(attempts: int) -> int:
 
 class Dispatcher(Generic[R]):
     """Sends with the senders `senders` builds, by message kind; a kind without one is
-    abandoned. The default knows the apps' kinds only: the app wires in the rest."""
+    abandoned. The default knows the apps' kinds only: the app wires in the rest.
+
+    Apps' endpoints are URLs the clients supplied, so the senders' client is the SSRF-safe one
+    (`idp.net.fetch`): outside dev mode (`allow_private`) only https to public addresses,
+    connected to the address that was checked, no redirects, no proxy from the environment.
+    `transport` (a test's) sits behind those checks, never instead of them."""
 
     def __init__(self, ctx: R, timeout: float = 5.0,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 senders: SenderRegistry[R] = app_senders) -> None:
+                 senders: SenderRegistry[R] = app_senders, allow_private: bool = False) -> None:
         self._ctx = ctx
-        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False,
-                                       transport=transport)
+        self._http = new_http_client(
+            PublicOnlyTransport(transport, allow_private=allow_private), timeout=timeout)
         self._senders = senders(ctx, self._http)
         self.wake = asyncio.Event()
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from idp.crypto.keys import KeyRing
+from idp.net.fetch import FetchError, UnsafeTarget
 from idp.notifications.outbox import BACKCHANNEL_LOGOUT, SECURITY_EVENT
 from idp.store.db import Database
 from idp.store.models import OutboxMessage
@@ -103,6 +104,11 @@ def app_senders(ctx: Runtime, http: httpx.AsyncClient) -> dict[str, Sender]:
 async def post_to_app(http: httpx.AsyncClient, url: str, **request: Any) -> Outcome:
     try:
         response = await http.post(url, **request)
+    except UnsafeTarget as exc:
+        # security.md §0 item 16: nothing was sent; the same URL would be refused again.
+        return Outcome(False, False, None, f"refused: {exc}"[:200])
+    except FetchError as exc:  # the name did not resolve: perhaps it will later
+        return Outcome(False, True, None, str(exc)[:200])
     except httpx.HTTPError as exc:
         return Outcome(False, True, None, type(exc).__name__)
     status = response.status_code

@@ -304,3 +304,66 @@ async def test_password_change_signs_out_everywhere_else(
         await dispatcher.close()
         await receiver.stop()
     assert len(receiver.received) == 1
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_valid_hint_of_another_customer_asks_and_ends_nothing(
+        new_browser, ctx: Context, shop: App, api: App, method: str) -> None:  # type: ignore[no-untyped-def]
+    """RP-Initiated Logout 1.0 §2 and the README: the session ends without a question only
+    when the id_token_hint names this browser's session. Bob's genuine ID token presented in
+    Alice's browser (a site that holds one of Bob's tokens, or an app that mixed its users up)
+    gets the confirmation page: no logout, no redirect to the app, no cookie cleared. Alice's
+    session still signs her in to another app silently, and her tokens, the session-bound
+    refresh token included, still work; Bob's session is untouched as well."""
+    await make_user(ctx, email="bob@example.com")
+    club = await make_app(ctx, name="Club", redirect_uri="https://app.example/club",
+                          grant_types=["authorization_code", "refresh_token"],
+                          long_sessions=True, post_logout_redirect_uris=[AFTER_LOGOUT])
+    alice_browser, bob_browser = new_browser(), new_browser()
+    alice = await sign_in(alice_browser, club)
+    await sign_in(alice_browser, shop)  # Alice has agreed to the shop as well
+    flow = Flow(club)
+    code = await get_code(bob_browser, flow, email="bob@example.com", scope="openid profile")
+    bob = (await redeem(bob_browser, flow, code)).json()
+    alice_id = pyjwt.decode(alice["id_token"], options={"verify_signature": False})
+    bob_id = pyjwt.decode(bob["id_token"], options={"verify_signature": False})
+    assert alice_id["sub"] != bob_id["sub"] and alice_id["sid"] != bob_id["sid"]
+
+    params = {"id_token_hint": bob["id_token"], "post_logout_redirect_uri": AFTER_LOGOUT,
+              "state": "xyz"}
+    if method == "GET":
+        page = await alice_browser.get("/logout", params=params)
+    else:
+        page = await alice_browser.post("/logout", data=params)
+    assert page.status_code == 200
+    assert "Sign out?" in page.text
+    assert "location" not in page.headers
+    assert "idp_session" not in page.headers.get("set-cookie", "")
+
+    # Alice's session signs her in to the shop without a page (prompt=none), as Alice.
+    silent = Flow(shop)
+    answer = await alice_browser.get("/authorize", params=silent.params(
+        scope="openid profile", prompt="none"))
+    assert answer.status_code == 303
+    location = httpx.URL(answer.headers["location"])
+    assert str(location.copy_with(query=None)) == shop.redirect_uri
+    assert "error" not in location.params
+    tokens = await redeem(alice_browser, silent, location.params["code"])
+    assert tokens.status_code == 200
+    again = pyjwt.decode(tokens.json()["id_token"], options={"verify_signature": False})
+    assert (again["sub"], again["sid"], again["auth_time"]) == (
+        alice_id["sub"], alice_id["sid"], alice_id["auth_time"])
+    # Alice's tokens from before still work: introspection, UserInfo, refresh.
+    assert await active(alice_browser, api, alice["access_token"])
+    info = await alice_browser.get("/userinfo", headers={
+        "Authorization": f"Bearer {alice['access_token']}"})
+    assert info.status_code == 200 and info.json()["sub"] == alice_id["sub"]
+    refreshed = await alice_browser.post("/token", data={
+        "grant_type": "refresh_token", "refresh_token": alice["refresh_token"]},
+        headers=club.basic())
+    assert refreshed.status_code == 200
+    # Bob's session, which the hint named, was not ended from Alice's browser either.
+    assert await active(bob_browser, api, bob["access_token"])
+    bob_silent = await bob_browser.get("/authorize", params=Flow(club).params(
+        scope="openid profile", prompt="none"))
+    assert "code" in httpx.URL(bob_silent.headers["location"]).params

@@ -175,3 +175,60 @@ async def test_refresh_storms_on_one_grant_never_deadlock(
         statuses = sorted(getattr(r, "status_code", 500) for r in responses)
         assert statuses == [200] + [400] * 19, [r for r in responses
                                                 if not isinstance(r, httpx.Response)][:1]
+
+
+async def introspect(http: httpx.AsyncClient, app: App, token: str) -> dict[str, object]:
+    response = await http.post("/introspect", data={"token": token}, headers=app.basic())
+    assert response.status_code == 200
+    body: dict[str, object] = response.json()
+    return body
+
+
+async def test_after_twenty_parallel_refreshes_exactly_these_tokens_are_alive(
+        client: httpx.AsyncClient, new_browser, ctx: Context, shop: App) -> None:  # type: ignore[no-untyped-def]
+    """RFC 9700 §4.14.2 and the README ("a rotated token presented again revokes every token
+    of its grant"): of twenty parallel refreshes of one token, one wins; the first loser finds
+    the token rotated, which proves it was presented twice, and revokes the grant's tokens;
+    the other eighteen find it revoked. What is alive afterwards, as the apps see it: nothing
+    of the grant (the winner's new tokens, the original pair, and the pair another device got
+    from another code of the same grant), and everything of the customer's other grant."""
+    magazine = await make_app(ctx, name="Magazine", redirect_uri="https://app.example/mag",
+                              grant_types=GRANTS, scopes=["openid", "profile", "offline_access"])
+    first = await tokens_for(client, ctx, shop)
+    phone = await tokens_for(new_browser(), ctx, shop)
+    elsewhere = await tokens_for(client, ctx, magazine)
+    grant_of = {name: pyjwt.decode(tokens["access_token"], options={"verify_signature": False}
+                                   )["consent"]["grant_id"]
+                for name, tokens in (("first", first), ("phone", phone),
+                                     ("elsewhere", elsewhere))}
+    assert grant_of["first"] == grant_of["phone"] != grant_of["elsewhere"]
+
+    responses = await asyncio.gather(
+        *(refresh(client, shop, first["refresh_token"]) for _ in range(20)))
+    winners = [r.json() for r in responses if r.status_code == 200]
+    losers = [r for r in responses if r.status_code != 200]
+    assert len(winners) == 1 and len(losers) == 19
+    assert {(r.status_code, r.json()["error"]) for r in losers} == {(400, "invalid_grant")}
+    assert sorted(r.json()["error_description"] for r in losers) == (
+        ["The refresh token is invalid, expired or revoked"] * 18
+        + ["The refresh token was already used"])
+    won = winners[0]
+    assert won["refresh_token"] != first["refresh_token"]
+
+    dead = {"winner": won, "original": first, "phone": phone}
+    for name, tokens in dead.items():
+        for kind in ("access_token", "refresh_token"):
+            assert await introspect(client, shop, tokens[kind]) == {"active": False}, (
+                name, kind)
+        info = await client.get("/userinfo", headers={
+            "Authorization": f"Bearer {tokens['access_token']}"})
+        assert info.status_code == 401, name
+        refused = await refresh(client, shop, tokens["refresh_token"])
+        assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant"), name
+    # The customer's grant with the other app is untouched.
+    assert (await introspect(client, magazine, elsewhere["access_token"]))["active"] is True
+    assert (await introspect(client, magazine, elsewhere["refresh_token"]))["active"] is True
+    info = await client.get("/userinfo", headers={
+        "Authorization": f"Bearer {elsewhere['access_token']}"})
+    assert info.status_code == 200
+    assert (await refresh(client, magazine, elsewhere["refresh_token"])).status_code == 200

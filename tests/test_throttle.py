@@ -7,11 +7,14 @@ import asyncio
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import select
 
 from idp.main import create_app
 from idp.services.context import Context, build_context
-from idp.services.signin.throttle import source_key
+from idp.services.signin.throttle import account_key, source_key
 from idp.settings import Settings
+from idp.store.models import Throttle
 from idp.web.source import client_address, proxy_networks
 from tests.conftest import ISSUER, FakeClock
 from tests.helpers import PASSWORD, Flow, authorize, csrf_token, make_app, make_user
@@ -277,3 +280,57 @@ async def test_stray_failures_are_forgotten_with_the_window(
     clock.advance(ctx.settings.throttle_account_window_seconds + 1)
     page = await _login_page(client, ctx)
     assert [(await _try(client, page, "typo")).status_code for _ in range(5)] == [200] * 5
+
+
+async def _counters(ctx: Context) -> dict[str, tuple[int, int]]:
+    """Every throttle counter: key -> (failures, blocked_until)."""
+    async with ctx.db.transaction() as session:
+        rows = await session.scalars(select(Throttle))
+        return {row.key: (row.failures, row.blocked_until) for row in rows}
+
+
+@pytest.mark.parametrize("email", [EMAIL, "nobody@example.com"], ids=["account", "no-account"])
+async def test_parallel_guesses_are_counted_before_the_hash_and_held_back_ones_cost_none(
+        client: httpx.AsyncClient, ctx: Context, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch, email: str) -> None:
+    """README: "Each attempt is counted in one atomic statement before the hash is checked, so
+    parallel guesses all count", and a held-back attempt gets 429 without a password check.
+    Counted by argon2 verifications: of twenty simultaneous guesses exactly the five free
+    ones are hashed, and they are the ones answered 200; once their delay is over, of twenty
+    more exactly one is. The counters (the account's and the network's) hold exactly the
+    attempts that were checked, and an address without an account costs the same hashes."""
+    await make_user(ctx)
+    page = await _login_page(client, ctx)
+    checked: list[str] = []
+    verify = PasswordHasher.verify
+
+    def counting(self: PasswordHasher, hash: str, password: str | bytes) -> bool:
+        checked.append(str(password))
+        return verify(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting)
+    network = source_key("127.0.0.1")
+    assert network is not None
+
+    async def storm(round_: int) -> dict[str, httpx.Response]:
+        guesses = [f"guess-{round_}-{i}" for i in range(20)]
+        responses = await asyncio.gather(*(_try(client, page, g, email) for g in guesses))
+        return dict(zip(guesses, responses, strict=True))
+
+    first = await storm(1)
+    let_through = {g for g, r in first.items() if r.status_code == 200}
+    held = [r for r in first.values() if r.status_code != 200]
+    assert len(let_through) == 5
+    assert {(r.status_code, r.headers["retry-after"]) for r in held} == {(429, "1")}
+    assert len(held) == 15
+    assert sorted(checked) == sorted(let_through)
+    assert await _counters(ctx) == {account_key(email): (5, clock() + 1), network: (5, 0)}
+
+    clock.advance(1)
+    second = await storm(2)
+    let_through = {g for g, r in second.items() if r.status_code == 200}
+    held = [r for r in second.values() if r.status_code != 200]
+    assert len(let_through) == 1 and len(held) == 19
+    assert {(r.status_code, r.headers["retry-after"]) for r in held} == {(429, "2")}
+    assert len(checked) == 6 and checked[-1] in let_through
+    assert await _counters(ctx) == {account_key(email): (6, clock() + 2), network: (6, 0)}

@@ -58,8 +58,13 @@ def create_engine(url: str, pool_size: int = 10, enforce_foreign_keys: bool = Tr
         return engine
     engine = create_async_engine(
         url,
+        # A fixed pool: connections beyond it would be opened and closed per checkout under
+        # a burst (a PostgreSQL backend forked, authenticated and torn down per request);
+        # waiting a moment for a pooled connection is far cheaper. Size it with
+        # IDP_DB_POOL_SIZE (README: Performance and scale).
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
+        pool_timeout=30,
         # No pre-ping on every checkout: on asyncpg it is three round trips (BEGIN, ";",
         # ROLLBACK) before each unit of work, a quarter of a token request's CPU. Only a
         # connection that sat idle is pinged (below); a connection that breaks under load

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.store.models import AccessToken, Grant, RefreshToken, User
@@ -18,62 +18,77 @@ async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshTo
     return await session.get(RefreshToken, token_hash)
 
 
+# The hot paths' statements, built once: each request binds its values, and SQLAlchemy's
+# compiled-statement cache key is computed once per statement instead of per request.
+_ACCESS_TOKEN_STATE = (
+    select(AccessToken, Grant, User)
+    .outerjoin(Grant, Grant.id == AccessToken.grant_id)
+    .outerjoin(User, User.id == AccessToken.user_id)
+    .where(AccessToken.jti == bindparam("jti")))
+_REFRESH_TOKEN_STATE = (
+    select(RefreshToken, Grant, User)
+    .outerjoin(Grant, Grant.id == RefreshToken.grant_id)
+    .outerjoin(User, User.id == RefreshToken.user_id)
+    .where(RefreshToken.token_hash == bindparam("token_hash")))
+_LOCK_GRANT_OF_REFRESH_TOKEN = (
+    select(Grant, User)
+    .join(User, User.id == Grant.user_id)
+    .where(Grant.id == select(RefreshToken.grant_id)
+           .where(RefreshToken.token_hash == bindparam("token_hash")).scalar_subquery())
+    .with_for_update(of=Grant))
+_CLAIM_REFRESH_TOKEN = (
+    update(RefreshToken)
+    .where(
+        # (Bind names differ from the column names: an UPDATE reserves those for SET.)
+        RefreshToken.token_hash == bindparam("b_token_hash"),
+        # RFC 6749 §10.4: bound to the client it was issued to.
+        RefreshToken.client_id == bindparam("b_client_id"),
+        RefreshToken.used_at.is_(None),
+        RefreshToken.revoked_at.is_(None),
+        RefreshToken.expires_at > bindparam("b_now"),
+        RefreshToken.idle_expires_at > bindparam("b_now"),
+    )
+    .values(used_at=bindparam("b_now"))
+    .returning(RefreshToken)
+    # Nothing in the session to bring up to date: skip the ORM's evaluation of the criteria.
+    .execution_options(synchronize_session=False))
+
+
 async def access_token_state(session: AsyncSession, jti: str
                              ) -> tuple[AccessToken, Grant | None, User | None] | None:
     """An access token with its grant and its user, in one statement: what introspection and
     every bearer check judge it by."""
-    row = (await session.execute(
-        select(AccessToken, Grant, User)
-        .outerjoin(Grant, Grant.id == AccessToken.grant_id)
-        .outerjoin(User, User.id == AccessToken.user_id)
-        .where(AccessToken.jti == jti))).first()
+    row = (await session.execute(_ACCESS_TOKEN_STATE, {"jti": jti})).first()
     return (row[0], row[1], row[2]) if row else None
 
 
 async def refresh_token_state(session: AsyncSession, token_hash: str
                               ) -> tuple[RefreshToken, Grant | None, User | None] | None:
     """A refresh token with its grant and its user, in one statement."""
-    row = (await session.execute(
-        select(RefreshToken, Grant, User)
-        .outerjoin(Grant, Grant.id == RefreshToken.grant_id)
-        .outerjoin(User, User.id == RefreshToken.user_id)
-        .where(RefreshToken.token_hash == token_hash))).first()
+    row = (await session.execute(_REFRESH_TOKEN_STATE, {"token_hash": token_hash})).first()
     return (row[0], row[1], row[2]) if row else None
 
 
-async def lock_grant_of_refresh_token(session: AsyncSession, token_hash: str) -> Grant | None:
+async def lock_grant_of_refresh_token(session: AsyncSession, token_hash: str
+                                      ) -> tuple[Grant, User] | None:
     """Take the row lock of the grant the refresh token belongs to (PostgreSQL; SQLite's
     BEGIN IMMEDIATE already serialises writers). Every refresh of a grant, and the reuse
     revocation a losing one runs, then goes one at a time. Without it, twenty parallel
     refreshes deadlocked: a loser keeps the lock of the token row it re-checked, while
     another loser that skipped that row already holds others of the grant's tokens.
 
-    Returns the grant row, so the refresh that follows reads it under the lock, not again."""
-    result = await session.execute(
-        select(Grant)
-        .where(Grant.id == select(RefreshToken.grant_id)
-               .where(RefreshToken.token_hash == token_hash).scalar_subquery())
-        .with_for_update())
-    return result.scalar_one_or_none()
+    Returns the grant and its user, so the refresh that follows reads them under the lock
+    and not again."""
+    row = (await session.execute(_LOCK_GRANT_OF_REFRESH_TOKEN,
+                                 {"token_hash": token_hash})).first()
+    return (row[0], row[1]) if row else None
 
 
 async def claim_refresh_token(session: AsyncSession, token_hash: str, client_id: str, now: int
                               ) -> RefreshToken | None:
     """Mark a live refresh token used; only one concurrent caller gets the row (REL-02)."""
-    result = await session.execute(
-        update(RefreshToken)
-        .where(
-            RefreshToken.token_hash == token_hash,
-            # RFC 6749 §10.4: bound to the client it was issued to.
-            RefreshToken.client_id == client_id,
-            RefreshToken.used_at.is_(None),
-            RefreshToken.revoked_at.is_(None),
-            RefreshToken.expires_at > now,
-            RefreshToken.idle_expires_at > now,
-        )
-        .values(used_at=now)
-        .returning(RefreshToken)
-    )
+    result = await session.execute(_CLAIM_REFRESH_TOKEN, {
+        "b_token_hash": token_hash, "b_client_id": client_id, "b_now": now})
     return result.scalar_one_or_none()
 
 

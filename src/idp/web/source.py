@@ -92,7 +92,7 @@ def client_address(peer: str | None, forwarded_for: Sequence[str],
         return any(ip in network for network in trusted_proxies)
 
     client = peer
-    if not trusted(peer):
+    if not trusted_proxies or not trusted(peer):
         return client
     hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
     for hop in reversed(hops):

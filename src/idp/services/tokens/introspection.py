@@ -10,7 +10,7 @@ from idp import errors
 from idp.services.consent.grants import grant_consent_claim
 from idp.services.context import Context
 from idp.services.tokens.client_auth import authenticated_client
-from idp.services.tokens.state import find_token, live_grant
+from idp.services.tokens.state import find_token, live_grant, presented_claims
 from idp.store.models import AccessToken, Grant
 
 INACTIVE: dict[str, Any] = {"active": False}
@@ -26,9 +26,10 @@ async def introspect(ctx: Context, form: Mapping[str, str], repeated: set[str],
     if not token:
         raise errors.InvalidRequest("token is missing")
     now = ctx.now()
+    claims = await presented_claims(ctx, token)
     # One read answers it: the token with its grant and user.
     async with ctx.db.autocommit() as session:
-        found = await find_token(ctx, session, token, form.get("token_type_hint"))
+        found = await find_token(session, token, form.get("token_type_hint"), claims)
     if found is None:
         return INACTIVE
     # Refresh tokens are the business of the client that holds them alone.

@@ -7,9 +7,9 @@ the tokens only after that unit of work commits (REL-04).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import digest, new_handle
@@ -19,6 +19,11 @@ from idp.protocol.claims import at_hash, release, user_claims
 from idp.services.consent.grants import grant_consent_claim
 from idp.services.context import Context
 from idp.store.models import AccessToken, Grant, RefreshToken, User
+
+# Core inserts on the tables, built once: the statement's compiled form is cached and each
+# request only binds its values (no ORM flush, no per-request statement construction).
+INSERT_ACCESS_TOKEN = insert(cast(Table, AccessToken.__table__))
+INSERT_REFRESH_TOKEN = insert(cast(Table, RefreshToken.__table__))
 
 
 @dataclass(frozen=True)
@@ -65,15 +70,14 @@ async def mint_access_token(ctx: Context, ring: KeyRing, session: AsyncSession,
         # What this token was granted under, so a backend can enforce consent from it alone.
         claims["consent"] = grant_consent_claim(subject.grant, scopes)
     token = ring.sign(claims, alg=ctx.settings.access_token_signing_alg, typ="at+jwt")
-    # A Core insert, run now: no ORM identity map or flush bookkeeping on the hot path.
-    await session.execute(insert(AccessToken).values(
-        jti=jti, client_id=client.client_id,
-        user_id=subject.user.id if subject.user else None,
-        grant_id=subject.grant.id if subject.grant else None,
-        code_hash=code_hash, sid=subject.auth.sid if subject.auth else None,
-        scopes=scopes, claims=claims_param, issued_at=now, expires_at=claims["exp"],
-        revoked_at=None,
-    ))
+    await session.execute(INSERT_ACCESS_TOKEN, {
+        "jti": jti, "client_id": client.client_id,
+        "user_id": subject.user.id if subject.user else None,
+        "grant_id": subject.grant.id if subject.grant else None,
+        "code_hash": code_hash, "sid": subject.auth.sid if subject.auth else None,
+        "scopes": scopes, "claims": claims_param, "issued_at": now,
+        "expires_at": claims["exp"], "revoked_at": None,
+    })
     return token
 
 
@@ -126,12 +130,13 @@ async def mint_refresh_token(ctx: Context, session: AsyncSession, client: Client
     now = ctx.now()
     expires_at = chain_expires_at or now + ctx.settings.refresh_token_absolute_ttl
     token = new_handle()
-    await session.execute(insert(RefreshToken).values(
-        token_hash=digest(token), client_id=client.client_id, user_id=user.id,
-        grant_id=grant.id, sid=auth.sid, code_hash=code_hash, scopes=scopes,
-        claims=claims_param, offline="offline_access" in scopes, auth_time=auth.auth_time,
-        amr=list(auth.amr), acr=auth.acr, created_at=now, expires_at=expires_at,
-        idle_expires_at=min(expires_at, now + ctx.settings.refresh_token_idle_ttl),
-        used_at=None, revoked_at=None,
-    ))
+    await session.execute(INSERT_REFRESH_TOKEN, {
+        "token_hash": digest(token), "client_id": client.client_id, "user_id": user.id,
+        "grant_id": grant.id, "sid": auth.sid, "code_hash": code_hash, "scopes": scopes,
+        "claims": claims_param, "offline": "offline_access" in scopes,
+        "auth_time": auth.auth_time, "amr": list(auth.amr), "acr": auth.acr,
+        "created_at": now, "expires_at": expires_at,
+        "idle_expires_at": min(expires_at, now + ctx.settings.refresh_token_idle_ttl),
+        "used_at": None, "revoked_at": None,
+    })
     return token

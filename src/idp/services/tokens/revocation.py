@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from idp import errors
 from idp.services.context import Context
 from idp.services.tokens.client_auth import authenticated_client
-from idp.services.tokens.state import find_token
+from idp.services.tokens.state import find_token, presented_claims
 from idp.store import tokens as token_store
 from idp.store.models import RefreshToken
 
@@ -22,8 +22,9 @@ async def revoke(ctx: Context, form: Mapping[str, str], repeated: set[str],
         raise errors.InvalidRequest("token is missing")
     hint = form.get("token_type_hint")
     now = ctx.now()
+    claims = await presented_claims(ctx, token)
     async with ctx.db.transaction() as session:
-        found = await find_token(ctx, session, token, hint)
+        found = await find_token(session, token, hint, claims)
         # RFC 7009 §2.2: an invalid or unknown token is answered with 200 all the same.
         if found is None:
             return

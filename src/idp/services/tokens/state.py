@@ -29,22 +29,29 @@ class FoundToken:
         return self.record.client_id
 
 
-async def find_token(ctx: Context, session: AsyncSession, token: str, hint: str | None
-                     ) -> FoundToken | None:
+async def presented_claims(ctx: Context, token: str) -> dict[str, Any] | None:
+    """The claims of `token` if it is one of our access tokens (signature, `typ`, issuer).
+    Checked before any unit of work opens: a key-ring reload needs a connection of its own,
+    and a request must never hold one pooled connection while it waits for another."""
+    if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        return None
+    return await ctx.keys.verify_own(token, typ="at+jwt")
+
+
+async def find_token(session: AsyncSession, token: str, hint: str | None,
+                     claims: dict[str, Any] | None) -> FoundToken | None:
     """The token's record, whatever `token_type_hint` says (RFC 7009 §2.1: the hint only
-    speeds up the lookup; a wrong hint must not make the token unfindable). One statement
-    reads the record with its grant and user."""
+    speeds up the lookup; a wrong hint must not make the token unfindable). `claims` are
+    `presented_claims(token)`. One statement reads the record with its grant and user."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     order = ("refresh_token", "access_token") if hint == "refresh_token" else (
         "access_token", "refresh_token")
     for kind in order:
-        if kind == "access_token" and token.count(".") == 2:
-            claims = await ctx.keys.verify_own(token, typ="at+jwt")
-            if claims is not None:
-                state = await token_store.access_token_state(session, str(claims.get("jti", "")))
-                if state is not None:
-                    return FoundToken(kind, state[0], claims, state[1], state[2])
+        if kind == "access_token" and claims is not None:
+            state = await token_store.access_token_state(session, str(claims.get("jti", "")))
+            if state is not None:
+                return FoundToken(kind, state[0], claims, state[1], state[2])
         elif kind == "refresh_token" and "." not in token:
             refresh = await token_store.refresh_token_state(session, digest(token))
             if refresh is not None:

@@ -18,9 +18,7 @@ from idp.services.tokens.issuance import (
     mint_id_token,
     mint_refresh_token,
 )
-from idp.store import grants as grant_store
 from idp.store import tokens as token_store
-from idp.store import users as user_store
 
 
 @grant_handler("refresh_token")
@@ -34,7 +32,7 @@ async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[
     now = ctx.now()
     failure: errors.OAuthError
     async with ctx.db.transaction() as session:
-        await token_store.lock_grant_of_refresh_token(session, token_hash)
+        locked = await token_store.lock_grant_of_refresh_token(session, token_hash)
         # One conditional update: of concurrent refreshes of one token exactly one wins.
         row = await token_store.claim_refresh_token(session, token_hash, client.client_id, now)
         if row is None:
@@ -52,9 +50,9 @@ async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[
             try:
                 granted = list(row.scopes)
                 scopes = narrow_scope(form.get("scope"), granted)
-                grant = await grant_store.get_grant(session, row.grant_id)
-                user = await user_store.get_user(session, row.user_id)
-                if grant is None or grant.revoked_at is not None or user is None:
+                grant, user = locked if locked is not None else (None, None)
+                if grant is None or grant.revoked_at is not None or user is None or (
+                        grant.id != row.grant_id or user.id != row.user_id):
                     raise errors.InvalidGrant("The grant behind this token was revoked")
                 auth = Authentication(row.auth_time, tuple(row.amr), row.acr, row.sid, None)
                 subject = Subject(user.id, user, grant, auth)

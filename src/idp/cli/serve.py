@@ -64,6 +64,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     options: dict[str, Any] = {
         "host": args.host, "port": args.port, "access_log": False, "proxy_headers": False,
         "timeout_graceful_shutdown": 10, "log_level": settings.log_level.lower()}
+    if args.workers > 1 and settings.database_url.startswith("sqlite"):
+        # SQLite has one writer: worker processes queue for its lock, and under load a
+        # rotating refresh can wait seconds (README: Performance and scale).
+        print("idp: warning: several workers on SQLite take turns at its single write lock; "
+              "use PostgreSQL for more than one worker", file=sys.stderr)
     if args.workers > 1:
         # Each worker builds its own app, context and pool from the same environment.
         uvicorn.run("idp.main:app_from_environment", factory=True, workers=args.workers,

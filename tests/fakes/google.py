@@ -79,6 +79,27 @@ class _Code:
     used: bool = False
 
 
+@dataclass
+class _Grant:
+    """What one code exchange gave. Google revokes a grant whole: revoking its access token
+    revokes its refresh token too, and the other way round."""
+
+    access_tokens: dict[str, float]  # token -> expiry
+    refresh_token: str | None
+    revoked: bool = False
+
+    def live(self, token: str, now: float) -> bool:
+        if self.revoked:
+            return False
+        return token == self.refresh_token or now < self.access_tokens.get(token, now)
+
+
+ACCESS_TOKEN_TTL = 3599
+# What https://oauth2.googleapis.com/revoke answers for an expired, revoked or unknown token
+# (it does not follow RFC 7009 §2.2's 200 for invalid tokens).
+TOKEN_EXPIRED_OR_REVOKED = {"error": "invalid_token",
+                            "error_description": "Token expired or revoked"}
+
 IssMode = Literal["absent", "correct", "wrong", "duplicate", "empty"]
 
 
@@ -111,7 +132,8 @@ class FakeGoogle(FakeServer):
         FakeServer.__init__(self, self.base)
         self.keys = SigningKeys()
         self.codes: dict[str, _Code] = {}
-        self.revoked: set[str] = set()
+        self.revoked: set[str] = set()  # tokens whose revocation Google accepted
+        self.grants: dict[str, _Grant] = {}  # every token issued -> its grant
         self.signed_in_at: dict[str, float] = {}  # user key -> last authentication
         self.route("GET", "/.well-known/openid-configuration", self._discovery)
         self.route("GET", "/.well-known/risc-configuration", self._risc_configuration)
@@ -229,20 +251,46 @@ class FakeGoogle(FakeServer):
                 or s256(form.get("code_verifier", "")) != code.challenge):
             return json_response({"error": "invalid_grant",
                                   "error_description": "Invalid code verifier."}, 400)
-        access_token = "ya29." + secrets.token_urlsafe(32)
+        access_token, refresh_token = self.grant(offline=code.offline)
         body: dict[str, Any] = {
-            "access_token": access_token, "expires_in": 3599, "token_type": "Bearer",
+            "access_token": access_token, "expires_in": ACCESS_TOKEN_TTL, "token_type": "Bearer",
             "scope": as_granted(self.granted_scope or code.scope),
             "id_token": self.id_token(code.user, client_id, code.nonce, access_token,
                                       auth_time=code.auth_time),
         }
-        if code.offline:
-            body["refresh_token"] = "1//" + secrets.token_urlsafe(32)
+        if refresh_token is not None:
+            body["refresh_token"] = refresh_token
         self.issued += [v for k, v in body.items() if k.endswith("token")]
         return json_response(body)
 
+    def grant(self, *, offline: bool) -> tuple[str, str | None]:
+        """A new grant's access token (valid ACCESS_TOKEN_TTL) and, with offline access, its
+        refresh token: what a code exchange gives, or a test that needs live tokens."""
+        access_token = "ya29." + secrets.token_urlsafe(32)
+        refresh_token = "1//" + secrets.token_urlsafe(32) if offline else None
+        grant = _Grant({access_token: self.clock() + ACCESS_TOKEN_TTL}, refresh_token)
+        for token in (access_token, refresh_token):
+            if token is not None:
+                self.grants[token] = grant
+        return access_token, refresh_token
+
+    def withdraw(self, token: str) -> None:
+        """The user removes our app in their Google Account: the token's grant ends."""
+        self.grants[token].revoked = True
+
+    def grant_live(self, token: str) -> bool:
+        """Whether the grant the token belongs to still holds (not revoked)."""
+        grant = self.grants.get(token)
+        return grant is not None and not grant.revoked
+
     def _revoke(self, request: httpx.Request, entry: Recorded, _: Any) -> httpx.Response:
-        self.revoked.add(entry.form.get("token", ""))
+        token = entry.form.get("token", "")
+        grant = self.grants.get(token)
+        if grant is None or not grant.live(token, self.clock()):
+            # An expired access token cannot revoke its grant: the grant stays.
+            return json_response(TOKEN_EXPIRED_OR_REVOKED, 400)
+        grant.revoked = True
+        self.revoked.add(token)
         return json_response({})
 
     def id_token(self, user: GoogleUser, client_id: str, nonce: str | None,

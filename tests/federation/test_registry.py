@@ -4,8 +4,10 @@ login through the one factory the wiring step will use (federation.md §9 requir
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from idp.federation.apple import AppleUpstream
+from idp.federation.errors import TokenRequestFailed
 from idp.federation.facebook import FacebookUpstream
 from idp.federation.google import GoogleUpstream
 from idp.federation.identity import UpstreamIdentity
@@ -14,7 +16,7 @@ from idp.federation.registry import create_upstream
 from tests.fakes.apple import FakeApple
 from tests.fakes.common import Clock, user_agent
 from tests.fakes.facebook import FakeFacebook
-from tests.fakes.google import FakeGoogle
+from tests.fakes.google import ACCESS_TOKEN_TTL, FakeGoogle
 from tests.federation.conftest import (
     APPLE_REDIRECT,
     FB_REDIRECT,
@@ -50,9 +52,34 @@ async def test_each_upstream_type_logs_in_against_its_fake(
 
 async def test_google_revoke_posts_the_token(
         upstream: GoogleUpstream, google: FakeGoogle) -> None:
-    """Req 31 (client part): Google `/revoke` with `token=`."""
-    await upstream.revoke("1//refresh-token-to-revoke")
+    """Req 31 (client part): Google `/revoke` with `token=`; the whole grant ends at Google,
+    its access token with it."""
+    access_token, refresh_token = google.grant(offline=True)
+    await upstream.revoke(refresh_token)
     call = google.log.calls("/revoke")[0]
-    assert call.form == {"token": "1//refresh-token-to-revoke"}
+    assert call.form == {"token": refresh_token}
     assert "authorization" not in call.headers
-    assert google.revoked == {"1//refresh-token-to-revoke"}
+    assert google.revoked == {refresh_token}
+    assert not google.grant_live(access_token)
+
+
+@pytest.mark.parametrize("token", ["expired", "revoked", "unknown"])
+async def test_google_refuses_to_revoke_a_dead_token(
+        upstream: GoogleUpstream, google: FakeGoogle, clock: Clock, token: str) -> None:
+    """Google's /revoke answers 400 `invalid_token` ("Token expired or revoked") for an
+    expired access token, a token revoked before, and one it never issued; our client reports
+    that error by name. An expired access token leaves its grant in place at Google."""
+    access_token, _ = google.grant(offline=False)
+    presented = {"expired": access_token, "revoked": access_token,
+                 "unknown": "ya29.never-issued"}[token]
+    if token == "expired":
+        clock.advance(ACCESS_TOKEN_TTL)
+    if token == "revoked":
+        await upstream.revoke(access_token)
+    with pytest.raises(TokenRequestFailed) as refused:
+        await upstream.revoke(presented)
+    assert refused.value.error == "invalid_token"
+    answer = google.log.calls("/revoke")[-1]
+    assert answer.form == {"token": presented}
+    assert google.grant_live(access_token) is (token != "revoked")
+    assert google.revoked == ({access_token} if token == "revoked" else set())

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from idp.services.context import Context
 from idp.store.models import User
-from tests.conftest import ISSUER
+from tests.conftest import ISSUER, FakeClock
 from tests.fakes.apple import FakeApple
 from tests.flows import (
     apple_identity,
@@ -28,6 +28,7 @@ from tests.helpers import (
     App,
     Flow,
     approve,
+    csrf_token,
     make_app,
     query_of,
     redeem,
@@ -239,3 +240,88 @@ async def test_notifications_unknown_types_and_bad_signatures(
     assert await signed_in(browser, shop)
     assert (await browser.post("/federation/nope/notifications",
                                content=unknown)).status_code == 404
+
+
+# -- Confirming who you are with Apple (requirement 25) --------------------------------------
+
+SESSION = "__Host-idp_session"
+APPLE_REAUTH_FAILED = ("Confirming with Apple did not work: Apple has to ask for your sign-in "
+                       "again. Try again.")
+
+
+async def reauth_with_apple(browser: httpx.AsyncClient, app, next_path: str,  # type: ignore[no-untyped-def]
+                            at_apple_for: float, clock: FakeClock) -> httpx.Response:
+    """/account/reauth → "Continue with Apple" → Apple (the customer spends `at_apple_for`
+    seconds there) → Apple's cross-site form_post → our re-navigation → where we send the
+    browser after."""
+    page = await browser.get("/account/reauth", params={"next": next_path})
+    assert page.status_code == 200
+    assert 'data-upstream="apple"' in page.text and 'name="password"' not in page.text
+    start = await browser.post("/account/reauth", data={
+        "csrf_token": csrf_token(page.text), "next": next_path, "upstream": "apple"})
+    assert start.status_code == 303
+    assert start.headers["location"].startswith("https://apple.fake/auth/authorize")
+    apple_page = await browser.get(start.headers["location"])
+    assert apple_page.status_code == 200
+    clock.advance(at_apple_for)
+    renavigate = await cross_site_post(app, apple_page)
+    assert renavigate.status_code == 200
+    method, action, fields = form_of(renavigate.text)
+    assert (method, action) == ("get", "/federation/apple/callback")
+    return await walk(browser, await browser.get(action, params=tuple(fields)))
+
+
+async def apple_customer(browser: httpx.AsyncClient, app, ctx: Context,  # type: ignore[no-untyped-def]
+                         clock: FakeClock) -> str:
+    """A password-less account made by signing in with Apple, whose session is no longer a
+    recent sign-in; returns the session cookie."""
+    shop = await make_app(ctx)
+    await sign_in_with_apple(browser, app, shop)
+    clock.advance(ctx.settings.recent_auth_seconds + 1)
+    stale = await browser.get("/account/delete")
+    assert stale.status_code == 303
+    assert stale.headers["location"] == "/account/reauth?next=/account/delete"
+    cookie = browser.cookies.get(SESSION)
+    assert cookie
+    return cookie
+
+
+async def test_reauth_with_apple_through_the_account_center(
+        browser: httpx.AsyncClient, app, ctx: Context, apple: FakeApple,  # type: ignore[no-untyped-def]
+        clock: FakeClock) -> None:
+    """Requirement 25 through HTTP, for a customer whose only way in is Apple: the round trip
+    through Apple's form_post comes back to `next` with a fresh session, and the deletion
+    page opens. Apple's ID token says when the customer authenticated at Apple (during the
+    round trip, though the token was issued 40 s later), which is what is checked."""
+    before = await apple_customer(browser, app, ctx, clock)
+    started = int(clock())
+    back = await reauth_with_apple(browser, app, "/account/delete", 40, clock)
+    assert back.status_code == 200 and urlsplit(str(back.url)).path == "/account/delete"
+    assert "<h1>Delete your account</h1>" in back.text
+    assert browser.cookies.get(SESSION) not in (None, before)
+    # The ID token Apple gave: authenticated when the customer was at Apple, issued later.
+    id_token = claims(next(t for t in reversed(apple.issued) if t.count(".") == 2))
+    assert (id_token["auth_time"], id_token["iat"]) == (started, started + 40)
+    assert (await browser.get("/account/delete")).status_code == 200
+
+
+async def test_reauth_with_apple_refuses_an_authentication_older_than_the_round_trip(
+        browser: httpx.AsyncClient, app, ctx: Context, apple: FakeApple,  # type: ignore[no-untyped-def]
+        clock: FakeClock) -> None:
+    """README: confirming through a provider "refuses an ID token whose auth_time is older
+    than the round trip". An Apple that took the browser's earlier authentication instead of
+    asking again sends the sign-in's auth_time: refused with the "did not work" message, the
+    session is not refreshed, and deleting still asks to confirm first."""
+    before = await apple_customer(browser, app, ctx, clock)
+    signed_in_at = apple.signed_in_at[apple.users["relay"].key]
+    apple.reuse_session = True
+    refused = await reauth_with_apple(browser, app, "/account/delete", 0, clock)
+    assert apple.log.calls("/auth/token")[-1].form["grant_type"] == "authorization_code"
+    id_token = claims(next(t for t in reversed(apple.issued) if t.count(".") == 2))
+    assert id_token["auth_time"] == signed_in_at < int(clock()) - ctx.settings.recent_auth_seconds
+    assert urlsplit(str(refused.url)).path == "/account/reauth"
+    assert APPLE_REAUTH_FAILED in refused.text
+    assert browser.cookies.get(SESSION) == before
+    again = await browser.get("/account/delete")
+    assert again.status_code == 303
+    assert again.headers["location"] == "/account/reauth?next=/account/delete"

@@ -66,6 +66,7 @@ class _Code:
     user: AppleUser
     nonce: str | None
     expires_at: float
+    auth_time: int  # when the user authenticated at Apple for this authorization
     used: bool = False
 
 
@@ -87,6 +88,11 @@ class FakeApple(FakeServer):
     # Secrets issued before this instant are refused (Apple deems them expired or revoked).
     secret_not_before: float = 0.0
     claims_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # Apple's web flow asks for the Apple ID at every authorization (§2.3), so `auth_time` is
+    # the moment of that authorization, not of the token response. `reuse_session`: an Apple
+    # that took an earlier authentication of this browser instead of asking again (what a
+    # re-authentication must refuse): the ID token then carries that earlier auth_time.
+    reuse_session: bool = False
 
     def __post_init__(self) -> None:
         FakeServer.__init__(self, self.base)
@@ -94,6 +100,7 @@ class FakeApple(FakeServer):
         self.codes: dict[str, _Code] = {}
         self.authorized: set[tuple[str, str]] = set()  # (team, person) past first consent
         self.refresh_tokens: dict[str, tuple[str, AppleUser]] = {}
+        self.signed_in_at: dict[str, int] = {}  # user key -> last authentication at Apple
         self.route("GET", "/.well-known/openid-configuration", self._discovery)
         self.route("GET", "/auth/keys", self._jwks)
         self.route("GET", "/auth/authorize", self._authorize)
@@ -150,7 +157,7 @@ class FakeApple(FakeServer):
             code = secrets.token_urlsafe(24)
             self.issued.append(code)
             self.codes[code] = _Code(p["client_id"], redirect_uri, user, p.get("nonce"),
-                                     self.clock() + 300)
+                                     self.clock() + 300, self.authenticate(user))
             fields = [("code", code), ("state", p.get("state", ""))]
             first = (client.team_id, user.key) not in self.authorized
             if first and "name" in scopes:
@@ -207,7 +214,8 @@ class FakeApple(FakeServer):
             return json_response({"error": "invalid_grant"}, 400)
         access_token, refresh_token = secrets.token_urlsafe(24), "r" + secrets.token_hex(24)
         self.refresh_tokens[refresh_token] = (client.team_id, code.user)
-        id_token = self.id_token(code.user, form["client_id"], code.nonce, access_token)
+        id_token = self.id_token(code.user, form["client_id"], code.nonce, access_token,
+                                 auth_time=code.auth_time)
         self.issued += [access_token, refresh_token, id_token]
         return json_response({
             "access_token": access_token, "token_type": "Bearer", "expires_in": 3600,
@@ -222,13 +230,24 @@ class FakeApple(FakeServer):
             self.authorized.discard((found[0], found[1].key))  # next login is "first" again
         return httpx.Response(200)  # §2.8: 200 even for garbage tokens
 
+    def authenticate(self, user: AppleUser) -> int:
+        """The user proves who they are at Apple now (or, with `reuse_session`, an earlier
+        authentication of this browser stands in); returns that authentication's time."""
+        if not (self.reuse_session and user.key in self.signed_in_at):
+            self.signed_in_at[user.key] = int(self.clock())
+        return self.signed_in_at[user.key]
+
     def id_token(self, user: AppleUser, client_id: str, nonce: str | None,
-                 access_token: str | None = None) -> str:
+                 access_token: str | None = None, *, auth_time: int | None = None) -> str:
+        """`auth_time` defaults to the user's last authentication at Apple (now if none)."""
         now = int(self.clock())
+        if auth_time is None:
+            auth_time = self.signed_in_at.get(user.key, now)
         team = self.clients[client_id].team_id if client_id in self.clients else "OTHERTEAM"
         private = user.is_private_email
         claims: dict[str, Any] = {
-            "iss": ISSUER, "aud": client_id, "exp": now + 600, "iat": now, "auth_time": now,
+            "iss": ISSUER, "aud": client_id, "exp": now + 600, "iat": now,
+            "auth_time": auth_time,
             "sub": self.sub_for(user, team), "email": user.email,
             "email_verified": self.email_verified_value,
             "is_private_email": str(private).lower() if self.is_private_email_as_string
@@ -251,7 +270,9 @@ class FakeApple(FakeServer):
     def native_id_token(self, user: str, bundle_id: str, raw_nonce: str) -> str:
         """What an iOS app receives: the nonce claim is SHA-256(raw nonce) in hex (§2.5)."""
         hashed = hashlib.sha256(raw_nonce.encode()).hexdigest()
-        return self.id_token(self.users[user], bundle_id, hashed)
+        person = self.users[user]
+        # The app's user authenticated on the device for this token.
+        return self.id_token(person, bundle_id, hashed, auth_time=self.authenticate(person))
 
     def notification(self, event_type: str, user: str, aud: str, *,
                      key: RSAKey | None = None, jti: str | None = None,

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
 
 from idp.federation.apple import AppleUpstream, parse_apple_user
@@ -215,3 +216,44 @@ async def test_revoke_sends_the_refresh_token_and_resets_first_authorization(
     assert call["token_type_hint"] == "refresh_token"
     _, params, _ = await sign_in(apple_upstream, http)
     assert "user" in dict(params)
+
+
+async def test_auth_time_is_when_the_user_authenticated_at_apple(
+        apple_upstream: AppleUpstream, http: httpx.AsyncClient, apple: FakeApple,
+        clock: Clock) -> None:
+    """§2.5, the fake as strict as Apple: `auth_time` is when the user authenticated at
+    Apple, not when the token endpoint answered. A code redeemed two minutes after the
+    authentication has `iat` then and `auth_time` before; a refresh brings no new ID token, so
+    nothing moves it. Apple's web flow asks at every authorization, so the next one has a new
+    auth_time; an Apple that reused the earlier authentication (`reuse_session`) keeps the
+    old one while `iat` moves on."""
+
+    async def id_token_after(delay: float) -> dict[str, Any]:
+        start = await apple_upstream.start(APPLE_REDIRECT)
+        params = await user_agent(http, start.url)
+        clock.advance(delay)
+        identity = await apple_upstream.handle_callback(params, start.transaction)
+        assert isinstance(identity, UpstreamIdentity)
+        token = apple.log.calls("/auth/token")[-1]
+        assert token.form["grant_type"] == "authorization_code"
+        claims: dict[str, Any] = jwt.decode(apple.issued[-1],
+                                            options={"verify_signature": False})
+        return claims
+
+    authenticated = int(clock())
+    first = await id_token_after(120)
+    assert (first["auth_time"], first["iat"]) == (authenticated, authenticated + 120)
+    refresh_token = next(iter(apple.refresh_tokens))
+    refreshed = await http.post(apple.url("/auth/token"), data={
+        "grant_type": "refresh_token", "refresh_token": refresh_token,
+        "client_id": apple_upstream.config.client_id,
+        "client_secret": apple_upstream.client_secret()})
+    assert refreshed.status_code == 200 and "id_token" not in refreshed.json()
+
+    clock.advance(600)
+    second = await id_token_after(5)
+    assert (second["auth_time"], second["iat"]) == (int(clock()) - 5, int(clock()))
+    apple.reuse_session = True
+    clock.advance(600)
+    reused = await id_token_after(0)
+    assert (reused["auth_time"], reused["iat"]) == (second["auth_time"], int(clock()))

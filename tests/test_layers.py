@@ -52,8 +52,8 @@ def test_services_never_import_routes_pages_or_the_cli() -> None:
 
 @pytest.mark.parametrize("room", ROOMS)
 def test_a_service_room_imports_only_rooms_before_it(room: str) -> None:
-    later = tuple(f"services.{r}" for r in ROOMS[ROOMS.index(room) + 1:]) + (
-        "services.maintenance",)
+    later = (*(f"services.{r}" for r in ROOMS[ROOMS.index(room) + 1:]),
+             "services.maintenance")
     assert _offenders((f"services/{room}",), later) == []
 
 

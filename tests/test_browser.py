@@ -293,6 +293,23 @@ async def test_sign_in_and_consent_then_single_sign_on_into_a_second_app(
     assert csp_reports == []
 
 
+async def test_our_form_posts_carry_our_origin(
+    ctx: Context, idp: str, brand: BrandApp, page: Page,
+) -> None:
+    """The forms' origin check (issue 11 point 3) holds in a browser without Fetch Metadata
+    only if our own posts name our origin: under Referrer-Policy no-referrer Chromium sent
+    `Origin: null`. The sign-in post must carry the real origin."""
+    shop = await native_app(ctx, brand, "Shop")
+    await make_user(ctx, name="Alice Example")
+    posts: list[dict[str, str]] = []
+    page.on("request", lambda request: posts.append(request.headers)
+            if request.method == "POST" else None)
+    await page.goto(authorize_url(idp, Flow(shop)))
+    await sign_in(page)
+    await page.wait_for_url("**/consent")
+    assert posts and posts[0].get("origin") == idp
+
+
 async def test_self_registration_through_the_page(
     ctx: Context, idp: str, brand: BrandApp, page: Page,
 ) -> None:

@@ -50,7 +50,8 @@ HOSTILE: dict[str, dict[str, str]] = {
 FRIENDLY: dict[str, dict[str, str]] = {
     "our Origin": {"Origin": ISSUER},
     "same-origin": {"Sec-Fetch-Site": "same-origin", "Origin": ISSUER},
-    # Our pages send Referrer-Policy: no-referrer, under which browsers say Origin: null.
+    # A page under a no-referrer policy makes a browser say Origin: null; Fetch Metadata
+    # still vouches for it.
     "same-origin with Origin: null": {"Sec-Fetch-Site": "same-origin", "Origin": "null"},
     "neither header": {},
 }

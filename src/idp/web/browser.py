@@ -49,10 +49,11 @@ def from_own_origin(request: Request, origin: str) -> bool:
 
     `Sec-Fetch-Site` (Fetch Metadata) decides when present: `same-origin` passes; `same-site`
     and `cross-site` fail; `none` (typed or bookmarked) is a navigation, which a POST never
-    is. It decides before `Origin` because our pages send `Referrer-Policy: no-referrer`,
-    under which the Fetch standard has a browser send `Origin: null` even for our own form
-    posts. Without it, `Origin` must be our origin, and `null` (a sandboxed or privacy-
-    stripped context) fails. Without either, the CSRF token alone decides.
+    is. It decides before `Origin`, which a page under a `no-referrer` policy (a customized
+    template, a privacy extension) sends as `null` even for our own form posts. Our pages
+    send `Referrer-Policy: same-origin`, so a browser without Fetch Metadata sends our real
+    origin. Without `Sec-Fetch-Site`, `Origin` must be our origin, and `null` (a sandboxed
+    or privacy-stripped context) fails. Without either, the CSRF token alone decides.
     """
     site = request.headers.get("sec-fetch-site")
     sent_origin = request.headers.get("origin")

@@ -15,7 +15,10 @@ CSP = (
 )
 _HEADERS = [
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    # same-origin: other sites get no Referer, and our own form posts carry a real `Origin`
+    # (under no-referrer the Fetch standard sends `Origin: null`, which the origin check of
+    # forms must refuse), so browsers without Fetch Metadata still pass it.
+    (b"referrer-policy", b"same-origin"),
     (b"x-content-type-options", b"nosniff"),
 ]
 

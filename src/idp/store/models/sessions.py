@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.store.models.base import Base, Json
@@ -30,6 +30,7 @@ class Interaction(Base):
     """A validated authorization request waiting for the end-user (login, consent)."""
 
     __tablename__ = "interactions"
+    __table_args__ = (Index("ix_interactions_client_created", "client_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     # Digest of the browser cookie: an interaction continues only in the browser that began it.

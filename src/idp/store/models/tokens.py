@@ -36,6 +36,8 @@ class Grant(Base):
 
 class AuthorizationCode(Base):
     __tablename__ = "authorization_codes"
+    __table_args__ = (
+        Index("ix_authorization_codes_client_created", "client_id", "created_at"),)
 
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))

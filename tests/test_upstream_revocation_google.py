@@ -123,12 +123,6 @@ async def test_what_google_answered_is_what_the_outbox_records(
     assert len(google.log.calls("/revoke")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "revocation_sender treats Google's invalid_token as 'already invalid' and records the "
-    "message delivered, but for a kept access token older than its hour (the usual case when "
-    "the customer confirms deletion with a password) it means 'expired': the grant at Google "
-    "lives on, and `idp outbox failed` shows nothing (services/upstream/tokens.py _chosen: "
-    "'a dead one is answered invalid_token, which counts as revoked')"))
 async def test_an_expired_google_token_is_not_reported_as_a_revocation(
         browser: httpx.AsyncClient, app: FastAPI, ctx: Context, clock: FakeClock,
         google: FakeGoogle, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch,

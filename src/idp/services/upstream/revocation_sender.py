@@ -31,6 +31,9 @@ UPSTREAM_REVOKE = "upstream_revoke"
 UPSTREAM_TARGET = "upstream:"  # target_url of an upstream message: the alias follows
 # RFC 7009 §2.2 / RFC 6749 §5.2 answers meaning the token is dead already: nothing to revoke.
 ALREADY_INVALID = frozenset({"invalid_token", "invalid_grant"})
+# An access token kept longer than this has expired at the upstream (Google's live 3599 s):
+# "invalid_token" for it says nothing about the grant, which may well live on.
+ACCESS_TOKEN_LIFETIME_SECONDS = 3600
 # Answers that will not change by asking again.
 REFUSED = frozenset({"invalid_request", "unsupported_token_type"})
 
@@ -86,6 +89,7 @@ class UpstreamRevocationSender:
         client = await upstream_client(self.ctx, alias)
         if client is None:
             return Outcome(False, False, None, "upstream no longer configured")
+        expired = False
         try:
             if payload.get("asid") is not None:
                 if not isinstance(client, FacebookUpstream):
@@ -95,9 +99,16 @@ class UpstreamRevocationSender:
                 if (await client.metadata()).revocation_endpoint is None:
                     return Outcome(False, False, None, "upstream has no revocation endpoint")
                 token = unseal(self.ctx, str(payload["sealed_token"]))
+                expired = (token.type == "access_token" and token.kept_at is not None
+                           and self.ctx.now() - token.kept_at >= ACCESS_TOKEN_LIFETIME_SECONDS)
                 await client.revoke(token.token, token.type)
         except TokenRequestFailed as exc:
             log.warning("upstream revocation at %s refused: %s", alias, exc.error)
+            if exc.error in ALREADY_INVALID and expired:
+                # Requirement 31: reported, not retried (asking again cannot help).
+                return Outcome(False, False, None,
+                               f"kept access token had expired ({exc.error}); the grant at "
+                               "the provider was not revoked")
             if exc.error in ALREADY_INVALID:
                 return Outcome(True, False, None, f"already invalid ({exc.error})")
             return Outcome(False, exc.error not in REFUSED, None, exc.error)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from idp.crypto.keys import KeyEncryptor
 from idp.federation.identity import UpstreamIdentity
@@ -23,6 +23,9 @@ class UpstreamToken:
     token: str
     # "refresh_token" (Apple always, Google with access_type=offline) or "access_token".
     type: str
+    # When we kept it: an access token lives about an hour (Google: 3599 s), so an upstream's
+    # "invalid_token" for an older one means "expired", not "already revoked".
+    kept_at: int | None = None
 
     def __repr__(self) -> str:  # never in logs
         return f"UpstreamToken(type={self.type!r})"
@@ -40,13 +43,16 @@ def risc_digest(token: str) -> str:
 
 def seal(ctx: Context, token: UpstreamToken) -> tuple[str, str]:
     """(encrypted, RISC digest) for the `identities.refresh_token_*` columns."""
-    return (_encryptor(ctx).encrypt({"token": token.token, "type": token.type}),
+    return (_encryptor(ctx).encrypt({"token": token.token, "type": token.type,
+                                     "kept_at": token.kept_at}),
             risc_digest(token.token))
 
 
 def unseal(ctx: Context, encrypted: str) -> UpstreamToken:
     data = _encryptor(ctx).decrypt(encrypted)
-    return UpstreamToken(token=str(data["token"]), type=str(data["type"]))
+    kept_at = data.get("kept_at")
+    return UpstreamToken(token=str(data["token"]), type=str(data["type"]),
+                         kept_at=kept_at if isinstance(kept_at, int) else None)
 
 
 def _chosen(identity: UpstreamIdentity) -> UpstreamToken | None:
@@ -55,7 +61,8 @@ def _chosen(identity: UpstreamIdentity) -> UpstreamToken | None:
     one: Apple always, Google only with offline access. Without one, Google's access token is
     kept: revoking a live access token revokes the whole grant at Google, and deletion needs a
     sign-in within `recent_auth_seconds`, so the token of that login (valid an hour) is
-    usually still live; a dead one is answered `invalid_token`, which counts as revoked.
+    usually still live. When it is not, the upstream's `invalid_token` cannot say whether the
+    grant is gone or the token merely expired: the sender reports that revocation as failed.
     Facebook needs none: its revocation uses our app token (DELETE /{asid}/permissions)."""
     if identity.refresh_token:
         return UpstreamToken(identity.refresh_token, "refresh_token")
@@ -73,7 +80,8 @@ def keep(ctx: Context, linked: Identity, identity: UpstreamIdentity) -> None:
     if token.type != "refresh_token" and linked.refresh_token_encrypted is not None and \
             unseal(ctx, linked.refresh_token_encrypted).type == "refresh_token":
         return
-    linked.refresh_token_encrypted, linked.refresh_token_digest = seal(ctx, token)
+    linked.refresh_token_encrypted, linked.refresh_token_digest = seal(
+        ctx, replace(token, kept_at=ctx.now()))
 
 
 def forget(linked: Identity) -> None:

@@ -202,10 +202,6 @@ async def test_made_up_kids_reload_the_keys_once_a_second_and_a_new_replicas_key
     assert len(key_loads) == 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "KeyManager.verify_own: parallel requests all read the same old ring and all call "
-    "ring(force=True); force skips the 'someone reloaded meanwhile' check under the lock, "
-    "so each reloads in turn: N parallel made-up kids cost N key-set loads, not one"))
 async def test_made_up_kids_presented_in_parallel_reload_the_keys_at_most_once(
         client: httpx.AsyncClient, ctx: Context, clock: FakeClock,
         key_loads: list[str]) -> None:

@@ -138,7 +138,9 @@ class KeyManager:
         ):
             return ring
         async with self._lock:
-            if not force and self._ring is not None and self._ring is not ring:
+            if self._ring is not None and self._ring is not ring:
+                # Reloaded by another request while this one waited for the lock, forced or
+                # not: parallel requests with unknown kids reload the key set once.
                 return self._ring
             self._ring = await self._load()
             return self._ring

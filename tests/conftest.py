@@ -152,14 +152,14 @@ async def _empty_tables(ctx: Context) -> None:
                 await session.execute(table.delete())
         else:
             # The ledger's append-only triggers stand aside while the test database is emptied.
-            triggers = list(await session.scalars(text(
-                "SELECT sql FROM sqlite_master WHERE type = 'trigger' "
+            triggers = list(await session.execute(text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
                 "AND tbl_name = 'consent_ledger'")))
-            for name in ("consent_ledger_no_delete", "consent_ledger_no_update"):
-                await session.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+            for name, _ in triggers:
+                await session.execute(text(f'DROP TRIGGER IF EXISTS "{name}"'))
             for table in reversed(Base.metadata.sorted_tables):
                 await session.execute(table.delete())
-            for statement in triggers:
+            for _, statement in triggers:
                 await session.execute(text(statement))
 
 

@@ -507,12 +507,12 @@ async def _without_triggers(session, ctx: Context, statement: str) -> None:  # t
         await session.execute(text(statement))
         await session.execute(text("ALTER TABLE consent_ledger ENABLE TRIGGER USER"))
         return
-    triggers = list(await session.scalars(text(
-        "SELECT sql FROM sqlite_master WHERE type='trigger' AND tbl_name='consent_ledger'")))
-    for name in ("consent_ledger_no_delete", "consent_ledger_no_update"):
-        await session.execute(text(f"DROP TRIGGER {name}"))
+    triggers = list(await session.execute(text(
+        "SELECT name, sql FROM sqlite_master WHERE type='trigger' AND tbl_name='consent_ledger'")))
+    for name, _ in triggers:
+        await session.execute(text(f'DROP TRIGGER "{name}"'))
     await session.execute(text(statement))
-    for sql in triggers:
+    for _, sql in triggers:
         await session.execute(text(sql))
 
 

@@ -134,10 +134,6 @@ async def test_erasing_the_payload_is_the_one_change_allowed(
                   seq=entries[0]["seq"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SQLite: INSERT OR REPLACE deletes the conflicting entry without firing the DELETE trigger "
-    "(recursive_triggers is off) and is no UPDATE, so it rewrites an entry; migration 0003 "
-    "needs a BEFORE INSERT trigger refusing an existing seq or entry_id"))
 async def test_insert_or_replace_cannot_rewrite_an_entry_on_sqlite(
         ctx: Context, entries: list[dict[str, Any]]) -> None:
     if ctx.db.dialect != "sqlite":
@@ -151,10 +147,6 @@ async def test_insert_or_replace_cannot_rewrite_an_entry_on_sqlite(
         assert await ledger_rows(ctx) == entries
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "PostgreSQL: TRUNCATE fires no row trigger, so it empties the ledger; migration 0003 "
-    "needs a BEFORE TRUNCATE statement trigger (and tests/conftest.py then has to stand it "
-    "aside when it empties the tables)"))
 async def test_truncate_cannot_empty_the_ledger_on_postgresql(
         ctx: Context, entries: list[dict[str, Any]]) -> None:
     if ctx.db.dialect != "postgresql":

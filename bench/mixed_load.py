@@ -51,7 +51,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.http_load import free_port, report_server_log  # noqa: E402
-from bench.oidc_load import (  # noqa: E402
+from bench.servers import (  # noqa: E402
     DEFAULT_ADMIN_URL,
     CpuWindow,
     IdpServer,

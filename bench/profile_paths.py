@@ -31,11 +31,10 @@ from bench.http_load import free_port, run_wrk  # noqa: E402
 from bench.oidc_load import (  # noqa: E402
     SCENARIOS,
     endpoint_for,
-    idp_server,
     split_url,
-    throwaway_database,
     write_slices,
 )
+from bench.servers import idp_server, throwaway_database  # noqa: E402
 
 FRAME = re.compile(r"\s*\((?:.*?site-packages/|.*?src/)?(?P<where>[^)]*)\)")
 

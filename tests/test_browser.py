@@ -310,6 +310,20 @@ async def test_our_form_posts_carry_our_origin(
     assert posts and posts[0].get("origin") == idp
 
 
+async def test_the_api_console_works_offline_under_its_csp(idp: str, page: Page) -> None:
+    """/docs is Swagger UI from our own copy: it renders the operations of our OpenAPI
+    document with nothing fetched from elsewhere and no CSP violation."""
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text)
+            if message.type == "error" else None)
+    page.on("request", lambda request: None if request.url.startswith(idp)
+            else problems.append(f"request to {request.url}"))
+    await page.goto(f"{idp}/docs")
+    await page.get_by_text("Token endpoint").first.wait_for()
+    await page.get_by_text("Token introspection (RFC 7662)").first.wait_for()
+    assert problems == []
+
+
 async def test_self_registration_through_the_page(
     ctx: Context, idp: str, brand: BrandApp, page: Page,
 ) -> None:

@@ -10,8 +10,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +20,7 @@ from idp.routes import (
     account_export,
     authorize,
     discovery,
+    docs,
     federation,
     grants,
     health,
@@ -118,17 +117,6 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         docs_url=None, redoc_url=None, openapi_url="/openapi.json",
     )
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        response = get_swagger_ui_html(openapi_url="/openapi.json", title="idp API")
-        # Swagger UI comes from its CDN; only this operator page may load it.
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src https://cdn.jsdelivr.net; img-src 'self' data: https:; "
-            "connect-src 'self'; frame-ancestors 'none'"
-        )
-        return response
-
     app.state.settings = settings
     app.state.cookies = BrowserCookies(settings)
     if ctx is not None:
@@ -136,8 +124,9 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (discovery, authorize, interaction, token, revocation, userinfo, logout,
                    grants, account, account_deletion, account_export, federation,
-                   upstream_hooks, pictures, health):
+                   upstream_hooks, pictures, health, docs):
         app.include_router(module.router)
+    docs.mount_assets(app)
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
     app.add_middleware(ClientSource, trusted_proxies=settings.trusted_proxies,

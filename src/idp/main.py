@@ -130,7 +130,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
     app.add_middleware(ClientSource, trusted_proxies=settings.trusted_proxies,
-                       device_cookie=settings.device_cookie_name, secure=settings.secure_cookies)
+                       cookies=app.state.cookies)
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
     app.add_middleware(AccessLog)
     return app

@@ -96,6 +96,13 @@ class BrowserCookies:
     def set_browser_id(self, response: Response, value: str) -> None:
         self._set(response, self.settings.browser_cookie_name, value, 400 * 86_400)
 
+    def device_cookie_header(self, value: str, max_age: int) -> bytes:
+        """The Set-Cookie header of a device cookie (idp.services.signin.devices), for the
+        middleware that writes it; the same attributes as every cookie of ours (`_set`)."""
+        carrier = Response()
+        self._set(carrier, self.settings.device_cookie_name, value, max_age)
+        return carrier.raw_headers[-1][1]
+
     def set_session(self, response: Response, value: str) -> None:
         self._set(response, self.settings.session_cookie_name, value, self.settings.session_ttl)
 

@@ -16,6 +16,7 @@ from idp.services.signin.devices import (
     request_devices,
 )
 from idp.services.signin.throttle import request_source
+from idp.web.browser import BrowserCookies
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -25,12 +26,11 @@ class ClientSource:
     X-Forwarded-For when, and only when, the peer is one of `trusted_proxies`; and
     `request_devices` from the device cookie, writing back the one a sign-in issued."""
 
-    def __init__(self, app: ASGIApp, trusted_proxies: tuple[str, ...], device_cookie: str,
-                 secure: bool) -> None:
+    def __init__(self, app: ASGIApp, trusted_proxies: tuple[str, ...],
+                 cookies: BrowserCookies) -> None:
         self.app = app
         self.networks = proxy_networks(trusted_proxies)
-        self.device_cookie = device_cookie
-        self.secure = secure
+        self.cookies = cookies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,13 +42,15 @@ class ClientSource:
                      if name == b"x-forwarded-for"] if self.networks else []
         token = request_source.set(
             client_address(peer[0] if peer else None, forwarded, self.networks))
-        devices = DeviceCookie(parse(_cookie(headers, self.device_cookie)))
+        devices = DeviceCookie(parse(_cookie(headers, self.cookies.settings.device_cookie_name)))
         devices_token = request_devices.set(devices)
 
         async def send_device_cookie(message: Message) -> None:
             if message["type"] == "http.response.start" and devices.issued is not None:
-                message = {**message, "headers": [
-                    *message.get("headers", []), (b"set-cookie", self._set_cookie(devices.issued))]}
+                issued = self.cookies.device_cookie_header(devices.issued,
+                                                           DEVICE_COOKIE_DAYS * 86_400)
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"set-cookie", issued)]}
             await send(message)
 
         try:
@@ -57,11 +59,6 @@ class ClientSource:
             request_devices.reset(devices_token)
             request_source.reset(token)
 
-    def _set_cookie(self, value: str) -> bytes:
-        # ATO-14: like the session cookie: __Host- prefix over https, HttpOnly, SameSite=Lax.
-        secure = "; Secure" if self.secure else ""
-        return (f"{self.device_cookie}={value}; Max-Age={DEVICE_COOKIE_DAYS * 86_400}; Path=/"
-                f"; HttpOnly; SameSite=Lax{secure}").encode("latin-1")
 
 
 def _cookie(headers: Iterable[tuple[bytes, bytes]], name: str) -> str | None:

@@ -60,14 +60,22 @@ def _mac(ctx: Context, account_key: str, nonce: str) -> str:
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
-def trusted_device(ctx: Context, account_key: str) -> str | None:
-    """The throttle key of this browser for this account, if it signed in to it before."""
+def _entry_for(ctx: Context, account_key: str) -> str | None:
+    """The presented entry that binds this browser to the account, if any."""
     cookie = request_devices.get()
     for entry in cookie.presented if cookie else ():
         nonce, _, mac = entry.partition(".")
         if hmac.compare_digest(_mac(ctx, account_key, nonce), mac):
-            return "device:" + hashlib.sha256(nonce.encode()).hexdigest()
+            return entry
     return None
+
+
+def trusted_device(ctx: Context, account_key: str) -> str | None:
+    """The throttle key of this browser for this account, if it signed in to it before."""
+    entry = _entry_for(ctx, account_key)
+    if entry is None:
+        return None
+    return "device:" + hashlib.sha256(entry.partition(".")[0].encode()).hexdigest()
 
 
 def remember(ctx: Context, account_key: str) -> None:
@@ -76,11 +84,9 @@ def remember(ctx: Context, account_key: str) -> None:
     cookie = request_devices.get()
     if cookie is None:
         return  # not a browser request (the CLI, a test calling the service directly)
-    mine = [entry for entry in cookie.presented
-            if hmac.compare_digest(_mac(ctx, account_key, entry.partition(".")[0]),
-                                   entry.partition(".")[2])]
-    if not mine:
+    mine = _entry_for(ctx, account_key)
+    if mine is None:
         nonce = new_handle(12)
-        mine = [f"{nonce}.{_mac(ctx, account_key, nonce)}"]
-    others = [entry for entry in cookie.presented if entry not in mine]
-    cookie.issued = "~".join([mine[0], *others][:MAX_ENTRIES])
+        mine = f"{nonce}.{_mac(ctx, account_key, nonce)}"
+    others = [entry for entry in cookie.presented if entry != mine]
+    cookie.issued = "~".join([mine, *others][:MAX_ENTRIES])

@@ -5,8 +5,9 @@ that almost never changes.
 An entry is trusted for `Settings.client_cache_seconds`. A miss reads the database and is not
 remembered (unknown ids cannot fill the cache), and a presented secret that does not match the
 cached registration is checked once more against the database, so a client registered or
-given a new secret a moment ago is never refused. A change made through this process is seen
-at once (`forget`); another replica's change within `client_cache_seconds`.
+given a new secret a moment ago is never refused, and a removed one stops within
+`client_cache_seconds`. (Nothing changes a registration yet; the use case that will must drop
+the entry here too.)
 """
 
 from __future__ import annotations
@@ -46,10 +47,3 @@ class ClientCache:
 
     def cached_ids(self) -> list[str]:
         return sorted(self._entries)
-
-    def forget(self, client_id: str | None = None) -> None:
-        """Drop one client (or all) after a change, so this process sees it at once."""
-        if client_id is None:
-            self._entries.clear()
-        else:
-            self._entries.pop(client_id, None)

@@ -10,10 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from idp.store.models import AccessToken, Grant, RefreshToken, User
 
 
-async def get_access_token(session: AsyncSession, jti: str) -> AccessToken | None:
-    return await session.get(AccessToken, jti)
-
-
 async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
     return await session.get(RefreshToken, token_hash)
 

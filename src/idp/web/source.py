@@ -31,6 +31,7 @@ class ClientSource:
         self.app = app
         self.networks = proxy_networks(trusted_proxies)
         self.cookies = cookies
+        self.device_cookie = cookies.settings.device_cookie_name  # not derived per request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,7 +43,7 @@ class ClientSource:
                      if name == b"x-forwarded-for"] if self.networks else []
         token = request_source.set(
             client_address(peer[0] if peer else None, forwarded, self.networks))
-        devices = DeviceCookie(parse(_cookie(headers, self.cookies.settings.device_cookie_name)))
+        devices = DeviceCookie(parse(_cookie(headers, self.device_cookie)))
         devices_token = request_devices.set(devices)
 
         async def send_device_cookie(message: Message) -> None:

@@ -77,6 +77,10 @@ def test_upgrade_downgrade_upgrade(fresh_url: str) -> None:
     assert version(fresh_url) == head
 
 
+# Tables a revision drops on purpose; any other table that disappears on the way up is a bug.
+DROPPED_ON_PURPOSE = {"0012": {"access_tokens"}}  # access tokens lost their rows
+
+
 def test_each_revision_upgrades_and_downgrades_alone(fresh_url: str) -> None:
     chain = revisions(fresh_url)
     assert chain[0] == "0001"
@@ -85,7 +89,9 @@ def test_each_revision_upgrades_and_downgrades_alone(fresh_url: str) -> None:
         migrate.upgrade(fresh_url, revision)
         assert version(fresh_url) == revision
         seen.append(tables(fresh_url) - {"alembic_version"})
-        assert seen[-1] >= seen[-2], f"{revision} dropped tables on the way up"
+        dropped = seen[-2] - seen[-1]
+        assert dropped == DROPPED_ON_PURPOSE.get(revision, set()), (
+            f"{revision} dropped {sorted(dropped)} on the way up")
     for index in range(len(chain) - 1, -1, -1):
         target = chain[index - 1] if index else "base"
         migrate.downgrade(fresh_url, target)

@@ -615,7 +615,8 @@ async def test_verifier_without_challenge_is_invalid_grant(client: httpx.AsyncCl
 
 async def test_codes_and_client_secrets_are_stored_hashed(client: httpx.AsyncClient,
                                                           ctx: Context) -> None:
-    app = await make_app(ctx)
+    app = await make_app(ctx, grant_types=["authorization_code", "refresh_token"],
+                         long_sessions=True)
     assert app.client_secret
     flow = Flow(app)
     code = await get_code(client, flow)
@@ -625,11 +626,13 @@ async def test_codes_and_client_secrets_are_stored_hashed(client: httpx.AsyncCli
     assert app.client_id in clients
     assert app.client_secret not in clients
     body = assert_tokens(await redeem(client, flow, code))
-    for table in ("authorization_codes", "access_tokens", "clients"):
+    assert body["refresh_token"]
+    # Revoked, the access token is named on the revocation list: by its jti only.
+    await client.post("/revoke", data={"token": body["access_token"]}, headers=app.basic())
+    for table in ("authorization_codes", "refresh_tokens", "token_revocations", "clients"):
         dump = await table_dump(ctx, table)
-        assert code not in dump
-        assert app.client_secret not in dump
-        assert body["access_token"] not in dump
+        for secret in (code, app.client_secret, body["access_token"], body["refresh_token"]):
+            assert secret not in dump, table
 
 
 async def test_code_replay_also_revokes_the_refresh_token_issued_from_it(

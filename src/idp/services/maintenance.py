@@ -9,6 +9,7 @@ from sqlalchemy import delete
 
 from idp.services.context import Context
 from idp.services.signin import throttle
+from idp.store import tokens as token_store
 from idp.store.models import AuthorizationCode, FederationState, Interaction, UsedAssertion
 
 log = logging.getLogger("idp.maintenance")
@@ -30,6 +31,7 @@ async def run_once(ctx: Context) -> None:
         # Expired upstream round trips; each holds an encrypted nonce and PKCE verifier.
         await session.execute(delete(FederationState).where(FederationState.expires_at <= now))
         await throttle.purge(session, now, ctx.settings)
+        await token_store.purge_revocations(session, now)
 
 
 async def run_forever(ctx: Context, interval: float) -> None:

@@ -1,13 +1,16 @@
-"""Access and refresh token records: live-state checks and revocation by code, grant or session."""
+"""Refresh token records and the live state access tokens are judged by: revocation by
+token, code, grant, browser session or account."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import BindParameter, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.store.models import AccessToken, Grant, RefreshToken, User
+from idp.store.models import Client, Grant, RefreshToken, TokenRevocation, User
 
 
 async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
@@ -16,11 +19,23 @@ async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshTo
 
 # The hot paths' statements, built once: each request binds its values, and SQLAlchemy's
 # compiled-statement cache key is computed once per statement instead of per request.
-_ACCESS_TOKEN_STATE = (
-    select(AccessToken, Grant, User)
-    .outerjoin(Grant, Grant.id == AccessToken.grant_id)
-    .outerjoin(User, User.id == AccessToken.user_id)
-    .where(AccessToken.jti == bindparam("jti")))
+
+# Every access token is at most this old (Settings.access_token_ttl's upper bound), so a
+# revocation entry older than this names no live token.
+REVOCATION_KEPT_SECONDS = 86_400
+# An access token can be named by three revocation keys (jti, browser session, code chain);
+# a token without one binds an empty string, which no entry has.
+_KEYS: tuple[BindParameter[str], ...] = (
+    bindparam("k_jti"), bindparam("k_sid"), bindparam("k_chain"))
+_REVOKED = (select(TokenRevocation.key).where(TokenRevocation.key.in_(_KEYS))
+            .limit(1).scalar_subquery())
+_USER_TOKEN_STATE = (
+    select(Grant, User, _REVOKED)
+    .join(User, User.id == Grant.user_id)
+    .where(Grant.id == bindparam("grant_id")))
+_CLIENT_TOKEN_STATE = select(
+    select(Client.client_id).where(Client.client_id == bindparam("client_id"))
+    .scalar_subquery(), _REVOKED)
 _REFRESH_TOKEN_STATE = (
     select(RefreshToken, Grant, User)
     .outerjoin(Grant, Grant.id == RefreshToken.grant_id)
@@ -50,12 +65,31 @@ _CLAIM_REFRESH_TOKEN = (
     .execution_options(synchronize_session=False))
 
 
-async def access_token_state(session: AsyncSession, jti: str
-                             ) -> tuple[AccessToken, Grant | None, User | None] | None:
-    """An access token with its grant and its user, in one statement: what introspection and
-    every bearer check judge it by."""
-    row = (await session.execute(_ACCESS_TOKEN_STATE, {"jti": jti})).first()
-    return (row[0], row[1], row[2]) if row else None
+def chain_of(code_hash: str) -> str:
+    """The name the tokens descended from one authorization code share (access tokens carry
+    it as `chain`): half the code's digest, which says nothing about the used code."""
+    return code_hash[:32]
+
+
+def revocation_keys(jti: str, sid: str | None, chain: str | None) -> dict[str, str]:
+    return {"k_jti": f"jti:{jti}", "k_sid": f"sid:{sid}" if sid else "",
+            "k_chain": f"code:{chain}" if chain else ""}
+
+
+async def user_token_state(session: AsyncSession, grant_id: str, keys: dict[str, str]
+                           ) -> tuple[Grant, User, bool] | None:
+    """What an end-user's access token is judged by, in one statement: its grant, the
+    grant's user, and whether any of its revocation keys was revoked."""
+    row = (await session.execute(_USER_TOKEN_STATE, {"grant_id": grant_id, **keys})).first()
+    return (row[0], row[1], row[2] is not None) if row else None
+
+
+async def client_token_state(session: AsyncSession, client_id: str, keys: dict[str, str]
+                             ) -> tuple[bool, bool]:
+    """A client's own access token, in one statement: whether the client still exists, and
+    whether the token was revoked."""
+    row = (await session.execute(_CLIENT_TOKEN_STATE, {"client_id": client_id, **keys})).one()
+    return row[0] is not None, row[1] is not None
 
 
 async def refresh_token_state(session: AsyncSession, token_hash: str
@@ -92,45 +126,52 @@ def _count(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def _revoke(session: AsyncSession, now: int, access: list[Any] | None,
-                  refresh: list[Any] | None) -> int:
-    """Mark the live access and/or refresh tokens matching the criteria revoked; the one
-    mechanism behind every revocation below.
+async def _revoke_refresh(session: AsyncSession, now: int, *criteria: Any) -> int:
+    """Mark the live refresh tokens matching the criteria revoked; the one UPDATE behind
+    every revocation below. Row locks are taken grant first, then its refresh tokens, as
+    every refresh takes them: twenty parallel refreshes deadlocked in any other order."""
+    return _count(await session.execute(
+        update(RefreshToken).where(RefreshToken.revoked_at.is_(None), *criteria)
+        .values(revoked_at=now)))
 
-    Refresh tokens are locked before access tokens, always. A refresh that loses the race
-    for a token still holds that token's row lock (PostgreSQL keeps the lock of a row it
-    re-checked and found no longer matching), and its reuse revocation then goes on to the
-    grant's tokens; taking them in any other order than the claim's deadlocks against the
-    next loser, as twenty parallel refreshes showed."""
-    count = 0
-    if refresh is not None:
-        count += _count(await session.execute(
-            update(RefreshToken).where(RefreshToken.revoked_at.is_(None), *refresh)
-            .values(revoked_at=now)))
-    if access is not None:
-        count += _count(await session.execute(
-            update(AccessToken).where(AccessToken.revoked_at.is_(None), *access)
-            .values(revoked_at=now)))
-    return count
+
+async def _raise_epoch(session: AsyncSession, *criteria: Any) -> int:
+    """End every access token issued so far under the matching grants."""
+    return _count(await session.execute(
+        update(Grant).where(*criteria).values(token_epoch=Grant.token_epoch + 1)
+        .execution_options(synchronize_session="fetch")))
+
+
+async def _add_revocations(session: AsyncSession, keys: list[str], now: int) -> None:
+    if not keys:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    # Revoking twice is revoking once: the first entry stands.
+    await session.execute(
+        insert(TokenRevocation).on_conflict_do_nothing(index_elements=["key"]),
+        [{"key": key, "revoked_at": now, "expires_at": now + REVOCATION_KEPT_SECONDS}
+         for key in keys])
 
 
 async def revoke_by_code(session: AsyncSession, code_hash: str, now: int) -> int:
     """Every access and refresh token descended from one authorization code: the code's own
     tokens and the refresh chain it began (each link carries the code's digest)."""
-    return await _revoke(session, now, [AccessToken.code_hash == code_hash],
-                         [RefreshToken.code_hash == code_hash])
+    await _add_revocations(session, [f"code:{chain_of(code_hash)}"], now)
+    return await _revoke_refresh(session, now, RefreshToken.code_hash == code_hash)
 
 
 async def revoke_by_grant(session: AsyncSession, grant_id: str, now: int) -> int:
     """Every access and refresh token issued under the grant."""
-    return await _revoke(session, now, [AccessToken.grant_id == grant_id],
-                         [RefreshToken.grant_id == grant_id])
+    await _raise_epoch(session, Grant.id == grant_id)
+    return await _revoke_refresh(session, now, RefreshToken.grant_id == grant_id)
 
 
 async def revoke_by_session(session: AsyncSession, sid: str, now: int) -> int:
     """What a browser session issued, except refresh tokens granted offline_access."""
-    return await _revoke(session, now, [AccessToken.sid == sid],
-                         [RefreshToken.sid == sid, RefreshToken.offline.is_(False)])
+    await _add_revocations(session, [f"sid:{sid}"], now)
+    return await _revoke_refresh(session, now, RefreshToken.sid == sid,
+                                 RefreshToken.offline.is_(False))
 
 
 async def revoke_all_of_sessions(session: AsyncSession, sids: list[str], now: int) -> int:
@@ -138,21 +179,25 @@ async def revoke_all_of_sessions(session: AsyncSession, sids: list[str], now: in
     upstream revocation withdraws everything that login led to (federation.md §9 req 27)."""
     if not sids:
         return 0
-    return await _revoke(session, now, [AccessToken.sid.in_(sids)],
-                         [RefreshToken.sid.in_(sids)])
+    await _add_revocations(session, [f"sid:{sid}" for sid in sids], now)
+    return await _revoke_refresh(session, now, RefreshToken.sid.in_(sids))
 
 
 async def revoke_access_token(session: AsyncSession, jti: str, now: int) -> None:
-    await _revoke(session, now, [AccessToken.jti == jti], None)
+    await _add_revocations(session, [f"jti:{jti}"], now)
 
 
 async def revoke_refresh_tokens_of_user(session: AsyncSession, user_id: str, now: int) -> int:
     """Every refresh token of the account, offline ones included (ATO-11, RFC 9700 §4.14.2)."""
-    return await _revoke(session, now, None, [RefreshToken.user_id == user_id])
+    return await _revoke_refresh(session, now, RefreshToken.user_id == user_id)
 
 
 async def revoke_all_of_user(session: AsyncSession, user_id: str, now: int) -> int:
     """Every access and refresh token of the account: it was deactivated (federation.md §9
     requirement 27, `account-delete` with no other way in)."""
-    return await _revoke(session, now, [AccessToken.user_id == user_id],
-                         [RefreshToken.user_id == user_id])
+    await _raise_epoch(session, Grant.user_id == user_id)
+    return await _revoke_refresh(session, now, RefreshToken.user_id == user_id)
+
+
+async def purge_revocations(session: AsyncSession, now: int) -> None:
+    await session.execute(delete(TokenRevocation).where(TokenRevocation.expires_at <= now))

@@ -11,7 +11,7 @@ from idp.services.consent.grants import grant_consent_claim
 from idp.services.context import Context
 from idp.services.tokens.client_auth import authenticated_client
 from idp.services.tokens.state import find_token, live_grant, presented_claims
-from idp.store.models import AccessToken, Grant
+from idp.store.models import Grant
 
 INACTIVE: dict[str, Any] = {"active": False}
 
@@ -38,21 +38,19 @@ async def introspect(ctx: Context, form: Mapping[str, str], repeated: set[str],
     grant = live_grant(found, now)
     if grant is False:
         return INACTIVE
-    record = found.record
-    scopes = list(record.scopes)
-    body: dict[str, Any] = {
-        "active": True,
-        "scope": " ".join(scopes),
-        "client_id": record.client_id,
-        "sub": record.user_id or record.client_id,
-        "exp": record.expires_at,
-        "iss": ctx.settings.issuer,
-        "token_type": "Bearer" if isinstance(record, AccessToken) else "refresh_token",
-    }
-    if isinstance(record, AccessToken):
-        body.update(iat=record.issued_at, aud=found.claims.get("aud"), jti=record.jti)
+    scopes = found.scopes
+    body: dict[str, Any] = {"active": True, "scope": " ".join(scopes),
+                            "client_id": found.client_id, "iss": ctx.settings.issuer}
+    if found.refresh is not None:
+        record = found.refresh
+        body.update(sub=record.user_id, exp=record.expires_at, iat=record.created_at,
+                    aud=record.client_id)
+        body["token_type"] = "refresh_token"
     else:
-        body.update(iat=record.created_at, aud=record.client_id)
+        claims = found.claims
+        body.update(sub=claims.get("sub"), exp=claims.get("exp"), iat=claims.get("iat"),
+                    aud=claims.get("aud"), jti=claims.get("jti"))
+        body["token_type"] = "Bearer"
     if isinstance(grant, Grant):
         body["consent"] = grant_consent_claim(grant, scopes)
     return body

@@ -1,7 +1,8 @@
 """Minting access tokens (RFC 9068), ID tokens (OIDC Core §2, §3.1.3.6) and refresh tokens.
 
-Every function adds its server-side record to the caller's unit of work; the caller returns
-the tokens only after that unit of work commits (REL-04).
+Access and ID tokens are signed JWTs with no row. A refresh token's row is added to the
+caller's unit of work; the caller returns the tokens only after that unit of work commits
+(REL-04).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from idp.domain import ClientConfig
 from idp.protocol.claims import at_hash, release, user_claims
 from idp.services.consent.grants import grant_consent_claim
 from idp.services.context import Context
-from idp.store.models import AccessToken, Grant, RefreshToken, User
+from idp.store.models import Grant, RefreshToken, User
+from idp.store.tokens import chain_of
 
-# Core inserts on the tables, built once: the statement's compiled form is cached and each
-# request only binds its values (no ORM flush, no per-request statement construction).
-INSERT_ACCESS_TOKEN = insert(cast(Table, AccessToken.__table__))
+# A Core insert, built once: the statement's compiled form is cached and each request only
+# binds its values (no ORM flush, no per-request statement construction).
 INSERT_REFRESH_TOKEN = insert(cast(Table, RefreshToken.__table__))
 
 
@@ -47,38 +48,42 @@ class Subject:
     auth: Authentication | None = None
 
 
-async def mint_access_token(ctx: Context, ring: KeyRing, session: AsyncSession,
-                            client: ClientConfig, subject: Subject, scopes: list[str],
-                            claims_param: dict[str, Any] | None, code_hash: str | None = None
-                            ) -> str:
+def mint_access_token(ctx: Context, ring: KeyRing, client: ClientConfig, subject: Subject,
+                      scopes: list[str], claims_param: dict[str, Any] | None,
+                      code_hash: str | None = None) -> str:
+    """An RFC 9068 access token. It has no row: everything introspection and UserInfo need
+    is in the signed JWT, and its live state is its grant's (the `epoch` it was issued in)
+    plus the revocation list its `jti`, `sid` and `chain` may appear in
+    (`idp.store.tokens`)."""
     now = ctx.now()
-    jti = new_handle(16)
     claims: dict[str, Any] = {
         "iss": ctx.settings.issuer,
         "sub": subject.sub,
         "aud": ctx.settings.issuer,
         "client_id": client.client_id,
         "scope": " ".join(scopes),
-        "jti": jti,
+        "jti": new_handle(16),
         "iat": now,
         "exp": now + ctx.settings.access_token_ttl,
     }
-    if subject.auth is not None:
-        claims.update(auth_time=subject.auth.auth_time, acr=subject.auth.acr,
-                      amr=list(subject.auth.amr))
-    if subject.grant is not None:
+    auth, grant = subject.auth, subject.grant
+    if auth is not None:
+        claims.update(auth_time=auth.auth_time, acr=auth.acr, amr=list(auth.amr))
+        if auth.sid is not None:
+            # The browser session it was issued in (OIDC Front/Back-Channel Logout's `sid`):
+            # ending the session ends the token.
+            claims["sid"] = auth.sid
+    if grant is not None:
         # What this token was granted under, so a backend can enforce consent from it alone.
-        claims["consent"] = grant_consent_claim(subject.grant, scopes)
-    token = ring.sign(claims, alg=ctx.settings.access_token_signing_alg, typ="at+jwt")
-    await session.execute(INSERT_ACCESS_TOKEN, {
-        "jti": jti, "client_id": client.client_id,
-        "user_id": subject.user.id if subject.user else None,
-        "grant_id": subject.grant.id if subject.grant else None,
-        "code_hash": code_hash, "sid": subject.auth.sid if subject.auth else None,
-        "scopes": scopes, "claims": claims_param, "issued_at": now,
-        "expires_at": claims["exp"], "revoked_at": None,
-    })
-    return token
+        claims["consent"] = grant_consent_claim(grant, scopes)
+        claims["epoch"] = grant.token_epoch
+    if code_hash is not None:
+        # Descended from this authorization code: a replay of the code ends it.
+        claims["chain"] = chain_of(code_hash)
+    if claims_param and claims_param.get("userinfo"):
+        # OIDC Core §5.5: the claims the app asked UserInfo to return for this token.
+        claims["userinfo_claims"] = claims_param["userinfo"]
+    return ring.sign(claims, alg=ctx.settings.access_token_signing_alg, typ="at+jwt")
 
 
 def mint_id_token(ctx: Context, ring: KeyRing, client: ClientConfig, subject: Subject,

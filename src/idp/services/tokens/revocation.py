@@ -9,7 +9,6 @@ from idp.services.context import Context
 from idp.services.tokens.client_auth import authenticated_client
 from idp.services.tokens.state import find_token, presented_claims
 from idp.store import tokens as token_store
-from idp.store.models import RefreshToken
 
 TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
 
@@ -31,10 +30,9 @@ async def revoke(ctx: Context, form: Mapping[str, str], repeated: set[str],
         # RFC 7009 §2.1: a client may revoke only the tokens issued to it.
         if found.client_id != client.client_id:
             raise errors.InvalidGrant("The token was issued to another client")
-        record = found.record
-        if isinstance(record, RefreshToken):
+        if found.refresh is not None:
             # Revoking a refresh token ends the grant's access tokens too (RFC 7009 §2.1
             # SHOULD), and the refresh chain it belongs to.
-            await token_store.revoke_by_grant(session, record.grant_id, now)
+            await token_store.revoke_by_grant(session, found.refresh.grant_id, now)
         else:
-            await token_store.revoke_access_token(session, record.jti, now)
+            await token_store.revoke_access_token(session, str(found.claims.get("jti")), now)

@@ -1,5 +1,10 @@
-"""Finding a presented token and judging it against live state: shared by revocation (RFC 7009)
-and introspection (RFC 7662)."""
+"""Finding a presented token and judging it against live state: shared by revocation (RFC 7009),
+introspection (RFC 7662) and our own protected resources (UserInfo, the Grant API).
+
+An access token has no row (`idp.services.tokens.issuance`): it is live while its JWT has not
+expired, its grant stands at the token epoch it was issued in, its client still exists, and
+none of its revocation keys (its `jti`, its browser session, the authorization code it
+descends from) is on the revocation list. A refresh token is a row of its own."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from idp.crypto.handles import digest
 from idp.services.context import Context
 from idp.store import tokens as token_store
-from idp.store.models import AccessToken, Grant, RefreshToken, User
+from idp.store.models import Grant, RefreshToken, User
 
 MAX_TOKEN_LENGTH = 16 * 1024
 
@@ -19,14 +24,18 @@ MAX_TOKEN_LENGTH = 16 * 1024
 @dataclass(frozen=True)
 class FoundToken:
     kind: str  # "access_token" | "refresh_token"
-    record: AccessToken | RefreshToken
+    client_id: str
     claims: dict[str, Any]  # the JWT's claims for access tokens, {} for refresh tokens
+    refresh: RefreshToken | None  # the refresh token's row
     grant: Grant | None  # the grant it was issued under (None for a client's own token)
     user: User | None  # the end-user it is about (None for a client's own token)
+    revoked: bool = False  # an access token named on the revocation list
 
     @property
-    def client_id(self) -> str:
-        return self.record.client_id
+    def scopes(self) -> list[str]:
+        if self.refresh is not None:
+            return list(self.refresh.scopes)
+        return str(self.claims.get("scope", "")).split()
 
 
 async def presented_claims(ctx: Context, token: str) -> dict[str, Any] | None:
@@ -38,41 +47,81 @@ async def presented_claims(ctx: Context, token: str) -> dict[str, Any] | None:
     return await ctx.keys.verify_own(token, typ="at+jwt")
 
 
+def grant_id_of(claims: dict[str, Any]) -> str | None:
+    """The grant an end-user's access token was issued under (its `consent` claim)."""
+    consent = claims.get("consent")
+    grant_id = consent.get("grant_id") if isinstance(consent, dict) else None
+    return grant_id if isinstance(grant_id, str) else None
+
+
+async def access_token_state(session: AsyncSession, claims: dict[str, Any]
+                             ) -> FoundToken | None:
+    """An access token's live state in one statement; None when what it hangs off (its grant
+    or its client) is gone."""
+    client_id = claims.get("client_id")
+    if not isinstance(client_id, str):
+        return None
+    sid, chain = claims.get("sid"), claims.get("chain")
+    keys = token_store.revocation_keys(str(claims.get("jti", "")),
+                                       sid if isinstance(sid, str) else None,
+                                       chain if isinstance(chain, str) else None)
+    grant_id = grant_id_of(claims)
+    if grant_id is not None:
+        state = await token_store.user_token_state(session, grant_id, keys)
+        if state is None:
+            return None
+        grant, user, revoked = state
+        return FoundToken("access_token", client_id, claims, None, grant, user, revoked)
+    exists, revoked = await token_store.client_token_state(session, client_id, keys)
+    if not exists or claims.get("sub") != client_id:
+        return None
+    return FoundToken("access_token", client_id, claims, None, None, None, revoked)
+
+
 async def find_token(session: AsyncSession, token: str, hint: str | None,
                      claims: dict[str, Any] | None) -> FoundToken | None:
-    """The token's record, whatever `token_type_hint` says (RFC 7009 §2.1: the hint only
+    """The token's state, whatever `token_type_hint` says (RFC 7009 §2.1: the hint only
     speeds up the lookup; a wrong hint must not make the token unfindable). `claims` are
-    `presented_claims(token)`. One statement reads the record with its grant and user."""
+    `presented_claims(token)`. One statement reads it."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     order = ("refresh_token", "access_token") if hint == "refresh_token" else (
         "access_token", "refresh_token")
     for kind in order:
         if kind == "access_token" and claims is not None:
-            state = await token_store.access_token_state(session, str(claims.get("jti", "")))
-            if state is not None:
-                return FoundToken(kind, state[0], claims, state[1], state[2])
+            found = await access_token_state(session, claims)
+            if found is not None:
+                return found
         elif kind == "refresh_token" and "." not in token:
             refresh = await token_store.refresh_token_state(session, digest(token))
             if refresh is not None:
-                return FoundToken(kind, refresh[0], {}, refresh[1], refresh[2])
+                record, grant, user = refresh
+                return FoundToken(kind, record.client_id, {}, record, grant, user)
     return None
 
 
 def live_grant(found: FoundToken, now: int) -> Grant | bool | None:
     """False when the token is not active now; else its grant (None for client tokens)."""
-    record = found.record
-    if record.revoked_at is not None or record.expires_at <= now:
+    record = found.refresh
+    if record is not None:
+        if record.revoked_at is not None or record.expires_at <= now or (
+                record.used_at is not None or record.idle_expires_at <= now):
+            return False
+        if found.user is None:
+            return False  # the account is gone
+        grant = found.grant
+        if grant is None or grant.revoked_at is not None:
+            return False
+        return grant
+    claims = found.claims
+    exp = claims.get("exp")
+    if found.revoked or not isinstance(exp, int) or exp <= now:
         return False
-    if isinstance(record, RefreshToken) and (
-        record.used_at is not None or record.idle_expires_at <= now
-    ):
-        return False
-    if record.user_id is not None and found.user is None:
-        return False  # the account is gone
-    if record.grant_id is None:
-        return None
-    grant = found.grant
-    if grant is None or grant.revoked_at is not None:
+    grant, user = found.grant, found.user
+    if grant is None:
+        return None  # a client's own token: its client exists (access_token_state)
+    if user is None or grant.revoked_at is not None or (
+            claims.get("epoch") != grant.token_epoch or grant.client_id != found.client_id
+            or claims.get("sub") != user.id):
         return False
     return grant

@@ -13,9 +13,12 @@ from idp.services.tokens.bearer import authenticate_bearer
 
 async def userinfo(ctx: Context, access_token: str) -> dict[str, Any]:
     bearer = await authenticate_bearer(ctx, access_token)
-    record, grant, user = bearer.record, bearer.grant, bearer.user
-    if "openid" not in record.scopes:
+    grant, user, scopes = bearer.grant, bearer.user, bearer.scopes
+    if "openid" not in scopes:
         raise errors.InsufficientScope("The access token was not granted the openid scope")
     available = user_claims(user.email, user.email_verified, user.profile, user.updated_at)
-    body = release(available, list(record.scopes), grant.claims, "userinfo", record.claims)
-    return {"sub": user.id, **body, "consent": grant_consent_claim(grant, record.scopes)}
+    # OIDC Core §5.5: the `claims` request's userinfo member, carried in the token.
+    requested = bearer.claims.get("userinfo_claims")
+    claims_param = {"userinfo": requested} if isinstance(requested, dict) else None
+    body = release(available, scopes, grant.claims, "userinfo", claims_param)
+    return {"sub": user.id, **body, "consent": grant_consent_claim(grant, scopes)}

@@ -22,15 +22,14 @@ from idp.store.models.outbox import DeliveryAttempt, OutboxMessage
 from idp.store.models.security import SecurityEvent, Throttle
 from idp.store.models.sessions import BrowserSession, Interaction, SessionClient
 from idp.store.models.tokens import (
-    AccessToken,
     AuthorizationCode,
     Grant,
     RefreshToken,
+    TokenRevocation,
     UsedAssertion,
 )
 
 __all__ = [
-    "AccessToken",
     "AuthorizationCode",
     "Base",
     "BrowserSession",
@@ -51,6 +50,7 @@ __all__ = [
     "SessionClient",
     "SigningKey",
     "Throttle",
+    "TokenRevocation",
     "Upstream",
     "UpstreamDeletion",
     "UsedAssertion",

@@ -32,6 +32,12 @@ class Grant(Base):
     created_at: Mapped[int]
     updated_at: Mapped[int]
     revoked_at: Mapped[int | None]
+    # Raised whenever every access token issued under the grant so far must stop working
+    # (consent narrowed, a refresh token reused or revoked, the account signed out
+    # everywhere). Each access token carries the epoch it was issued in; one from an older
+    # epoch is inactive. A counter, not a time: a token issued in the same second as the
+    # revocation, after it, must stay live.
+    token_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class AuthorizationCode(Base):
@@ -58,27 +64,18 @@ class AuthorizationCode(Base):
     used_at: Mapped[int | None]
 
 
-class AccessToken(Base):
-    """Server-side record of each JWT access token, so introspection and UserInfo answer from
-    live state and a replayed code can revoke what it produced."""
+class TokenRevocation(Base):
+    """Access tokens are JWTs with no row of their own: introspection and UserInfo judge one
+    by its grant (live, and its `token_epoch`), its client, and this short list of what was
+    revoked more narrowly than a grant: one token (`jti:`), a browser session's tokens
+    (`sid:`), or the tokens descended from one authorization code (`code:`). An entry is
+    kept until every token it could name has expired, then purged."""
 
-    __tablename__ = "access_tokens"
-    __table_args__ = (Index("ix_access_tokens_code_hash", "code_hash"),)
+    __tablename__ = "token_revocations"
 
-    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
-    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    grant_id: Mapped[str | None] = mapped_column(
-        ForeignKey("grants.id", ondelete="CASCADE"), index=True
-    )
-    code_hash: Mapped[str | None] = mapped_column(String(64))
-    # The browser session the token was issued in (None for client credentials).
-    sid: Mapped[str | None] = mapped_column(String(64), index=True)
-    scopes: Mapped[list[str]] = mapped_column(JSON)
-    claims: Mapped[Json | None] = mapped_column(JSON)
-    issued_at: Mapped[int]
-    expires_at: Mapped[int]
-    revoked_at: Mapped[int | None]
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    revoked_at: Mapped[int]
+    expires_at: Mapped[int] = mapped_column(index=True)
 
 
 class RefreshToken(Base):

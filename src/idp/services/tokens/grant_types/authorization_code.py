@@ -80,8 +80,7 @@ async def _redeem(ctx: Context, ring: KeyRing, session: AsyncSession, client: Cl
     auth = Authentication(row.auth_time, tuple(row.amr), row.acr, row.sid, row.nonce)
     subject = Subject(user.id, user, grant, auth)
     scopes = list(row.scopes)
-    access_token = await mint_access_token(ctx, ring, session, client, subject, scopes,
-                                           row.claims, code_hash)
+    access_token = mint_access_token(ctx, ring, client, subject, scopes, row.claims, code_hash)
     body = token_response(access_token, ctx.settings.access_token_ttl, scopes)
     if wants_refresh_token(client, scopes):
         body["refresh_token"] = await mint_refresh_token(ctx, session, client, subject,

@@ -56,8 +56,8 @@ async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[
                     raise errors.InvalidGrant("The grant behind this token was revoked")
                 auth = Authentication(row.auth_time, tuple(row.amr), row.acr, row.sid, None)
                 subject = Subject(user.id, user, grant, auth)
-                access_token = await mint_access_token(ctx, ring, session, client, subject,
-                                                       scopes, row.claims, row.code_hash)
+                access_token = mint_access_token(ctx, ring, client, subject, scopes,
+                                                 row.claims, row.code_hash)
                 body = token_response(access_token, ctx.settings.access_token_ttl, scopes)
                 # RFC 6749 §6: the new refresh token keeps the original scope.
                 body["refresh_token"] = await mint_refresh_token(

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -106,9 +107,9 @@ class Database:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
         # The same pool, with each statement committed as it runs: no BEGIN and COMMIT round
         # trips around a unit of work that is one statement.
+        self._statement_engine = engine.execution_options(isolation_level=AUTOCOMMIT)
         self._statements = async_sessionmaker(
-            engine.execution_options(isolation_level=AUTOCOMMIT), expire_on_commit=False,
-            autoflush=False)
+            self._statement_engine, expire_on_commit=False, autoflush=False)
 
     @property
     def dialect(self) -> str:
@@ -131,6 +132,14 @@ class Database:
         stand or fall together."""
         async with self._statements() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def statements(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection for Core statements, each committed as it runs, with no ORM
+        session around it: the lightest way to the database, for the hot reads that answer
+        a request in one statement (UserInfo, introspection)."""
+        async with self._statement_engine.connect() as connection:
+            yield connection
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -3,12 +3,12 @@ token, code, grant, browser session or account."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BindParameter, bindparam, delete, select, update
+from sqlalchemy import BindParameter, Label, RowMapping, Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from idp.store.models import Client, Grant, RefreshToken, TokenRevocation, User
 
@@ -29,40 +29,58 @@ _KEYS: tuple[BindParameter[str], ...] = (
     bindparam("k_jti"), bindparam("k_sid"), bindparam("k_chain"))
 _REVOKED = (select(TokenRevocation.key).where(TokenRevocation.key.in_(_KEYS))
             .limit(1).scalar_subquery())
+# Columns, not entities: the hottest read of all (every UserInfo and introspection call)
+# skips the ORM's row loading; the caller gets detached Grant and User objects built from them.
+_GRANTS, _USERS = cast(Table, Grant.__table__), cast(Table, User.__table__)
+
+
+def _labelled(table: Table, prefix: str) -> list[Label[Any]]:
+    """The table's columns under prefixed names, so three tables' columns never collide."""
+    return [column.label(f"{prefix}{column.name}") for column in table.c]
+
+
+
+_GRANT_COLUMNS = tuple(column.name for column in _GRANTS.c)
+_USER_COLUMNS = tuple(column.name for column in _USERS.c)
 _USER_TOKEN_STATE = (
-    select(Grant, User, _REVOKED)
-    .join(User, User.id == Grant.user_id)
-    .where(Grant.id == bindparam("grant_id")))
+    select(*_labelled(_GRANTS, "g_"), *_labelled(_USERS, "u_"), _REVOKED.label("revoked"))
+    .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
+    .where(_GRANTS.c.id == bindparam("grant_id")))
 _CLIENT_TOKEN_STATE = select(
     select(Client.client_id).where(Client.client_id == bindparam("client_id"))
     .scalar_subquery(), _REVOKED)
+_REFRESHES = cast(Table, RefreshToken.__table__)
+_REFRESH_COLUMNS = tuple(column.name for column in _REFRESHES.c)
 _REFRESH_TOKEN_STATE = (
-    select(RefreshToken, Grant, User)
-    .outerjoin(Grant, Grant.id == RefreshToken.grant_id)
-    .outerjoin(User, User.id == RefreshToken.user_id)
-    .where(RefreshToken.token_hash == bindparam("token_hash")))
+    select(*_labelled(_REFRESHES, "r_"), *_labelled(_GRANTS, "g_"), *_labelled(_USERS, "u_"))
+    .join(_GRANTS, _GRANTS.c.id == _REFRESHES.c.grant_id)
+    .join(_USERS, _USERS.c.id == _REFRESHES.c.user_id)
+    .where(_REFRESHES.c.token_hash == bindparam("token_hash")))
 _LOCK_GRANT_OF_REFRESH_TOKEN = (
-    select(Grant, User)
-    .join(User, User.id == Grant.user_id)
-    .where(Grant.id == select(RefreshToken.grant_id)
-           .where(RefreshToken.token_hash == bindparam("token_hash")).scalar_subquery())
-    .with_for_update(of=Grant))
+    select(*_labelled(_GRANTS, "g_"), *_labelled(_USERS, "u_"))
+    .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
+    .where(_GRANTS.c.id == select(_REFRESHES.c.grant_id)
+           .where(_REFRESHES.c.token_hash == bindparam("token_hash")).scalar_subquery())
+    .with_for_update(of=_GRANTS))
 _CLAIM_REFRESH_TOKEN = (
-    update(RefreshToken)
+    update(_REFRESHES)
     .where(
         # (Bind names differ from the column names: an UPDATE reserves those for SET.)
-        RefreshToken.token_hash == bindparam("b_token_hash"),
+        _REFRESHES.c.token_hash == bindparam("b_token_hash"),
         # RFC 6749 §10.4: bound to the client it was issued to.
-        RefreshToken.client_id == bindparam("b_client_id"),
-        RefreshToken.used_at.is_(None),
-        RefreshToken.revoked_at.is_(None),
-        RefreshToken.expires_at > bindparam("b_now"),
-        RefreshToken.idle_expires_at > bindparam("b_now"),
+        _REFRESHES.c.client_id == bindparam("b_client_id"),
+        _REFRESHES.c.used_at.is_(None),
+        _REFRESHES.c.revoked_at.is_(None),
+        _REFRESHES.c.expires_at > bindparam("b_now"),
+        _REFRESHES.c.idle_expires_at > bindparam("b_now"),
     )
     .values(used_at=bindparam("b_now"))
-    .returning(RefreshToken)
-    # Nothing in the session to bring up to date: skip the ORM's evaluation of the criteria.
-    .execution_options(synchronize_session=False))
+    .returning(*_REFRESHES.c))
+
+
+def _grant_and_user(values: RowMapping) -> tuple[Grant, User]:
+    return (Grant(**{name: values[f"g_{name}"] for name in _GRANT_COLUMNS}),
+            User(**{name: values[f"u_{name}"] for name in _USER_COLUMNS}))
 
 
 def chain_of(code_hash: str) -> str:
@@ -76,27 +94,36 @@ def revocation_keys(jti: str, sid: str | None, chain: str | None) -> dict[str, s
             "k_chain": f"code:{chain}" if chain else ""}
 
 
-async def user_token_state(session: AsyncSession, grant_id: str, keys: dict[str, str]
-                           ) -> tuple[Grant, User, bool] | None:
+async def user_token_state(session: AsyncSession | AsyncConnection, grant_id: str,
+                           keys: dict[str, str]) -> tuple[Grant, User, bool] | None:
     """What an end-user's access token is judged by, in one statement: its grant, the
-    grant's user, and whether any of its revocation keys was revoked."""
+    grant's user (both detached: read them, never change them), and whether any of its
+    revocation keys was revoked."""
     row = (await session.execute(_USER_TOKEN_STATE, {"grant_id": grant_id, **keys})).first()
-    return (row[0], row[1], row[2] is not None) if row else None
+    if row is None:
+        return None
+    values = row._mapping
+    return *_grant_and_user(values), values["revoked"] is not None
 
 
-async def client_token_state(session: AsyncSession, client_id: str, keys: dict[str, str]
-                             ) -> tuple[bool, bool]:
+async def client_token_state(session: AsyncSession | AsyncConnection, client_id: str,
+                             keys: dict[str, str]) -> tuple[bool, bool]:
     """A client's own access token, in one statement: whether the client still exists, and
     whether the token was revoked."""
     row = (await session.execute(_CLIENT_TOKEN_STATE, {"client_id": client_id, **keys})).one()
     return row[0] is not None, row[1] is not None
 
 
-async def refresh_token_state(session: AsyncSession, token_hash: str
-                              ) -> tuple[RefreshToken, Grant | None, User | None] | None:
-    """A refresh token with its grant and its user, in one statement."""
+async def refresh_token_state(session: AsyncSession | AsyncConnection, token_hash: str
+                              ) -> tuple[RefreshToken, Grant, User] | None:
+    """A refresh token with its grant and its user, in one statement (all three detached).
+    None when any of them is gone."""
     row = (await session.execute(_REFRESH_TOKEN_STATE, {"token_hash": token_hash})).first()
-    return (row[0], row[1], row[2]) if row else None
+    if row is None:
+        return None
+    values = row._mapping
+    return (RefreshToken(**{name: values[f"r_{name}"] for name in _REFRESH_COLUMNS}),
+            *_grant_and_user(values))
 
 
 async def lock_grant_of_refresh_token(session: AsyncSession, token_hash: str
@@ -111,7 +138,7 @@ async def lock_grant_of_refresh_token(session: AsyncSession, token_hash: str
     and not again."""
     row = (await session.execute(_LOCK_GRANT_OF_REFRESH_TOKEN,
                                  {"token_hash": token_hash})).first()
-    return (row[0], row[1]) if row else None
+    return _grant_and_user(row._mapping) if row else None
 
 
 async def claim_refresh_token(session: AsyncSession, token_hash: str, client_id: str, now: int
@@ -119,7 +146,8 @@ async def claim_refresh_token(session: AsyncSession, token_hash: str, client_id:
     """Mark a live refresh token used; only one concurrent caller gets the row (REL-02)."""
     result = await session.execute(_CLAIM_REFRESH_TOKEN, {
         "b_token_hash": token_hash, "b_client_id": client_id, "b_now": now})
-    return result.scalar_one_or_none()
+    row = result.first()
+    return RefreshToken(**row._mapping) if row else None
 
 
 def _count(result: object) -> int:

@@ -30,8 +30,8 @@ async def authenticate_bearer(ctx: Context, access_token: str) -> Bearer:
     if claims is None or grant_id_of(claims) is None:
         raise errors.InvalidToken()  # not ours, or a client's own token: no end-user
     # One read: the token's grant with its user, and whether the token was revoked.
-    async with ctx.db.autocommit() as session:
-        found = await access_token_state(session, claims)
+    async with ctx.db.statements() as connection:
+        found = await access_token_state(connection, claims)
     grant = live_grant(found, ctx.now()) if found is not None else False
     if not isinstance(grant, Grant) or found is None or found.user is None:
         raise errors.InvalidToken()

@@ -28,8 +28,8 @@ async def introspect(ctx: Context, form: Mapping[str, str], repeated: set[str],
     now = ctx.now()
     claims = await presented_claims(ctx, token)
     # One read answers it: the token with its grant and user.
-    async with ctx.db.autocommit() as session:
-        found = await find_token(session, token, form.get("token_type_hint"), claims)
+    async with ctx.db.statements() as connection:
+        found = await find_token(connection, token, form.get("token_type_hint"), claims)
     if found is None:
         return INACTIVE
     # Refresh tokens are the business of the client that holds them alone.

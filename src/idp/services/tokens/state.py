@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from idp.crypto.handles import digest
 from idp.services.context import Context
@@ -54,7 +54,7 @@ def grant_id_of(claims: dict[str, Any]) -> str | None:
     return grant_id if isinstance(grant_id, str) else None
 
 
-async def access_token_state(session: AsyncSession, claims: dict[str, Any]
+async def access_token_state(session: AsyncSession | AsyncConnection, claims: dict[str, Any]
                              ) -> FoundToken | None:
     """An access token's live state in one statement; None when what it hangs off (its grant
     or its client) is gone."""
@@ -78,7 +78,7 @@ async def access_token_state(session: AsyncSession, claims: dict[str, Any]
     return FoundToken("access_token", client_id, claims, None, None, None, revoked)
 
 
-async def find_token(session: AsyncSession, token: str, hint: str | None,
+async def find_token(session: AsyncSession | AsyncConnection, token: str, hint: str | None,
                      claims: dict[str, Any] | None) -> FoundToken | None:
     """The token's state, whatever `token_type_hint` says (RFC 7009 §2.1: the hint only
     speeds up the lookup; a wrong hint must not make the token unfindable). `claims` are

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,13 @@ from idp.store.db import Database
 from idp.store.models import SigningKey
 
 MAX_JWT_LENGTH = 16 * 1024  # REL-10: size-cap every JWT before parsing
+# Tokens that verified, by the token itself: a backend presents the same access token to
+# introspection or UserInfo on every call it serves, and the signature check (parsing,
+# header rules, the ECDSA or RSA verify) was an eighth of a UserInfo request. Only tokens
+# that passed are kept, at most this many, each for at most VERIFIED_SECONDS and never
+# beyond the key ring it was checked against. Live state is still judged on every call.
+VERIFIED_CACHE_SIZE = 4096
+VERIFIED_SECONDS = 60
 
 
 def _header_kid(token: str) -> str | None:
@@ -55,6 +63,9 @@ class KeyManager:
         # Private keys already decrypted and parsed, by kid: a key's material never changes,
         # and parsing an RSA key costs tens of milliseconds at every ring reload.
         self._imported: dict[str, Key] = {}
+        # (token, typ) -> (ring it verified against, until, claims)
+        self._verified: OrderedDict[tuple[str, str | None],
+                                    tuple[KeyRing, float, dict[str, Any]]] = OrderedDict()
 
     def _now(self) -> int:
         return int(self._clock())
@@ -174,6 +185,12 @@ class KeyManager:
         if not token or len(token) > MAX_JWT_LENGTH or token.count(".") != 2:
             return None
         ring = await self.ring()
+        cached = self._verified.get((token, typ))
+        if cached is not None:
+            verified_by, until, claims = cached
+            if verified_by is ring and self._clock() < until:
+                return dict(claims)
+            del self._verified[(token, typ)]
         kid = _header_kid(token)
         known = {k.get("kid") for k in ring.published}
         if kid is not None and kid not in known and self._clock() - ring.loaded_at >= 1:
@@ -188,4 +205,8 @@ class KeyManager:
             return None
         if decoded.claims.get("iss") != self._settings.issuer:
             return None
-        return dict(decoded.claims)
+        claims = dict(decoded.claims)
+        self._verified[(token, typ)] = (ring, self._clock() + VERIFIED_SECONDS, claims)
+        while len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)  # the oldest
+        return dict(claims)

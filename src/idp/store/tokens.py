@@ -3,14 +3,16 @@ token, code, grant, browser session or account."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Label, RowMapping, Table, bindparam, delete, select, update
+from sqlalchemy import BindParameter, Label, Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from idp.store.models import Client, Grant, RefreshToken, TokenRevocation, User
+from idp.store.prepared import PreparedRead
 
 
 async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
@@ -42,13 +44,13 @@ def _labelled(table: Table, prefix: str) -> list[Label[Any]]:
 
 _GRANT_COLUMNS = tuple(column.name for column in _GRANTS.c)
 _USER_COLUMNS = tuple(column.name for column in _USERS.c)
-_USER_TOKEN_STATE = (
+_USER_TOKEN_STATE = PreparedRead(
     select(*_labelled(_GRANTS, "g_"), *_labelled(_USERS, "u_"), _REVOKED.label("revoked"))
     .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
     .where(_GRANTS.c.id == bindparam("grant_id")))
-_CLIENT_TOKEN_STATE = select(
+_CLIENT_TOKEN_STATE = PreparedRead(select(
     select(Client.client_id).where(Client.client_id == bindparam("client_id"))
-    .scalar_subquery(), _REVOKED)
+    .scalar_subquery().label("client_id"), _REVOKED.label("revoked")))
 _REFRESHES = cast(Table, RefreshToken.__table__)
 _REFRESH_COLUMNS = tuple(column.name for column in _REFRESHES.c)
 _REFRESH_TOKEN_STATE = (
@@ -78,7 +80,7 @@ _CLAIM_REFRESH_TOKEN = (
     .returning(*_REFRESHES.c))
 
 
-def _grant_and_user(values: RowMapping) -> tuple[Grant, User]:
+def _grant_and_user(values: Mapping[Any, Any]) -> tuple[Grant, User]:
     return (Grant(**{name: values[f"g_{name}"] for name in _GRANT_COLUMNS}),
             User(**{name: values[f"u_{name}"] for name in _USER_COLUMNS}))
 
@@ -99,10 +101,9 @@ async def user_token_state(session: AsyncSession | AsyncConnection, grant_id: st
     """What an end-user's access token is judged by, in one statement: its grant, the
     grant's user (both detached: read them, never change them), and whether any of its
     revocation keys was revoked."""
-    row = (await session.execute(_USER_TOKEN_STATE, {"grant_id": grant_id, **keys})).first()
-    if row is None:
+    values = await _USER_TOKEN_STATE.first(session, {"grant_id": grant_id, **keys})
+    if values is None:
         return None
-    values = row._mapping
     return *_grant_and_user(values), values["revoked"] is not None
 
 
@@ -110,8 +111,9 @@ async def client_token_state(session: AsyncSession | AsyncConnection, client_id:
                              keys: dict[str, str]) -> tuple[bool, bool]:
     """A client's own access token, in one statement: whether the client still exists, and
     whether the token was revoked."""
-    row = (await session.execute(_CLIENT_TOKEN_STATE, {"client_id": client_id, **keys})).one()
-    return row[0] is not None, row[1] is not None
+    values = await _CLIENT_TOKEN_STATE.first(session, {"client_id": client_id, **keys})
+    assert values is not None  # a SELECT of two scalar subqueries has one row
+    return values["client_id"] is not None, values["revoked"] is not None
 
 
 async def refresh_token_state(session: AsyncSession | AsyncConnection, token_hash: str

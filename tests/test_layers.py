@@ -11,7 +11,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "idp"
 BELOW_SERVICES = ("protocol", "store", "federation", "crypto", "net", "notifications",
-                  "domain", "errors", "settings")
+                  "observability", "domain", "errors", "settings")
 ABOVE_SERVICES = ("routes", "web", "cli", "main")
 ROOMS = ("consent", "tokens", "upstream", "signin", "accounts")
 

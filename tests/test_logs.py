@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from idp.observability.logs import JsonFormatter
 from idp.services.context import Context
 from tests.helpers import (
     PASSWORD,
@@ -49,7 +50,11 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFi
 
 def record_texts(records: list[logging.LogRecord]) -> list[str]:
     texts = []
+    json_lines = JsonFormatter()
     for record in records:
+        # The line `idp serve` writes (IDP_LOG_FORMAT=json), extra fields included.
+        with contextlib.suppress(TypeError, ValueError):
+            texts.append(json_lines.format(record))
         texts.append(str(record.msg))
         texts.append(repr(record.args))
         with contextlib.suppress(TypeError, ValueError):

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
-import time
+import os
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import FrameType
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from idp.notifications.dispatcher import Dispatcher
+from idp.observability import logs, metrics
 from idp.routes import (
     account,
     account_deletion,
@@ -27,6 +29,7 @@ from idp.routes import (
     health,
     interaction,
     logout,
+    operations,
     pictures,
     revocation,
     token,
@@ -39,46 +42,16 @@ from idp.services.upstream.revocation_sender import outbox_senders
 from idp.settings import Settings
 from idp.web.browser import BrowserCookies
 from idp.web.errors import install_error_handlers
+from idp.web.observe import RequestObserver
 from idp.web.security import SecurityHeaders
 from idp.web.source import ClientSource
 
-access_log = logging.getLogger("idp.access")
+# How long shutdown waits for a delivery the dispatcher has begun (its HTTP timeout is 5 s).
+SHUTDOWN_DELIVERY_SECONDS = 10
 
 DESCRIPTION = """Customer identity and consent service: an OAuth 2.0 authorization server and
 OpenID Provider. Protocol endpoints follow OIDC Core 1.0, RFC 6749, RFC 7636, RFC 8414,
 RFC 9068 and RFC 9207."""
-
-
-class AccessLog:
-    """Method, path, status and time. Never the query string: it can hold codes and tokens."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            access_log.info("%s %s %s %.1fms", scope["method"], _loggable(scope["path"]), status,
-                            (time.perf_counter() - started) * 1000)
-
-
-def _loggable(path: str) -> str:
-    """The path, without the confirmation code of a data-deletion status page (req 13)."""
-    head, marker, _ = path.partition("/deletion/")
-    return f"{head}{marker}…" if marker and head.startswith("/federation/") else path
 
 
 def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
@@ -90,6 +63,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         owned = ctx is None
         context = ctx or build_context(settings)
         app.state.ctx = context
+        context.db.observe_pool()
         if owned:
             await context.keys.ensure_keys()
         await context.passwords.warm_up()
@@ -102,24 +76,38 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
             gc.collect()
             gc.freeze()
         tasks: list[asyncio.Task[None]] = []
+        delivering: asyncio.Task[None] | None = None
         dispatcher = Dispatcher(context, senders=outbox_senders,
                                 allow_private=settings.dev_mode)
         if settings.background_tasks:
             context.outbox_signal = dispatcher.wake.set
-            tasks.append(asyncio.create_task(
-                dispatcher.run_forever(settings.outbox_interval_seconds)))
+            delivering = asyncio.create_task(
+                dispatcher.run_forever(settings.outbox_interval_seconds))
             tasks.append(asyncio.create_task(
                 maintenance.run_forever(context, settings.maintenance_interval_seconds)))
+        app.state.draining = False
+        if owned:
+            drain_on_sigterm(app, settings.shutdown_drain_seconds)
         try:
             yield
         finally:
+            # The dispatcher finishes the deliveries it has begun (each is recorded) and
+            # stops before the next; what it has not begun waits in the outbox for the next
+            # start or another replica. Maintenance is cut off: its unit of work rolls back.
+            dispatcher.stop()
             for task in tasks:
                 task.cancel()
+            if delivering is not None:
+                done, _ = await asyncio.wait({delivering}, timeout=SHUTDOWN_DELIVERY_SECONDS)
+                if not done:
+                    delivering.cancel()
+                tasks.append(delivering)
             await asyncio.gather(*tasks, return_exceptions=True)
             context.outbox_signal = None
             await dispatcher.close()
             if owned:
                 await context.close()
+                metrics.process_exited(os.getpid())
 
     app = FastAPI(
         title="idp", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
@@ -130,10 +118,11 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     app.state.cookies = BrowserCookies(settings)
     if ctx is not None:
         app.state.ctx = ctx
+        ctx.db.observe_pool()
     install_error_handlers(app)
     for module in (discovery, authorize, interaction, token, revocation, userinfo, logout,
                    grants, account, account_deletion, account_export, federation,
-                   upstream_hooks, pictures, health, docs):
+                   upstream_hooks, pictures, health, operations, docs):
         app.include_router(module.router)
     docs.mount_assets(app)
     static = Path(__file__).parent / "web" / "static"
@@ -141,11 +130,36 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     app.add_middleware(ClientSource, trusted_proxies=settings.trusted_proxies,
                        cookies=app.state.cookies)
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
-    app.add_middleware(AccessLog)
+    app.add_middleware(RequestObserver)
     return app
+
+
+def drain_on_sigterm(app: FastAPI, seconds: float) -> None:
+    """SIGTERM (an orchestrator taking this process out) first makes /health/ready answer
+    503, so load balancers stop sending new requests, while every request still gets
+    served; after `seconds` the server's own graceful shutdown follows (no new connections,
+    requests in flight finish). SIGINT, an operator's Ctrl-C, stops at once as before.
+
+    Installed from the lifespan, which runs after the server took the signals: the server's
+    handler is kept and called when the drain ends."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals reach the main thread only (an embedding caller's thread)
+    loop = asyncio.get_running_loop()
+    server_handler = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(sig: int, frame: FrameType | None) -> None:
+        if app.state.draining:
+            return
+        app.state.draining = True
+        if callable(server_handler):
+            loop.call_soon_threadsafe(loop.call_later, seconds, server_handler, sig, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def app_from_environment() -> FastAPI:
     """The factory each worker process of `idp serve --workers N` calls: the settings come
     from the same `IDP_` environment the parent validated."""
-    return create_app(Settings())
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    return create_app(settings)

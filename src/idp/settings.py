@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     ui_locales_supported: tuple[str, ...] = ("en",)
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+    # One JSON object per line (with the request's id), or plain text for a terminal.
+    log_format: Literal["json", "text"] = "json"
+    # Prometheus /metrics. When a token is set, a scrape must send it as a bearer token;
+    # otherwise keep /metrics off the public network (it names apps and outbox state).
+    # SIGTERM: /health/ready answers 503 this long while requests are still served, so load
+    # balancers take the process out before it stops accepting connections.
+    shutdown_drain_seconds: float = Field(default=5.0, ge=0, le=300)
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from idp.cli.common import run_with_context
+from idp.observability import logs, metrics
 from idp.services.accounts import admin
 from idp.services.context import Context
 from idp.settings import Settings
@@ -38,8 +41,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from idp.main import create_app
 
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
     migrate.upgrade(settings.database_url)
 
     async def prepare(ctx: Context) -> int:
@@ -63,19 +65,35 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
           f"{settings.issuer}/.well-known/openid-configuration)", flush=True)
     options: dict[str, Any] = {
         "host": args.host, "port": args.port, "access_log": False, "proxy_headers": False,
-        "timeout_graceful_shutdown": 10, "log_level": settings.log_level.lower()}
+        "timeout_graceful_shutdown": 10, "log_level": settings.log_level.lower(),
+        # Our logging (idp.observability.logs), not uvicorn's own configuration.
+        "log_config": None}
     if args.workers > 1 and settings.database_url.startswith("sqlite"):
         # SQLite has one writer: worker processes queue for its lock, and under load a
         # rotating refresh can wait seconds (README: Performance and scale).
         print("idp: warning: several workers on SQLite take turns at its single write lock; "
               "use PostgreSQL for more than one worker", file=sys.stderr)
     if args.workers > 1:
+        # Each worker writes its metrics where /metrics, in whichever worker, adds them up.
+        metrics_directory()
         # Each worker builds its own app, context and pool from the same environment.
         uvicorn.run("idp.main:app_from_environment", factory=True, workers=args.workers,
                     **options)
     else:
         uvicorn.run(create_app(settings), **options)
     return 0
+
+
+def metrics_directory() -> Path:
+    """PROMETHEUS_MULTIPROC_DIR for the workers: the operator's, or a new one; emptied, since
+    files of an earlier run would add its counts to this one's."""
+    named = os.environ.get(metrics.MULTIPROCESS_DIR)
+    directory = Path(named) if named else Path(tempfile.mkdtemp(prefix="idp-metrics-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[metrics.MULTIPROCESS_DIR] = str(directory)
+    return directory
 
 
 FIRST_RUN = """

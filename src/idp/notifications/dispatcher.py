@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from idp.crypto.handles import new_handle
 from idp.net.fetch import PublicOnlyTransport, new_http_client
 from idp.notifications.senders import Outcome, R, SenderRegistry, app_senders
+from idp.observability import metrics
 from idp.store.models import DeliveryAttempt, OutboxMessage
 
 log = logging.getLogger("idp.notifications")
@@ -52,16 +53,24 @@ class Dispatcher(Generic[R]):
             PublicOnlyTransport(transport, allow_private=allow_private), timeout=timeout)
         self._senders = senders(ctx, self._http)
         self.wake = asyncio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """`run_forever` returns once the deliveries under way are finished and recorded."""
+        self._stopping = True
+        self.wake.set()
 
     async def close(self) -> None:
         await self._http.aclose()
 
     async def run_forever(self, interval: float) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.run_once()
             except Exception:
                 log.exception("outbox dispatch failed; retrying")
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=interval)
             self.wake.clear()
@@ -128,6 +137,8 @@ class Dispatcher(Generic[R]):
                 status_code=outcome.status_code, error=outcome.error))
             await session.execute(
                 update(OutboxMessage).where(OutboxMessage.id == message.id).values(**values))
+        if not outcome.delivered:
+            metrics.DELIVERY_FAILURES.labels(message.client_id or "upstream").inc()
         log.info("outbox %s to %s: attempt %d %s", message.kind, _recipient(message),
                  attempts, "delivered" if outcome.delivered else (outcome.error or
                                                                   outcome.status_code))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -16,8 +16,12 @@ async def live() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/ready", summary="The database answers")
-async def ready(ctx: CtxDep) -> JSONResponse:
+@router.get("/ready", summary="The database answers and the process is not shutting down")
+async def ready(request: Request, ctx: CtxDep) -> JSONResponse:
+    if getattr(request.app.state, "draining", False):
+        # SIGTERM: drain. Requests are still served; new ones should go elsewhere.
+        return JSONResponse({"status": "draining"}, status_code=503,
+                            headers={"Retry-After": "5"})
     try:
         async with ctx.db.transaction() as session:
             await session.execute(text("SELECT 1"))

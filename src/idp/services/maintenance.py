@@ -1,16 +1,23 @@
-"""Periodic housekeeping: automatic key rotation and purging what has outlived its use."""
+"""Periodic housekeeping (automatic key rotation, purging what has outlived its use) and the
+state operators watch that only the database knows."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 
 from idp.services.context import Context
 from idp.services.signin import throttle
 from idp.store import tokens as token_store
-from idp.store.models import AuthorizationCode, FederationState, Interaction, UsedAssertion
+from idp.store.models import (
+    AuthorizationCode,
+    FederationState,
+    Interaction,
+    OutboxMessage,
+    UsedAssertion,
+)
 
 log = logging.getLogger("idp.maintenance")
 
@@ -41,3 +48,15 @@ async def run_forever(ctx: Context, interval: float) -> None:
         except Exception:
             log.exception("maintenance failed; retrying later")
         await asyncio.sleep(interval)
+
+
+async def outbox_state(ctx: Context) -> tuple[int, int]:
+    """How many outbox messages are neither delivered nor abandoned, and the age in seconds
+    of the oldest of them (0 when there is none)."""
+    async with ctx.db.transaction(read_only=True) as session:
+        row = (await session.execute(
+            select(func.count(), func.min(OutboxMessage.created_at))
+            .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.abandoned_at.is_(None))
+        )).one()
+    backlog, oldest = int(row[0]), row[1]
+    return backlog, max(0, ctx.now() - int(oldest)) if oldest is not None else 0

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from idp.observability import metrics
+
 READ_ONLY = "idp_read_only"
 AUTOCOMMIT = "AUTOCOMMIT"
 # A pooled connection idle longer than this is pinged before use; a busy one is not.
@@ -140,6 +142,27 @@ class Database:
         a request in one statement (UserInfo, introspection)."""
         async with self._statement_engine.connect() as connection:
             yield connection
+
+    def observe_pool(self) -> None:
+        """Keep /metrics' pool figures for this serving process: the pool's size, and the
+        connections checked out of it. Set, not counted up and down: each event writes the
+        pool's own figure, so nothing can drift."""
+        pool = self.engine.sync_engine.pool
+        size = getattr(pool, "size", None)
+        in_use = metrics.POOL_IN_USE.labels(self.dialect)
+        if callable(size):
+            metrics.POOL_SIZE.labels(self.dialect).set(size())
+        checked_out = getattr(pool, "checkedout", None)
+        if not callable(checked_out):
+            return
+
+        @event.listens_for(pool, "checkout")
+        def _out(*_args: Any) -> None:
+            in_use.set(checked_out())
+
+        @event.listens_for(pool, "checkin")
+        def _in(*_args: Any) -> None:
+            in_use.set(checked_out())
 
     async def dispose(self) -> None:
         await self.engine.dispose()

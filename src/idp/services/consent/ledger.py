@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import new_public_id
 from idp.crypto.keys import derive_key
+from idp.observability import metrics
 from idp.services.context import Context
 from idp.store.models import LedgerEntry
 
@@ -58,6 +59,7 @@ async def append(ctx: Context, session: AsyncSession, *, grant_id: str, client_i
                  user_id: str, action: str, channel: str, gpc: bool,
                  payload: dict[str, Any]) -> LedgerEntry:
     """Append one entry in the caller's unit of work."""
+    metrics.CONSENT_CHANGES.labels(action).inc()
     if session.get_bind().dialect.name == "postgresql":
         # Held until the transaction ends; SQLite's BEGIN IMMEDIATE already serialises writers.
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})

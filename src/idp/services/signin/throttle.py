@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import digest
 from idp.errors import Throttled
+from idp.observability import metrics
 from idp.services.context import Context
 from idp.services.signin.devices import remember, trusted_device
 from idp.settings import Settings
@@ -156,5 +157,7 @@ async def _count(session: AsyncSession, key: str, now: int, window: int, *,
                                                     keep_from=keep_from)
     if failures is None:
         until = await throttle_store.held_until(session, key)
+        # What was held back: the key's kind (acct, net, dev, export), never the key.
+        metrics.THROTTLED.labels(key.partition(":")[0]).inc()
         raise Throttled((until or now) - now)
     return failures

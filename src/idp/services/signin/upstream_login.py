@@ -20,6 +20,7 @@ from idp.federation.callback import AuthorizationDenied
 from idp.federation.config import LinkingPolicy, SyncMode
 from idp.federation.errors import FederationError
 from idp.federation.identity import MappedClaim, UpstreamIdentity
+from idp.observability import metrics
 from idp.services.context import Context
 from idp.services.signin import security_events
 from idp.services.signin.authentication import verify_password_login
@@ -85,13 +86,17 @@ async def finish_login(ctx: Context, row: FederationState, alias: str,
         result = await client.handle_callback(params, transaction)
     except FederationError:
         # Requirement 7 and 13: nothing is created; the reason is logged without secrets.
+        metrics.SIGNINS.labels(alias, "failure").inc()
         return FederatedLogin(row.interaction_id,
                               message=f"Signing in with {name} did not work. Try again.")
     if isinstance(result, AuthorizationDenied):
+        metrics.SIGNINS.labels(alias, "cancelled").inc()
         return FederatedLogin(row.interaction_id,
                               message=f"Signing in with {name} was cancelled.")
-    return await resolve_account(ctx, result, client.config.linking_policy, row.interaction_id,
-                                 browser_id, previous_cookie)
+    login = await resolve_account(ctx, result, client.config.linking_policy,
+                                  row.interaction_id, browser_id, previous_cookie)
+    metrics.SIGNINS.labels(alias, "success" if login.session_cookie else "failure").inc()
+    return login
 
 
 async def resolve_account(ctx: Context, identity: UpstreamIdentity, policy: LinkingPolicy,

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from idp import errors
+from idp.observability import metrics
 from idp.services.context import Context
 from idp.services.tokens.client_auth import authenticated_client
 from idp.services.tokens.grant_types import GRANT_HANDLERS, load_handlers
@@ -25,4 +26,10 @@ async def exchange(ctx: Context, form: Mapping[str, str], repeated: set[str],
         raise errors.UnsupportedGrantType(f"grant_type {grant_type[:40]} is not supported")
     if grant_type not in client.grant_types:
         raise errors.UnauthorizedClient("The client may not use this grant type")
-    return await handler(ctx, client, form)
+    try:
+        body = await handler(ctx, client, form)
+    except errors.OAuthError as error:
+        metrics.TOKENS.labels(grant_type, error.error).inc()
+        raise
+    metrics.TOKENS.labels(grant_type, "issued").inc()
+    return body

@@ -88,6 +88,9 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         app.state.draining = False
         if owned:
             drain_on_sigterm(app, settings.shutdown_drain_seconds)
+            if context.db.dialect == "postgresql":
+                # A key rotation anywhere is used here at once (LISTEN/NOTIFY).
+                tasks.append(asyncio.create_task(context.keys.listen()))
         try:
             yield
         finally:

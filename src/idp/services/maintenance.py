@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
 from idp.services.context import Context
 from idp.services.signin import throttle
@@ -25,7 +27,43 @@ log = logging.getLogger("idp.maintenance")
 CODE_TOMBSTONE_SECONDS = 3600
 
 
+# PostgreSQL advisory lock held by the one replica doing the housekeeping at a time.
+MAINTENANCE_LOCK = 0x1D9_0A1E
+
+
+@asynccontextmanager
+async def one_replica(ctx: Context) -> AsyncIterator[bool]:
+    """True for the one process of all replicas on this PostgreSQL that may do the
+    housekeeping now (a session advisory lock, taken without waiting); False for the rest,
+    who skip this round. SQLite serves one process: always True."""
+    if ctx.db.dialect != "postgresql":
+        yield True
+        return
+    async with ctx.db.engine.connect() as connection:
+        taken = bool(await connection.scalar(
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": MAINTENANCE_LOCK}))
+        await connection.commit()
+        try:
+            yield taken
+        finally:
+            if taken:
+                try:
+                    await connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                             {"key": MAINTENANCE_LOCK})
+                    await connection.commit()
+                except Exception:
+                    # Never back into the pool holding the lock: closed, it is released.
+                    await connection.invalidate()
+                    raise
+
+
 async def run_once(ctx: Context) -> None:
+    async with one_replica(ctx) as chosen:
+        if chosen:
+            await _housekeeping(ctx)
+
+
+async def _housekeeping(ctx: Context) -> None:
     rotated = await ctx.keys.rotate_if_due()
     if rotated:
         log.info("signing keys rotated; now signing with %s", ", ".join(rotated))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from sqlalchemy import text
 
 from idp.crypto.keys import (
     SUPPORTED_ALGS,
@@ -32,7 +34,12 @@ from idp.store import keys as key_store
 from idp.store.db import Database
 from idp.store.models import SigningKey
 
+log = logging.getLogger("idp.keys")
+
 MAX_JWT_LENGTH = 16 * 1024  # REL-10: size-cap every JWT before parsing
+# PostgreSQL NOTIFY channel of key changes (KeyManager.listen).
+KEYS_CHANNEL = "idp_signing_keys"
+KEY_LISTEN_RETRY_SECONDS = 1.0
 # Tokens that verified, by the token itself: a backend presents the same access token to
 # introspection or UserInfo on every call it serves, and the signature check (parsing,
 # header rules, the ECDSA or RSA verify) was an eighth of a UserInfo request. Only tokens
@@ -40,6 +47,14 @@ MAX_JWT_LENGTH = 16 * 1024  # REL-10: size-cap every JWT before parsing
 # beyond the key ring it was checked against. Live state is still judged on every call.
 VERIFIED_CACHE_SIZE = 4096
 VERIFIED_SECONDS = 60
+
+
+async def _announce(session: Any) -> None:
+    """Tell every listening process that the keys changed; PostgreSQL delivers it when the
+    caller's transaction commits, and only then."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, '')"),
+                              {"channel": KEYS_CHANNEL})
 
 
 def _header_kid(token: str) -> str | None:
@@ -85,6 +100,8 @@ class KeyManager:
                 for state in ("active", "next"):
                     if (alg, state) not in states:
                         created.append(self._add_key(session, alg, state))
+            if created:
+                await _announce(session)
         if created:
             self._ring = None
         return created
@@ -104,8 +121,39 @@ class KeyManager:
                 promoted = await key_store.promote_next(session, alg, now)
                 active.append(promoted or self._add_key(session, alg, "active"))
                 self._add_key(session, alg, "next")
+            await _announce(session)
         self._ring = None
         return active
+
+    async def listen(self) -> None:
+        """PostgreSQL: reload the keys the moment any process (another replica, the CLI)
+        changes them, instead of up to `key_cache_seconds` later. Runs until cancelled, on a
+        connection of its own outside the pool; while that connection is down the cache time
+        is the fallback, and every (re)connection reloads once for what it may have missed."""
+        import asyncpg  # type: ignore[import-untyped]
+
+        url = self._db.engine.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        while True:
+            lost = asyncio.Event()
+            try:
+                connection = await asyncpg.connect(dsn, timeout=5)
+            except (TimeoutError, OSError, asyncpg.PostgresError) as error:
+                log.warning("signing keys: cannot listen for changes (%s); retrying",
+                            type(error).__name__)
+                await asyncio.sleep(KEY_LISTEN_RETRY_SECONDS)
+                continue
+            try:
+                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
+                await connection.add_listener(KEYS_CHANNEL, self._changed)
+                self._ring = None
+                await lost.wait()
+                log.warning("signing keys: change notifications lost; reconnecting")
+            finally:
+                await connection.close(timeout=2)
+
+    def _changed(self, *_notification: Any) -> None:
+        self._ring = None  # the next request reloads
 
     async def rotate_if_due(self) -> list[str]:
         """Automatic rotation: rotate the algorithms whose active key is older than the

@@ -324,6 +324,44 @@ async def test_the_api_console_works_offline_under_its_csp(idp: str, page: Page)
     assert problems == []
 
 
+async def test_the_api_console_obtains_a_token_and_registers_a_client(
+        ctx: Context, idp: str, page: Page) -> None:
+    """The admin API driven from /docs as an operator would: Authorize with the admin
+    client's id and secret (Swagger UI's client_credentials flow against our /token), then
+    POST /admin/v1/clients with the example body."""
+    from idp.services.accounts import admin
+
+    ops = await admin.create_client(ctx, name="Ops", redirect_uris=[],
+                                    grant_types=["client_credentials"],
+                                    scopes=["admin:read", "admin:write"])
+    assert ops.client_secret
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text)
+            if message.type == "error" else None)
+    await page.goto(f"{idp}/docs")
+    await page.locator("button.authorize").first.click()
+    dialog = page.locator(".modal-ux")
+    await dialog.locator("input[data-name=clientId]").fill(ops.client.client_id)
+    await dialog.locator("input[data-name=clientSecret]").fill(ops.client_secret)
+    await dialog.get_by_text("select all").click()
+    await dialog.locator("button.modal-btn.authorize").click()
+    # The token was obtained: the dialog offers to remove it.
+    await dialog.get_by_role("button", name="Remove authorization").wait_for()
+    await dialog.locator("button.btn-done").click()
+
+    operation = page.locator("#operations-Admin-create_client_admin_v1_clients_post")
+    await operation.locator(".opblock-summary").click()
+    await operation.get_by_role("button", name="Try it out").click()
+    await operation.get_by_role("button", name="Execute").click()
+    status = operation.locator(".live-responses-table tr.response .response-col_status").first
+    await status.wait_for()
+    assert (await status.inner_text()).strip() == "201"
+    created = [c for c in await admin.list_clients(ctx) if c.name == "Web shop"]
+    assert len(created) == 1
+    assert created[0].redirect_uris == ("https://shop.example.com/callback",)
+    assert problems == []
+
+
 async def test_self_registration_through_the_page(
     ctx: Context, idp: str, brand: BrandApp, page: Page,
 ) -> None:

@@ -190,6 +190,17 @@ def test_confidential_client_secret_is_shown_once(migrated: Run, env: dict[str, 
                                   PASSPHRASE)["email"] == "alice@example.com"
 
 
+def test_a_client_credentials_client_needs_no_redirect_uri(migrated: Run) -> None:
+    api = migrated("clients", "create", "--name", "Orders API", "--grant-type",
+                   "client_credentials", "--scope", "orders:read", "--json")
+    assert api.code == 0, api.err
+    assert api.json()["redirect_uris"] == []
+    # A client that signs customers in still needs one, and says so.
+    web = migrated("clients", "create", "--name", "Shop")
+    assert web.code == 2
+    assert "at least one redirect URI is required" in web.err
+
+
 def test_confidential_client_plain_output(migrated: Run) -> None:
     result = migrated("clients", "create", "--name", "Shop", "--redirect-uri",
                       "https://app.example/callback")

@@ -21,6 +21,7 @@ from idp.routes import (
     account,
     account_deletion,
     account_export,
+    admin,
     authorize,
     discovery,
     docs,
@@ -125,7 +126,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (discovery, authorize, interaction, token, revocation, userinfo, logout,
                    grants, account, account_deletion, account_export, federation,
-                   upstream_hooks, pictures, health, operations, docs):
+                   upstream_hooks, pictures, health, operations, admin, docs):
         app.include_router(module.router)
     docs.mount_assets(app)
     static = Path(__file__).parent / "web" / "static"

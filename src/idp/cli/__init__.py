@@ -9,6 +9,7 @@ import argparse
 from collections.abc import Sequence
 
 from idp.cli import (
+    admin,
     clients,
     keys,
     ledger,
@@ -24,7 +25,7 @@ from idp.cli.common import load_settings
 
 # The order `idp --help` lists them in.
 COMMAND_GROUPS = (serve, clients, users, purposes, ledger, upstreams, sessions, outbox, openapi,
-                  keys)
+                  keys, admin)
 
 
 def build_parser() -> argparse.ArgumentParser:

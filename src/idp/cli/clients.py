@@ -19,7 +19,8 @@ def register(sub: Any) -> None:
     csub = clients.add_subparsers(dest="clients_command", required=True)
     create = csub.add_parser("create", help="register a client; prints its id and secret once")
     create.add_argument("--name", required=True)
-    create.add_argument("--redirect-uri", action="append", default=[], required=True)
+    create.add_argument("--redirect-uri", action="append", default=[],
+                        help="repeat; required unless the client only uses client_credentials")
     create.add_argument("--type", choices=["public", "confidential"], default="confidential")
     create.add_argument("--application-type", choices=["web", "native"], default="web")
     create.add_argument("--grant-type", action="append", default=None)

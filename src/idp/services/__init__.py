@@ -21,3 +21,7 @@ reaches into several rooms.
 
 class InvalidInput(ValueError):
     """An operator's input that cannot be accepted; the message says why."""
+
+
+class NotFound(LookupError):
+    """What an operator named does not exist."""

@@ -26,7 +26,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _oauth_error(request: Request, exc: errors.OAuthError) -> Response:
         if wants_html(request):
             return error_page(request, exc)
-        return oauth_json_error(exc, bearer=request.url.path.startswith(("/userinfo", "/grants")))
+        return oauth_json_error(exc, bearer=request.url.path.startswith(
+            ("/userinfo", "/grants", "/admin/")))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

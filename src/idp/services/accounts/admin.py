@@ -1,4 +1,5 @@
-"""Operator use cases: register clients, create users. Used by the CLI (and later the admin API)."""
+"""Operator use cases: register and manage clients, create users. The CLI and the admin API
+call these same functions; every change is recorded in the admin audit log."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from idp.protocol.client_assertion import key_registration_problem
 from idp.protocol.discovery import GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS
 from idp.protocol.redirect_uri import endpoint_problem, registration_problem
 from idp.protocol.scopes import PROFILE_CLAIMS, SUPPORTED_SCOPES, is_api_scope
-from idp.services import InvalidInput
+from idp.services import InvalidInput, NotFound
+from idp.services.accounts import audit
 from idp.services.context import Context
 from idp.services.signin.interaction import email_problem, password_problem
 from idp.store import clients as client_store
@@ -29,7 +31,15 @@ class NewClient:
     client_secret: str | None  # shown once, never stored
 
 
-async def create_client(
+# What an operator may change on a registration (PATCH); the kind of client and how it
+# authenticates are fixed at creation: changing them would change what its secret means.
+MUTABLE_FIELDS = ("name", "redirect_uris", "grant_types", "scopes", "id_token_signed_response_alg",
+                  "require_pkce", "long_sessions", "post_logout_redirect_uris",
+                  "backchannel_logout_uri", "backchannel_logout_session_required", "jwks",
+                  "jwks_uri", "optional_scopes", "event_uri")
+
+
+def registration(
     ctx: Context, *, name: str, redirect_uris: list[str], client_type: str = "confidential",
     application_type: str = "web", grant_types: list[str] | None = None,
     scopes: list[str] | None = None, token_endpoint_auth_method: str | None = None,
@@ -38,7 +48,9 @@ async def create_client(
     backchannel_logout_uri: str | None = None, backchannel_logout_session_required: bool = True,
     jwks: dict[str, Any] | None = None, jwks_uri: str | None = None,
     optional_scopes: list[str] | None = None, event_uri: str | None = None,
-) -> NewClient:
+) -> dict[str, Any]:
+    """The registration rules every way in shares (CLI, admin API): the columns of a valid
+    registration, or InvalidInput saying what is wrong."""
     if client_type not in ("public", "confidential"):
         raise InvalidInput("client type must be public or confidential")
     if application_type not in ("web", "native"):
@@ -88,23 +100,112 @@ async def create_client(
         problem = endpoint_problem(endpoint) if endpoint is not None else None
         if problem:
             raise InvalidInput(f"{endpoint}: {problem}")
+    return {
+        "name": name.strip()[:200] or "Unnamed app", "client_type": client_type,
+        "application_type": application_type, "token_endpoint_auth_method": method,
+        "redirect_uris": list(dict.fromkeys(redirect_uris)),
+        "post_logout_redirect_uris": post_logout_redirect_uris, "grant_types": grant_types,
+        "allowed_scopes": scopes, "id_token_signed_response_alg": id_token_signed_response_alg,
+        "require_pkce": require_pkce, "long_sessions": long_sessions, "jwks": jwks,
+        "jwks_uri": jwks_uri, "backchannel_logout_uri": backchannel_logout_uri,
+        "backchannel_logout_session_required": backchannel_logout_session_required,
+        "optional_scopes": optional_scopes, "event_uri": event_uri,
+    }
 
+
+async def create_client(ctx: Context, *, actor: str = "cli", **fields: Any) -> NewClient:
+    columns = registration(ctx, **fields)
+    method = columns["token_endpoint_auth_method"]
     secret = new_handle() if method.startswith("client_secret_") else None
-    row = Client(
-        client_id=new_public_id(), name=name.strip() or "Unnamed app", client_type=client_type,
-        application_type=application_type, secret_hash=digest(secret) if secret else None,
-        token_endpoint_auth_method=method, redirect_uris=list(dict.fromkeys(redirect_uris)),
-        post_logout_redirect_uris=post_logout_redirect_uris, grant_types=grant_types,
-        allowed_scopes=scopes,
-        id_token_signed_response_alg=id_token_signed_response_alg, require_pkce=require_pkce,
-        long_sessions=long_sessions, jwks=jwks, jwks_uri=jwks_uri,
-        backchannel_logout_uri=backchannel_logout_uri,
-        backchannel_logout_session_required=backchannel_logout_session_required,
-        optional_scopes=optional_scopes, event_uri=event_uri, created_at=ctx.now(),
-    )
+    row = Client(client_id=new_public_id(), secret_hash=digest(secret) if secret else None,
+                 created_at=ctx.now(), **columns)
     async with ctx.db.transaction() as session:
         client_store.add_client(session, row)
-    return NewClient(client_store.to_config(row), secret)
+        config = client_store.to_config(row)
+        audit.record(session, ctx.now(), actor, "client.create", "client", row.client_id,
+                     None, public_view(config))
+    return NewClient(config, secret)
+
+
+def public_view(client: ClientConfig) -> dict[str, Any]:
+    """A registration as the admin API shows it and the audit log records it: everything
+    but the secret's digest."""
+    return {
+        "client_id": client.client_id, "name": client.name, "client_type": client.client_type,
+        "application_type": client.application_type,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "redirect_uris": list(client.redirect_uris), "grant_types": list(client.grant_types),
+        "scopes": list(client.allowed_scopes),
+        "optional_scopes": list(client.optional_scopes),
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "require_pkce": client.require_pkce, "long_sessions": client.long_sessions,
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "backchannel_logout_session_required": client.backchannel_logout_session_required,
+        "jwks": client.jwks, "jwks_uri": client.jwks_uri, "event_uri": client.event_uri,
+    }
+
+
+async def get_client(ctx: Context, client_id: str) -> ClientConfig:
+    async with ctx.db.transaction(read_only=True) as session:
+        client = await client_store.get_client(session, client_id)
+    if client is None:
+        raise NotFound(f"no client {client_id[:64]}")
+    return client
+
+
+async def update_client(ctx: Context, client_id: str, changes: dict[str, Any], *,
+                        actor: str = "cli") -> ClientConfig:
+    """Change a registration under the same rules as creating one. The client's cached copy
+    elsewhere follows within IDP_CLIENT_CACHE_SECONDS."""
+    fixed = set(changes) - set(MUTABLE_FIELDS)
+    if fixed:
+        raise InvalidInput(f"{sorted(fixed)[0]} cannot be changed")
+    async with ctx.db.transaction() as session:
+        row = await session.get(Client, client_id, with_for_update=True)
+        if row is None:
+            raise NotFound(f"no client {client_id[:64]}")
+        before = public_view(client_store.to_config(row))
+        current = {key: value for key, value in before.items() if key != "client_id"}
+        columns = registration(ctx, **{**current, **changes})
+        for key, value in columns.items():
+            setattr(row, key, value)
+        after = public_view(client_store.to_config(row))
+        audit.record(session, ctx.now(), actor, "client.update", "client", client_id,
+                     before, after)
+    ctx.clients.forget(client_id)
+    return client_store.to_config(row)
+
+
+async def rotate_client_secret(ctx: Context, client_id: str, *, actor: str = "cli") -> str:
+    """A new secret, shown once; the old one stops working at once here and within
+    IDP_CLIENT_CACHE_SECONDS on other processes."""
+    secret = new_handle()
+    async with ctx.db.transaction() as session:
+        row = await session.get(Client, client_id, with_for_update=True)
+        if row is None:
+            raise NotFound(f"no client {client_id[:64]}")
+        if not row.token_endpoint_auth_method.startswith("client_secret_"):
+            raise InvalidInput("this client authenticates without a secret")
+        row.secret_hash = digest(secret)
+        audit.record(session, ctx.now(), actor, "client.rotate_secret", "client", client_id,
+                     None, None)
+    ctx.clients.forget(client_id)
+    return secret
+
+
+async def delete_client(ctx: Context, client_id: str, *, actor: str = "cli") -> None:
+    """The registration and everything issued to it (grants, codes, refresh tokens; its
+    access tokens are refused from then on). The consent ledger keeps its entries."""
+    async with ctx.db.transaction() as session:
+        row = await session.get(Client, client_id)
+        if row is None:
+            raise NotFound(f"no client {client_id[:64]}")
+        before = public_view(client_store.to_config(row))
+        await session.delete(row)
+        audit.record(session, ctx.now(), actor, "client.delete", "client", client_id,
+                     before, None)
+    ctx.clients.forget(client_id)
 
 
 async def list_clients(ctx: Context) -> list[ClientConfig]:

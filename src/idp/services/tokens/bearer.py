@@ -36,3 +36,21 @@ async def authenticate_bearer(ctx: Context, access_token: str) -> Bearer:
     if not isinstance(grant, Grant) or found is None or found.user is None:
         raise errors.InvalidToken()
     return Bearer(claims, grant, found.user)
+
+
+async def authenticate_client_bearer(ctx: Context, access_token: str,
+                                     scopes: tuple[str, ...]) -> dict[str, Any]:
+    """A client's own live access token (client_credentials) granted one of `scopes`: its
+    claims.
+    `invalid_token` for anything else (unknown, expired, revoked, a customer's token, a
+    client that is gone); `insufficient_scope` when the scope is missing (RFC 6750 §3.1)."""
+    claims = await ctx.keys.verify_own(access_token, typ="at+jwt")
+    if claims is None or grant_id_of(claims) is not None:
+        raise errors.InvalidToken()
+    async with ctx.db.statements() as connection:
+        found = await access_token_state(connection, claims)
+    if found is None or live_grant(found, ctx.now()) is not None:
+        raise errors.InvalidToken()  # False: not live; a grant: not a client's own token
+    if not set(scopes) & set(str(claims.get("scope", "")).split()):
+        raise errors.InsufficientScope(f"The access token was not granted {scopes[0]}")
+    return claims

@@ -45,5 +45,10 @@ class ClientCache:
             self._entries[client_id] = (now, client)
         return client
 
+    def forget(self, client_id: str) -> None:
+        """Drop this process's copy after a change made here (other processes follow within
+        the cache time)."""
+        self._entries.pop(client_id, None)
+
     def cached_ids(self) -> list[str]:
         return sorted(self._entries)

@@ -19,7 +19,7 @@ from idp.store.models.federation import (
     UpstreamDeletion,
 )
 from idp.store.models.outbox import DeliveryAttempt, OutboxMessage
-from idp.store.models.security import SecurityEvent, Throttle
+from idp.store.models.security import AdminEvent, SecurityEvent, Throttle
 from idp.store.models.sessions import BrowserSession, Interaction, SessionClient
 from idp.store.models.tokens import (
     AuthorizationCode,
@@ -30,6 +30,7 @@ from idp.store.models.tokens import (
 )
 
 __all__ = [
+    "AdminEvent",
     "AuthorizationCode",
     "Base",
     "BrowserSession",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.store.models.base import Base, Json
@@ -32,3 +32,22 @@ class Throttle(Base):
     failures: Mapped[int]
     window_started_at: Mapped[int]
     blocked_until: Mapped[int]
+
+
+class AdminEvent(Base):
+    """One change an operator made (CLI or admin API): who, what, when, before and after."""
+
+    __tablename__ = "admin_events"
+
+    # The order events happened in (the clock may not tell two apart).
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                     primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    at: Mapped[int]
+    # The admin client's id, or "cli" for the command line on the server.
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(64), index=True)
+    before: Mapped[Json | None] = mapped_column(JSON)
+    after: Mapped[Json | None] = mapped_column(JSON)

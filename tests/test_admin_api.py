@@ -1,0 +1,233 @@
+"""The admin API's first part: clients and the audit log, through HTTP, with our own
+client_credentials tokens scoped admin:read / admin:write (issue 14 item 1)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from idp.services.accounts import admin
+from idp.services.context import Context
+from tests.conftest import FakeClock
+from tests.helpers import App, Flow, get_code, make_app, make_user, redeem, run_cli
+
+BASE = "/admin/v1"
+NEW_APP = {"name": "Web shop", "redirect_uris": ["https://shop.example.com/callback"],
+           "grant_types": ["authorization_code", "refresh_token"],
+           "scopes": ["openid", "profile", "email"]}
+
+
+async def admin_app(ctx: Context, scopes: list[str]) -> App:
+    new = await admin.create_client(ctx, name="Ops", redirect_uris=[],
+                                    grant_types=["client_credentials"], scopes=scopes)
+    assert new.client_secret
+    return App(new.client.client_id, new.client_secret, "")
+
+
+async def token_of(client: httpx.AsyncClient, app: App, scope: str | None = None) -> str:
+    data = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
+    response = await client.post("/token", data=data, headers=app.basic())
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def ops(client: httpx.AsyncClient, ctx: Context) -> dict[str, str]:
+    """Headers carrying an admin:read + admin:write token."""
+    app = await admin_app(ctx, ["admin:read", "admin:write"])
+    return bearer(await token_of(client, app))
+
+
+def assert_bearer_error(response: httpx.Response, status: int, error: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == error
+    assert response.headers["www-authenticate"].startswith(f'Bearer realm="idp", error="{error}"')
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_without_a_token_nothing_is_shown(client: httpx.AsyncClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Basic b3BzOnNlY3JldA=="},
+                    bearer("not-a-jwt"), bearer("a.b.c")):
+        assert_bearer_error(await client.get(f"{BASE}/clients", headers=headers), 401,
+                            "invalid_token")
+
+
+async def test_expired_revoked_and_customer_tokens_are_refused(
+        client: httpx.AsyncClient, ctx: Context, clock: FakeClock) -> None:
+    app = await admin_app(ctx, ["admin:read", "admin:write"])
+    revoked = await token_of(client, app)
+    await client.post("/revoke", data={"token": revoked}, headers=app.basic())
+    assert_bearer_error(await client.get(f"{BASE}/clients", headers=bearer(revoked)), 401,
+                        "invalid_token")
+    # A customer's access token is no operator's, whatever its scope.
+    await make_user(ctx)
+    shop = await make_app(ctx)
+    flow = Flow(shop)
+    customer = (await redeem(client, flow, await get_code(client, flow))).json()
+    assert_bearer_error(await client.get(f"{BASE}/clients",
+                                         headers=bearer(customer["access_token"])),
+                        401, "invalid_token")
+    expiring = await token_of(client, app)
+    assert (await client.get(f"{BASE}/clients", headers=bearer(expiring))).status_code == 200
+    clock.advance(ctx.settings.access_token_ttl)
+    assert_bearer_error(await client.get(f"{BASE}/clients", headers=bearer(expiring)), 401,
+                        "invalid_token")
+
+
+async def test_reading_needs_admin_read_and_changing_needs_admin_write(
+        client: httpx.AsyncClient, ctx: Context) -> None:
+    both = await admin_app(ctx, ["admin:read", "admin:write", "orders:read"])
+    reader = bearer(await token_of(client, both, "admin:read"))
+    writer = bearer(await token_of(client, both, "admin:write"))
+    other = bearer(await token_of(client, both, "orders:read"))
+    assert (await client.get(f"{BASE}/clients", headers=reader)).status_code == 200
+    assert (await client.get(f"{BASE}/clients", headers=writer)).status_code == 200
+    assert_bearer_error(await client.get(f"{BASE}/clients", headers=other), 403,
+                        "insufficient_scope")
+    refused = await client.post(f"{BASE}/clients", json=NEW_APP, headers=reader)
+    assert_bearer_error(refused, 403, "insufficient_scope")
+    names = [c["name"] for c in (await client.get(f"{BASE}/clients", headers=reader)).json()]
+    assert "Web shop" not in names
+    assert (await client.post(f"{BASE}/clients", json=NEW_APP, headers=writer)
+            ).status_code == 201
+
+
+async def test_a_client_from_creation_to_deletion(client: httpx.AsyncClient, ctx: Context,
+                                                  ops: dict[str, str]) -> None:
+    api = {**NEW_APP, "name": "Orders API", "grant_types": ["client_credentials"],
+           "redirect_uris": [], "scopes": ["orders:read"]}
+    created = await client.post(f"{BASE}/clients", json=api, headers=ops)
+    assert created.status_code == 201, created.text
+    assert created.headers["cache-control"] == "no-store"
+    body = created.json()
+    client_id, secret = body["client_id"], body["client_secret"]
+    assert body["client_type"] == "confidential" and body["scopes"] == ["orders:read"]
+    app = App(client_id, secret, "")
+    own_token = await token_of(client, app)
+
+    read = await client.get(f"{BASE}/clients/{client_id}", headers=ops)
+    assert read.status_code == 200
+    assert "client_secret" not in read.json() and "secret_hash" not in read.text
+    listed = (await client.get(f"{BASE}/clients", headers=ops)).json()
+    assert client_id in [c["client_id"] for c in listed]
+
+    changed = await client.patch(f"{BASE}/clients/{client_id}", headers=ops,
+                                 json={"name": "Orders API v2", "scopes": ["orders:read",
+                                                                           "orders:write"]})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["name"] == "Orders API v2"
+    assert (await token_of(client, app, "orders:write"))
+
+    rotated = await client.post(f"{BASE}/clients/{client_id}/secret", headers=ops)
+    assert rotated.status_code == 200
+    new_secret = rotated.json()["client_secret"]
+    assert new_secret != secret
+    old = await client.post("/token", data={"grant_type": "client_credentials"},
+                            headers=app.basic())
+    assert old.status_code == 401 and old.json()["error"] == "invalid_client"
+    assert await token_of(client, App(client_id, new_secret, ""))
+
+    deleted = await client.delete(f"{BASE}/clients/{client_id}", headers=ops)
+    assert deleted.status_code == 204
+    gone = await client.get(f"{BASE}/clients/{client_id}", headers=ops)
+    assert gone.status_code == 404 and gone.json()["error"] == "not_found"
+    assert (await client.delete(f"{BASE}/clients/{client_id}", headers=ops)).status_code == 404
+    # Its tokens went with it.
+    introspected = await client.post("/introspect", data={"token": own_token},
+                                     headers=(await admin_app(ctx, ["x:y"])).basic())
+    assert introspected.json() == {"active": False}
+
+
+@pytest.mark.parametrize("bad", [
+    {"redirect_uris": ["http://shop.example.com/callback"]},  # not https
+    {"redirect_uris": ["https://shop.example.com/callback#frag"]},
+    {"redirect_uris": []},  # authorization_code needs one
+    {"scopes": ["openid", "no such scope!"]},
+    {"grant_types": ["password"]},
+    {"id_token_signed_response_alg": "none"},
+    {"client_type": "public", "grant_types": ["client_credentials"], "redirect_uris": []},
+    {"surprise": True},  # an unknown field
+    {"name": "x" * 201},
+])
+async def test_bad_registrations_are_refused_and_nothing_is_created(
+        client: httpx.AsyncClient, ops: dict[str, str], bad: dict[str, object]) -> None:
+    before = (await client.get(f"{BASE}/clients", headers=ops)).json()
+    response = await client.post(f"{BASE}/clients", json={**NEW_APP, **bad}, headers=ops)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_request"
+    assert (await client.get(f"{BASE}/clients", headers=ops)).json() == before
+
+
+async def test_a_bad_change_changes_nothing(client: httpx.AsyncClient, ops: dict[str, str]
+                                            ) -> None:
+    created = (await client.post(f"{BASE}/clients", json=NEW_APP, headers=ops)).json()
+    path = f"{BASE}/clients/{created['client_id']}"
+    before = (await client.get(path, headers=ops)).json()
+    for bad in ({"redirect_uris": ["https://shop.example.com/cb#x"], "name": "Renamed"},
+                {"client_type": "public"}, {"token_endpoint_auth_method": "none"},
+                {"optional_scopes": ["openid"]}):
+        response = await client.patch(path, json=bad, headers=ops)
+        assert response.status_code == 400, (bad, response.text)
+    assert (await client.get(path, headers=ops)).json() == before
+    missing = await client.patch(f"{BASE}/clients/nope", json={"name": "x"}, headers=ops)
+    assert missing.status_code == 404
+
+
+async def test_every_change_is_in_the_audit_log(client: httpx.AsyncClient, ctx: Context
+                                                ) -> None:
+    app = await admin_app(ctx, ["admin:read", "admin:write"])
+    ops = bearer(await token_of(client, app))
+    created = (await client.post(f"{BASE}/clients", json=NEW_APP, headers=ops)).json()
+    client_id = created["client_id"]
+    await client.patch(f"{BASE}/clients/{client_id}", json={"name": "Renamed"}, headers=ops)
+    await client.post(f"{BASE}/clients/{client_id}/secret", headers=ops)
+    await client.delete(f"{BASE}/clients/{client_id}", headers=ops)
+    response = await client.get(f"{BASE}/audit-events", params={"target_id": client_id},
+                                headers=ops)
+    assert response.status_code == 200
+    events = response.json()
+    assert [e["action"] for e in events] == [
+        "client.delete", "client.rotate_secret", "client.update", "client.create"]
+    assert {e["actor"] for e in events} == {app.client_id}
+    update = events[2]
+    assert update["before"]["name"] == "Web shop" and update["after"]["name"] == "Renamed"
+    assert events[3]["before"] is None and events[3]["after"]["client_id"] == client_id
+    assert events[0]["after"] is None
+    assert created["client_secret"] not in response.text
+    # Pages go on from the last id, without gaps or repeats.
+    first = (await client.get(f"{BASE}/audit-events",
+                              params={"target_id": client_id, "limit": 3}, headers=ops)).json()
+    rest = (await client.get(f"{BASE}/audit-events", params={
+        "target_id": client_id, "limit": 3, "after": first[-1]["id"]}, headers=ops)).json()
+    assert [e["id"] for e in first + rest] == [e["id"] for e in events]
+
+
+async def test_bootstrap_makes_an_admin_client(client: httpx.AsyncClient, ctx: Context,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = await run_cli(ctx, monkeypatch, capsys, "admin", "bootstrap", "--json")
+    assert code == 0
+    made = json.loads(out)
+    token = await token_of(client, App(made["client_id"], made["client_secret"], ""))
+    listed = await client.get(f"{BASE}/clients", headers=bearer(token))
+    assert listed.status_code == 200
+    assert made["client_id"] in [c["client_id"] for c in listed.json()]
+    events = (await client.get(f"{BASE}/audit-events", headers=bearer(token))).json()
+    assert events[0]["action"] == "client.create" and events[0]["actor"] == "cli"
+
+
+async def test_the_docs_can_obtain_a_token(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    scheme = document["components"]["securitySchemes"]["admin"]
+    assert scheme["flows"]["clientCredentials"]["tokenUrl"] == "/token"
+    assert set(scheme["flows"]["clientCredentials"]["scopes"]) == {"admin:read", "admin:write"}
+    operation = document["paths"]["/admin/v1/clients"]["post"]
+    assert operation["summary"] and operation["description"]
+    assert {"400", "401", "403"} <= set(operation["responses"])
+    assert operation["requestBody"]["content"]["application/json"]["schema"]

@@ -4,14 +4,26 @@ client_credentials tokens scoped admin:read / admin:write (issue 14 item 1)."""
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 import httpx
+import jwt as pyjwt
 import pytest
 
 from idp.services.accounts import admin
 from idp.services.context import Context
 from tests.conftest import FakeClock
-from tests.helpers import App, Flow, get_code, make_app, make_user, redeem, run_cli
+from tests.helpers import (
+    App,
+    Flow,
+    authorize,
+    get_code,
+    login,
+    make_app,
+    make_user,
+    redeem,
+    run_cli,
+)
 
 BASE = "/admin/v1"
 NEW_APP = {"name": "Web shop", "redirect_uris": ["https://shop.example.com/callback"],
@@ -231,3 +243,104 @@ async def test_the_docs_can_obtain_a_token(client: httpx.AsyncClient) -> None:
     assert operation["summary"] and operation["description"]
     assert {"400", "401", "403"} <= set(operation["responses"])
     assert operation["requestBody"]["content"]["application/json"]["schema"]
+
+
+# --- customer accounts ----------------------------------------------------------------------
+
+
+async def signed_in_customer(client: httpx.AsyncClient, ctx: Context,
+                             email: str = "alice@example.com") -> tuple[str, dict[str, str], App]:
+    """A customer signed in to a long-session app: their id, tokens and the app."""
+    await make_user(ctx, email=email)
+    shop = await make_app(ctx, grant_types=["authorization_code", "refresh_token"],
+                          long_sessions=True)
+    flow = Flow(shop)
+    tokens = (await redeem(client, flow, await get_code(client, flow, email=email))).json()
+    user_id = str(pyjwt.decode(tokens["id_token"], options={"verify_signature": False})["sub"])
+    return user_id, tokens, shop
+
+
+async def test_finding_and_reading_accounts(client: httpx.AsyncClient, ctx: Context,
+                                            ops: dict[str, str]) -> None:
+    for name in ("ann", "anna", "bob", "an_x"):
+        await make_user(ctx, email=f"{name}@example.com")
+    found = await client.get(f"{BASE}/users", params={"email": "ANN"}, headers=ops)
+    assert found.status_code == 200
+    assert sorted(a["email"] for a in found.json()) == ["ann@example.com", "anna@example.com"]
+    # LIKE's wildcards in the search are plain characters.
+    underscored = await client.get(f"{BASE}/users", params={"email": "an_"}, headers=ops)
+    assert [a["email"] for a in underscored.json()] == ["an_x@example.com"]
+    first = (await client.get(f"{BASE}/users", params={"limit": 2}, headers=ops)).json()
+    rest = (await client.get(f"{BASE}/users", params={"limit": 2, "after": first[-1]["id"]},
+                             headers=ops)).json()
+    everyone = (await client.get(f"{BASE}/users", headers=ops)).json()
+    assert [a["id"] for a in first + rest] == [a["id"] for a in everyone]
+    assert len(everyone) == 4 and all(a["has_password"] for a in everyone)
+    one = await client.get(f"{BASE}/users/{everyone[0]['id']}", headers=ops)
+    assert one.json() == everyone[0]
+    assert (await client.get(f"{BASE}/users/nobody", headers=ops)).status_code == 404
+
+
+async def test_disabling_an_account_ends_everything_and_enabling_lets_it_back(
+        client: httpx.AsyncClient, ctx: Context, ops: dict[str, str],
+        new_browser) -> None:  # type: ignore[no-untyped-def]
+    user_id, tokens, shop = await signed_in_customer(client, ctx)
+    api = await admin_app(ctx, ["orders:read"])
+    disabled = await client.post(f"{BASE}/users/{user_id}/disable", headers=ops)
+    assert disabled.status_code == 200 and disabled.json()["disabled_at"] is not None
+    introspected = await client.post("/introspect", data={"token": tokens["access_token"]},
+                                     headers=api.basic())
+    assert introspected.json() == {"active": False}
+    refreshed = await client.post("/token", data={"grant_type": "refresh_token",
+                                                  "refresh_token": tokens["refresh_token"]},
+                                  headers=shop.basic())
+    assert refreshed.json()["error"] == "invalid_grant"
+    # The browser's session is gone, and the password no longer signs in.
+    page = await authorize(client, Flow(shop))
+    assert urlsplit(str(page.url)).path.endswith("/login")
+    refused = await login(client, page)
+    assert refused.status_code == 200 and "not correct" in refused.text
+
+    enabled = await client.post(f"{BASE}/users/{user_id}/enable", headers=ops)
+    assert enabled.json()["disabled_at"] is None
+    again = new_browser()
+    assert await get_code(again, Flow(shop))
+    events = (await client.get(f"{BASE}/audit-events", params={"target_id": user_id},
+                               headers=ops)).json()
+    assert [e["action"] for e in events] == ["user.enable", "user.disable"]
+    assert "alice@example.com" not in json.dumps(events)
+
+
+async def test_signing_a_customer_out_everywhere(client: httpx.AsyncClient, ctx: Context,
+                                                 ops: dict[str, str]) -> None:
+    user_id, tokens, shop = await signed_in_customer(client, ctx)
+    response = await client.post(f"{BASE}/users/{user_id}/sign-out", headers=ops)
+    assert response.status_code == 200 and response.json() == {"sessions_ended": 1}
+    refreshed = await client.post("/token", data={"grant_type": "refresh_token",
+                                                  "refresh_token": tokens["refresh_token"]},
+                                  headers=shop.basic())
+    assert refreshed.json()["error"] == "invalid_grant"
+    # No single sign-on left in this browser: the login page again.
+    page = await authorize(client, Flow(shop))
+    assert urlsplit(str(page.url)).path.endswith("/login")
+
+
+async def test_exporting_and_deleting_an_account(client: httpx.AsyncClient, ctx: Context,
+                                                 ops: dict[str, str]) -> None:
+    user_id, _, _ = await signed_in_customer(client, ctx)
+    reader = bearer(await token_of(client, await admin_app(ctx, ["admin:read"])))
+    assert_bearer_error(await client.get(f"{BASE}/users/{user_id}/export", headers=reader),
+                        403, "insufficient_scope")
+    exported = await client.get(f"{BASE}/users/{user_id}/export", headers=ops)
+    assert exported.status_code == 200
+    assert exported.headers["cache-control"] == "no-store"
+    assert "alice@example.com" in exported.text
+    deleted = await client.delete(f"{BASE}/users/{user_id}", headers=ops)
+    assert deleted.status_code == 200
+    assert deleted.json()["apps_disconnected"] == 1
+    assert (await client.get(f"{BASE}/users/{user_id}", headers=ops)).status_code == 404
+    assert (await client.delete(f"{BASE}/users/{user_id}", headers=ops)).status_code == 404
+    events = (await client.get(f"{BASE}/audit-events", params={"target_id": user_id},
+                               headers=ops)).json()
+    assert [e["action"] for e in events] == ["user.delete", "user.export"]
+    assert "alice@example.com" not in json.dumps(events)

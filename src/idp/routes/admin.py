@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from idp import errors
 from idp.services import InvalidInput, NotFound
-from idp.services.accounts import admin, audit
+from idp.services.accounts import admin, audit, operators
 from idp.services.tokens.bearer import authenticate_client_bearer
 from idp.web.deps import CtxDep
 from idp.web.responses import NO_STORE
@@ -252,3 +252,106 @@ async def audit_events(ctx: CtxDep, _: Reader,
                        after: Annotated[str | None, Query(max_length=32)] = None) -> Any:
     events = await audit.events(ctx, target_id=target_id, limit=limit, after=after)
     return [event.__dict__ for event in events]
+
+
+class AccountOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "8Qe2xR4aV7c9gZt1q0bS8Z", "email": "alice@example.com", "email_verified": True,
+        "has_password": True, "created_at": 1794999990, "updated_at": 1795000420,
+        "disabled_at": None}]})
+
+    id: str = Field(description="the account's `sub`")
+    email: str | None
+    email_verified: bool
+    has_password: bool
+    created_at: int
+    updated_at: int
+    disabled_at: int | None = Field(description="set while the account may not sign in")
+
+
+class SignedOut(BaseModel):
+    sessions_ended: int
+
+
+class Deleted(BaseModel):
+    apps_disconnected: int
+    sessions_ended: int
+    upstream_revocations: int
+
+
+@router.get("/users", summary="Find customer accounts", response_model=list[AccountOut],
+            description="In id order, `limit` at a time; `email` matches the start of the "
+                        "address; page on with `after` set to the last id of a page.")
+async def find_users(ctx: CtxDep, _: Reader,
+                     email: Annotated[str | None, Query(max_length=320)] = None,
+                     limit: Annotated[int, Query(ge=1, le=operators.MAX_PAGE)] = 50,
+                     after: Annotated[str | None, Query(max_length=64)] = None) -> Any:
+    try:
+        found = await operators.find_accounts(ctx, email=email, limit=limit, after=after)
+    except InvalidInput as exc:
+        return _problem(exc)
+    return [operators.as_dict(account) for account in found]
+
+
+@router.get("/users/{user_id}", summary="Read a customer account", response_model=AccountOut)
+async def read_user(ctx: CtxDep, _: Reader, user_id: str) -> Any:
+    try:
+        return operators.as_dict(await operators.get_account(ctx, user_id))
+    except NotFound as exc:
+        return _problem(exc)
+
+
+@router.post("/users/{user_id}/disable", summary="Disable a customer account",
+             response_model=AccountOut,
+             description="No sign-in of any kind; every session ends (apps get back-channel "
+                         "logout) and every token is revoked at once.")
+async def disable_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
+    try:
+        return operators.as_dict(await operators.set_disabled(ctx, user_id, True, actor=actor))
+    except NotFound as exc:
+        return _problem(exc)
+
+
+@router.post("/users/{user_id}/enable", summary="Enable a customer account again",
+             response_model=AccountOut,
+             description="The customer may sign in again; nothing revoked comes back.")
+async def enable_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
+    try:
+        return operators.as_dict(await operators.set_disabled(ctx, user_id, False,
+                                                              actor=actor))
+    except NotFound as exc:
+        return _problem(exc)
+
+
+@router.post("/users/{user_id}/sign-out", summary="Sign a customer out everywhere",
+             response_model=SignedOut,
+             description="Every session ends (apps get back-channel logout) and every refresh "
+                         "token is revoked, offline ones included.")
+async def sign_out_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
+    try:
+        return {"sessions_ended": await operators.sign_out_everywhere(ctx, user_id,
+                                                                      actor=actor)}
+    except NotFound as exc:
+        return _problem(exc)
+
+
+@router.delete("/users/{user_id}", summary="Delete a customer account", response_model=Deleted,
+               description="Erasure (GDPR Art. 17): the account and its personal data; apps "
+                           "are told, upstream providers' grants revoked; the consent "
+                           "ledger keeps its chain with the personal payloads erased.")
+async def delete_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
+    try:
+        return await operators.delete(ctx, user_id, actor=actor)
+    except NotFound as exc:
+        return _problem(exc)
+
+
+@router.get("/users/{user_id}/export", summary="Export a customer's data",
+            description="What the customer would download from the account center "
+                        "(GDPR Art. 15 and 20). The export itself is in the audit log.")
+async def export_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
+    try:
+        return JSONResponse(await operators.export(ctx, user_id, actor=actor),
+                            headers=NO_STORE)
+    except NotFound as exc:
+        return _problem(exc)

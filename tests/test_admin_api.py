@@ -344,3 +344,88 @@ async def test_exporting_and_deleting_an_account(client: httpx.AsyncClient, ctx:
                                headers=ops)).json()
     assert [e["action"] for e in events] == ["user.delete", "user.export"]
     assert "alice@example.com" not in json.dumps(events)
+
+
+# --- grants, outbox, keys -------------------------------------------------------------------
+
+
+async def test_listing_and_revoking_grants(client: httpx.AsyncClient, ctx: Context,
+                                           ops: dict[str, str]) -> None:
+    user_id, tokens, shop = await signed_in_customer(client, ctx)
+    api = await admin_app(ctx, ["orders:read"])
+    assert (await client.get(f"{BASE}/grants", headers=ops)).status_code == 400
+    mine = (await client.get(f"{BASE}/grants", params={"user_id": user_id}, headers=ops)).json()
+    theirs = (await client.get(f"{BASE}/grants", params={"client_id": shop.client_id},
+                               headers=ops)).json()
+    assert mine == theirs and len(mine) == 1
+    grant = mine[0]
+    assert (grant["user_id"], grant["client_id"]) == (user_id, shop.client_id)
+    assert (await client.delete(f"{BASE}/grants/{grant['id']}", headers=ops)).status_code == 204
+    introspected = await client.post("/introspect", data={"token": tokens["access_token"]},
+                                     headers=api.basic())
+    assert introspected.json() == {"active": False}
+    assert (await client.get(f"{BASE}/grants", params={"user_id": user_id},
+                             headers=ops)).json() == []
+    revoked = (await client.get(f"{BASE}/grants", params={
+        "user_id": user_id, "include_revoked": "true"}, headers=ops)).json()
+    assert revoked[0]["revoked_at"] is not None
+    assert (await client.delete(f"{BASE}/grants/{grant['id']}", headers=ops)).status_code == 404
+    # The withdrawal is in the customer's consent history, made by an operator.
+    from idp.services.consent import ledger
+
+    async with ctx.db.transaction(read_only=True) as session:
+        entries = await ledger.entries_for_subject(ctx, session, user_id)
+    assert (entries[0].action, entries[0].channel) == ("withdraw", "admin")  # newest first
+
+
+async def test_a_failed_delivery_is_listed_and_sent_again(
+        client: httpx.AsyncClient, ctx: Context, ops: dict[str, str]) -> None:
+    from sqlalchemy import update
+
+    from idp.notifications.dispatcher import MAX_ATTEMPTS, Dispatcher
+    from idp.store.models import OutboxMessage
+
+    await make_user(ctx)
+    app = await make_app(ctx, backchannel_logout_uri="https://rp.example/logout")
+    flow = Flow(app)
+    tokens = (await redeem(client, flow, await get_code(client, flow))).json()
+    await client.get("/logout", params={"id_token_hint": tokens["id_token"]})
+    answers = [503] * MAX_ATTEMPTS + [200]
+    dispatcher = Dispatcher(ctx, allow_private=True, transport=httpx.MockTransport(
+        lambda request: httpx.Response(answers.pop(0))))
+    try:
+        for _ in range(MAX_ATTEMPTS):  # each retry made due at once
+            async with ctx.db.transaction() as session:
+                await session.execute(update(OutboxMessage).where(
+                    OutboxMessage.abandoned_at.is_(None)).values(next_attempt_at=0))
+            await dispatcher.run_once()
+        failed = (await client.get(f"{BASE}/outbox/failed", headers=ops)).json()
+        assert [(f["kind"], f["status"], f["recipient"]) for f in failed] == [
+            ("backchannel_logout", "abandoned", app.client_id)]
+        retried = await client.post(f"{BASE}/outbox/{failed[0]['id']}/retry", headers=ops)
+        assert retried.status_code == 202
+        assert await dispatcher.run_once() == 1
+    finally:
+        await dispatcher.close()
+    assert (await client.get(f"{BASE}/outbox/failed", headers=ops)).json() == []
+    again = await client.post(f"{BASE}/outbox/{failed[0]['id']}/retry", headers=ops)
+    assert again.status_code == 400  # delivered: never sent twice
+    assert (await client.post(f"{BASE}/outbox/nope/retry", headers=ops)).status_code == 404
+
+
+async def test_listing_and_rotating_keys(client: httpx.AsyncClient, ops: dict[str, str]
+                                         ) -> None:
+    before = (await client.get(f"{BASE}/keys", headers=ops)).json()
+    assert {(k["alg"], k["state"]) for k in before} >= {("RS256", "active"), ("ES256", "next")}
+    assert "private" not in json.dumps(before) and '"d"' not in json.dumps(before)
+    refused = await client.post(f"{BASE}/keys/rotate", json={"algs": ["none"]}, headers=ops)
+    assert refused.status_code == 400
+    rotated = await client.post(f"{BASE}/keys/rotate", json={"algs": ["ES256"]}, headers=ops)
+    assert rotated.status_code == 200
+    [kid] = rotated.json()["active"]
+    after = {k["kid"]: k for k in (await client.get(f"{BASE}/keys", headers=ops)).json()}
+    assert after[kid]["state"] == "active" and after[kid]["alg"] == "ES256"
+    jwks = (await client.get("/jwks")).json()
+    assert kid in {k["kid"] for k in jwks["keys"]}
+    events = (await client.get(f"{BASE}/audit-events", headers=ops)).json()
+    assert events[0]["action"] == "keys.rotate" and events[0]["after"] == {"active": [kid]}

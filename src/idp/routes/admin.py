@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from idp import errors
 from idp.services import InvalidInput, NotFound
-from idp.services.accounts import admin, audit, operators
+from idp.services.accounts import admin, audit, operations, operators
 from idp.services.tokens.bearer import authenticate_client_bearer
 from idp.web.deps import CtxDep
 from idp.web.responses import NO_STORE
@@ -354,4 +354,116 @@ async def export_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
         return JSONResponse(await operators.export(ctx, user_id, actor=actor),
                             headers=NO_STORE)
     except NotFound as exc:
+        return _problem(exc)
+
+
+class GrantOut(BaseModel):
+    id: str
+    user_id: str
+    client_id: str
+    scopes: list[str]
+    purposes: list[dict[str, Any]] = Field(examples=[[{"id": "order_updates", "version": 1}]])
+    channel: str
+    created_at: int
+    updated_at: int
+    revoked_at: int | None
+
+
+@router.get("/grants", summary="List grants of a customer or of an app",
+            response_model=list[GrantOut],
+            description="Name `user_id` or `client_id` (or both); live grants unless "
+                        "`include_revoked`; id order, `after` the last id of a page.")
+async def list_grants(ctx: CtxDep, _: Reader,
+                      user_id: Annotated[str | None, Query(max_length=64)] = None,
+                      client_id: Annotated[str | None, Query(max_length=64)] = None,
+                      include_revoked: bool = False,
+                      limit: Annotated[int, Query(ge=1, le=operations.MAX_PAGE)] = 50,
+                      after: Annotated[str | None, Query(max_length=64)] = None) -> Any:
+    try:
+        found = await operations.grants(ctx, user_id=user_id, client_id=client_id,
+                                        live_only=not include_revoked, limit=limit,
+                                        after=after)
+    except InvalidInput as exc:
+        return _problem(exc)
+    return [operations.grant_dict(grant) for grant in found]
+
+
+@router.delete("/grants/{grant_id}", summary="Revoke a grant", status_code=204,
+               description="As if the customer disconnected the app: the grant ends, its "
+                           "tokens are revoked, the app's sessions end and the app is told; "
+                           "the consent ledger records the withdrawal (channel `admin`).")
+async def revoke_grant(ctx: CtxDep, actor: Writer, grant_id: str) -> Response:
+    try:
+        await operations.revoke_grant(ctx, grant_id, actor=actor)
+    except NotFound as exc:
+        return _problem(exc)
+    return Response(status_code=204)
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    kind: str = Field(examples=["backchannel_logout"])
+    recipient: str = Field(description="the app's client id, or the upstream's URL")
+    status: Literal["abandoned", "retrying"]
+    attempts: int
+    last_error: str | None
+    created_at: int
+    next_attempt_at: int | None
+    abandoned_at: int | None
+
+
+@router.get("/outbox/failed", summary="Deliveries that have not got through",
+            response_model=list[DeliveryOut],
+            description="Messages to apps and upstream providers abandoned after their "
+                        "retries or still failing, oldest first.")
+async def failed_deliveries(ctx: CtxDep, _: Reader,
+                            kind: Annotated[str | None, Query(max_length=32)] = None) -> Any:
+    return await operations.failed_deliveries(ctx, kind)
+
+
+@router.post("/outbox/{message_id}/retry", summary="Deliver a message again now",
+             status_code=202, description="A delivered message is never sent twice.")
+async def retry_delivery(ctx: CtxDep, actor: Writer, message_id: str) -> Response:
+    try:
+        await operations.retry_delivery(ctx, message_id, actor=actor)
+    except (InvalidInput, NotFound) as exc:
+        return _problem(exc)
+    return Response(status_code=202)
+
+
+class KeyOut(BaseModel):
+    kid: str
+    alg: Literal["RS256", "ES256"]
+    state: Literal["active", "next", "retired"]
+    created_at: int
+    retired_at: int | None
+    published_until: int | None
+
+
+class RotateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    algs: list[Literal["RS256", "ES256"]] | None = Field(
+        default=None, description="the algorithms to rotate; all when absent")
+
+
+class RotatedOut(BaseModel):
+    active: list[str] = Field(description="the kids that now sign")
+
+
+@router.get("/keys", summary="List the signing keys", response_model=list[KeyOut],
+            description="Public facts only; private keys never leave the database.")
+async def list_keys(ctx: CtxDep, _: Reader) -> Any:
+    return await operations.signing_keys(ctx)
+
+
+@router.post("/keys/rotate", summary="Rotate the signing keys", response_model=RotatedOut,
+             description="The published next keys start signing, the current ones retire "
+                         "(published until their tokens expire) and new next keys are "
+                         "published. Every replica uses them within a second.")
+async def rotate_keys(ctx: CtxDep, actor: Writer, body: RotateIn | None = None) -> Any:
+    algs: list[str] | None = list(body.algs) if body is not None and body.algs else None
+    try:
+        return {"active": await operations.rotate_keys(ctx, algs, actor=actor)}
+    except InvalidInput as exc:
         return _problem(exc)

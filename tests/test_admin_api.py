@@ -429,3 +429,90 @@ async def test_listing_and_rotating_keys(client: httpx.AsyncClient, ops: dict[st
     assert kid in {k["kid"] for k in jwks["keys"]}
     events = (await client.get(f"{BASE}/audit-events", headers=ops)).json()
     assert events[0]["action"] == "keys.rotate" and events[0]["after"] == {"active": [kid]}
+
+
+# --- purposes, the consent ledger, upstream providers ---------------------------------------
+
+
+async def test_purposes_and_the_clients_that_ask_for_them(
+        client: httpx.AsyncClient, ctx: Context, ops: dict[str, str]) -> None:
+    purpose = {"id": "marketing_email", "title": "Marketing e-mail",
+               "description": "Offers and news by e-mail.", "data_categories": ["identity"]}
+    created = await client.post(f"{BASE}/purposes", json=purpose, headers=ops)
+    assert created.status_code == 201 and created.json()["version"] == 1
+    again = await client.post(f"{BASE}/purposes", json=purpose, headers=ops)
+    assert again.status_code == 400  # exists
+    bad = await client.post(f"{BASE}/purposes", headers=ops, json={
+        **purpose, "id": "Bad Id", "data_categories": ["nonsense"]})
+    assert bad.status_code == 400
+    wording = await client.patch(f"{BASE}/purposes/marketing_email", headers=ops,
+                                 json={"description": "Offers, news and surveys by e-mail."})
+    assert wording.json()["version"] == 2
+    typo = await client.patch(f"{BASE}/purposes/marketing_email", headers=ops,
+                              json={"title": "Marketing e-mails", "material": False})
+    assert typo.json()["version"] == 2
+    assert (await client.patch(f"{BASE}/purposes/none_such", json={"title": "x"},
+                               headers=ops)).status_code == 404
+    listed = (await client.get(f"{BASE}/purposes", headers=ops)).json()
+    assert [(p["id"], p["title"], p["version"]) for p in listed] == [
+        ("marketing_email", "Marketing e-mails", 2)]
+
+    shop = await make_app(ctx)
+    assigned = await client.put(f"{BASE}/clients/{shop.client_id}/purposes", headers=ops,
+                                json={"optional": ["marketing_email"]})
+    assert assigned.status_code == 204
+    await make_user(ctx)
+    page = await authorize(client, Flow(shop))
+    consent = await login(client, page)
+    assert "Offers, news and surveys by e-mail." in consent.text
+    unknown = await client.put(f"{BASE}/clients/{shop.client_id}/purposes", headers=ops,
+                               json={"required": ["none_such"]})
+    assert unknown.status_code == 400
+    events = (await client.get(f"{BASE}/audit-events", headers=ops)).json()
+    assert [e["action"] for e in events if e["action"].startswith(("purpose.", "client.p"))] == [
+        "client.purposes", "purpose.update", "purpose.update", "purpose.create"]
+    changes = [e for e in events if e["target_type"] == "purpose"]
+    assert changes[-1]["before"] is None and changes[-2]["before"]["version"] == 1
+    assert changes[-2]["after"]["version"] == 2
+
+
+async def test_the_ledger_for_an_audit(client: httpx.AsyncClient, ctx: Context,
+                                       ops: dict[str, str]) -> None:
+    await signed_in_customer(client, ctx)
+    verified = (await client.get(f"{BASE}/ledger/verify", headers=ops)).json()
+    assert verified == {"entries": 1, "problems": []}
+    chain = (await client.get(f"{BASE}/ledger", headers=ops)).json()
+    assert len(chain) == 1 and chain[0]["action"] == "grant"
+    assert "alice@example.com" not in json.dumps(chain)  # headers and hashes, no payloads
+    from idp.services.consent.ledger import GENESIS, chain_hash
+
+    link = chain[0]
+    header = {k: link[k] for k in ("entry_id", "grant_id", "client_id", "subject_ref",
+                                   "action", "channel", "gpc", "created_at")}
+    assert link["prev_hash"] == GENESIS
+    assert chain_hash(GENESIS, link["seq"], header, link["payload_digest"]) == link["entry_hash"]
+    assert (await client.get(f"{BASE}/ledger", params={"after_seq": link["seq"]},
+                             headers=ops)).json() == []
+    receipt = await client.get(f"{BASE}/ledger/{link['entry_id']}/receipt", headers=ops)
+    assert receipt.status_code == 200 and receipt.json()
+    assert (await client.get(f"{BASE}/ledger/nope/receipt", headers=ops)).status_code == 404
+
+
+async def test_upstream_providers_never_show_their_secrets(
+        client: httpx.AsyncClient, ops: dict[str, str]) -> None:
+    secret = "upstream-secret-value-123456"
+    config = {"type": "google", "client_id": "google-client",
+              "client_secret": secret,
+              "discovery_url": "https://google.fake/.well-known/openid-configuration"}
+    saved = await client.put(f"{BASE}/upstreams/google", json=config, headers=ops)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["alias"] == "google" and saved.json()["name"] == "Google"
+    listed = await client.get(f"{BASE}/upstreams", headers=ops)
+    assert [u["alias"] for u in listed.json()] == ["google"]
+    refused = await client.put(f"{BASE}/upstreams/bad", headers=ops,
+                               json={**config, "discovery_url": "http://plain"})
+    assert refused.status_code == 400
+    events = await client.get(f"{BASE}/audit-events", headers=ops)
+    assert events.json()[0]["action"] == "upstream.save"
+    for response in (saved, listed, refused, events):
+        assert secret not in response.text

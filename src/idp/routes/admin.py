@@ -7,16 +7,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Security
+from fastapi import APIRouter, Body, Depends, Query, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from idp import errors
+from idp.federation.config import UpstreamConfig
 from idp.services import InvalidInput, NotFound
 from idp.services.accounts import admin, audit, operations, operators
+from idp.services.consent import ledger, purposes
+from idp.services.consent.receipts import receipt
 from idp.services.tokens.bearer import authenticate_client_bearer
+from idp.services.upstream import providers
 from idp.web.deps import CtxDep
 from idp.web.responses import NO_STORE
 
@@ -467,3 +471,151 @@ async def rotate_keys(ctx: CtxDep, actor: Writer, body: RotateIn | None = None) 
         return {"active": await operations.rotate_keys(ctx, algs, actor=actor)}
     except InvalidInput as exc:
         return _problem(exc)
+
+
+class PurposeOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "marketing_email", "title": "Marketing e-mail",
+        "description": "We send you offers and news by e-mail.",
+        "data_categories": ["identity"], "legal_basis": "consent", "sale_or_share": False,
+        "version": 3, "created_at": 1794999990, "updated_at": 1795000420}]})
+
+    id: str
+    title: str
+    description: str
+    data_categories: list[str]
+    legal_basis: str
+    sale_or_share: bool
+    version: int
+    created_at: int
+    updated_at: int
+
+
+class PurposeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(max_length=64, examples=["marketing_email"])
+    title: str = Field(max_length=200)
+    description: str = Field(max_length=4000)
+    data_categories: list[str] = Field(max_length=4, examples=[["identity"]])
+    legal_basis: str = "consent"
+    sale_or_share: bool = False
+
+
+class PurposeChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=4000)
+    data_categories: list[str] | None = Field(default=None, max_length=4)
+    legal_basis: str | None = None
+    sale_or_share: bool | None = None
+    material: bool = Field(default=True, description=(
+        "a material change raises the version: every app that uses the purpose asks again"))
+
+
+class ClientPurposesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    required: list[str] = Field(default_factory=list, max_length=50)
+    optional: list[str] = Field(default_factory=list, max_length=50)
+
+
+@router.get("/purposes", summary="List purposes", response_model=list[PurposeOut])
+async def list_purposes(ctx: CtxDep, _: Reader) -> Any:
+    return [purposes.view(row) for row in await purposes.list_purposes(ctx)]
+
+
+@router.post("/purposes", summary="Define a purpose", status_code=201,
+             response_model=PurposeOut)
+async def create_purpose(ctx: CtxDep, actor: Writer, body: PurposeIn) -> Any:
+    try:
+        row = await purposes.create_purpose(
+            ctx, purpose_id=body.id, title=body.title, description=body.description,
+            data_categories=body.data_categories, legal_basis=body.legal_basis,
+            sale_or_share=body.sale_or_share, actor=actor)
+    except InvalidInput as exc:
+        return _problem(exc)
+    return JSONResponse(purposes.view(row), status_code=201)
+
+
+@router.patch("/purposes/{purpose_id}", summary="Change a purpose", response_model=PurposeOut,
+              description="A material change (the default) raises the version, so the next "
+                           "authorization of every app that uses it asks again.")
+async def update_purpose(ctx: CtxDep, actor: Writer, purpose_id: str, body: PurposeChanges
+                         ) -> Any:
+    try:
+        row = await purposes.update_purpose(
+            ctx, purpose_id, title=body.title, description=body.description,
+            data_categories=body.data_categories, legal_basis=body.legal_basis,
+            sale_or_share=body.sale_or_share, material=body.material, actor=actor)
+    except InvalidInput as exc:
+        return _problem(NotFound(str(exc)) if str(exc).startswith("no purpose") else exc)
+    return purposes.view(row)
+
+
+@router.put("/clients/{client_id}/purposes", summary="Set the purposes a client asks for",
+            status_code=204)
+async def set_client_purposes(ctx: CtxDep, actor: Writer, client_id: str,
+                              body: ClientPurposesIn) -> Response:
+    chosen = {**{p: False for p in body.optional}, **{p: True for p in body.required}}
+    try:
+        await purposes.set_client_purposes(ctx, client_id, chosen, actor=actor)
+    except InvalidInput as exc:
+        return _problem(exc)
+    return Response(status_code=204)
+
+
+class LedgerVerified(BaseModel):
+    entries: int
+    problems: list[dict[str, Any]] = Field(description="empty when every link holds")
+
+
+@router.get("/ledger/verify", summary="Verify the consent ledger's hash chain",
+            response_model=LedgerVerified)
+async def verify_ledger(ctx: CtxDep, _: Reader) -> Any:
+    count, problems = await ledger.verify(ctx)
+    return {"entries": count, "problems": [problem.__dict__ for problem in problems]}
+
+
+@router.get("/ledger", summary="The consent ledger's chain, for an audit",
+            description="In order, `limit` at a time after `after_seq`: each entry's header, "
+                        "payload digest and hashes, enough to recompute every link without "
+                        "the payloads' personal data.")
+async def ledger_chain(ctx: CtxDep, _: Reader,
+                       after_seq: Annotated[int, Query(ge=0)] = 0,
+                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
+    return await ledger.chain_page(ctx, after_seq=after_seq, limit=limit)
+
+
+@router.get("/ledger/{entry_id}/receipt", summary="One ledger entry as a consent receipt",
+            description="Kantara Consent Receipt v1.1 / ISO/IEC TS 27560 structure.")
+async def ledger_receipt(ctx: CtxDep, _: Reader, entry_id: str) -> Any:
+    async with ctx.db.transaction(read_only=True) as session:
+        entry = await ledger.get_entry(session, entry_id[:64])
+    if entry is None:
+        return _problem(NotFound(f"no ledger entry {entry_id[:64]}"))
+    return receipt(ctx, entry)
+
+
+@router.get("/upstreams", summary="List sign-in providers",
+            description="Their settings; secrets stay encrypted in the database and are "
+                        "never shown.")
+async def list_upstreams(ctx: CtxDep, _: Reader) -> Any:
+    return await providers.all_upstreams(ctx)
+
+
+@router.put("/upstreams/{alias}", summary="Add or replace a sign-in provider",
+            description="The body is the configuration `idp upstreams add` reads from its "
+                        "file (federation.md), secrets included; the answer and the audit "
+                        "log show it without them.")
+async def save_upstream(ctx: CtxDep, actor: Writer, alias: str,
+                        body: Annotated[dict[str, Any], Body()]) -> Any:
+    try:
+        config = UpstreamConfig.model_validate({**body, "alias": alias})
+    except ValidationError as exc:
+        # Never echo the input: it holds the upstream's secrets.
+        fields = sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors()})
+        return _problem(InvalidInput(f"the configuration is not valid: {', '.join(fields)}"))
+    await providers.save_upstream(ctx, config, actor=actor)
+    return next(u for u in await providers.all_upstreams(ctx) if u["alias"] == alias)

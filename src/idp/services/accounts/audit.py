@@ -1,5 +1,6 @@
 """The admin audit log: who changed what, when, with the object before and after. Written in
-the unit of work of the change itself, so a change and its record stand or fall together."""
+the unit of work of the change itself (`idp.store.audit.record`, re-exported here), so a
+change and its record stand or fall together."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.crypto.handles import new_handle
 from idp.services.context import Context
+from idp.store.audit import record
 from idp.store.models import AdminEvent
+
+__all__ = ["Event", "events", "record"]
 
 MAX_PAGE = 200
 
@@ -26,13 +28,6 @@ class Event:
     target_id: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
-
-
-def record(session: AsyncSession, now: int, actor: str, action: str, target_type: str,
-           target_id: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
-    session.add(AdminEvent(id=new_handle(16), at=now, actor=actor, action=action,
-                           target_type=target_type, target_id=target_id, before=before,
-                           after=after))
 
 
 async def events(ctx: Context, *, target_id: str | None = None, limit: int = 50,

@@ -130,3 +130,15 @@ async def get_entry(session: AsyncSession, entry_id: str) -> LedgerEntry | None:
 
 async def count_entries(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(LedgerEntry)) or 0)
+
+
+async def chain_page(ctx: Context, *, after_seq: int = 0, limit: int = 100
+                     ) -> list[dict[str, Any]]:
+    """The chain for an auditor, in order: each entry's header, payload digest and hashes,
+    enough to recompute every link (`chain_hash`) without the payloads' personal data."""
+    async with ctx.db.transaction(read_only=True) as session:
+        rows = await session.scalars(
+            select(LedgerEntry).where(LedgerEntry.seq > after_seq)
+            .order_by(LedgerEntry.seq).limit(max(1, min(limit, 1000))))
+        return [{"seq": row.seq, **header_of(row), "payload_digest": row.payload_digest,
+                 "prev_hash": row.prev_hash, "entry_hash": row.entry_hash} for row in rows]

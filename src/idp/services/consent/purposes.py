@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from idp.protocol.consent import DATA_CATEGORIES, LEGAL_BASES
 from idp.services import InvalidInput
 from idp.services.context import Context
+from idp.store import audit
 from idp.store import clients as client_store
 from idp.store import purposes as purpose_store
 from idp.store.models import Purpose
@@ -22,9 +24,16 @@ def _check(categories: list[str], legal_basis: str) -> None:
         raise InvalidInput(f"legal basis must be one of {', '.join(LEGAL_BASES)}")
 
 
+def view(row: Purpose) -> dict[str, Any]:
+    return {"id": row.id, "title": row.title, "description": row.description,
+            "data_categories": list(row.data_categories), "legal_basis": row.legal_basis,
+            "sale_or_share": row.sale_or_share, "version": row.version,
+            "created_at": row.created_at, "updated_at": row.updated_at}
+
+
 async def create_purpose(ctx: Context, *, purpose_id: str, title: str, description: str,
                          data_categories: list[str], legal_basis: str = "consent",
-                         sale_or_share: bool = False) -> Purpose:
+                         sale_or_share: bool = False, actor: str = "cli") -> Purpose:
     if not _PURPOSE_ID.match(purpose_id):
         raise InvalidInput("purpose id: lower-case letters, digits and _ (e.g. marketing_email)")
     if not title.strip() or not description.strip():
@@ -38,19 +47,22 @@ async def create_purpose(ctx: Context, *, purpose_id: str, title: str, descripti
                       data_categories=data_categories, legal_basis=legal_basis,
                       sale_or_share=sale_or_share, version=1, created_at=now, updated_at=now)
         session.add(row)
+        audit.record(session, now, actor, "purpose.create", "purpose", purpose_id, None,
+                     view(row))
     return row
 
 
 async def update_purpose(ctx: Context, purpose_id: str, *, title: str | None = None,
                          description: str | None = None, data_categories: list[str] | None = None,
                          legal_basis: str | None = None, sale_or_share: bool | None = None,
-                         material: bool = True) -> Purpose:
+                         material: bool = True, actor: str = "cli") -> Purpose:
     """Change a purpose. A material change raises its version, which makes every earlier
     answer stale: the next authorization of any app that uses it asks again."""
     async with ctx.db.transaction() as session:
         row = await purpose_store.get_purpose(session, purpose_id)
         if row is None:
             raise InvalidInput(f"no purpose {purpose_id}")
+        before = view(row)
         row.title = title.strip() if title else row.title
         row.description = description.strip() if description else row.description
         row.data_categories = data_categories or row.data_categories
@@ -61,6 +73,8 @@ async def update_purpose(ctx: Context, purpose_id: str, *, title: str | None = N
         if material:
             row.version += 1
         row.updated_at = ctx.now()
+        audit.record(session, row.updated_at, actor, "purpose.update", "purpose", purpose_id,
+                     before, view(row))
     return row
 
 
@@ -69,7 +83,8 @@ async def list_purposes(ctx: Context) -> list[Purpose]:
         return await purpose_store.list_purposes(session)
 
 
-async def set_client_purposes(ctx: Context, client_id: str, purposes: dict[str, bool]) -> None:
+async def set_client_purposes(ctx: Context, client_id: str, purposes: dict[str, bool], *,
+                              actor: str = "cli") -> None:
     """`purposes` maps purpose id to required (True) or optional (False)."""
     async with ctx.db.transaction() as session:
         if await client_store.get_client(session, client_id) is None:
@@ -78,3 +93,6 @@ async def set_client_purposes(ctx: Context, client_id: str, purposes: dict[str, 
             if await purpose_store.get_purpose(session, purpose_id) is None:
                 raise InvalidInput(f"no purpose {purpose_id}")
         await purpose_store.set_client_purposes(session, client_id, purposes)
+        audit.record(session, ctx.now(), actor, "client.purposes", "client", client_id, None,
+                     {"required": sorted(p for p, r in purposes.items() if r),
+                      "optional": sorted(p for p, r in purposes.items() if not r)})

@@ -15,6 +15,7 @@ from idp.federation.facebook import FacebookUpstream
 from idp.federation.google import GoogleUpstream
 from idp.federation.oidc import GenericOidcUpstream
 from idp.services.context import Context
+from idp.store import audit
 from idp.store import federation as store
 from idp.store.models import Upstream
 
@@ -43,16 +44,31 @@ def to_config(ctx: Context, row: Upstream) -> UpstreamConfig:
     return UpstreamConfig.model_validate({**row.config, **secrets})
 
 
-async def save_upstream(ctx: Context, config: UpstreamConfig) -> None:
+async def save_upstream(ctx: Context, config: UpstreamConfig, *, actor: str = "cli") -> None:
+    """Add or replace an upstream. The audit log gets its settings, never its secrets."""
     async with ctx.db.transaction() as session:
         existing = await store.get_upstream(session, config.alias)
         row = to_row(ctx, config, ctx.now())
+        before = None if existing is None else public_view(existing)
         if existing is None:
             session.add(row)
         else:
             existing.type, existing.config = row.type, row.config
             existing.secrets_encrypted, existing.updated_at = row.secrets_encrypted, ctx.now()
+        audit.record(session, ctx.now(), actor, "upstream.save", "upstream", config.alias,
+                     before, public_view(existing or row))
     ctx.upstream_clients.pop(config.alias, None)
+
+
+def public_view(row: Upstream) -> dict[str, Any]:
+    """An upstream's settings without its secrets (they stay encrypted in the database)."""
+    return {"alias": row.alias, "type": row.type, "name": display_name(row),
+            "enabled": row.enabled, "config": dict(row.config)}
+
+
+async def all_upstreams(ctx: Context) -> list[dict[str, Any]]:
+    async with ctx.db.transaction(read_only=True) as session:
+        return [public_view(row) for row in await store.list_upstreams(session)]
 
 
 async def enabled_upstreams(ctx: Context) -> list[dict[str, str]]:

@@ -156,11 +156,19 @@ class NewClientIn(ClientChanges):
 
 
 class SecretOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "client_id": "Zt1q0bS8ZyWm2xR4aV7c9g", "client_secret": "kq3V...shown-once"}]})
+
     client_id: str
     client_secret: str = Field(description="Shown once, never stored: keep it now.")
 
 
 class AuditEventOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "f3Kq0bS8ZyWm2xR4aV7c9g", "at": 1795000420, "actor": "Zt1q0bS8ZyWm2xR4aV7c9g",
+        "action": "client.update", "target_type": "client", "target_id": "Ab3q0bS8ZyWm2xR4aV7c9g",
+        "before": {"name": "Web shop"}, "after": {"name": "Web shop (EU)"}}]})
+
     id: str
     at: int = Field(description="seconds since the epoch, UTC")
     actor: str = Field(description="the admin client's id, or `cli`")
@@ -204,7 +212,8 @@ async def create_client(ctx: CtxDep, actor: Writer, body: NewClientIn) -> Any:
                         status_code=201, headers=NO_STORE)
 
 
-@router.get("/clients/{client_id}", summary="Read a client", response_model=ClientOut)
+@router.get("/clients/{client_id}", summary="Read a client", response_model=ClientOut,
+            description="One registration as it stands; never its secret.")
 async def read_client(ctx: CtxDep, _: Reader, client_id: str) -> Any:
     try:
         return _client(await admin.get_client(ctx, client_id))
@@ -274,10 +283,15 @@ class AccountOut(BaseModel):
 
 
 class SignedOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"sessions_ended": 2}]})
+
     sessions_ended: int
 
 
 class Deleted(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "apps_disconnected": 3, "sessions_ended": 1, "upstream_revocations": 1}]})
+
     apps_disconnected: int
     sessions_ended: int
     upstream_revocations: int
@@ -297,7 +311,8 @@ async def find_users(ctx: CtxDep, _: Reader,
     return [operators.as_dict(account) for account in found]
 
 
-@router.get("/users/{user_id}", summary="Read a customer account", response_model=AccountOut)
+@router.get("/users/{user_id}", summary="Read a customer account", response_model=AccountOut,
+            description="The account's standing; its profile and history are in the export.")
 async def read_user(ctx: CtxDep, _: Reader, user_id: str) -> Any:
     try:
         return operators.as_dict(await operators.get_account(ctx, user_id))
@@ -362,6 +377,12 @@ async def export_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
 
 
 class GrantOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "k3JqV0bS8ZyWm2xR", "user_id": "8Qe2xR4aV7c9gZt1q0bS8Z",
+        "client_id": "Zt1q0bS8ZyWm2xR4aV7c9g", "scopes": ["openid", "profile"],
+        "purposes": [{"id": "order_updates", "version": 1}], "channel": "web",
+        "created_at": 1794999995, "updated_at": 1795000420, "revoked_at": None}]})
+
     id: str
     user_id: str
     client_id: str
@@ -405,6 +426,12 @@ async def revoke_grant(ctx: CtxDep, actor: Writer, grant_id: str) -> Response:
 
 
 class DeliveryOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "m9Kq0bS8ZyWm2xR4", "kind": "backchannel_logout",
+        "recipient": "Zt1q0bS8ZyWm2xR4aV7c9g", "status": "abandoned", "attempts": 20,
+        "last_error": "HTTP 503", "created_at": 1795000000, "next_attempt_at": None,
+        "abandoned_at": 1795005400}]})
+
     id: str
     kind: str = Field(examples=["backchannel_logout"])
     recipient: str = Field(description="the app's client id, or the upstream's URL")
@@ -426,7 +453,8 @@ async def failed_deliveries(ctx: CtxDep, _: Reader,
 
 
 @router.post("/outbox/{message_id}/retry", summary="Deliver a message again now",
-             status_code=202, description="A delivered message is never sent twice.")
+             status_code=202, response_class=Response,
+             description="A delivered message is never sent twice.")
 async def retry_delivery(ctx: CtxDep, actor: Writer, message_id: str) -> Response:
     try:
         await operations.retry_delivery(ctx, message_id, actor=actor)
@@ -436,6 +464,10 @@ async def retry_delivery(ctx: CtxDep, actor: Writer, message_id: str) -> Respons
 
 
 class KeyOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "kid": "IfutmhXhH8TW2kM7", "alg": "ES256", "state": "active", "created_at": 1794000000,
+        "retired_at": None, "published_until": None}]})
+
     kid: str
     alg: Literal["RS256", "ES256"]
     state: Literal["active", "next", "retired"]
@@ -445,13 +477,16 @@ class KeyOut(BaseModel):
 
 
 class RotateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"algs": ["ES256"]}]})
 
     algs: list[Literal["RS256", "ES256"]] | None = Field(
         default=None, description="the algorithms to rotate; all when absent")
 
 
 class RotatedOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "active": ["Nq2kM7dtGWfV8Bqi", "IfutmhXhH8TW2kM7"]}]})
+
     active: list[str] = Field(description="the kids that now sign")
 
 
@@ -492,7 +527,10 @@ class PurposeOut(BaseModel):
 
 
 class PurposeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "id": "marketing_email", "title": "Marketing e-mail",
+        "description": "We send you offers and news by e-mail.",
+        "data_categories": ["identity"], "legal_basis": "consent", "sale_or_share": False}]})
 
     id: str = Field(max_length=64, examples=["marketing_email"])
     title: str = Field(max_length=200)
@@ -503,7 +541,8 @@ class PurposeIn(BaseModel):
 
 
 class PurposeChanges(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "description": "We send you offers, news and surveys by e-mail."}]})
 
     title: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=4000)
@@ -515,19 +554,24 @@ class PurposeChanges(BaseModel):
 
 
 class ClientPurposesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "required": ["order_updates"], "optional": ["marketing_email"]}]})
 
     required: list[str] = Field(default_factory=list, max_length=50)
     optional: list[str] = Field(default_factory=list, max_length=50)
 
 
-@router.get("/purposes", summary="List purposes", response_model=list[PurposeOut])
+@router.get("/purposes", summary="List purposes", response_model=list[PurposeOut],
+            description="Every purpose with the version of its current wording.")
 async def list_purposes(ctx: CtxDep, _: Reader) -> Any:
     return [purposes.view(row) for row in await purposes.list_purposes(ctx)]
 
 
 @router.post("/purposes", summary="Define a purpose", status_code=201,
-             response_model=PurposeOut)
+             response_model=PurposeOut,
+             description="Why data is processed, in plain words, with its data categories "
+                         "(identity, descriptive, attitudinal, behavioral) and legal basis; "
+                         "version 1.")
 async def create_purpose(ctx: CtxDep, actor: Writer, body: PurposeIn) -> Any:
     try:
         row = await purposes.create_purpose(
@@ -555,7 +599,9 @@ async def update_purpose(ctx: CtxDep, actor: Writer, purpose_id: str, body: Purp
 
 
 @router.put("/clients/{client_id}/purposes", summary="Set the purposes a client asks for",
-            status_code=204)
+            status_code=204,
+            description="Replaces the client's list: `required` purposes must be agreed to for "
+                        "the app to be used, `optional` ones the customer may decline.")
 async def set_client_purposes(ctx: CtxDep, actor: Writer, client_id: str,
                               body: ClientPurposesIn) -> Response:
     chosen = {**{p: False for p in body.optional}, **{p: True for p in body.required}}
@@ -567,18 +613,44 @@ async def set_client_purposes(ctx: CtxDep, actor: Writer, client_id: str,
 
 
 class LedgerVerified(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"entries": 1042, "problems": []}]})
+
     entries: int
     problems: list[dict[str, Any]] = Field(description="empty when every link holds")
 
 
 @router.get("/ledger/verify", summary="Verify the consent ledger's hash chain",
-            response_model=LedgerVerified)
+            response_model=LedgerVerified,
+            description="Recomputes every link; a problem names the entry where the chain "
+                        "breaks (an edited, removed or inserted entry).")
 async def verify_ledger(ctx: CtxDep, _: Reader) -> Any:
     count, problems = await ledger.verify(ctx)
     return {"entries": count, "problems": [problem.__dict__ for problem in problems]}
 
 
+class LedgerLinkOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "seq": 1, "entry_id": "cr_9f2kq0bS8ZyWm2xR", "grant_id": "k3JqV0bS8ZyWm2xR",
+        "client_id": "Zt1q0bS8ZyWm2xR4aV7c9g", "subject_ref": "5d1c...", "action": "grant",
+        "channel": "web", "gpc": False, "created_at": 1794999995,
+        "payload_digest": "9b71...", "prev_hash": "0000...", "entry_hash": "e3b0..."}]})
+
+    seq: int
+    entry_id: str
+    grant_id: str
+    client_id: str
+    subject_ref: str = Field(description="a keyed digest of the customer's id, not the id")
+    action: str
+    channel: str
+    gpc: bool
+    created_at: int
+    payload_digest: str
+    prev_hash: str
+    entry_hash: str
+
+
 @router.get("/ledger", summary="The consent ledger's chain, for an audit",
+            response_model=list[LedgerLinkOut],
             description="In order, `limit` at a time after `after_seq`: each entry's header, "
                         "payload digest and hashes, enough to recompute every link without "
                         "the payloads' personal data.")
@@ -598,7 +670,21 @@ async def ledger_receipt(ctx: CtxDep, _: Reader, entry_id: str) -> Any:
     return receipt(ctx, entry)
 
 
-@router.get("/upstreams", summary="List sign-in providers",
+class UpstreamOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "alias": "google", "type": "google", "name": "Google", "enabled": True,
+        "config": {"client_id": "1234.apps.googleusercontent.com",
+                   "discovery_url": "https://accounts.google.com/.well-known/openid-configuration"}
+    }]})
+
+    alias: str
+    type: str
+    name: str
+    enabled: bool
+    config: dict[str, Any] = Field(description="the settings without the secrets")
+
+
+@router.get("/upstreams", summary="List sign-in providers", response_model=list[UpstreamOut],
             description="Their settings; secrets stay encrypted in the database and are "
                         "never shown.")
 async def list_upstreams(ctx: CtxDep, _: Reader) -> Any:
@@ -606,6 +692,7 @@ async def list_upstreams(ctx: CtxDep, _: Reader) -> Any:
 
 
 @router.put("/upstreams/{alias}", summary="Add or replace a sign-in provider",
+            response_model=UpstreamOut,
             description="The body is the configuration `idp upstreams add` reads from its "
                         "file (federation.md), secrets included; the answer and the audit "
                         "log show it without them.")

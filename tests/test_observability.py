@@ -367,3 +367,24 @@ async def test_a_stopping_dispatcher_finishes_the_delivery_it_began(ctx: Context
             select(DeliveryAttempt).where(DeliveryAttempt.message_id == message_id)))
     assert message is not None and message.delivered_at is not None
     assert [a.status_code for a in attempts] == [200]
+
+
+async def test_a_consent_change_is_counted_when_it_commits(ctx: Context) -> None:
+    from prometheus_client import REGISTRY
+
+    from idp.services.consent import ledger
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("idp_consent_changes_total", {"action": "grant"}) or 0.0
+
+    entry = {"grant_id": "g-1", "client_id": "c-1", "user_id": "u-1", "action": "grant",
+             "channel": "web", "gpc": False, "payload": {}}
+    before = counted()
+    with pytest.raises(RuntimeError):
+        async with ctx.db.transaction() as session:
+            await ledger.append(ctx, session, **entry)
+            raise RuntimeError("the change failed after its ledger entry")
+    assert counted() == before  # rolled back: nothing happened, nothing counted
+    async with ctx.db.transaction() as session:
+        await ledger.append(ctx, session, **entry)
+    assert counted() == before + 1

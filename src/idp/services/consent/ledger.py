@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import rfc8785
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from idp.crypto.handles import new_public_id
 from idp.crypto.keys import derive_key
@@ -27,6 +28,19 @@ GENESIS = "0" * 64
 # Any constant: the key of the PostgreSQL advisory lock that serialises appends.
 _APPEND_LOCK = 0x1D9_1ED6E5
 
+
+_COUNTED = "idp_ledger_actions"
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    for action in session.info.pop(_COUNTED, ()):
+        metrics.CONSENT_CHANGES.labels(action).inc()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop(_COUNTED, None)
 
 def canonical(value: Any) -> bytes:
     return rfc8785.dumps(value)
@@ -59,7 +73,8 @@ async def append(ctx: Context, session: AsyncSession, *, grant_id: str, client_i
                  user_id: str, action: str, channel: str, gpc: bool,
                  payload: dict[str, Any]) -> LedgerEntry:
     """Append one entry in the caller's unit of work."""
-    metrics.CONSENT_CHANGES.labels(action).inc()
+    # Counted in /metrics once the caller's unit of work commits (a rollback counts nothing).
+    session.info.setdefault(_COUNTED, []).append(action)
     if session.get_bind().dialect.name == "postgresql":
         # Held until the transaction ends; SQLite's BEGIN IMMEDIATE already serialises writers.
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})

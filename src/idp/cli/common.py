@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 
-from idp.services import InvalidInput
+from idp.services import InvalidInput, NotFound
 from idp.services.context import Context, build_context
 from idp.settings import Settings
 
@@ -40,7 +40,7 @@ def run_admin(settings: Settings, action: Action) -> int:
     async def guarded(ctx: Context) -> int:
         try:
             return await action(ctx)
-        except InvalidInput as exc:
+        except (InvalidInput, NotFound) as exc:
             print(f"idp: {exc}", file=sys.stderr)
             return 2
 

@@ -179,14 +179,6 @@ class AuditEventOut(BaseModel):
     after: dict[str, Any] | None
 
 
-def _problem(exc: Exception) -> JSONResponse:
-    if isinstance(exc, NotFound):
-        return JSONResponse({"error": "not_found", "error_description": str(exc)},
-                            status_code=404, headers=NO_STORE)
-    return JSONResponse({"error": "invalid_request", "error_description": str(exc)},
-                        status_code=400, headers=NO_STORE)
-
-
 def _client(client: Any) -> dict[str, Any]:
     return admin.public_view(client)
 
@@ -204,10 +196,7 @@ async def list_clients(ctx: CtxDep, _: Reader) -> Any:
                          "signing algorithm, no fragments. The secret is in this answer only.")
 async def create_client(ctx: CtxDep, actor: Writer, body: NewClientIn) -> Any:
     fields = body.model_dump(exclude_none=True)
-    try:
-        new = await admin.create_client(ctx, actor=actor, **fields)
-    except (InvalidInput, NotFound) as exc:
-        return _problem(exc)
+    new = await admin.create_client(ctx, actor=actor, **fields)
     return JSONResponse({**_client(new.client), "client_secret": new.client_secret},
                         status_code=201, headers=NO_STORE)
 
@@ -215,10 +204,7 @@ async def create_client(ctx: CtxDep, actor: Writer, body: NewClientIn) -> Any:
 @router.get("/clients/{client_id}", summary="Read a client", response_model=ClientOut,
             description="One registration as it stands; never its secret.")
 async def read_client(ctx: CtxDep, _: Reader, client_id: str) -> Any:
-    try:
-        return _client(await admin.get_client(ctx, client_id))
-    except NotFound as exc:
-        return _problem(exc)
+    return _client(await admin.get_client(ctx, client_id))
 
 
 @router.patch("/clients/{client_id}", summary="Change a client", response_model=ClientOut,
@@ -228,20 +214,14 @@ async def read_client(ctx: CtxDep, _: Reader, client_id: str) -> Any:
 async def update_client(ctx: CtxDep, actor: Writer, client_id: str, body: ClientChanges
                         ) -> Any:
     changes = body.model_dump(exclude_unset=True)
-    try:
-        return _client(await admin.update_client(ctx, client_id, changes, actor=actor))
-    except (InvalidInput, NotFound) as exc:
-        return _problem(exc)
+    return _client(await admin.update_client(ctx, client_id, changes, actor=actor))
 
 
 @router.post("/clients/{client_id}/secret", summary="Rotate a client's secret",
              response_model=SecretOut,
              description="A new secret, in this answer only; the old one stops working.")
 async def rotate_secret(ctx: CtxDep, actor: Writer, client_id: str) -> Any:
-    try:
-        secret = await admin.rotate_client_secret(ctx, client_id, actor=actor)
-    except (InvalidInput, NotFound) as exc:
-        return _problem(exc)
+    secret = await admin.rotate_client_secret(ctx, client_id, actor=actor)
     return JSONResponse({"client_id": client_id, "client_secret": secret}, headers=NO_STORE)
 
 
@@ -250,10 +230,7 @@ async def rotate_secret(ctx: CtxDep, actor: Writer, client_id: str) -> Any:
                            "refresh tokens; its access tokens introspect inactive. The consent "
                            "ledger keeps its entries.")
 async def delete_client(ctx: CtxDep, actor: Writer, client_id: str) -> Response:
-    try:
-        await admin.delete_client(ctx, client_id, actor=actor)
-    except NotFound as exc:
-        return _problem(exc)
+    await admin.delete_client(ctx, client_id, actor=actor)
     return Response(status_code=204)
 
 
@@ -304,20 +281,14 @@ async def find_users(ctx: CtxDep, _: Reader,
                      email: Annotated[str | None, Query(max_length=320)] = None,
                      limit: Annotated[int, Query(ge=1, le=operators.MAX_PAGE)] = 50,
                      after: Annotated[str | None, Query(max_length=64)] = None) -> Any:
-    try:
-        found = await operators.find_accounts(ctx, email=email, limit=limit, after=after)
-    except InvalidInput as exc:
-        return _problem(exc)
+    found = await operators.find_accounts(ctx, email=email, limit=limit, after=after)
     return [operators.as_dict(account) for account in found]
 
 
 @router.get("/users/{user_id}", summary="Read a customer account", response_model=AccountOut,
             description="The account's standing; its profile and history are in the export.")
 async def read_user(ctx: CtxDep, _: Reader, user_id: str) -> Any:
-    try:
-        return operators.as_dict(await operators.get_account(ctx, user_id))
-    except NotFound as exc:
-        return _problem(exc)
+    return operators.as_dict(await operators.get_account(ctx, user_id))
 
 
 @router.post("/users/{user_id}/disable", summary="Disable a customer account",
@@ -325,21 +296,15 @@ async def read_user(ctx: CtxDep, _: Reader, user_id: str) -> Any:
              description="No sign-in of any kind; every session ends (apps get back-channel "
                          "logout) and every token is revoked at once.")
 async def disable_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
-    try:
-        return operators.as_dict(await operators.set_disabled(ctx, user_id, True, actor=actor))
-    except NotFound as exc:
-        return _problem(exc)
+    return operators.as_dict(await operators.set_disabled(ctx, user_id, True, actor=actor))
 
 
 @router.post("/users/{user_id}/enable", summary="Enable a customer account again",
              response_model=AccountOut,
              description="The customer may sign in again; nothing revoked comes back.")
 async def enable_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
-    try:
-        return operators.as_dict(await operators.set_disabled(ctx, user_id, False,
+    return operators.as_dict(await operators.set_disabled(ctx, user_id, False,
                                                               actor=actor))
-    except NotFound as exc:
-        return _problem(exc)
 
 
 @router.post("/users/{user_id}/sign-out", summary="Sign a customer out everywhere",
@@ -347,11 +312,8 @@ async def enable_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
              description="Every session ends (apps get back-channel logout) and every refresh "
                          "token is revoked, offline ones included.")
 async def sign_out_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
-    try:
-        return {"sessions_ended": await operators.sign_out_everywhere(ctx, user_id,
+    return {"sessions_ended": await operators.sign_out_everywhere(ctx, user_id,
                                                                       actor=actor)}
-    except NotFound as exc:
-        return _problem(exc)
 
 
 @router.delete("/users/{user_id}", summary="Delete a customer account", response_model=Deleted,
@@ -359,21 +321,15 @@ async def sign_out_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
                            "are told, upstream providers' grants revoked; the consent "
                            "ledger keeps its chain with the personal payloads erased.")
 async def delete_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
-    try:
-        return await operators.delete(ctx, user_id, actor=actor)
-    except NotFound as exc:
-        return _problem(exc)
+    return await operators.delete(ctx, user_id, actor=actor)
 
 
 @router.get("/users/{user_id}/export", summary="Export a customer's data",
             description="What the customer would download from the account center "
                         "(GDPR Art. 15 and 20). The export itself is in the audit log.")
 async def export_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
-    try:
-        return JSONResponse(await operators.export(ctx, user_id, actor=actor),
+    return JSONResponse(await operators.export(ctx, user_id, actor=actor),
                             headers=NO_STORE)
-    except NotFound as exc:
-        return _problem(exc)
 
 
 class GrantOut(BaseModel):
@@ -404,12 +360,9 @@ async def list_grants(ctx: CtxDep, _: Reader,
                       include_revoked: bool = False,
                       limit: Annotated[int, Query(ge=1, le=operations.MAX_PAGE)] = 50,
                       after: Annotated[str | None, Query(max_length=64)] = None) -> Any:
-    try:
-        found = await operations.grants(ctx, user_id=user_id, client_id=client_id,
+    found = await operations.grants(ctx, user_id=user_id, client_id=client_id,
                                         live_only=not include_revoked, limit=limit,
                                         after=after)
-    except InvalidInput as exc:
-        return _problem(exc)
     return [operations.grant_dict(grant) for grant in found]
 
 
@@ -418,10 +371,7 @@ async def list_grants(ctx: CtxDep, _: Reader,
                            "tokens are revoked, the app's sessions end and the app is told; "
                            "the consent ledger records the withdrawal (channel `admin`).")
 async def revoke_grant(ctx: CtxDep, actor: Writer, grant_id: str) -> Response:
-    try:
-        await operations.revoke_grant(ctx, grant_id, actor=actor)
-    except NotFound as exc:
-        return _problem(exc)
+    await operations.revoke_grant(ctx, grant_id, actor=actor)
     return Response(status_code=204)
 
 
@@ -456,10 +406,7 @@ async def failed_deliveries(ctx: CtxDep, _: Reader,
              status_code=202, response_class=Response,
              description="A delivered message is never sent twice.")
 async def retry_delivery(ctx: CtxDep, actor: Writer, message_id: str) -> Response:
-    try:
-        await operations.retry_delivery(ctx, message_id, actor=actor)
-    except (InvalidInput, NotFound) as exc:
-        return _problem(exc)
+    await operations.retry_delivery(ctx, message_id, actor=actor)
     return Response(status_code=202)
 
 
@@ -502,10 +449,7 @@ async def list_keys(ctx: CtxDep, _: Reader) -> Any:
                          "published. Every replica uses them within a second.")
 async def rotate_keys(ctx: CtxDep, actor: Writer, body: RotateIn | None = None) -> Any:
     algs: list[str] | None = list(body.algs) if body is not None and body.algs else None
-    try:
-        return {"active": await operations.rotate_keys(ctx, algs, actor=actor)}
-    except InvalidInput as exc:
-        return _problem(exc)
+    return {"active": await operations.rotate_keys(ctx, algs, actor=actor)}
 
 
 class PurposeOut(BaseModel):
@@ -573,13 +517,10 @@ async def list_purposes(ctx: CtxDep, _: Reader) -> Any:
                          "(identity, descriptive, attitudinal, behavioral) and legal basis; "
                          "version 1.")
 async def create_purpose(ctx: CtxDep, actor: Writer, body: PurposeIn) -> Any:
-    try:
-        row = await purposes.create_purpose(
+    row = await purposes.create_purpose(
             ctx, purpose_id=body.id, title=body.title, description=body.description,
             data_categories=body.data_categories, legal_basis=body.legal_basis,
             sale_or_share=body.sale_or_share, actor=actor)
-    except InvalidInput as exc:
-        return _problem(exc)
     return JSONResponse(purposes.view(row), status_code=201)
 
 
@@ -588,13 +529,10 @@ async def create_purpose(ctx: CtxDep, actor: Writer, body: PurposeIn) -> Any:
                            "authorization of every app that uses it asks again.")
 async def update_purpose(ctx: CtxDep, actor: Writer, purpose_id: str, body: PurposeChanges
                          ) -> Any:
-    try:
-        row = await purposes.update_purpose(
+    row = await purposes.update_purpose(
             ctx, purpose_id, title=body.title, description=body.description,
             data_categories=body.data_categories, legal_basis=body.legal_basis,
             sale_or_share=body.sale_or_share, material=body.material, actor=actor)
-    except InvalidInput as exc:
-        return _problem(NotFound(str(exc)) if str(exc).startswith("no purpose") else exc)
     return purposes.view(row)
 
 
@@ -605,10 +543,7 @@ async def update_purpose(ctx: CtxDep, actor: Writer, purpose_id: str, body: Purp
 async def set_client_purposes(ctx: CtxDep, actor: Writer, client_id: str,
                               body: ClientPurposesIn) -> Response:
     chosen = {**{p: False for p in body.optional}, **{p: True for p in body.required}}
-    try:
-        await purposes.set_client_purposes(ctx, client_id, chosen, actor=actor)
-    except InvalidInput as exc:
-        return _problem(exc)
+    await purposes.set_client_purposes(ctx, client_id, chosen, actor=actor)
     return Response(status_code=204)
 
 
@@ -666,7 +601,7 @@ async def ledger_receipt(ctx: CtxDep, _: Reader, entry_id: str) -> Any:
     async with ctx.db.transaction(read_only=True) as session:
         entry = await ledger.get_entry(session, entry_id[:64])
     if entry is None:
-        return _problem(NotFound(f"no ledger entry {entry_id[:64]}"))
+        raise NotFound(f"no ledger entry {entry_id[:64]}")
     return receipt(ctx, entry)
 
 
@@ -703,6 +638,6 @@ async def save_upstream(ctx: CtxDep, actor: Writer, alias: str,
     except ValidationError as exc:
         # Never echo the input: it holds the upstream's secrets.
         fields = sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors()})
-        return _problem(InvalidInput(f"the configuration is not valid: {', '.join(fields)}"))
+        raise InvalidInput(f"the configuration is not valid: {', '.join(fields)}") from None
     await providers.save_upstream(ctx, config, actor=actor)
     return next(u for u in await providers.all_upstreams(ctx) if u["alias"] == alias)

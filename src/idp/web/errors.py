@@ -8,10 +8,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.requests import ClientDisconnect
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from idp import errors
-from idp.web.responses import error_page, oauth_json_error
+from idp.services import InvalidInput, NotFound
+from idp.web.responses import NO_STORE, error_page, oauth_json_error
 
 log = logging.getLogger("idp.web")
 
@@ -28,6 +29,16 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_page(request, exc)
         return oauth_json_error(exc, bearer=request.url.path.startswith(
             ("/userinfo", "/grants", "/admin/")))
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid_input(request: Request, exc: InvalidInput) -> Response:
+        # An operator's input the service refused (the admin API): the rule it broke.
+        return await _oauth_error(request, errors.InvalidRequest(str(exc)))
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> Response:
+        return JSONResponse({"error": "not_found", "error_description": str(exc)},
+                            status_code=404, headers=NO_STORE)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from idp.protocol.consent import DATA_CATEGORIES, LEGAL_BASES
-from idp.services import InvalidInput
+from idp.services import InvalidInput, NotFound
 from idp.services.context import Context
 from idp.store import audit
 from idp.store import clients as client_store
@@ -61,7 +61,7 @@ async def update_purpose(ctx: Context, purpose_id: str, *, title: str | None = N
     async with ctx.db.transaction() as session:
         row = await purpose_store.get_purpose(session, purpose_id)
         if row is None:
-            raise InvalidInput(f"no purpose {purpose_id}")
+            raise NotFound(f"no purpose {purpose_id}")
         before = view(row)
         row.title = title.strip() if title else row.title
         row.description = description.strip() if description else row.description

@@ -1,0 +1,104 @@
+"""Admin API: customer accounts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from idp.routes.admin.common import Reader, Writer, new_router
+from idp.services.accounts import operators
+from idp.web.deps import CtxDep
+from idp.web.responses import NO_STORE
+
+router = new_router()
+
+
+class AccountOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "8Qe2xR4aV7c9gZt1q0bS8Z", "email": "alice@example.com", "email_verified": True,
+        "has_password": True, "created_at": 1794999990, "updated_at": 1795000420,
+        "disabled_at": None}]})
+
+    id: str = Field(description="the account's `sub`")
+    email: str | None
+    email_verified: bool
+    has_password: bool
+    created_at: int
+    updated_at: int
+    disabled_at: int | None = Field(description="set while the account may not sign in")
+
+
+class SignedOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"sessions_ended": 2}]})
+
+    sessions_ended: int
+
+
+class Deleted(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "apps_disconnected": 3, "sessions_ended": 1, "upstream_revocations": 1}]})
+
+    apps_disconnected: int
+    sessions_ended: int
+    upstream_revocations: int
+
+
+@router.get("/users", summary="Find customer accounts", response_model=list[AccountOut],
+            description="In id order, `limit` at a time; `email` matches the start of the "
+                        "address; page on with `after` set to the last id of a page.")
+async def find_users(ctx: CtxDep, _: Reader,
+                     email: Annotated[str | None, Query(max_length=320)] = None,
+                     limit: Annotated[int, Query(ge=1, le=operators.MAX_PAGE)] = 50,
+                     after: Annotated[str | None, Query(max_length=64)] = None) -> Any:
+    found = await operators.find_accounts(ctx, email=email, limit=limit, after=after)
+    return [operators.as_dict(account) for account in found]
+
+
+@router.get("/users/{user_id}", summary="Read a customer account", response_model=AccountOut,
+            description="The account's standing; its profile and history are in the export.")
+async def read_user(ctx: CtxDep, _: Reader, user_id: str) -> Any:
+    return operators.as_dict(await operators.get_account(ctx, user_id))
+
+
+@router.post("/users/{user_id}/disable", summary="Disable a customer account",
+             response_model=AccountOut,
+             description="No sign-in of any kind; every session ends (apps get back-channel "
+                         "logout) and every token is revoked at once.")
+async def disable_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
+    return operators.as_dict(await operators.set_disabled(ctx, user_id, True, actor=actor))
+
+
+@router.post("/users/{user_id}/enable", summary="Enable a customer account again",
+             response_model=AccountOut,
+             description="The customer may sign in again; nothing revoked comes back.")
+async def enable_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
+    return operators.as_dict(await operators.set_disabled(ctx, user_id, False,
+                                                              actor=actor))
+
+
+@router.post("/users/{user_id}/sign-out", summary="Sign a customer out everywhere",
+             response_model=SignedOut,
+             description="Every session ends (apps get back-channel logout) and every refresh "
+                         "token is revoked, offline ones included.")
+async def sign_out_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
+    return {"sessions_ended": await operators.sign_out_everywhere(ctx, user_id,
+                                                                      actor=actor)}
+
+
+@router.delete("/users/{user_id}", summary="Delete a customer account", response_model=Deleted,
+               description="Erasure (GDPR Art. 17): the account and its personal data; apps "
+                           "are told, upstream providers' grants revoked; the consent "
+                           "ledger keeps its chain with the personal payloads erased.")
+async def delete_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
+    return await operators.delete(ctx, user_id, actor=actor)
+
+
+@router.get("/users/{user_id}/export", summary="Export a customer's data",
+            description="What the customer would download from the account center "
+                        "(GDPR Art. 15 and 20). The export itself is in the audit log.")
+async def export_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
+    return JSONResponse(await operators.export(ctx, user_id, actor=actor),
+                            headers=NO_STORE)

@@ -1,0 +1,155 @@
+"""Admin API: client registrations."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from idp.routes.admin.common import Reader, Writer, new_router
+from idp.services.accounts import admin
+from idp.web.deps import CtxDep
+from idp.web.responses import NO_STORE
+
+router = new_router()
+
+
+class ClientOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "client_id": "Zt1q0bS8ZyWm2xR4aV7c9g", "name": "Web shop",
+        "client_type": "confidential", "application_type": "web",
+        "token_endpoint_auth_method": "client_secret_basic",
+        "redirect_uris": ["https://shop.example.com/callback"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "scopes": ["openid", "profile", "email"], "optional_scopes": ["email"],
+        "id_token_signed_response_alg": "RS256", "require_pkce": True,
+        "long_sessions": False, "post_logout_redirect_uris": [],
+        "backchannel_logout_uri": None, "backchannel_logout_session_required": True,
+        "jwks": None, "jwks_uri": None, "event_uri": None}]})
+
+    client_id: str
+    name: str
+    client_type: Literal["public", "confidential"]
+    application_type: Literal["web", "native"]
+    token_endpoint_auth_method: str
+    redirect_uris: list[str]
+    grant_types: list[str]
+    scopes: list[str]
+    optional_scopes: list[str]
+    id_token_signed_response_alg: str
+    require_pkce: bool
+    long_sessions: bool
+    post_logout_redirect_uris: list[str]
+    backchannel_logout_uri: str | None
+    backchannel_logout_session_required: bool
+    jwks: dict[str, Any] | None
+    jwks_uri: str | None
+    event_uri: str | None
+
+
+class NewClientOut(ClientOut):
+    client_secret: str | None = Field(
+        description="Shown once, never stored: keep it now. None for public and "
+                    "private_key_jwt clients.")
+
+
+class ClientChanges(BaseModel):
+    """Fields to change; absent ones stay. The same rules as at creation apply."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "Web shop (EU)",
+        "redirect_uris": ["https://shop.example.com/callback",
+                          "https://eu.shop.example.com/callback"]}]})
+
+    name: str | None = Field(default=None, max_length=200)
+    redirect_uris: list[str] | None = Field(default=None, max_length=50)
+    grant_types: list[str] | None = Field(default=None, max_length=10)
+    scopes: list[str] | None = Field(default=None, max_length=100)
+    optional_scopes: list[str] | None = Field(default=None, max_length=100)
+    id_token_signed_response_alg: Literal["RS256", "ES256"] | None = None
+    require_pkce: bool | None = None
+    long_sessions: bool | None = None
+    post_logout_redirect_uris: list[str] | None = Field(default=None, max_length=50)
+    backchannel_logout_uri: str | None = Field(default=None, max_length=2000)
+    backchannel_logout_session_required: bool | None = None
+    jwks_uri: str | None = Field(default=None, max_length=2000)
+    event_uri: str | None = Field(default=None, max_length=2000)
+
+
+class NewClientIn(ClientChanges):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "Web shop", "redirect_uris": ["https://shop.example.com/callback"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "scopes": ["openid", "profile", "email"]}]})
+
+    name: str = Field(max_length=200)
+    redirect_uris: list[str] = Field(default_factory=list, max_length=50)
+    client_type: Literal["public", "confidential"] = "confidential"
+    application_type: Literal["web", "native"] = "web"
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post",
+                                        "private_key_jwt", "none"] | None = None
+    jwks: dict[str, Any] | None = None
+
+
+class SecretOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "client_id": "Zt1q0bS8ZyWm2xR4aV7c9g", "client_secret": "kq3V...shown-once"}]})
+
+    client_id: str
+    client_secret: str = Field(description="Shown once, never stored: keep it now.")
+
+
+def _client(client: Any) -> dict[str, Any]:
+    return admin.public_view(client)
+
+
+@router.get("/clients", summary="List clients", response_model=list[ClientOut],
+            description="Every registered client, oldest first. Secrets are never shown.")
+async def list_clients(ctx: CtxDep, _: Reader) -> Any:
+    return [_client(c) for c in await admin.list_clients(ctx)]
+
+
+@router.post("/clients", summary="Register a client", status_code=201,
+             response_model=NewClientOut,
+             description="The same rules as `idp clients create`: exact https redirect URIs "
+                         "(loopback and private-use schemes for native apps), no `none` "
+                         "signing algorithm, no fragments. The secret is in this answer only.")
+async def create_client(ctx: CtxDep, actor: Writer, body: NewClientIn) -> Any:
+    fields = body.model_dump(exclude_none=True)
+    new = await admin.create_client(ctx, actor=actor, **fields)
+    return JSONResponse({**_client(new.client), "client_secret": new.client_secret},
+                        status_code=201, headers=NO_STORE)
+
+
+@router.get("/clients/{client_id}", summary="Read a client", response_model=ClientOut,
+            description="One registration as it stands; never its secret.")
+async def read_client(ctx: CtxDep, _: Reader, client_id: str) -> Any:
+    return _client(await admin.get_client(ctx, client_id))
+
+
+@router.patch("/clients/{client_id}", summary="Change a client", response_model=ClientOut,
+              description="Only the fields sent change; the registration rules are checked "
+                          "on the result. Other processes see the change within "
+                          "IDP_CLIENT_CACHE_SECONDS.")
+async def update_client(ctx: CtxDep, actor: Writer, client_id: str, body: ClientChanges
+                        ) -> Any:
+    changes = body.model_dump(exclude_unset=True)
+    return _client(await admin.update_client(ctx, client_id, changes, actor=actor))
+
+
+@router.post("/clients/{client_id}/secret", summary="Rotate a client's secret",
+             response_model=SecretOut,
+             description="A new secret, in this answer only; the old one stops working.")
+async def rotate_secret(ctx: CtxDep, actor: Writer, client_id: str) -> Any:
+    secret = await admin.rotate_client_secret(ctx, client_id, actor=actor)
+    return JSONResponse({"client_id": client_id, "client_secret": secret}, headers=NO_STORE)
+
+
+@router.delete("/clients/{client_id}", summary="Delete a client", status_code=204,
+               description="The registration and everything issued to it: grants, codes, "
+                           "refresh tokens; its access tokens introspect inactive. The consent "
+                           "ledger keeps its entries.")
+async def delete_client(ctx: CtxDep, actor: Writer, client_id: str) -> Response:
+    await admin.delete_client(ctx, client_id, actor=actor)
+    return Response(status_code=204)

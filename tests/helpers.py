@@ -11,6 +11,8 @@ import logging
 import re
 import secrets
 import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,3 +254,19 @@ def texts(records: list[logging.LogRecord]) -> str:
         if record.exc_info and record.exc_info[1] is not None:
             out.append(repr(record.exc_info[1]))
     return "\n".join(out)
+
+
+def wait_until_ready(http: httpx.Client, server: subprocess.Popen[str]) -> None:
+    """Until a started `idp serve` answers /health/ready (or fail with its last words)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            assert server.stderr is not None
+            raise AssertionError(f"idp serve exited: {server.stderr.read()[-2000:]}")
+        try:
+            if http.get("/health/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("idp serve did not become ready")

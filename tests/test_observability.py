@@ -34,7 +34,9 @@ from tests.helpers import (
     make_app,
     make_user,
     redeem,
+    wait_until_ready,
 )
+from tests.receiver import free_port
 
 SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? "
                     r"(?P<value>\S+)$")
@@ -211,7 +213,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         pytest.skip("needs no PostgreSQL: runs on the SQLite pass")
     home = tmp_path_factory.mktemp("served")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "PROMETHEUS"))}
-    port = _free_port()
+    port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     env.update(IDP_DATABASE_URL=f"sqlite+aiosqlite:///{home / 'idp.db'}", IDP_ISSUER=issuer,
                IDP_DEV_MODE="true", IDP_LOG_LEVEL="WARNING", IDP_SHUTDOWN_DRAIN_SECONDS="2",
@@ -228,7 +230,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                                text=True)
     try:
         with httpx.Client(base_url=issuer, timeout=10) as http:
-            _wait_until_ready(http, process)
+            wait_until_ready(http, process)
         yield Served(issuer, created["client_id"], created["client_secret"], process,
                      home / "metrics")
     finally:
@@ -297,30 +299,6 @@ async def test_sigterm_drains_before_it_stops(served: Served) -> None:
     returncode = await asyncio.to_thread(served.process.wait, 30)
     assert time.monotonic() - signalled >= 2  # IDP_SHUTDOWN_DRAIN_SECONDS
     assert returncode in (0, -signal.SIGTERM), returncode
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_until_ready(http: httpx.Client, server: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            assert server.stderr is not None
-            raise AssertionError(f"idp serve exited: {server.stderr.read()[-2000:]}")
-        try:
-            if http.get("/health/ready").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("idp serve did not become ready")
 
 
 async def test_a_stopping_dispatcher_finishes_the_delivery_it_began(ctx: Context) -> None:

@@ -26,8 +26,8 @@ from idp.services.context import Context
 from idp.store import migrate
 from idp.store.models import UsedAssertion
 from tests.conftest import _pg_execute, _postgres_admin_url
-from tests.helpers import PASSWORD, App, Flow, get_code, redeem
-from tests.test_observability import _free_port, _wait_until_ready
+from tests.helpers import PASSWORD, App, Flow, get_code, redeem, wait_until_ready
+from tests.receiver import free_port
 
 IDP = str(Path(sys.executable).parent / "idp")
 REDIRECT_URI = "https://app.example/callback"
@@ -52,7 +52,7 @@ def replicas() -> Iterator[Replicas]:
     asyncio.run(_pg_execute(admin, f'CREATE DATABASE "{name}"'))
     url = make_url(base).set(database=name).render_as_string(hide_password=False)
     migrate.upgrade(url)
-    ports = (_free_port(), _free_port())
+    ports = (free_port(), free_port())
     # One service behind a load balancer: one issuer, whichever replica answers.
     issuer = f"http://127.0.0.1:{ports[0]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "PROMETHEUS"))}
@@ -74,7 +74,7 @@ def replicas() -> Iterator[Replicas]:
     try:
         for port, server in zip(ports, servers, strict=True):
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-                _wait_until_ready(http, server)
+                wait_until_ready(http, server)
         yield Replicas(f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", env,
                        client["client_id"], client["client_secret"])
     finally:

@@ -9,7 +9,12 @@ from typing import Any
 
 from idp import errors
 from idp.services.context import Context
-from idp.services.tokens.state import access_token_state, grant_id_of, live_grant
+from idp.services.tokens.state import (
+    FoundToken,
+    access_token_state,
+    grant_id_of,
+    live_grant,
+)
 from idp.store.models import Grant, User
 
 
@@ -24,33 +29,35 @@ class Bearer:
         return str(self.claims.get("scope", "")).split()
 
 
-async def authenticate_bearer(ctx: Context, access_token: str) -> Bearer:
-    """An end-user's live access token, its grant and its user; `invalid_token` otherwise."""
+async def _live(ctx: Context, access_token: str, *, of_end_user: bool
+                ) -> tuple[dict[str, Any], FoundToken]:
+    """One of our access tokens, live now, of an end-user or of a client itself (one read:
+    its grant with its user, or its client, and whether it was revoked); `invalid_token`
+    for anything else."""
     claims = await ctx.keys.verify_own(access_token, typ="at+jwt")
-    if claims is None or grant_id_of(claims) is None:
-        raise errors.InvalidToken()  # not ours, or a client's own token: no end-user
-    # One read: the token's grant with its user, and whether the token was revoked.
+    if claims is None or (grant_id_of(claims) is not None) != of_end_user:
+        raise errors.InvalidToken()
     async with ctx.db.statements() as connection:
         found = await access_token_state(connection, claims)
-    grant = live_grant(found, ctx.now()) if found is not None else False
-    if not isinstance(grant, Grant) or found is None or found.user is None:
+    # live_grant: False when not live, the grant for an end-user's token, None for a client's.
+    if found is None or live_grant(found, ctx.now()) is False:
         raise errors.InvalidToken()
-    return Bearer(claims, grant, found.user)
+    return claims, found
+
+
+async def authenticate_bearer(ctx: Context, access_token: str) -> Bearer:
+    """An end-user's live access token, its grant and its user; `invalid_token` otherwise."""
+    claims, found = await _live(ctx, access_token, of_end_user=True)
+    assert found.grant is not None and found.user is not None  # a live end-user token's
+    return Bearer(claims, found.grant, found.user)
 
 
 async def authenticate_client_bearer(ctx: Context, access_token: str,
                                      scopes: tuple[str, ...]) -> dict[str, Any]:
     """A client's own live access token (client_credentials) granted one of `scopes`: its
-    claims.
-    `invalid_token` for anything else (unknown, expired, revoked, a customer's token, a
-    client that is gone); `insufficient_scope` when the scope is missing (RFC 6750 §3.1)."""
-    claims = await ctx.keys.verify_own(access_token, typ="at+jwt")
-    if claims is None or grant_id_of(claims) is not None:
-        raise errors.InvalidToken()
-    async with ctx.db.statements() as connection:
-        found = await access_token_state(connection, claims)
-    if found is None or live_grant(found, ctx.now()) is not None:
-        raise errors.InvalidToken()  # False: not live; a grant: not a client's own token
+    claims. `invalid_token` for anything else (unknown, expired, revoked, a customer's token,
+    a client that is gone); `insufficient_scope` when the scope is missing (RFC 6750 §3.1)."""
+    claims, _ = await _live(ctx, access_token, of_end_user=False)
     if not set(scopes) & set(str(claims.get("scope", "")).split()):
         raise errors.InsufficientScope(f"The access token was not granted {scopes[0]}")
     return claims

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -54,13 +55,13 @@ async def find_users(ctx: CtxDep, _: Reader,
                      limit: Annotated[int, Query(ge=1, le=operators.MAX_PAGE)] = 50,
                      after: Annotated[str | None, Query(max_length=64)] = None) -> Any:
     found = await operators.find_accounts(ctx, email=email, limit=limit, after=after)
-    return [operators.as_dict(account) for account in found]
+    return [asdict(account) for account in found]
 
 
 @router.get("/users/{user_id}", summary="Read a customer account", response_model=AccountOut,
             description="The account's standing; its profile and history are in the export.")
 async def read_user(ctx: CtxDep, _: Reader, user_id: str) -> Any:
-    return operators.as_dict(await operators.get_account(ctx, user_id))
+    return asdict(await operators.get_account(ctx, user_id))
 
 
 @router.post("/users/{user_id}/disable", summary="Disable a customer account",
@@ -68,14 +69,14 @@ async def read_user(ctx: CtxDep, _: Reader, user_id: str) -> Any:
              description="No sign-in of any kind; every session ends (apps get back-channel "
                          "logout) and every token is revoked at once.")
 async def disable_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
-    return operators.as_dict(await operators.set_disabled(ctx, user_id, True, actor=actor))
+    return asdict(await operators.set_disabled(ctx, user_id, True, actor=actor))
 
 
 @router.post("/users/{user_id}/enable", summary="Enable a customer account again",
              response_model=AccountOut,
              description="The customer may sign in again; nothing revoked comes back.")
 async def enable_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
-    return operators.as_dict(await operators.set_disabled(ctx, user_id, False,
+    return asdict(await operators.set_disabled(ctx, user_id, False,
                                                               actor=actor))
 
 

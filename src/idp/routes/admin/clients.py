@@ -100,14 +100,10 @@ class SecretOut(BaseModel):
     client_secret: str = Field(description="Shown once, never stored: keep it now.")
 
 
-def _client(client: Any) -> dict[str, Any]:
-    return admin.public_view(client)
-
-
 @router.get("/clients", summary="List clients", response_model=list[ClientOut],
             description="Every registered client, oldest first. Secrets are never shown.")
 async def list_clients(ctx: CtxDep, _: Reader) -> Any:
-    return [_client(c) for c in await admin.list_clients(ctx)]
+    return [admin.public_view(c) for c in await admin.list_clients(ctx)]
 
 
 @router.post("/clients", summary="Register a client", status_code=201,
@@ -118,14 +114,14 @@ async def list_clients(ctx: CtxDep, _: Reader) -> Any:
 async def create_client(ctx: CtxDep, actor: Writer, body: NewClientIn) -> Any:
     fields = body.model_dump(exclude_none=True)
     new = await admin.create_client(ctx, actor=actor, **fields)
-    return JSONResponse({**_client(new.client), "client_secret": new.client_secret},
+    return JSONResponse({**admin.public_view(new.client), "client_secret": new.client_secret},
                         status_code=201, headers=NO_STORE)
 
 
 @router.get("/clients/{client_id}", summary="Read a client", response_model=ClientOut,
             description="One registration as it stands; never its secret.")
 async def read_client(ctx: CtxDep, _: Reader, client_id: str) -> Any:
-    return _client(await admin.get_client(ctx, client_id))
+    return admin.public_view(await admin.get_client(ctx, client_id))
 
 
 @router.patch("/clients/{client_id}", summary="Change a client", response_model=ClientOut,
@@ -135,7 +131,7 @@ async def read_client(ctx: CtxDep, _: Reader, client_id: str) -> Any:
 async def update_client(ctx: CtxDep, actor: Writer, client_id: str, body: ClientChanges
                         ) -> Any:
     changes = body.model_dump(exclude_unset=True)
-    return _client(await admin.update_client(ctx, client_id, changes, actor=actor))
+    return admin.public_view(await admin.update_client(ctx, client_id, changes, actor=actor))
 
 
 @router.post("/clients/{client_id}/secret", summary="Rotate a client's secret",

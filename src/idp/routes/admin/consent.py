@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -125,7 +126,7 @@ class LedgerVerified(BaseModel):
                         "breaks (an edited, removed or inserted entry).")
 async def verify_ledger(ctx: CtxDep, _: Reader) -> Any:
     count, problems = await ledger.verify(ctx)
-    return {"entries": count, "problems": [problem.__dict__ for problem in problems]}
+    return {"entries": count, "problems": [asdict(problem) for problem in problems]}
 
 
 class LedgerLinkOut(BaseModel):

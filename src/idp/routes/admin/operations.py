@@ -3,6 +3,7 @@ and the audit log of every operator change."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Query
@@ -50,7 +51,7 @@ async def list_grants(ctx: CtxDep, _: Reader,
     found = await operations.grants(ctx, user_id=user_id, client_id=client_id,
                                         live_only=not include_revoked, limit=limit,
                                         after=after)
-    return [operations.grant_dict(grant) for grant in found]
+    return [asdict(grant) for grant in found]
 
 
 @router.delete("/grants/{grant_id}", summary="Revoke a grant", status_code=204,
@@ -162,7 +163,7 @@ async def audit_events(ctx: CtxDep, _: Reader,
                        limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 50,
                        after: Annotated[str | None, Query(max_length=32)] = None) -> Any:
     events = await audit.events(ctx, target_id=target_id, limit=limit, after=after)
-    return [event.__dict__ for event in events]
+    return [asdict(event) for event in events]
 
 
 class UpstreamOut(BaseModel):

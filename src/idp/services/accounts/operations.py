@@ -110,7 +110,3 @@ async def rotate_keys(ctx: Context, algs: list[str] | None, *, actor: str) -> li
         audit.record(session, ctx.now(), actor, "keys.rotate", "signing_keys",
                      ",".join(chosen), None, {"active": active})
     return active
-
-
-def grant_dict(view: GrantView) -> dict[str, Any]:
-    return asdict(view)

@@ -6,7 +6,7 @@ to erase."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -128,7 +128,3 @@ async def _user(session: Any, user_id: str, lock: bool = False) -> User:
     if user is None:
         raise NotFound(f"no account {user_id}")
     return user
-
-
-def as_dict(account: Account) -> dict[str, Any]:
-    return asdict(account)

@@ -156,6 +156,30 @@ class InsufficientScope(OAuthError):
     redirectable = False
 
 
+# RFC 7591 §3.2.2: a registration request refused.
+class InvalidRedirectUri(OAuthError):
+    """The value of one or more redirection URIs is invalid."""
+
+    error = "invalid_redirect_uri"
+    redirectable = False
+
+
+class InvalidClientMetadata(OAuthError):
+    """The value of one of the client metadata fields is invalid, or the metadata breaks the
+    server's registration policy."""
+
+    error = "invalid_client_metadata"
+    redirectable = False
+
+
+class UnapprovedSoftwareStatement(OAuthError):
+    """The software statement presented is not approved for use by this server."""
+
+    error = "unapproved_software_statement"
+    redirectable = False
+    default_description = "Software statements are not accepted here"
+
+
 # security.md ATO-02, PRIV-04; answered 429 with Retry-After (RFC 6585 §4) in `idp.web.errors`.
 class Throttled(Exception):
     """Too many attempts: wait `retry_after` seconds."""

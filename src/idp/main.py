@@ -32,6 +32,7 @@ from idp.routes import (
     logout,
     operations,
     pictures,
+    registration,
     revocation,
     token,
     upstream_hooks,
@@ -126,7 +127,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (discovery, authorize, interaction, token, revocation, userinfo, logout,
                    grants, account, account_deletion, account_export, federation,
-                   upstream_hooks, pictures, health, operations, admin, docs):
+                   upstream_hooks, pictures, health, operations, registration, admin, docs):
         app.include_router(module.router)
     docs.mount_assets(app)
     static = Path(__file__).parent / "web" / "static"

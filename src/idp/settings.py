@@ -108,6 +108,17 @@ class Settings(BaseSettings):
     privacy_policy_url: str = "https://example.com/privacy"
     jurisdiction: str = "EU"
 
+    # Dynamic client registration (RFC 7591, RFC 7592): "off"; "token", where registering
+    # needs an initial access token issued through the admin API or `idp admin
+    # registration-token`; or "open" to anyone. Self-registered clients may have only the
+    # grant types and scopes below (never an admin scope), and always use PKCE; registration
+    # requests are capped per source network and hour.
+    registration: Literal["off", "token", "open"] = "off"
+    registration_grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
+    registration_scopes: tuple[str, ...] = (
+        "openid", "profile", "email", "address", "phone", "offline_access")
+    registration_per_hour: int = Field(default=20, ge=1)
+
     ui_locales_supported: tuple[str, ...] = ("en",)
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
@@ -131,6 +142,15 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"trusted_proxies: {proxy!r} is not an address or network"
                                  ) from exc
+        return value
+
+    @field_validator("registration_scopes")
+    @classmethod
+    def _no_admin_scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # An app that registers itself must never be able to run the admin API.
+        for scope in value:
+            if scope.startswith("admin:"):
+                raise ValueError(f"registration_scopes: {scope} is an admin scope")
         return value
 
     @field_validator("issuer")

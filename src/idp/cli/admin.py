@@ -1,4 +1,5 @@
-"""`idp admin bootstrap`: the first admin client, whose tokens drive the admin API."""
+"""`idp admin bootstrap`: the first admin client, whose tokens drive the admin API;
+`idp admin registration-token`: an initial access token for dynamic client registration."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from typing import Any
 
 from idp.cli.common import run_admin
-from idp.services.accounts import admin
+from idp.services.accounts import admin, registration
 from idp.services.context import Context
 from idp.settings import Settings
 
@@ -23,6 +24,14 @@ def register(sub: Any) -> None:
     boot.add_argument("--name", default="Admin")
     boot.add_argument("--json", action="store_true")
     boot.set_defaults(func=cmd_bootstrap)
+    token = asub.add_parser(
+        "registration-token", help="issue an initial access token for dynamic client "
+                                   "registration (IDP_REGISTRATION=token) and print it once")
+    token.add_argument("--uses", type=int, default=1, help="clients it may register")
+    token.add_argument("--expires-in", type=int, default=86_400, help="seconds from now")
+    token.add_argument("--note", default="", help="who it is for")
+    token.add_argument("--json", action="store_true")
+    token.set_defaults(func=cmd_registration_token)
 
 
 def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
@@ -39,6 +48,26 @@ def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
                   f"token:  POST {settings.issuer}/token  grant_type=client_credentials "
                   f"scope=\"admin:read admin:write\"\n"
                   f"docs:   {settings.issuer}/docs  (Authorize: the client id and secret)")
+        return 0
+
+    return run_admin(settings, action)
+
+
+def cmd_registration_token(settings: Settings, args: argparse.Namespace) -> int:
+    async def action(ctx: Context) -> int:
+        view, token = await registration.issue_initial_token(
+            ctx, uses=args.uses, expires_in=args.expires_in, note=args.note)
+        if args.json:
+            print(json.dumps({"id": view.id, "token": token, "expires_at": view.expires_at,
+                              "uses_left": view.uses_left}))
+        else:
+            print(f"token:      {token}   (shown once; keep it now)\n"
+                  f"id:         {view.id}\n"
+                  f"uses:       {view.uses_left}\n"
+                  f"register:   POST {settings.issuer}/register  Authorization: Bearer <token>")
+            if settings.registration != "token":
+                print(f"note: IDP_REGISTRATION is {settings.registration}; this token is "
+                      "needed only when it is 'token'")
         return 0
 
     return run_admin(settings, action)

@@ -17,8 +17,9 @@ ACR_PASSWORD = "urn:idp:acr:password"
 ACR_FEDERATED = "urn:idp:acr:federated"
 
 
-def oauth_metadata(issuer: str) -> dict[str, Any]:
-    return {
+def oauth_metadata(issuer: str, registration: bool = False) -> dict[str, Any]:
+    """`registration`: dynamic client registration (RFC 7591) is on."""
+    metadata = {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
@@ -42,11 +43,14 @@ def oauth_metadata(issuer: str) -> dict[str, Any]:
         "service_documentation": f"{issuer}/docs",
         "ui_locales_supported": ["en"],
     }
+    if registration:
+        metadata["registration_endpoint"] = f"{issuer}/register"
+    return metadata
 
 
-def openid_metadata(issuer: str) -> dict[str, Any]:
+def openid_metadata(issuer: str, registration: bool = False) -> dict[str, Any]:
     return {
-        **oauth_metadata(issuer),
+        **oauth_metadata(issuer, registration),
         "userinfo_endpoint": f"{issuer}/userinfo",
         "end_session_endpoint": f"{issuer}/logout",
         "backchannel_logout_supported": True,

@@ -79,6 +79,10 @@ def registration_problem(uri: str, application_type: str, dev_mode: bool = False
         return "redirect URI must not contain a fragment (RFC 6749 §3.1.2)"
     if "@" in parts.netloc:
         return "redirect URI must not contain user information"
+    if "*" in parts.netloc:
+        # RFC 9700 §2.1: exact matching; a '*' would only ever match itself, and a reader
+        # would take it for the pattern it is not.
+        return "redirect URI must not contain a wildcard"
     scheme = parts.scheme
     if scheme == "https":
         return None if parts.hostname else "https redirect URI needs a host"

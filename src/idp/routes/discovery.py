@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from idp.protocol.discovery import oauth_metadata, openid_metadata
+from idp.services.context import Context
 from idp.web.deps import CtxDep
 
 router = APIRouter(tags=["Discovery"])
@@ -18,23 +19,28 @@ CACHE = {"Cache-Control": "public, max-age=300"}
 
 
 @lru_cache(maxsize=8)
-def _encoded(document: Callable[[str], dict[str, Any]], issuer: str) -> bytes:
-    """The metadata depends on the issuer alone: built and encoded once per process."""
-    return json.dumps(document(issuer), separators=(",", ":")).encode()
+def _encoded(document: Callable[[str, bool], dict[str, Any]], issuer: str, registration: bool
+             ) -> bytes:
+    """The metadata depends on settings alone: built and encoded once per process."""
+    return json.dumps(document(issuer, registration), separators=(",", ":")).encode()
+
+
+def _document(ctx: Context, document: Callable[[str, bool], dict[str, Any]]) -> Response:
+    settings = ctx.settings
+    return Response(_encoded(document, settings.issuer, settings.registration != "off"),
+                    headers=CACHE, media_type="application/json")
 
 
 @router.get("/.well-known/openid-configuration", summary="OpenID Provider metadata",
             response_model=None)
 async def openid_configuration(ctx: CtxDep) -> Response:
-    return Response(_encoded(openid_metadata, ctx.settings.issuer), headers=CACHE,
-                    media_type="application/json")
+    return _document(ctx, openid_metadata)
 
 
 @router.get("/.well-known/oauth-authorization-server",
             summary="OAuth 2.0 Authorization Server metadata (RFC 8414)", response_model=None)
 async def oauth_authorization_server(ctx: CtxDep) -> Response:
-    return Response(_encoded(oauth_metadata, ctx.settings.issuer), headers=CACHE,
-                    media_type="application/json")
+    return _document(ctx, oauth_metadata)
 
 
 @router.get("/jwks", summary="JSON Web Key Set", response_model=None)

@@ -23,5 +23,9 @@ class InvalidInput(ValueError):
     """An operator's input that cannot be accepted; the message says why."""
 
 
+class RedirectUriRefused(InvalidInput):
+    """A redirect URI that breaks the registration rules (RFC 7591 `invalid_redirect_uri`)."""
+
+
 class NotFound(LookupError):
     """What an operator named does not exist."""

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select, text
 
 from idp.services.context import Context
 from idp.services.signin import throttle
+from idp.store import clients as client_store
 from idp.store import tokens as token_store
 from idp.store.models import (
     AuthorizationCode,
@@ -77,6 +78,7 @@ async def _housekeeping(ctx: Context) -> None:
         await session.execute(delete(FederationState).where(FederationState.expires_at <= now))
         await throttle.purge(session, now, ctx.settings)
         await token_store.purge_revocations(session, now)
+        await client_store.purge_initial_tokens(session, now)
 
 
 async def run_forever(ctx: Context, interval: float) -> None:

@@ -1,12 +1,12 @@
-"""Client registrations."""
+"""Client registrations, and the initial access tokens that let apps register themselves."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.domain import ClientConfig
-from idp.store.models import Client
+from idp.store.models import Client, InitialAccessToken
 
 
 def to_config(row: Client) -> ClientConfig:
@@ -48,3 +48,19 @@ async def list_clients(session: AsyncSession) -> list[ClientConfig]:
 
 def add_client(session: AsyncSession, row: Client) -> None:
     session.add(row)
+
+
+async def spend_initial_token(session: AsyncSession, token_hash: str, now: int) -> str | None:
+    """One use of a live initial access token, in one conditional update (two registrations
+    racing for its last use cannot both have it): its id, or None when it is unknown,
+    expired or used up."""
+    return await session.scalar(
+        update(InitialAccessToken)
+        .where(InitialAccessToken.token_hash == token_hash,
+               InitialAccessToken.uses_left > 0, InitialAccessToken.expires_at > now)
+        .values(uses_left=InitialAccessToken.uses_left - 1)
+        .returning(InitialAccessToken.id))
+
+
+async def purge_initial_tokens(session: AsyncSession, now: int) -> None:
+    await session.execute(delete(InitialAccessToken).where(InitialAccessToken.expires_at <= now))

@@ -28,7 +28,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if wants_html(request):
             return error_page(request, exc)
         return oauth_json_error(exc, bearer=request.url.path.startswith(
-            ("/userinfo", "/grants", "/admin/")))
+            ("/userinfo", "/grants", "/admin/", "/register")))
 
     @app.exception_handler(InvalidInput)
     async def _invalid_input(request: Request, exc: InvalidInput) -> Response:

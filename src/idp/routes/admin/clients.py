@@ -1,14 +1,15 @@
-"""Admin API: client registrations."""
+"""Admin API: client registrations, and the initial access tokens of dynamic registration."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Literal
 
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from idp.routes.admin.common import Reader, Writer, new_router
-from idp.services.accounts import admin
+from idp.services.accounts import admin, registration
 from idp.web.deps import CtxDep
 from idp.web.responses import NO_STORE
 
@@ -148,4 +149,62 @@ async def rotate_secret(ctx: CtxDep, actor: Writer, client_id: str) -> Any:
                            "ledger keeps its entries.")
 async def delete_client(ctx: CtxDep, actor: Writer, client_id: str) -> Response:
     await admin.delete_client(ctx, client_id, actor=actor)
+    return Response(status_code=204)
+
+
+class RegistrationTokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "uses": 5, "expires_in": 604800, "note": "Partner: Example TV apps"}]})
+
+    uses: int = Field(default=1, ge=1, le=registration.MAX_INITIAL_TOKEN_USES,
+                      description="How many clients it may register")
+    expires_in: int = Field(default=86_400, ge=60, le=registration.MAX_INITIAL_TOKEN_SECONDS,
+                            description="Seconds from now")
+    note: str = Field(default="", max_length=200, description="Who it is for")
+
+
+class RegistrationTokenOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "pX2m9QwZ0cJh3sLk", "note": "Partner: Example TV apps",
+        "created_by": "Zt1q0bS8ZyWm2xR4aV7c9g", "created_at": 1796000000,
+        "expires_at": 1796604800, "uses_left": 5}]})
+
+    id: str
+    note: str
+    created_by: str
+    created_at: int
+    expires_at: int
+    uses_left: int
+
+
+class NewRegistrationTokenOut(RegistrationTokenOut):
+    token: str = Field(description="The initial access token (RFC 7591 §3), in this answer "
+                                   "only: the bearer token of POST /register.")
+
+
+@router.post("/registration-tokens", summary="Issue an initial access token", status_code=201,
+             response_model=NewRegistrationTokenOut,
+             description="Lets its holder register clients at /register (RFC 7591) while "
+                         "IDP_REGISTRATION=token: `uses` registrations until it expires. Same "
+                         "as `idp admin registration-token`.")
+async def issue_registration_token(ctx: CtxDep, actor: Writer, body: RegistrationTokenIn
+                                   ) -> Any:
+    view, token = await registration.issue_initial_token(
+        ctx, uses=body.uses, expires_in=body.expires_in, note=body.note, actor=actor)
+    return JSONResponse({**asdict(view), "token": token}, status_code=201, headers=NO_STORE)
+
+
+@router.get("/registration-tokens", summary="List initial access tokens",
+            response_model=list[RegistrationTokenOut],
+            description="Those not yet expired, newest first, used-up ones included; never "
+                        "the tokens themselves.")
+async def list_registration_tokens(ctx: CtxDep, _: Reader) -> Any:
+    return [asdict(view) for view in await registration.list_initial_tokens(ctx)]
+
+
+@router.delete("/registration-tokens/{token_id}", summary="Revoke an initial access token",
+               status_code=204, description="It registers nothing more; clients it registered "
+                                            "stay.")
+async def revoke_registration_token(ctx: CtxDep, actor: Writer, token_id: str) -> Response:
+    await registration.revoke_initial_token(ctx, token_id, actor=actor)
     return Response(status_code=204)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import digest, new_handle, new_public_id
 from idp.crypto.keys import SUPPORTED_ALGS
@@ -16,7 +17,7 @@ from idp.protocol.client_assertion import key_registration_problem
 from idp.protocol.discovery import GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS
 from idp.protocol.redirect_uri import endpoint_problem, registration_problem
 from idp.protocol.scopes import PROFILE_CLAIMS, SUPPORTED_SCOPES, is_api_scope
-from idp.services import InvalidInput, NotFound
+from idp.services import InvalidInput, NotFound, RedirectUriRefused
 from idp.services.accounts import audit
 from idp.services.context import Context
 from idp.services.signin.interaction import email_problem, password_problem
@@ -78,11 +79,11 @@ def registration(
     if id_token_signed_response_alg not in SUPPORTED_ALGS:
         raise InvalidInput(f"ID token algorithm must be one of {SUPPORTED_ALGS}")
     if "authorization_code" in grant_types and not redirect_uris:
-        raise InvalidInput("at least one redirect URI is required")
+        raise RedirectUriRefused("at least one redirect URI is required")
     for uri in redirect_uris:
         problem = registration_problem(uri, application_type, ctx.settings.dev_mode)
         if problem:
-            raise InvalidInput(f"{uri}: {problem}")
+            raise RedirectUriRefused(f"{uri[:200]}: {problem}")
     if client_type == "public" and not require_pkce:
         raise InvalidInput("public clients always use PKCE")
     if client_type == "public" and "client_credentials" in grant_types:
@@ -91,7 +92,7 @@ def registration(
     for uri in post_logout_redirect_uris:
         problem = registration_problem(uri, application_type, ctx.settings.dev_mode)
         if problem:
-            raise InvalidInput(f"{uri}: {problem}")
+            raise InvalidInput(f"{uri[:200]}: {problem}")
     optional_scopes = list(dict.fromkeys(optional_scopes or []))
     if "openid" in optional_scopes or not set(optional_scopes) <= set(scopes):
         raise InvalidInput("optional scopes must be allowed scopes other than openid")
@@ -114,17 +115,28 @@ def registration(
 
 
 async def create_client(ctx: Context, *, actor: str = "cli", **fields: Any) -> NewClient:
-    columns = registration(ctx, **fields)
+    row, secret = new_row(ctx, registration(ctx, **fields))
+    async with ctx.db.transaction() as session:
+        config = add_row(ctx, session, row, actor)
+    return NewClient(config, secret)
+
+
+def new_row(ctx: Context, columns: dict[str, Any]) -> tuple[Client, str | None]:
+    """A new registration of `registration()`'s columns, and its secret if it has one."""
     method = columns["token_endpoint_auth_method"]
     secret = new_handle() if method.startswith("client_secret_") else None
     row = Client(client_id=new_public_id(), secret_hash=digest(secret) if secret else None,
                  created_at=ctx.now(), **columns)
-    async with ctx.db.transaction() as session:
-        client_store.add_client(session, row)
-        config = client_store.to_config(row)
-        audit.record(session, ctx.now(), actor, "client.create", "client", row.client_id,
-                     None, public_view(config))
-    return NewClient(config, secret)
+    return row, secret
+
+
+def add_row(ctx: Context, session: AsyncSession, row: Client, actor: str) -> ClientConfig:
+    """`new_row`'s registration added in the caller's unit of work, with its audit record."""
+    client_store.add_client(session, row)
+    config = client_store.to_config(row)
+    audit.record(session, ctx.now(), actor, "client.create", "client", row.client_id,
+                 None, public_view(config))
+    return config
 
 
 def public_view(client: ClientConfig) -> dict[str, Any]:
@@ -165,15 +177,23 @@ async def update_client(ctx: Context, client_id: str, changes: dict[str, Any], *
         row = await session.get(Client, client_id, with_for_update=True)
         if row is None:
             raise NotFound(f"no client {client_id[:64]}")
-        before = public_view(client_store.to_config(row))
-        current = {key: value for key, value in before.items() if key != "client_id"}
-        columns = registration(ctx, **{**current, **changes})
-        for key, value in columns.items():
-            setattr(row, key, value)
-        after = public_view(client_store.to_config(row))
-        audit.record(session, ctx.now(), actor, "client.update", "client", client_id,
-                     before, after)
+        config = apply_changes(ctx, session, row, changes, actor)
     ctx.clients.forget(client_id)
+    return config
+
+
+def apply_changes(ctx: Context, session: AsyncSession, row: Client, changes: dict[str, Any],
+                  actor: str) -> ClientConfig:
+    """`changes` (of MUTABLE_FIELDS) applied to a locked registration row if the result
+    follows the rules, with its audit record; the caller forgets its cached copy."""
+    before = public_view(client_store.to_config(row))
+    current = {key: value for key, value in before.items() if key != "client_id"}
+    columns = registration(ctx, **{**current, **changes})
+    for key, value in columns.items():
+        setattr(row, key, value)
+    after = public_view(client_store.to_config(row))
+    audit.record(session, ctx.now(), actor, "client.update", "client", row.client_id,
+                 before, after)
     return client_store.to_config(row)
 
 
@@ -201,11 +221,16 @@ async def delete_client(ctx: Context, client_id: str, *, actor: str = "cli") -> 
         row = await session.get(Client, client_id)
         if row is None:
             raise NotFound(f"no client {client_id[:64]}")
-        before = public_view(client_store.to_config(row))
-        await session.delete(row)
-        audit.record(session, ctx.now(), actor, "client.delete", "client", client_id,
-                     before, None)
+        await delete_row(ctx, session, row, actor)
     ctx.clients.forget(client_id)
+
+
+async def delete_row(ctx: Context, session: AsyncSession, row: Client, actor: str) -> None:
+    """`delete_client` inside the caller's unit of work; the caller forgets the cached copy."""
+    before = public_view(client_store.to_config(row))
+    await session.delete(row)
+    audit.record(session, ctx.now(), actor, "client.delete", "client", row.client_id,
+                 before, None)
 
 
 async def list_clients(ctx: Context) -> list[ClientConfig]:

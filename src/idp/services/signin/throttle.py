@@ -141,6 +141,22 @@ async def count_export(ctx: Context, user_id: str) -> None:
             raise Throttled(held.retry_after, what="downloads of your data") from None
 
 
+REGISTRATION_WINDOW_SECONDS = 3600
+
+
+async def count_registration(ctx: Context) -> None:
+    """Dynamic client registration requests (RFC 7591 §5: the endpoint may be open to
+    anyone): IDP_REGISTRATION_PER_HOUR per source network, successful or not; Throttled
+    past that. Requests whose source cannot be told share one counter."""
+    key, now = "reg:" + (source_key(request_source.get()) or "unknown"), ctx.now()
+    async with ctx.db.transaction() as session:
+        try:
+            await _count(session, key, now, REGISTRATION_WINDOW_SECONDS,
+                         cap=ctx.settings.registration_per_hour)
+        except Throttled as held:
+            raise Throttled(held.retry_after, what="client registrations") from None
+
+
 async def purge(session: AsyncSession, now: int, settings: Settings) -> None:
     """Forget counters whose window and delay are both over (the maintenance loop); a run of
     failures past the free ones is kept for RUN_MEMORY_SECONDS."""

@@ -8,7 +8,7 @@ every table on `Base.metadata` (what Alembic and the tests compare against).
 
 from __future__ import annotations
 
-from idp.store.models.accounts import Client, SigningKey, User
+from idp.store.models.accounts import Client, InitialAccessToken, SigningKey, User
 from idp.store.models.base import Base, Json
 from idp.store.models.consent import ClientPurpose, LedgerEntry, Purpose
 from idp.store.models.federation import (
@@ -40,6 +40,7 @@ __all__ = [
     "FederationState",
     "Grant",
     "Identity",
+    "InitialAccessToken",
     "Interaction",
     "Json",
     "LedgerEntry",

@@ -1,4 +1,5 @@
-"""Client apps, customer accounts and our signing keys."""
+"""Client apps and the tokens that let apps register themselves, customer accounts, and our
+signing keys."""
 
 from __future__ import annotations
 
@@ -36,6 +37,24 @@ class Client(Base):
     # RFC 8935 push endpoint for Security Event Tokens (consent changes, session revocation).
     event_uri: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int]
+    # RFC 7592: the digest of the registration access token of a client that registered
+    # itself (RFC 7591); None for clients an operator registered.
+    registration_token_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class InitialAccessToken(Base):
+    """RFC 7591 §3: a token an operator hands out that lets its holder register clients
+    (when IDP_REGISTRATION=token): a number of uses, until a time."""
+
+    __tablename__ = "initial_access_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int]
+    expires_at: Mapped[int] = mapped_column(index=True)
+    uses_left: Mapped[int]
 
 
 class User(Base):

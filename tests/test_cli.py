@@ -97,7 +97,8 @@ def idp(env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
 @pytest.fixture
 def migrated(idp: Run) -> Run:
     result = idp("migrate")
-    assert (result.code, result.out) == (0, "database migrated to head\n"), result.err
+    assert result.code == 0, result.err
+    assert result.out.startswith("database migrated to head\n")
     return idp
 
 
@@ -341,11 +342,16 @@ def states(listing: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def test_keys_rotate_and_list(migrated: Run) -> None:
-    assert migrated("keys", "list", "--json").json() == []
+    # `idp migrate` made the first keys: one signing and one published next per algorithm.
+    initial = migrated("keys", "list", "--json").json()
+    assert sorted((k["alg"], k["state"]) for k in initial) == [
+        ("ES256", "active"), ("ES256", "next"), ("RS256", "active"), ("RS256", "next")]
     first = migrated("keys", "rotate", "--json")
     assert first.code == 0, first.err
     active = first.json()["active"]
     assert len(set(active)) == 2
+    # The published next keys are the ones that start signing.
+    assert set(active) == {k["kid"] for k in initial if k["state"] == "next"}
     listing = migrated("keys", "list", "--json").json()
     assert {k["kid"] for k in listing if k["state"] == "active"} == set(active)
     assert sorted(k["alg"] for k in listing if k["state"] == "active") == ["ES256", "RS256"]
@@ -387,7 +393,10 @@ def run_process(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[
 
 def test_the_installed_command_runs(env: dict[str, str]) -> None:
     result = run_process("migrate", env=env)
-    assert (result.returncode, result.stdout) == (0, "database migrated to head\n"), result.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("database migrated to head\ngenerated signing keys: ")
+    again = run_process("migrate", env=env)
+    assert (again.returncode, again.stdout) == (0, "database migrated to head\n")
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     # (addresses or networks, e.g. "10.0.0.0/8"); otherwise the connection's peer address.
     trusted_proxies: tuple[str, ...] = ()
 
+    # `idp serve` upgrades the schema before serving (the embedded default). Off where a
+    # separate step runs `idp migrate` (a container's migration job): serve then refuses a
+    # database that lacks this release's migrations instead of changing it.
+    migrate_on_start: bool = True
+
     # The outbox dispatcher and periodic maintenance (key rotation, purging) in `idp serve`.
     background_tasks: bool = True
     outbox_interval_seconds: float = Field(default=2.0, gt=0)

@@ -18,22 +18,35 @@ from idp.store import migrate
 
 
 def register(sub: Any) -> None:
-    serve = sub.add_parser("serve", help="migrate, create keys if needed, and serve")
+    serve = sub.add_parser("serve", help="migrate (unless IDP_MIGRATE_ON_START=false), "
+                                         "create keys if needed, and serve")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1,
                        help="server processes sharing the port (default 1); size to the cores")
     serve.set_defaults(func=cmd_serve)
 
-    mig = sub.add_parser("migrate", help="upgrade the database schema")
+    mig = sub.add_parser("migrate", help="upgrade the database schema and create signing "
+                                         "keys if there are none")
     mig.add_argument("--revision", default="head")
     mig.set_defaults(func=cmd_migrate)
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """The separate step of a deployment (a container's migration job): the schema, then
+    the first signing keys, so the servers that follow only read."""
     migrate.upgrade(settings.database_url, args.revision)
     print(f"database migrated to {args.revision}")
-    return 0
+    if args.revision != "head":
+        return 0
+
+    async def keys(ctx: Context) -> int:
+        created = await ctx.keys.ensure_keys()
+        if created:
+            print(f"generated signing keys: {', '.join(created)}")
+        return 0
+
+    return run_with_context(settings, keys)
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -42,7 +55,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from idp.main import create_app
 
     logs.configure(settings.log_level, settings.log_format)
-    migrate.upgrade(settings.database_url)
+    if settings.migrate_on_start:
+        migrate.upgrade(settings.database_url)
+    else:
+        problem = migrate.schema_problem(settings.database_url)
+        if problem:
+            print(f"idp: {problem}", file=sys.stderr)
+            return 1
 
     async def prepare(ctx: Context) -> int:
         created = await ctx.keys.ensure_keys()

@@ -49,6 +49,18 @@ VERIFIED_CACHE_SIZE = 4096
 VERIFIED_SECONDS = 60
 
 
+# Replicas starting together on an empty database take turns at creating the first keys.
+KEYS_LOCK = 0x1D9_4B45  # "idp" "KE"
+
+
+async def _serialize(session: Any) -> None:
+    """Hold off other processes' key changes until this transaction ends: a PostgreSQL
+    transaction-level advisory lock (SQLite's writing transactions are serialized already),
+    so two replicas starting at once on an empty database do not both create keys."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": KEYS_LOCK})
+
+
 async def _announce(session: Any) -> None:
     """Tell every listening process that the keys changed; PostgreSQL delivers it when the
     caller's transaction commits, and only then."""
@@ -95,6 +107,7 @@ class KeyManager:
         returns the kids created."""
         created: list[str] = []
         async with self._db.transaction() as session:
+            await _serialize(session)
             states = {(k.alg, k.state) for k in await key_store.all_keys(session)}
             for alg in SUPPORTED_ALGS:
                 for state in ("active", "next"):
@@ -114,6 +127,7 @@ class KeyManager:
         now = self._now()
         active: list[str] = []
         async with self._db.transaction() as session:
+            await _serialize(session)
             for alg in algs:
                 await key_store.retire_active(
                     session, alg, now, now + self.retired_key_lifetime()

@@ -434,8 +434,8 @@ async def test_a_client_deletes_its_registration(client: httpx.AsyncClient,
     app = App(body["client_id"], body["client_secret"], WEB["redirect_uris"][0])
     await make_user(ctx)
     flow = Flow(app)
-    issued = (await redeem(client, flow, await get_code(client, flow, scope="openid email offline_access"))
-              ).json()
+    code = await get_code(client, flow, scope="openid email offline_access")
+    issued = (await redeem(client, flow, code)).json()
     assert_bearer_error(await client.delete(uri, headers=bearer("wrong")), 401,
                         "invalid_token")
     deleted = await client.delete(uri, headers=token)

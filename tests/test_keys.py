@@ -161,3 +161,20 @@ async def test_serve_refuses_to_start_with_a_wrong_secret(ctx: Context, database
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == f"idp: {DECRYPT_ERROR}"
     assert "idp serving" not in result.stdout
+
+
+async def test_replicas_starting_together_make_one_set_of_keys(
+        settings: Any, ctx: Context, clock: FakeClock) -> None:
+    """Three processes start at once on a database without keys: one signing key and one
+    published next key per algorithm, not three of each."""
+    async with ctx.db.transaction() as session:
+        await session.execute(text("DELETE FROM signing_keys"))
+    replicas = [build_context(settings, clock=clock) for _ in range(3)]
+    try:
+        created = await asyncio.gather(*(r.keys.ensure_keys() for r in replicas))
+        assert sorted(len(kids) for kids in created) == [0, 0, 4]
+        ring = await replicas[0].keys.ring()
+        assert len(json.loads(ring.jwks_json)["keys"]) == 4
+    finally:
+        for replica in replicas:
+            await replica.close()

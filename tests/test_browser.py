@@ -341,13 +341,16 @@ async def test_the_api_console_obtains_a_token_and_registers_a_client(
     await page.goto(f"{idp}/docs")
     await page.locator("button.authorize").first.click()
     dialog = page.locator(".modal-ux")
-    await dialog.locator("input[data-name=clientId]").fill(ops.client.client_id)
-    await dialog.locator("input[data-name=clientSecret]").fill(ops.client_secret)
-    await dialog.get_by_text("select all").click()
-    await dialog.locator("button.modal-btn.authorize").click()
-    # The token was obtained: the dialog offers to remove it.
+    # The admin scheme's form (the dialog also holds the registration endpoint's bearer).
+    scheme = dialog.locator(".auth-container",
+                            has=page.locator("input[data-name=clientId]"))
+    await scheme.locator("input[data-name=clientId]").fill(ops.client.client_id)
+    await scheme.locator("input[data-name=clientSecret]").fill(ops.client_secret)
+    await scheme.get_by_text("select all").click()
+    await scheme.locator("button.modal-btn.authorize").click()
+    # The token was obtained: the dialog offers to remove it (the form is re-drawn).
     await dialog.get_by_role("button", name="Remove authorization").wait_for()
-    await dialog.locator("button.btn-done").click()
+    await dialog.locator("button.btn-done").first.click()
 
     operation = page.locator("#operations-Admin-create_client_admin_v1_clients_post")
     await operation.locator(".opblock-summary").click()

@@ -1,4 +1,4 @@
-"""PreparedRead: on PostgreSQL the hottest reads go to asyncpg directly. They must answer
+"""Prepared: on PostgreSQL the hottest reads go to asyncpg directly. They must answer
 exactly as SQLAlchemy's own execution does, and a connection that broke under them must
 not be handed out again."""
 
@@ -9,15 +9,15 @@ import asyncio
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import make_url
 
 from idp.services.context import Context
 from idp.store.models import User
-from idp.store.prepared import PreparedRead
+from idp.store.prepared import Prepared
 from tests.helpers import Flow, get_code, make_app, make_user, redeem
 
-USER = PreparedRead(select(User.__table__).where(User.__table__.c.email == bindparam("email"))
+USER = Prepared(select(User.__table__).where(User.__table__.c.email == bindparam("email"))
                     .limit(1))
 
 
@@ -66,3 +66,30 @@ async def test_a_broken_connection_is_not_handed_out_again(
     assert 503 in statuses, statuses  # the killed connection was met
     assert statuses[-2:] == [200, 200], statuses
     assert set(statuses) <= {200, 503}, statuses
+
+
+VERIFY = Prepared(update(User.__table__).where(User.__table__.c.email == bindparam("b_email"))
+                  .values(email_verified=bindparam("b_verified")))
+
+
+async def test_an_atomic_unit_of_work_is_all_or_nothing(ctx: Context) -> None:
+    """`Database.atomic()`: on PostgreSQL asyncpg's own transaction around Prepared
+    statements. A failure inside it leaves nothing behind; a clean end commits all."""
+    await make_user(ctx, email="ana@example.com")
+    await make_user(ctx, email="bo@example.com")
+
+    async def verified() -> list[bool]:
+        async with ctx.db.statements() as connection:
+            return [bool((await USER.first(connection, {"email": e}) or {})["email_verified"])
+                    for e in ("ana@example.com", "bo@example.com")]
+
+    with pytest.raises(RuntimeError):
+        async with ctx.db.atomic() as connection:
+            await VERIFY.run(connection, {"b_email": "ana@example.com", "b_verified": False})
+            await VERIFY.run(connection, {"b_email": "bo@example.com", "b_verified": False})
+            raise RuntimeError("the unit of work fails after its writes")
+    assert await verified() == [True, True]
+    async with ctx.db.atomic() as connection:
+        await VERIFY.run(connection, {"b_email": "ana@example.com", "b_verified": False})
+        await VERIFY.run(connection, {"b_email": "bo@example.com", "b_verified": False})
+    assert await verified() == [False, False]

@@ -136,6 +136,37 @@ class Database:
             yield session
 
     @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[AsyncConnection]:
+        """A short unit of work of `Prepared` statements (idp.store.prepared): all of them
+        or none. On PostgreSQL the transaction is asyncpg's own, so a unit of work is BEGIN,
+        its statements and COMMIT with nothing of SQLAlchemy's around them; on SQLite it is
+        SQLAlchemy's, begun IMMEDIATE like every writing unit of work."""
+        if self.dialect != "postgresql":
+            async with self.engine.connect() as connection, connection.begin():
+                yield connection
+            return
+        async with self._statement_engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None  # checked out: the pool hands out live connections
+            transaction = driver.transaction()
+            await transaction.start()
+            try:
+                yield connection
+            except BaseException:
+                if not driver.is_closed():
+                    try:
+                        await transaction.rollback()
+                    except Exception as error:
+                        # Cut off mid-statement: the pool must not hand it out again.
+                        await connection.invalidate(error)
+                raise
+            try:
+                await transaction.commit()
+            except BaseException as error:
+                await connection.invalidate(error if isinstance(error, Exception) else None)
+                raise
+
+    @asynccontextmanager
     async def statements(self) -> AsyncIterator[AsyncConnection]:
         """A pooled connection for Core statements, each committed as it runs, with no ORM
         session around it: the lightest way to the database, for the hot reads that answer

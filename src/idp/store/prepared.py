@@ -1,79 +1,104 @@
-"""One-statement reads on the hottest paths, sent to the driver directly on PostgreSQL.
+"""The hottest paths' statements, sent to the driver directly on PostgreSQL.
 
-A Core SELECT through SQLAlchemy's execution layer (cache-key lookup, execution context,
+A Core statement through SQLAlchemy's execution layer (cache-key lookup, execution context,
 result metadata, the greenlet hop into the adapter and back) cost a third of a UserInfo
-request's CPU beside the statement itself. `PreparedRead` compiles its statement once per
-dialect and, on an `AsyncConnection` to PostgreSQL, hands the SQL and its positional values
-straight to asyncpg, which prepares it once per connection. The columns then go through the
-same result processors SQLAlchemy would apply (asyncpg's JSON codec is SQLAlchemy's own, set
-on every pooled connection). Anything else (SQLite, an ORM session) runs the statement the
-ordinary way, so both paths answer alike and the suite runs each on its database.
+request's CPU beside the statement itself, and SQLAlchemy's session and connection layers
+were over a quarter of a rotating refresh. `Prepared` compiles its statement once per dialect
+and, on an `AsyncConnection` to PostgreSQL, hands the SQL and its positional values straight
+to asyncpg, which prepares it once per connection. Values go through the bind processors, and
+columns through the result processors, SQLAlchemy would apply (asyncpg's JSON codec is
+SQLAlchemy's own, set on every pooled connection). Anything else (SQLite, an ORM session) runs
+the statement the ordinary way, so both paths answer alike and the suite runs each on its
+database. `Database.atomic()` gives such statements a transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.expression import Executable
 
 Processor = Callable[[Any], Any]
 
 
 class _Compiled:
-    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         self.order = tuple(compiled.positiontup or ())
         # Values the statement carries itself (a LIMIT, a literal), by bind name.
         self.defaults = dict(compiled.params)
+        self.binds: tuple[Processor | None, ...] = tuple(
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self.order)
+        # A SELECT's columns, or an INSERT's or UPDATE's RETURNING ones.
+        returned = (statement.selected_columns if hasattr(statement, "selected_columns")
+                    else statement.exported_columns)
         self.columns: tuple[tuple[str, Processor | None], ...] = tuple(
             (str(column.key),
              column.type.dialect_impl(dialect).result_processor(dialect, None))
-            for column in statement.selected_columns)
+            for column in returned)
+
+    def values(self, params: Mapping[str, Any]) -> list[Any]:
+        merged = {**self.defaults, **params}
+        return [merged[name] if process is None else process(merged[name])
+                for name, process in zip(self.order, self.binds, strict=True)]
 
 
-class PreparedRead:
-    """`await read.first(connection, params)`: the first row as a mapping, or None."""
+class Prepared:
+    """`await statement.first(connection, params)`: the first row as a mapping, or None;
+    `await statement.run(connection, params)` for a statement that returns nothing."""
 
-    def __init__(self, statement: Select[Any]) -> None:
-        self.statement = statement
+    def __init__(self, statement: Executable) -> None:
+        self.statement: Any = statement
         self._compiled: dict[str, _Compiled] = {}
+
+    def _for(self, dialect: Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = _Compiled(self.statement, dialect)
+        return compiled
 
     async def first(self, connection: AsyncSession | AsyncConnection,
                     params: Mapping[str, Any]) -> Mapping[str, Any] | None:
         if isinstance(connection, AsyncConnection) and connection.dialect.driver == "asyncpg":
-            return await self._first_on_asyncpg(connection, params)
+            compiled = self._for(connection.dialect)
+            record = await _on_asyncpg(connection, "fetchrow", compiled.sql,
+                                       compiled.values(params))
+            if record is None:
+                return None
+            return {name: (process(value) if process is not None else value)
+                    for (name, process), value in zip(compiled.columns, record.values(),
+                                                      strict=True)}
         row = (await connection.execute(self.statement, params)).first()
-        return row._mapping if row is not None else None
+        return cast(Mapping[str, Any], row._mapping) if row is not None else None
 
-    async def _first_on_asyncpg(self, connection: AsyncConnection,
-                                params: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        dialect = connection.dialect
-        compiled = self._compiled.get(dialect.name)
-        if compiled is None:
-            compiled = self._compiled[dialect.name] = _Compiled(self.statement, dialect)
-        values = {**compiled.defaults, **params}
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None  # checked out: the pool hands out live connections
-        try:
-            record = await driver.fetchrow(
-                compiled.sql, *(values[name] for name in compiled.order))
-        except BaseException as error:
-            if not _answered_by_the_server(error):
-                # Broken, or cut off mid-statement (a cancelled request): the pool must not
-                # hand this connection out again, as SQLAlchemy does for its own statements.
-                # (A closed one also fails its reset at check-in; one cut off mid-statement
-                # may not, so this is said outright.)
-                await connection.invalidate(error if isinstance(error, Exception) else None)
-            raise
-        if record is None:
-            return None
-        return {name: (process(value) if process is not None else value)
-                for (name, process), value in zip(compiled.columns, record.values(),
-                                                  strict=True)}
+    async def run(self, connection: AsyncSession | AsyncConnection,
+                  params: Mapping[str, Any]) -> None:
+        if isinstance(connection, AsyncConnection) and connection.dialect.driver == "asyncpg":
+            compiled = self._for(connection.dialect)
+            await _on_asyncpg(connection, "execute", compiled.sql, compiled.values(params))
+            return
+        await connection.execute(self.statement, params)
+
+
+async def _on_asyncpg(connection: AsyncConnection, method: str, sql: str, values: list[Any]
+                      ) -> Any:
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None  # checked out: the pool hands out live connections
+    try:
+        return await getattr(driver, method)(sql, *values)
+    except BaseException as error:
+        if not _answered_by_the_server(error):
+            # Broken, or cut off mid-statement (a cancelled request): the pool must not
+            # hand this connection out again, as SQLAlchemy does for its own statements.
+            # (A closed one also fails its reset at check-in; one cut off mid-statement
+            # may not, so this is said outright.)
+            await connection.invalidate(error if isinstance(error, Exception) else None)
+        raise
 
 
 def _answered_by_the_server(error: BaseException) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from idp.store.models import Client, Grant, RefreshToken, TokenRevocation, User
-from idp.store.prepared import PreparedRead
+from idp.store.prepared import Prepared
 
 
 async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
@@ -44,11 +44,11 @@ def _labelled(table: Table, prefix: str) -> list[Label[Any]]:
 
 _GRANT_COLUMNS = tuple(column.name for column in _GRANTS.c)
 _USER_COLUMNS = tuple(column.name for column in _USERS.c)
-_USER_TOKEN_STATE = PreparedRead(
+_USER_TOKEN_STATE = Prepared(
     select(*_labelled(_GRANTS, "g_"), *_labelled(_USERS, "u_"), _REVOKED.label("revoked"))
     .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
     .where(_GRANTS.c.id == bindparam("grant_id")))
-_CLIENT_TOKEN_STATE = PreparedRead(select(
+_CLIENT_TOKEN_STATE = Prepared(select(
     select(Client.client_id).where(Client.client_id == bindparam("client_id"))
     .scalar_subquery().label("client_id"), _REVOKED.label("revoked")))
 _REFRESHES = cast(Table, RefreshToken.__table__)
@@ -58,13 +58,13 @@ _REFRESH_TOKEN_STATE = (
     .join(_GRANTS, _GRANTS.c.id == _REFRESHES.c.grant_id)
     .join(_USERS, _USERS.c.id == _REFRESHES.c.user_id)
     .where(_REFRESHES.c.token_hash == bindparam("token_hash")))
-_LOCK_GRANT_OF_REFRESH_TOKEN = (
+_LOCK_GRANT_OF_REFRESH_TOKEN = Prepared(
     select(*_labelled(_GRANTS, "g_"), *_labelled(_USERS, "u_"))
     .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
     .where(_GRANTS.c.id == select(_REFRESHES.c.grant_id)
            .where(_REFRESHES.c.token_hash == bindparam("token_hash")).scalar_subquery())
     .with_for_update(of=_GRANTS))
-_CLAIM_REFRESH_TOKEN = (
+_CLAIM_REFRESH_TOKEN = Prepared(
     update(_REFRESHES)
     .where(
         # (Bind names differ from the column names: an UPDATE reserves those for SET.)
@@ -128,7 +128,7 @@ async def refresh_token_state(session: AsyncSession | AsyncConnection, token_has
             *_grant_and_user(values))
 
 
-async def lock_grant_of_refresh_token(session: AsyncSession, token_hash: str
+async def lock_grant_of_refresh_token(session: AsyncSession | AsyncConnection, token_hash: str
                                       ) -> tuple[Grant, User] | None:
     """Take the row lock of the grant the refresh token belongs to (PostgreSQL; SQLite's
     BEGIN IMMEDIATE already serialises writers). Every refresh of a grant, and the reuse
@@ -138,18 +138,16 @@ async def lock_grant_of_refresh_token(session: AsyncSession, token_hash: str
 
     Returns the grant and its user, so the refresh that follows reads them under the lock
     and not again."""
-    row = (await session.execute(_LOCK_GRANT_OF_REFRESH_TOKEN,
-                                 {"token_hash": token_hash})).first()
-    return _grant_and_user(row._mapping) if row else None
+    values = await _LOCK_GRANT_OF_REFRESH_TOKEN.first(session, {"token_hash": token_hash})
+    return _grant_and_user(values) if values is not None else None
 
 
-async def claim_refresh_token(session: AsyncSession, token_hash: str, client_id: str, now: int
-                              ) -> RefreshToken | None:
+async def claim_refresh_token(session: AsyncSession | AsyncConnection, token_hash: str,
+                              client_id: str, now: int) -> RefreshToken | None:
     """Mark a live refresh token used; only one concurrent caller gets the row (REL-02)."""
-    result = await session.execute(_CLAIM_REFRESH_TOKEN, {
+    values = await _CLAIM_REFRESH_TOKEN.first(session, {
         "b_token_hash": token_hash, "b_client_id": client_id, "b_now": now})
-    row = result.first()
-    return RefreshToken(**row._mapping) if row else None
+    return RefreshToken(**values) if values is not None else None
 
 
 def _count(result: object) -> int:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from idp.crypto.handles import digest, new_handle
 from idp.crypto.keys import KeyRing
@@ -20,11 +20,14 @@ from idp.protocol.claims import at_hash, release, user_claims
 from idp.services.consent.grants import grant_consent_claim
 from idp.services.context import Context
 from idp.store.models import Grant, RefreshToken, User
+from idp.store.prepared import Prepared
 from idp.store.tokens import chain_of
 
-# A Core insert, built once: the statement's compiled form is cached and each request only
-# binds its values (no ORM flush, no per-request statement construction).
-INSERT_REFRESH_TOKEN = insert(cast(Table, RefreshToken.__table__))
+# A Core insert, built once: each request only binds its values (no ORM flush, no
+# per-request statement construction), straight to the driver on PostgreSQL.
+_REFRESH_TABLE = cast(Table, RefreshToken.__table__)
+INSERT_REFRESH_TOKEN = Prepared(insert(_REFRESH_TABLE).values(
+    {column.name: bindparam(column.name) for column in _REFRESH_TABLE.c}))
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,8 @@ def wants_refresh_token(client: ClientConfig, scopes: list[str]) -> bool:
     return "offline_access" in scopes or client.long_sessions
 
 
-async def mint_refresh_token(ctx: Context, session: AsyncSession, client: ClientConfig,
+async def mint_refresh_token(ctx: Context, session: AsyncSession | AsyncConnection,
+                             client: ClientConfig,
                              subject: Subject, scopes: list[str],
                              claims_param: dict[str, Any] | None,
                              chain_expires_at: int | None = None, code_hash: str | None = None
@@ -135,7 +139,7 @@ async def mint_refresh_token(ctx: Context, session: AsyncSession, client: Client
     now = ctx.now()
     expires_at = chain_expires_at or now + ctx.settings.refresh_token_absolute_ttl
     token = new_handle()
-    await session.execute(INSERT_REFRESH_TOKEN, {
+    await INSERT_REFRESH_TOKEN.run(session, {
         "token_hash": digest(token), "client_id": client.client_id, "user_id": user.id,
         "grant_id": grant.id, "sid": auth.sid, "code_hash": code_hash, "scopes": scopes,
         "claims": claims_param, "offline": "offline_access" in scopes,

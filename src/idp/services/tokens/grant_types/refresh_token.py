@@ -31,22 +31,14 @@ async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[
     ring = await ctx.keys.ring()
     now = ctx.now()
     failure: errors.OAuthError
-    async with ctx.db.transaction() as session:
-        locked = await token_store.lock_grant_of_refresh_token(session, token_hash)
+    # Lock, claim, insert: Prepared statements in one short transaction (on PostgreSQL
+    # asyncpg's own, nothing of SQLAlchemy's around them; this is the hottest write path).
+    async with ctx.db.atomic() as connection:
+        locked = await token_store.lock_grant_of_refresh_token(connection, token_hash)
         # One conditional update: of concurrent refreshes of one token exactly one wins.
-        row = await token_store.claim_refresh_token(session, token_hash, client.client_id, now)
-        if row is None:
-            previous = await token_store.get_refresh_token(session, token_hash)
-            if previous is not None and previous.client_id == client.client_id and (
-                previous.used_at is not None and previous.revoked_at is None
-            ):
-                # RFC 9700 §4.14.2: a rotated token came back, so it leaked. Revoke every
-                # token of the grant; committed before the error is returned.
-                await token_store.revoke_by_grant(session, previous.grant_id, now)
-                failure = errors.InvalidGrant("The refresh token was already used")
-            else:
-                failure = errors.InvalidGrant("The refresh token is invalid, expired or revoked")
-        else:
+        row = await token_store.claim_refresh_token(connection, token_hash, client.client_id,
+                                                    now)
+        if row is not None:
             try:
                 granted = list(row.scopes)
                 scopes = narrow_scope(form.get("scope"), granted)
@@ -61,7 +53,7 @@ async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[
                 body = token_response(access_token, ctx.settings.access_token_ttl, scopes)
                 # RFC 6749 §6: the new refresh token keeps the original scope.
                 body["refresh_token"] = await mint_refresh_token(
-                    ctx, session, client, subject, granted, row.claims, row.expires_at,
+                    ctx, connection, client, subject, granted, row.claims, row.expires_at,
                     code_hash=row.code_hash)
                 if "openid" in scopes:
                     # OIDC Core §12.2: same sub, original auth_time, no nonce.
@@ -70,8 +62,25 @@ async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[
                                                      include_nonce=False)
                 return body
             except errors.OAuthError as exc:
-                failure = exc
+                failure = exc  # the claim stands: the token was presented and is spent
+    if row is None:
+        failure = await _refused(ctx, client, token_hash, now)
     raise failure
+
+
+async def _refused(ctx: Context, client: ClientConfig, token_hash: str, now: int
+                   ) -> errors.OAuthError:
+    """Why a refresh token could not be claimed. RFC 9700 §4.14.2: a rotated token that
+    comes back has leaked, so every token of its grant is revoked (committed before the
+    error is returned), under the grant's lock as every refresh takes it."""
+    async with ctx.db.transaction() as session:
+        await token_store.lock_grant_of_refresh_token(session, token_hash)
+        previous = await token_store.get_refresh_token(session, token_hash)
+        if previous is not None and previous.client_id == client.client_id and (
+                previous.used_at is not None and previous.revoked_at is None):
+            await token_store.revoke_by_grant(session, previous.grant_id, now)
+            return errors.InvalidGrant("The refresh token was already used")
+    return errors.InvalidGrant("The refresh token is invalid, expired or revoked")
 
 
 def narrow_scope(raw: str | None, granted: list[str]) -> list[str]:

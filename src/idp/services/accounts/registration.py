@@ -9,7 +9,7 @@ registration, change and deletion is in the admin audit log.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -198,7 +198,7 @@ async def issue_initial_token(ctx: Context, *, uses: int = 1, expires_in: int = 
     async with ctx.db.transaction() as session:
         session.add(row)
         audit.record(session, now, actor, "registration_token.issue", "registration_token",
-                     row.id, None, _public(view))
+                     row.id, None, asdict(view))
     return view, token
 
 
@@ -216,13 +216,8 @@ async def revoke_initial_token(ctx: Context, token_id: str, *, actor: str = "cli
         row = await session.get(InitialAccessToken, token_id[:32])
         if row is None:
             raise NotFound(f"no registration token {token_id[:32]}")
-        before = _public(_initial_view(row))
+        before = asdict(_initial_view(row))
         await session.delete(row)
         audit.record(session, ctx.now(), actor, "registration_token.revoke",
                      "registration_token", token_id, before, None)
 
-
-def _public(view: InitialToken) -> dict[str, Any]:
-    return {"id": view.id, "note": view.note, "created_by": view.created_by,
-            "created_at": view.created_at, "expires_at": view.expires_at,
-            "uses_left": view.uses_left}

@@ -27,6 +27,8 @@ class ClientConfig:
     post_logout_redirect_uris: tuple[str, ...] = ()
     optional_scopes: tuple[str, ...] = ()
     event_uri: str | None = None
+    # RFC 9126 §6: authorization requests only through the pushed authorization endpoint.
+    require_par: bool = False
 
     @property
     def is_public(self) -> bool:

@@ -142,6 +142,16 @@ class RequestUriNotSupported(OAuthError):
     default_description = "request_uri is not supported"
 
 
+class InvalidRequestUri(OAuthError):
+    """The request_uri names no pushed request of this client that is still waiting (RFC
+    9126 §4): unknown, already used, expired or pushed by another client. Shown to the
+    end-user: without the request there is no verified redirect URI."""
+
+    error = "invalid_request_uri"
+    redirectable = False
+    default_description = "The request_uri is invalid, expired or was already used"
+
+
 # RFC 6750 §3.1
 class InvalidToken(OAuthError):
     error = "invalid_token"

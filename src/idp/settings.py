@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     registration_scopes: tuple[str, ...] = (
         "openid", "profile", "email", "address", "phone", "offline_access")
     registration_per_hour: int = Field(default=20, ge=1)
+    # RFC 9126: every client must push its authorization requests to /par first (a client
+    # can also be set to, on its own).
+    require_pushed_authorization_requests: bool = False
 
     ui_locales_supported: tuple[str, ...] = ("en",)
     db_pool_size: int = Field(default=10, ge=1)

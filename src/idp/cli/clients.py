@@ -44,6 +44,9 @@ def register(sub: Any) -> None:
                         help="private_key_jwt: a JSON file with the app's public JWK set")
     create.add_argument("--jwks-uri", default=None, metavar="URL",
                         help="private_key_jwt: where the app publishes its public JWK set")
+    create.add_argument("--require-par", action="store_true",
+                        help="accept this client's authorization requests only pushed to /par "
+                             "first (RFC 9126)")
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=cmd_clients_create)
     lst = csub.add_parser("list", help="list clients")
@@ -74,6 +77,7 @@ def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
                 backchannel_logout_uri=args.backchannel_logout_uri,
                 jwks=jwks, jwks_uri=args.jwks_uri,
                 optional_scopes=args.optional_scope, event_uri=args.event_uri,
+                require_par=args.require_par,
             )
         except InvalidInput as exc:
             print(f"idp: {exc}", file=sys.stderr)
@@ -104,6 +108,7 @@ def client_json(client: Any) -> dict[str, Any]:
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "require_pkce": client.require_pkce,
+        "require_pushed_authorization_requests": client.require_par,
     }
 
 

@@ -17,8 +17,10 @@ ACR_PASSWORD = "urn:idp:acr:password"
 ACR_FEDERATED = "urn:idp:acr:federated"
 
 
-def oauth_metadata(issuer: str, registration: bool = False) -> dict[str, Any]:
-    """`registration`: dynamic client registration (RFC 7591) is on."""
+def oauth_metadata(issuer: str, registration: bool = False, require_par: bool = False
+                   ) -> dict[str, Any]:
+    """`registration`: dynamic client registration (RFC 7591) is on; `require_par`: every
+    authorization request must be pushed first (RFC 9126 §5)."""
     metadata = {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
@@ -42,15 +44,18 @@ def oauth_metadata(issuer: str, registration: bool = False) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "service_documentation": f"{issuer}/docs",
         "ui_locales_supported": ["en"],
+        "pushed_authorization_request_endpoint": f"{issuer}/par",
+        "require_pushed_authorization_requests": require_par,
     }
     if registration:
         metadata["registration_endpoint"] = f"{issuer}/register"
     return metadata
 
 
-def openid_metadata(issuer: str, registration: bool = False) -> dict[str, Any]:
+def openid_metadata(issuer: str, registration: bool = False, require_par: bool = False
+                    ) -> dict[str, Any]:
     return {
-        **oauth_metadata(issuer, registration),
+        **oauth_metadata(issuer, registration, require_par),
         "userinfo_endpoint": f"{issuer}/userinfo",
         "end_session_endpoint": f"{issuer}/logout",
         "backchannel_logout_supported": True,

@@ -90,10 +90,11 @@ def registration_fields(metadata: dict[str, Any], policy: Policy) -> dict[str, A
     jwks = metadata.get("jwks")
     if jwks is not None and not isinstance(jwks, dict):
         raise errors.InvalidClientMetadata("jwks must be a JSON Web Key Set object")
-    session_required = metadata.get("backchannel_logout_session_required", False)
-    if not isinstance(session_required, bool):
-        raise errors.InvalidClientMetadata("backchannel_logout_session_required must be a "
-                                           "boolean")
+    flags = {name: metadata.get(name, False) for name in (
+        "backchannel_logout_session_required", "require_pushed_authorization_requests")}
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise errors.InvalidClientMetadata(f"{name} must be a boolean")
     return {
         # OIDC Registration §2: client_name may be absent.
         "name": _string(metadata, "client_name") or "",
@@ -111,9 +112,11 @@ def registration_fields(metadata: dict[str, Any], policy: Policy) -> dict[str, A
         "post_logout_redirect_uris": _strings(metadata, "post_logout_redirect_uris") or [],
         "backchannel_logout_uri": _string(metadata, "backchannel_logout_uri"),
         # Back-Channel Logout §2.2: false when absent.
-        "backchannel_logout_session_required": session_required,
+        "backchannel_logout_session_required": flags["backchannel_logout_session_required"],
         "jwks": jwks,
         "jwks_uri": _string(metadata, "jwks_uri"),
+        # RFC 9126 §6.
+        "require_par": flags["require_pushed_authorization_requests"],
     }
 
 
@@ -131,6 +134,7 @@ def client_metadata(client: ClientConfig) -> dict[str, Any]:
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
+        "require_pushed_authorization_requests": client.require_par,
     }
     for name in ("backchannel_logout_uri", "jwks", "jwks_uri"):
         if getattr(client, name) is not None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.responses import Response
 
+from idp.protocol.authorize import single_values
 from idp.services.signin.authorization import AuthorizationResponse, Outcome, begin_authorization
+from idp.services.signin.pushed import push
 from idp.web.browser import CookiesDep
 from idp.web.deps import CtxDep, read_form
 from idp.web.responses import NO_STORE, deliver
@@ -29,7 +31,8 @@ AUTHORIZE_PARAMETERS = [
      "schema": {"type": "string"}}
     for name in ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
                  "code_challenge", "code_challenge_method", "response_mode", "prompt",
-                 "max_age", "login_hint", "id_token_hint", "ui_locales", "acr_values", "claims")
+                 "max_age", "login_hint", "id_token_hint", "ui_locales", "acr_values", "claims",
+                 "request_uri")
 ]
 RESPONSES: dict[int | str, dict[str, str]] = {
     303: {"description": "To the login or consent page, or back to the client"},
@@ -53,3 +56,26 @@ async def authorize(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Respo
     if is_new:
         cookies.set_browser_id(response, browser_id)
     return response
+
+
+@router.post(
+    "/par", summary="Pushed authorization request (RFC 9126)", status_code=201,
+    description="The authorization request's parameters, pushed over the back channel with "
+                "the client's authentication (as at /token). The answer's `request_uri` is "
+                "good for 60 s and one use: send the browser to `/authorize?client_id=...&"
+                "request_uri=...`. Errors are the authorization endpoint's, as JSON.",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "required": ["response_type", "redirect_uri", "scope"],
+            "properties": {p["name"]: {"type": "string"} for p in AUTHORIZE_PARAMETERS
+                           if p["name"] != "request_uri"}}}}}},
+    responses={201: {"description": "`request_uri` and `expires_in`"},
+               400: {"description": "The authorization request is invalid (RFC 6749 §5.2 "
+                                    "vocabulary)"},
+               401: {"description": "invalid_client"}})
+async def pushed_authorization_request(request: Request, ctx: CtxDep) -> JSONResponse:
+    values, repeated = single_values(await read_form(request))
+    request_uri, expires_in = await push(ctx, values, repeated,
+                                         request.headers.get("authorization"))
+    return JSONResponse({"request_uri": request_uri, "expires_in": expires_in},
+                        status_code=201, headers=NO_STORE)

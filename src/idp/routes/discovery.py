@@ -16,18 +16,20 @@ from idp.web.deps import CtxDep
 
 router = APIRouter(tags=["Discovery"])
 CACHE = {"Cache-Control": "public, max-age=300"}
+Document = Callable[[str, bool, bool], dict[str, Any]]
 
 
 @lru_cache(maxsize=8)
-def _encoded(document: Callable[[str, bool], dict[str, Any]], issuer: str, registration: bool
-             ) -> bytes:
+def _encoded(document: Document, issuer: str, registration: bool, require_par: bool) -> bytes:
     """The metadata depends on settings alone: built and encoded once per process."""
-    return json.dumps(document(issuer, registration), separators=(",", ":")).encode()
+    return json.dumps(document(issuer, registration, require_par),
+                      separators=(",", ":")).encode()
 
 
-def _document(ctx: Context, document: Callable[[str, bool], dict[str, Any]]) -> Response:
+def _document(ctx: Context, document: Document) -> Response:
     settings = ctx.settings
-    return Response(_encoded(document, settings.issuer, settings.registration != "off"),
+    return Response(_encoded(document, settings.issuer, settings.registration != "off",
+                             settings.require_pushed_authorization_requests),
                     headers=CACHE, media_type="application/json")
 
 

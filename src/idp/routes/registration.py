@@ -57,6 +57,9 @@ class ClientMetadata(BaseModel):
     post_logout_redirect_uris: list[str] = Field(default_factory=list)
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    require_pushed_authorization_requests: bool = Field(
+        default=False, description="Authorization requests only pushed to /par first "
+                                   "(RFC 9126 §6)")
 
 
 class ClientInformation(ClientMetadata):

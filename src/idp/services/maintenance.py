@@ -13,11 +13,11 @@ from sqlalchemy import delete, func, select, text
 from idp.services.context import Context
 from idp.services.signin import throttle
 from idp.store import clients as client_store
+from idp.store import interactions as interaction_store
 from idp.store import tokens as token_store
 from idp.store.models import (
     AuthorizationCode,
     FederationState,
-    Interaction,
     OutboxMessage,
     UsedAssertion,
 )
@@ -70,7 +70,8 @@ async def _housekeeping(ctx: Context) -> None:
         log.info("signing keys rotated; now signing with %s", ", ".join(rotated))
     now = ctx.now()
     async with ctx.db.transaction() as session:
-        await session.execute(delete(Interaction).where(Interaction.expires_at <= now))
+        # Pending interactions and pushed authorization requests past their time.
+        await interaction_store.purge_expired(session, now)
         await session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at <= now))
         await session.execute(delete(AuthorizationCode).where(
             AuthorizationCode.expires_at <= now - CODE_TOMBSTONE_SECONDS))

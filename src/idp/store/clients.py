@@ -30,6 +30,7 @@ def to_config(row: Client) -> ClientConfig:
         post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
         optional_scopes=tuple(row.optional_scopes or ()),
         event_uri=row.event_uri,
+        require_par=bool(row.require_par),
     )
 
 

@@ -1,11 +1,14 @@
-"""Pending authorization requests waiting for the end-user."""
+"""Authorization requests pushed by clients (RFC 9126) and pending ones waiting for the
+end-user."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.store.models import AuthorizationCode, Interaction
+from idp.store.models import AuthorizationCode, Interaction, PushedRequest
 
 
 async def get_interaction(session: AsyncSession, interaction_id: str, now: int
@@ -24,6 +27,26 @@ async def delete_interaction(session: AsyncSession, interaction_id: str) -> None
 
 async def purge_expired(session: AsyncSession, now: int) -> None:
     await session.execute(delete(Interaction).where(Interaction.expires_at <= now))
+    await session.execute(delete(PushedRequest).where(PushedRequest.expires_at <= now))
+
+
+def add_pushed(session: AsyncSession, handle_hash: str, client_id: str,
+               params: dict[str, str], now: int, expires_at: int) -> None:
+    session.add(PushedRequest(handle_hash=handle_hash, client_id=client_id, params=params,
+                              created_at=now, expires_at=expires_at))
+
+
+async def take_pushed(session: AsyncSession, handle_hash: str, client_id: str, now: int
+                      ) -> dict[str, Any] | None:
+    """A pushed request's parameters, once: one conditional DELETE, so of two redemptions
+    only one gets them. None when it is unknown, used, expired or another client's (which
+    leaves it to its own client)."""
+    params = await session.scalar(
+        delete(PushedRequest)
+        .where(PushedRequest.handle_hash == handle_hash, PushedRequest.client_id == client_id,
+               PushedRequest.expires_at > now)
+        .returning(PushedRequest.params))
+    return dict(params) if isinstance(params, dict) else None
 
 
 async def recently_used(session: AsyncSession, client_id: str, since: int,

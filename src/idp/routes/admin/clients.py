@@ -27,7 +27,7 @@ class ClientOut(BaseModel):
         "id_token_signed_response_alg": "RS256", "require_pkce": True,
         "long_sessions": False, "post_logout_redirect_uris": [],
         "backchannel_logout_uri": None, "backchannel_logout_session_required": True,
-        "jwks": None, "jwks_uri": None, "event_uri": None}]})
+        "jwks": None, "jwks_uri": None, "event_uri": None, "require_par": False}]})
 
     client_id: str
     name: str
@@ -47,6 +47,8 @@ class ClientOut(BaseModel):
     jwks: dict[str, Any] | None
     jwks_uri: str | None
     event_uri: str | None
+    require_par: bool = Field(description="Authorization requests only pushed to /par first "
+                                          "(RFC 9126)")
 
 
 class NewClientOut(ClientOut):
@@ -76,6 +78,7 @@ class ClientChanges(BaseModel):
     backchannel_logout_session_required: bool | None = None
     jwks_uri: str | None = Field(default=None, max_length=2000)
     event_uri: str | None = Field(default=None, max_length=2000)
+    require_par: bool | None = None
 
 
 class NewClientIn(ClientChanges):

@@ -37,7 +37,7 @@ class NewClient:
 MUTABLE_FIELDS = ("name", "redirect_uris", "grant_types", "scopes", "id_token_signed_response_alg",
                   "require_pkce", "long_sessions", "post_logout_redirect_uris",
                   "backchannel_logout_uri", "backchannel_logout_session_required", "jwks",
-                  "jwks_uri", "optional_scopes", "event_uri")
+                  "jwks_uri", "optional_scopes", "event_uri", "require_par")
 
 
 def registration(
@@ -49,6 +49,7 @@ def registration(
     backchannel_logout_uri: str | None = None, backchannel_logout_session_required: bool = True,
     jwks: dict[str, Any] | None = None, jwks_uri: str | None = None,
     optional_scopes: list[str] | None = None, event_uri: str | None = None,
+    require_par: bool = False,
 ) -> dict[str, Any]:
     """The registration rules every way in shares (CLI, admin API): the columns of a valid
     registration, or InvalidInput saying what is wrong."""
@@ -111,6 +112,7 @@ def registration(
         "jwks_uri": jwks_uri, "backchannel_logout_uri": backchannel_logout_uri,
         "backchannel_logout_session_required": backchannel_logout_session_required,
         "optional_scopes": optional_scopes, "event_uri": event_uri,
+        "require_par": require_par,
     }
 
 
@@ -155,6 +157,7 @@ def public_view(client: ClientConfig) -> dict[str, Any]:
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "jwks": client.jwks, "jwks_uri": client.jwks_uri, "event_uri": client.event_uri,
+        "require_par": client.require_par,
     }
 
 

@@ -150,7 +150,8 @@ async def replace(ctx: Context, client_id: str, token: str, metadata: dict[str, 
         changes = {name: columns[name] for name in
                    ("name", "redirect_uris", "grant_types", "id_token_signed_response_alg",
                     "require_pkce", "post_logout_redirect_uris", "backchannel_logout_uri",
-                    "backchannel_logout_session_required", "jwks", "jwks_uri")}
+                    "backchannel_logout_session_required", "jwks", "jwks_uri",
+                    "require_par")}
         changes["scopes"] = columns["allowed_scopes"]
         # Scopes an operator made optional stay optional while still allowed.
         changes["optional_scopes"] = [s for s in row.optional_scopes or ()

@@ -24,6 +24,7 @@ from idp.protocol.prompt import InteractionState, Step, decide_interaction
 from idp.protocol.scopes import claims_for_scopes
 from idp.services.consent.grants import grant_view
 from idp.services.context import Context
+from idp.services.signin import pushed as pushed_requests
 from idp.services.upstream.profile_import import needs_answer
 from idp.store import clients as client_store
 from idp.store import grants as grant_store
@@ -77,6 +78,13 @@ async def begin_authorization(ctx: Context, params: checks.Params, browser_id: s
     are returned as redirects to the client.
     """
     values, repeated = checks.single_values(params)
+    # Our own request_uri (RFC 9126); any other is a request object by reference, refused
+    # below as OIDC Core §6.2 says.
+    pushed = values.get("request_uri", "").startswith(pushed_requests.REQUEST_URI_PREFIX)
+    if pushed:
+        # RFC 9126 §4: the pushed request, taken once; the query's other parameters are not
+        # part of it.
+        values, repeated = await pushed_requests.redeem(ctx, values, repeated), set()
     hint = await _verify_hint(ctx, values.get("id_token_hint"))
     async with ctx.db.transaction() as session:
         client = await client_store.get_client(session, values.get("client_id", ""))
@@ -84,6 +92,11 @@ async def begin_authorization(ctx: Context, params: checks.Params, browser_id: s
         assert client is not None
         target = checks.check_redirect_uri(values, repeated, client, ctx.settings.dev_mode)
         try:
+            if not pushed and (client.require_par or
+                               ctx.settings.require_pushed_authorization_requests):
+                raise errors.InvalidRequest("This client must push its authorization "
+                                            "requests to the pushed authorization request "
+                                            "endpoint first (RFC 9126)")
             request = checks.check_request(
                 values, repeated, target, ctx.settings.require_pkce_for_confidential_clients
             )

@@ -20,7 +20,7 @@ from idp.store.models.federation import (
 )
 from idp.store.models.outbox import DeliveryAttempt, OutboxMessage
 from idp.store.models.security import AdminEvent, SecurityEvent, Throttle
-from idp.store.models.sessions import BrowserSession, Interaction, SessionClient
+from idp.store.models.sessions import BrowserSession, Interaction, PushedRequest, SessionClient
 from idp.store.models.tokens import (
     AuthorizationCode,
     Grant,
@@ -47,6 +47,7 @@ __all__ = [
     "OutboxMessage",
     "Picture",
     "Purpose",
+    "PushedRequest",
     "RefreshToken",
     "SecurityEvent",
     "SessionClient",

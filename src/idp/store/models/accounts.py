@@ -36,6 +36,8 @@ class Client(Base):
     optional_scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     # RFC 8935 push endpoint for Security Event Tokens (consent changes, session revocation).
     event_uri: Mapped[str | None] = mapped_column(Text)
+    # RFC 9126 §6: the authorization endpoint takes this client's requests only pushed.
+    require_par: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int]
     # RFC 7592: the digest of the registration access token of a client that registered
     # itself (RFC 7591); None for clients an operator registered.

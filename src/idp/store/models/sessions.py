@@ -1,4 +1,5 @@
-"""Browser sessions, pending authorizations and the apps each session reached."""
+"""Browser sessions, pushed and pending authorization requests, and the apps each session
+reached."""
 
 from __future__ import annotations
 
@@ -24,6 +25,22 @@ class BrowserSession(Base):
     ended_at: Mapped[int | None]
     # The upstream identity this session signed in with, so an upstream revocation can end it.
     identity_id: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class PushedRequest(Base):
+    """RFC 9126: an authorization request a client pushed, redeemed once at /authorize by the
+    same client within its minute."""
+
+    __tablename__ = "pushed_requests"
+
+    # Digest of the random part of the request_uri; the request_uri itself is never stored.
+    handle_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.client_id", ondelete="CASCADE"), index=True)
+    # The authorization request's parameters, without the client's credentials.
+    params: Mapped[Json] = mapped_column(JSON)
+    created_at: Mapped[int]
+    expires_at: Mapped[int] = mapped_column(index=True)
 
 
 class Interaction(Base):

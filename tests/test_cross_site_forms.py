@@ -160,7 +160,8 @@ async def test_every_state_changing_form_has_the_second_wall(
         ("reauth", "reauth"), ("identities/link", "identities"),
         ("identities/some-id/remove", "identities"), ("purposes/marketing", "apps"),
         ("apps/some-app", "apps"), ("apps/some-app/disconnect", "apps"),
-        ("logout", "logout"), ("delete", "delete"), ("export", "export"))}
+        ("logout", "logout"), ("delete", "delete"), ("export", "export"),
+        ("forgot", "forgot"), ("reset", "reset"))}
     forms = {**interaction, **account, "/federation/google/start": f"federation:{iid}",
              "/logout/confirm": "logout"}
     for path, purpose in forms.items():

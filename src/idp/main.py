@@ -32,6 +32,7 @@ from idp.routes import (
     logout,
     operations,
     pictures,
+    recovery,
     registration,
     revocation,
     token,
@@ -126,7 +127,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         ctx.db.observe_pool()
     install_error_handlers(app)
     for module in (discovery, authorize, interaction, token, revocation, userinfo, logout,
-                   grants, account, account_deletion, account_export, federation,
+                   grants, account, account_deletion, account_export, recovery, federation,
                    upstream_hooks, pictures, health, operations, registration, admin, docs):
         app.include_router(module.router)
     docs.mount_assets(app)

@@ -127,6 +127,21 @@ class Settings(BaseSettings):
     # can also be set to, on its own).
     require_pushed_authorization_requests: bool = False
 
+    # Mail (password reset links, notices), sent through the outbox. Without a relay, dev mode
+    # writes each message as an .eml file to mail_dir and logs its link; elsewhere messages
+    # wait in the outbox, failing, until a relay is set.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65_535)
+    # "starttls" (port 587), "tls" (implicit TLS, port 465) or "none" (a relay on loopback).
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    mail_from: str = "no-reply@localhost"
+    mail_dir: Path = Path("./var/mail")
+    # Password reset links: single use, this long (security.md ATO: at most 30 minutes).
+    password_reset_ttl: int = Field(default=1800, ge=300, le=1800)
+
     ui_locales_supported: tuple[str, ...] = ("en",)
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
@@ -180,6 +195,15 @@ class Settings(BaseSettings):
         if self.outbox_interval_seconds > self.upstream_revocation_max_delay_seconds:
             raise ValueError("outbox_interval_seconds must not exceed "
                              "upstream_revocation_max_delay_seconds")
+        return self
+
+    @model_validator(mode="after")
+    def _mail_credentials_encrypted(self) -> Settings:
+        # Credentials never cross the network in clear: plaintext SMTP only on loopback.
+        if (self.smtp_host and self.smtp_security == "none" and self.smtp_username
+                and not is_loopback_host(self.smtp_host)):
+            raise ValueError("smtp_security none sends the SMTP password in clear; use "
+                             "starttls or tls for a relay that is not on this machine")
         return self
 
     @model_validator(mode="after")

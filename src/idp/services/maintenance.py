@@ -15,6 +15,7 @@ from idp.services.signin import throttle
 from idp.store import clients as client_store
 from idp.store import interactions as interaction_store
 from idp.store import tokens as token_store
+from idp.store import users as user_store
 from idp.store.models import (
     AuthorizationCode,
     FederationState,
@@ -80,6 +81,7 @@ async def _housekeeping(ctx: Context) -> None:
         await throttle.purge(session, now, ctx.settings)
         await token_store.purge_revocations(session, now)
         await client_store.purge_initial_tokens(session, now)
+        await user_store.purge_account_tokens(session, now)
 
 
 async def run_forever(ctx: Context, interval: float) -> None:

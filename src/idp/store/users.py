@@ -1,11 +1,11 @@
-"""Accounts."""
+"""Accounts, and the one-time tokens mailed to their owners."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.store.models import User
+from idp.store.models import AccountToken, User
 
 
 def normalize_email(email: str) -> str:
@@ -27,3 +27,36 @@ async def set_password_hash(session: AsyncSession, user_id: str, password_hash: 
     await session.execute(
         update(User).where(User.id == user_id).values(password_hash=password_hash, updated_at=now)
     )
+
+
+async def add_account_token(session: AsyncSession, token_hash: str, purpose: str,
+                            user_id: str, now: int, expires_at: int) -> None:
+    """A new token for `purpose`; the account's earlier ones for it stop working, so only the
+    latest link mailed works."""
+    await session.execute(delete(AccountToken).where(AccountToken.user_id == user_id,
+                                                     AccountToken.purpose == purpose))
+    session.add(AccountToken(token_hash=token_hash, purpose=purpose, user_id=user_id,
+                             created_at=now, expires_at=expires_at))
+
+
+async def account_token_user(session: AsyncSession, token_hash: str, purpose: str, now: int
+                             ) -> str | None:
+    """Whose live token this is, without using it up."""
+    return await session.scalar(select(AccountToken.user_id).where(
+        AccountToken.token_hash == token_hash, AccountToken.purpose == purpose,
+        AccountToken.expires_at > now))
+
+
+async def take_account_token(session: AsyncSession, token_hash: str, purpose: str, now: int
+                             ) -> str | None:
+    """Use a live token up, in one conditional DELETE (two uses racing: one wins); whose
+    it was, or None."""
+    return await session.scalar(
+        delete(AccountToken)
+        .where(AccountToken.token_hash == token_hash, AccountToken.purpose == purpose,
+               AccountToken.expires_at > now)
+        .returning(AccountToken.user_id))
+
+
+async def purge_account_tokens(session: AsyncSession, now: int) -> None:
+    await session.execute(delete(AccountToken).where(AccountToken.expires_at <= now))

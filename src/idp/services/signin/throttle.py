@@ -141,6 +141,29 @@ async def count_export(ctx: Context, user_id: str) -> None:
             raise Throttled(held.retry_after, what="downloads of your data") from None
 
 
+RESETS_PER_ADDRESS = 3
+RESETS_PER_NETWORK = 30
+RESET_WINDOW_SECONDS = 3600
+
+
+async def count_reset_request(ctx: Context, email: str) -> None:
+    """Password reset requests (security.md ATO): RESETS_PER_ADDRESS per address and
+    RESETS_PER_NETWORK per source network an hour, whether or not an account has the
+    address, so a mailbox cannot be flooded and the limit tells nothing; Throttled past
+    either."""
+    now = ctx.now()
+    keys = ["reset:" + digest(normalize_email(email))]
+    network = source_key(request_source.get())
+    async with ctx.db.transaction() as session:
+        try:
+            await _count(session, keys[0], now, RESET_WINDOW_SECONDS, cap=RESETS_PER_ADDRESS)
+            if network is not None:
+                await _count(session, "resetnet:" + network, now, RESET_WINDOW_SECONDS,
+                             cap=RESETS_PER_NETWORK)
+        except Throttled as held:
+            raise Throttled(held.retry_after, what="password reset requests") from None
+
+
 REGISTRATION_WINDOW_SECONDS = 3600
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.federation.errors import InvalidUpstreamToken, TokenRequestFailed, UpstreamUnavailable
 from idp.federation.facebook import FacebookUpstream
+from idp.notifications.mail import MAIL, MailSender
 from idp.notifications.outbox import enqueue
 from idp.notifications.senders import Outcome, Sender, app_senders
 from idp.services.context import Context
@@ -127,6 +128,7 @@ class UpstreamRevocationSender:
 
 
 def outbox_senders(ctx: Context, http: httpx.AsyncClient) -> dict[str, Sender]:
-    """Every kind the outbox holds: the apps' notifications and upstream revocations. The
+    """Every kind the outbox holds: the apps' notifications, upstream revocations and mail. The
     upstream sender uses the context's upstream HTTP client, not the dispatcher's."""
-    return {**app_senders(ctx, http), UPSTREAM_REVOKE: UpstreamRevocationSender(ctx)}
+    return {**app_senders(ctx, http), UPSTREAM_REVOKE: UpstreamRevocationSender(ctx),
+            MAIL: MailSender(ctx.settings)}

@@ -8,7 +8,13 @@ every table on `Base.metadata` (what Alembic and the tests compare against).
 
 from __future__ import annotations
 
-from idp.store.models.accounts import Client, InitialAccessToken, SigningKey, User
+from idp.store.models.accounts import (
+    AccountToken,
+    Client,
+    InitialAccessToken,
+    SigningKey,
+    User,
+)
 from idp.store.models.base import Base, Json
 from idp.store.models.consent import ClientPurpose, LedgerEntry, Purpose
 from idp.store.models.federation import (
@@ -30,6 +36,7 @@ from idp.store.models.tokens import (
 )
 
 __all__ = [
+    "AccountToken",
     "AdminEvent",
     "AuthorizationCode",
     "Base",

@@ -3,7 +3,7 @@ signing keys."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.store.models.base import Base, Json
@@ -75,6 +75,19 @@ class User(Base):
     # Set when the account may no longer sign in (e.g. Apple `account-delete` took its only
     # sign-in method, federation.md §9 requirement 27); None while it is usable.
     disabled_at: Mapped[int | None]
+
+
+class AccountToken(Base):
+    """A one-time token mailed to a customer (a password reset link): stored as a digest,
+    good until `expires_at`, taken once."""
+
+    __tablename__ = "account_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[int]
+    expires_at: Mapped[int] = mapped_column(index=True)
 
 
 class SigningKey(Base):

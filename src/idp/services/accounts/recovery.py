@@ -1,0 +1,95 @@
+"""Account recovery: a customer who forgot the password asks for a reset link by mail and
+chooses a new password with it (security.md ATO, issue 12 item 3).
+
+- The same answer whether or not an account has the address, and the same throttling.
+- The token: 256 random bits, stored as a digest, good for IDP_PASSWORD_RESET_TTL (30 min),
+  once, and only the latest one mailed; the link is built from the issuer, never from the
+  request's Host.
+- A reset never signs the customer in: it ends every session of the account and revokes its
+  refresh tokens (apps are told through back-channel logout), clears the sign-in throttle
+  of the address and is recorded as a security event. The customer then signs in with the
+  new password (and a second factor once there are any).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from idp.crypto.handles import digest, new_handle
+from idp.notifications.mail import enqueue_mail
+from idp.services.context import Context
+from idp.services.signin import security_events, throttle
+from idp.services.signin.interaction import LoginFailed, email_problem, password_problem
+from idp.services.signin.sessions import end_sessions_of_user
+from idp.store import users as user_store
+from idp.store.models import User
+
+RESET = "password_reset"
+
+
+class LinkInvalid(Exception):
+    """The reset link is unknown, used, superseded by a newer one, or expired."""
+
+
+def reset_link(ctx: Context, token: str) -> str:
+    # In the query, which the access log never writes (a path it does).
+    return f"{ctx.settings.issuer}/account/reset?{urlencode({'token': token})}"
+
+
+async def request_reset(ctx: Context, email: str) -> None:
+    """Mail a reset link if an account can sign in with this address; nothing otherwise.
+    The caller answers the same either way."""
+    email = email.strip()
+    if email_problem(email):
+        return
+    await throttle.count_reset_request(ctx, email)
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
+        user = await user_store.find_by_email(session, email)
+        if user is None or user.disabled_at is not None or user.email is None:
+            return
+        token = new_handle()
+        await user_store.add_account_token(session, digest(token), RESET, user.id, now,
+                                           now + ctx.settings.password_reset_ttl)
+        enqueue_mail(session, ctx.settings, user.email, RESET, {
+            "link": reset_link(ctx, token), "brand": ctx.settings.controller_name,
+            "minutes": ctx.settings.password_reset_ttl // 60}, now)
+        security_events.record(session, "password_reset_requested", user.id, now)
+    ctx.notify_outbox()
+
+
+async def link_is_live(ctx: Context, token: str) -> bool:
+    if not 0 < len(token) <= 128:
+        return False
+    async with ctx.db.transaction(read_only=True) as session:
+        return await user_store.account_token_user(session, digest(token), RESET,
+                                                   ctx.now()) is not None
+
+
+async def reset_password(ctx: Context, token: str, new_password: str) -> None:
+    """Set the new password with a live link, using the link up. LoginFailed for a password
+    the rules refuse (the link stays usable); LinkInvalid for a link that is not live."""
+    problem = password_problem(ctx, new_password)
+    if problem:
+        raise LoginFailed(problem)
+    if not 0 < len(token) <= 128:
+        raise LinkInvalid()
+    # Hashed before the unit of work: argon2 runs off the event loop, and on SQLite the
+    # write lock is not held through it.
+    password_hash = await ctx.passwords.hash(new_password)
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
+        user_id = await user_store.take_account_token(session, digest(token), RESET, now)
+        user = await session.get(User, user_id, with_for_update=True) if user_id else None
+        if user is None or user.disabled_at is not None:
+            raise LinkInvalid()
+        user.password_hash = password_hash
+        # The link reached the mailbox: the address is the customer's.
+        user.email_verified = True
+        user.updated_at = now
+        ended = await end_sessions_of_user(ctx, session, user.id, revoke="refresh")
+        if user.email:
+            await throttle.forget_account(session, user.email)
+        security_events.record(session, "password_reset", user.id, now,
+                               sessions_ended=len(ended))
+    ctx.notify_outbox()

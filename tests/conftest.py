@@ -28,7 +28,7 @@ from idp.store import migrate
 from idp.store.models import Base
 
 # Google, Apple and Facebook configured against their fakes, and browsers that reach them.
-pytest_plugins = ["tests.upstreams"]
+pytest_plugins = ["tests.upstreams", "tests.mailbox"]
 
 ISSUER = "https://idp.test"
 TEST_SECRET = "test-key-encryption-secret-0123456789abcdef"

@@ -8,22 +8,16 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from idp.main import create_app
-from idp.notifications.dispatcher import Dispatcher
 from idp.services.context import Context, build_context
-from idp.services.upstream.revocation_sender import outbox_senders
 from idp.settings import Settings
 from idp.store.models import OutboxMessage, SecurityEvent
 from tests.conftest import ISSUER, FakeClock, make_settings
@@ -37,58 +31,15 @@ from tests.helpers import (
     make_user,
     redeem,
 )
+from tests.mailbox import Inbox, deliver, link_in, token_of, with_relay
 from tests.receiver import free_port
 
 NEW_PASSWORD = "a brand new passphrase"
 
 
-@dataclass
-class Inbox:
-    messages: list[EmailMessage] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        return "250 OK"
-
-
-@pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    """A real SMTP server on loopback, keeping what it receives."""
-    handler, port = Inbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
-
-
 @pytest.fixture
 def settings(database_url: str, inbox: tuple[Inbox, int]) -> Settings:
-    return make_settings(database_url, smtp_host="127.0.0.1", smtp_port=inbox[1],
-                         smtp_security="none", mail_from="Shop accounts <accounts@shop.test>")
-
-
-async def deliver(ctx: Context) -> int:
-    dispatcher = Dispatcher(ctx, senders=outbox_senders, allow_private=True)
-    try:
-        return await dispatcher.run_once()
-    finally:
-        await dispatcher.close()
-
-
-def link_in(message: EmailMessage) -> str:
-    text = message.get_body(preferencelist=("plain",))
-    assert text is not None
-    match = re.search(r"https?://\S+", text.get_content())
-    assert match, text.get_content()
-    return match.group(0)
-
-
-def token_of(link: str) -> str:
-    return parse_qs(urlsplit(link).query)["token"][0]
+    return with_relay(make_settings(database_url), inbox[1])
 
 
 async def ask_for_link(browser: httpx.AsyncClient, address: str) -> httpx.Response:

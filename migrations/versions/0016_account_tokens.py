@@ -1,4 +1,5 @@
-"""One-time tokens mailed to customers (password reset links), stored as digests
+"""One-time tokens mailed to customers (password reset links, address changes to confirm or
+undo), stored as digests
 
 Revision ID: 0016
 Revises: 0015
@@ -22,6 +23,7 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("purpose", sa.String(length=32), nullable=False),
         sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("detail", sa.JSON(), nullable=True),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("expires_at", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE",

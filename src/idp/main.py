@@ -20,6 +20,7 @@ from idp.observability import logs, metrics
 from idp.routes import (
     account,
     account_deletion,
+    account_email,
     account_export,
     admin,
     authorize,
@@ -127,8 +128,9 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         ctx.db.observe_pool()
     install_error_handlers(app)
     for module in (discovery, authorize, interaction, token, revocation, userinfo, logout,
-                   grants, account, account_deletion, account_export, recovery, federation,
-                   upstream_hooks, pictures, health, operations, registration, admin, docs):
+                   grants, account, account_deletion, account_email, account_export, recovery,
+                   federation, upstream_hooks, pictures, health, operations, registration,
+                   admin, docs):
         app.include_router(module.router)
     docs.mount_assets(app)
     static = Path(__file__).parent / "web" / "static"

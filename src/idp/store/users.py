@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,32 +32,35 @@ async def set_password_hash(session: AsyncSession, user_id: str, password_hash: 
 
 
 async def add_account_token(session: AsyncSession, token_hash: str, purpose: str,
-                            user_id: str, now: int, expires_at: int) -> None:
+                            user_id: str, now: int, expires_at: int,
+                            detail: dict[str, Any] | None = None) -> None:
     """A new token for `purpose`; the account's earlier ones for it stop working, so only the
     latest link mailed works."""
     await session.execute(delete(AccountToken).where(AccountToken.user_id == user_id,
                                                      AccountToken.purpose == purpose))
     session.add(AccountToken(token_hash=token_hash, purpose=purpose, user_id=user_id,
-                             created_at=now, expires_at=expires_at))
+                             detail=detail, created_at=now, expires_at=expires_at))
 
 
-async def account_token_user(session: AsyncSession, token_hash: str, purpose: str, now: int
-                             ) -> str | None:
-    """Whose live token this is, without using it up."""
-    return await session.scalar(select(AccountToken.user_id).where(
+async def account_token(session: AsyncSession, token_hash: str, purpose: str, now: int
+                        ) -> tuple[str, dict[str, Any] | None] | None:
+    """Whose live token this is and what it carries, without using it up."""
+    row = (await session.execute(select(AccountToken.user_id, AccountToken.detail).where(
         AccountToken.token_hash == token_hash, AccountToken.purpose == purpose,
-        AccountToken.expires_at > now))
+        AccountToken.expires_at > now))).first()
+    return (str(row[0]), row[1]) if row is not None else None
 
 
 async def take_account_token(session: AsyncSession, token_hash: str, purpose: str, now: int
-                             ) -> str | None:
-    """Use a live token up, in one conditional DELETE (two uses racing: one wins); whose
-    it was, or None."""
-    return await session.scalar(
+                             ) -> tuple[str, dict[str, Any] | None] | None:
+    """Use a live token up, in one conditional DELETE (two uses racing: one wins): whose it
+    was and what it carries, or None."""
+    row = (await session.execute(
         delete(AccountToken)
         .where(AccountToken.token_hash == token_hash, AccountToken.purpose == purpose,
                AccountToken.expires_at > now)
-        .returning(AccountToken.user_id))
+        .returning(AccountToken.user_id, AccountToken.detail))).first()
+    return (str(row[0]), row[1]) if row is not None else None
 
 
 async def purge_account_tokens(session: AsyncSession, now: int) -> None:

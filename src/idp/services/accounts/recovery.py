@@ -62,8 +62,8 @@ async def link_is_live(ctx: Context, token: str) -> bool:
     if not 0 < len(token) <= 128:
         return False
     async with ctx.db.transaction(read_only=True) as session:
-        return await user_store.account_token_user(session, digest(token), RESET,
-                                                   ctx.now()) is not None
+        return await user_store.account_token(session, digest(token), RESET,
+                                              ctx.now()) is not None
 
 
 async def reset_password(ctx: Context, token: str, new_password: str) -> None:
@@ -79,8 +79,8 @@ async def reset_password(ctx: Context, token: str, new_password: str) -> None:
     password_hash = await ctx.passwords.hash(new_password)
     now = ctx.now()
     async with ctx.db.transaction() as session:
-        user_id = await user_store.take_account_token(session, digest(token), RESET, now)
-        user = await session.get(User, user_id, with_for_update=True) if user_id else None
+        taken = await user_store.take_account_token(session, digest(token), RESET, now)
+        user = await session.get(User, taken[0], with_for_update=True) if taken else None
         if user is None or user.disabled_at is not None:
             raise LinkInvalid()
         user.password_hash = password_hash

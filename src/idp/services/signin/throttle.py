@@ -164,6 +164,20 @@ async def count_reset_request(ctx: Context, email: str) -> None:
             raise Throttled(held.retry_after, what="password reset requests") from None
 
 
+EMAIL_CHANGES_PER_WINDOW = 3
+
+
+async def count_email_change(ctx: Context, user_id: str) -> None:
+    """Address change requests: EMAIL_CHANGES_PER_WINDOW per account an hour, so the account
+    center cannot be used to flood other people's mailboxes."""
+    key, now = "emailchange:" + digest(user_id), ctx.now()
+    async with ctx.db.transaction() as session:
+        try:
+            await _count(session, key, now, RESET_WINDOW_SECONDS, cap=EMAIL_CHANGES_PER_WINDOW)
+        except Throttled as held:
+            raise Throttled(held.retry_after, what="address change requests") from None
+
+
 REGISTRATION_WINDOW_SECONDS = 3600
 
 

@@ -78,14 +78,16 @@ class User(Base):
 
 
 class AccountToken(Base):
-    """A one-time token mailed to a customer (a password reset link): stored as a digest,
-    good until `expires_at`, taken once."""
+    """A one-time token mailed to a customer (a password reset link, an address change to
+    confirm or undo): stored as a digest, good until `expires_at`, taken once."""
 
     __tablename__ = "account_tokens"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     purpose: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # What the token carries out (the address to change to, the address to restore).
+    detail: Mapped[Json | None] = mapped_column(JSON)
     created_at: Mapped[int]
     expires_at: Mapped[int] = mapped_column(index=True)
 

@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 
 from idp.notifications.dispatcher import Dispatcher
 from idp.services.context import Context
-from idp.services.upstream.revocation_sender import outbox_senders
+from idp.services.senders import outbox_senders
 from idp.settings import Settings
 from tests.receiver import free_port
 
@@ -55,10 +55,17 @@ def with_relay(settings: Settings, port: int) -> Settings:
 
 
 async def deliver(ctx: Context) -> int:
-    """Run the outbox once, as the dispatcher of `idp serve` would; how many were sent."""
+    """Run the outbox as the dispatcher of `idp serve` would, until a pass sends nothing (a
+    reset request, carried out, puts its mail in the outbox); how many were sent."""
     dispatcher = Dispatcher(ctx, senders=outbox_senders, allow_private=True)
+    total = 0
     try:
-        return await dispatcher.run_once()
+        for _ in range(5):
+            sent = await dispatcher.run_once()
+            if not sent:
+                break
+            total += sent
+        return total
     finally:
         await dispatcher.close()
 

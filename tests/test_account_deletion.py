@@ -18,7 +18,7 @@ from sqlalchemy import select, text, update
 from idp.notifications.dispatcher import MAX_ATTEMPTS, Dispatcher, backoff
 from idp.services.consent import ledger
 from idp.services.context import Context
-from idp.services.upstream.revocation_sender import outbox_senders
+from idp.services.senders import outbox_senders
 from idp.store.models import (
     Base,
     Identity,

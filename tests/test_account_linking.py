@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from idp.notifications.dispatcher import Dispatcher
 from idp.services.context import Context
+from idp.services.senders import outbox_senders
 from idp.services.signin import security_events
 from idp.services.signin.interaction import LOGIN_FAILED
 from idp.services.signin.reauth import safe_next
-from idp.services.upstream.revocation_sender import outbox_senders
 from idp.store.models import Identity, User
 from tests.conftest import FakeClock
 from tests.fakes.common import transport

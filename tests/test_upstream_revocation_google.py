@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from idp.notifications.dispatcher import Dispatcher
 from idp.services.context import Context
-from idp.services.upstream.revocation_sender import UPSTREAM_REVOKE, outbox_senders
+from idp.services.senders import outbox_senders
+from idp.services.upstream.revocation_sender import UPSTREAM_REVOKE
 from idp.store.models import DeliveryAttempt, OutboxMessage
 from tests.conftest import FakeClock
 from tests.fakes.google import ACCESS_TOKEN_TTL, FakeGoogle

@@ -42,7 +42,7 @@ from idp.routes import (
 )
 from idp.services import maintenance
 from idp.services.context import Context, build_context
-from idp.services.upstream.revocation_sender import outbox_senders
+from idp.services.senders import outbox_senders
 from idp.settings import Settings
 from idp.web.browser import BrowserCookies
 from idp.web.errors import install_error_handlers

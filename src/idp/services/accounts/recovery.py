@@ -1,7 +1,8 @@
 """Account recovery: a customer who forgot the password asks for a reset link by mail and
 chooses a new password with it (security.md ATO, issue 12 item 3).
 
-- The same answer whether or not an account has the address, and the same throttling.
+- The same answer whether or not an account has the address, the same throttling, and the
+  same work in the request: the account is looked up later, by the outbox dispatcher.
 - The token: 256 random bits, stored as a digest, good for IDP_PASSWORD_RESET_TTL (30 min),
   once, and only the latest one mailed; the link is built from the issuer, never from the
   request's Host.
@@ -13,18 +14,23 @@ chooses a new password with it (security.md ATO, issue 12 item 3).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from idp.crypto.handles import digest, new_handle
-from idp.notifications.mail import enqueue_mail
+from idp.notifications.mail import enqueue_mail, sealer
+from idp.notifications.outbox import enqueue
+from idp.notifications.senders import Outcome
 from idp.services.context import Context
 from idp.services.signin import security_events, throttle
 from idp.services.signin.interaction import LoginFailed, email_problem, password_problem
 from idp.services.signin.sessions import end_sessions_of_user
 from idp.store import users as user_store
-from idp.store.models import User
+from idp.store.models import OutboxMessage, User
 
 RESET = "password_reset"
+RESET_REQUEST = "password_reset_request"  # outbox kind
 
 
 class LinkInvalid(Exception):
@@ -37,25 +43,49 @@ def reset_link(ctx: Context, token: str) -> str:
 
 
 async def request_reset(ctx: Context, email: str) -> None:
-    """Mail a reset link if an account can sign in with this address; nothing otherwise.
-    The caller answers the same either way."""
+    """Ask for a reset link. The request does the same work whatever the address: it counts
+    the attempt and puts the sealed address in the outbox. The dispatcher then looks the
+    account up and mails a link if it can sign in (ResetRequestSender), so neither the
+    answer nor its timing says whether an account has the address."""
     email = email.strip()
     if email_problem(email):
         return
     await throttle.count_reset_request(ctx, email)
-    now = ctx.now()
     async with ctx.db.transaction() as session:
-        user = await user_store.find_by_email(session, email)
-        if user is None or user.disabled_at is not None or user.email is None:
-            return
-        token = new_handle()
-        await user_store.add_account_token(session, digest(token), RESET, user.id, now,
-                                           now + ctx.settings.password_reset_ttl)
-        enqueue_mail(session, ctx.settings, user.email, RESET, {
-            "link": reset_link(ctx, token), "brand": ctx.settings.controller_name,
-            "minutes": ctx.settings.password_reset_ttl // 60}, now)
-        security_events.record(session, "password_reset_requested", user.id, now)
+        enqueue(session, RESET_REQUEST, None, "reset",
+                {"sealed": sealer(ctx.settings).encrypt({"email": email})}, ctx.now())
     ctx.notify_outbox()
+
+
+@dataclass(frozen=True)
+class ResetRequestSender:
+    """Carries out a reset request from the outbox: a link for an account that can sign in
+    with the address, nothing for any other."""
+
+    ctx: Context
+
+    async def send(self, message: OutboxMessage) -> Outcome:
+        sealed = message.payload.get("sealed")
+        if not isinstance(sealed, str):
+            return Outcome(False, False, None, "the request has no address")
+        email = str(sealer(self.ctx.settings).decrypt(sealed)["email"])
+        ctx, now = self.ctx, self.ctx.now()
+        async with ctx.db.transaction() as session:
+            user = await user_store.find_by_email(session, email)
+            if user is None or user.disabled_at is not None or user.email is None:
+                return Outcome(True, False, None, None)
+            token = new_handle()
+            await user_store.add_account_token(session, digest(token), RESET, user.id, now,
+                                               now + ctx.settings.password_reset_ttl)
+            enqueue_mail(session, ctx.settings, user.email, RESET, {
+                "link": reset_link(ctx, token), "brand": ctx.settings.controller_name,
+                "minutes": ctx.settings.password_reset_ttl // 60}, now)
+            security_events.record(session, "password_reset_requested", user.id, now)
+        ctx.notify_outbox()
+        return Outcome(True, False, None, None)
+
+    def finished_payload(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        return {}  # the address is of no further use
 
 
 async def link_is_live(ctx: Context, token: str) -> bool:

@@ -10,14 +10,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.federation.errors import InvalidUpstreamToken, TokenRequestFailed, UpstreamUnavailable
 from idp.federation.facebook import FacebookUpstream
-from idp.notifications.mail import MAIL, MailSender
 from idp.notifications.outbox import enqueue
-from idp.notifications.senders import Outcome, Sender, app_senders
+from idp.notifications.senders import Outcome
 from idp.services.context import Context
 from idp.services.upstream.identities import DEAD
 from idp.services.upstream.providers import upstream_client
@@ -125,10 +123,3 @@ class UpstreamRevocationSender:
         # PRIV-01: delivered or given up, the sealed token or the deleted customer's ASID is
         # of no further use; the alias, type and attempts stay for the report.
         return {k: payload.get(k) for k in ("alias", "type")}
-
-
-def outbox_senders(ctx: Context, http: httpx.AsyncClient) -> dict[str, Sender]:
-    """Every kind the outbox holds: the apps' notifications, upstream revocations and mail. The
-    upstream sender uses the context's upstream HTTP client, not the dispatcher's."""
-    return {**app_senders(ctx, http), UPSTREAM_REVOKE: UpstreamRevocationSender(ctx),
-            MAIL: MailSender(ctx.settings)}

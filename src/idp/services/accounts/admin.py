@@ -243,7 +243,8 @@ async def list_clients(ctx: Context) -> list[ClientConfig]:
 
 async def create_user(ctx: Context, *, email: str, password: str | None,
                       profile: dict[str, Any] | None = None, email_verified: bool = False) -> User:
-    problem = email_problem(email) or (password_problem(ctx, password) if password else None)
+    problem = email_problem(email) or (
+        password_problem(ctx, password, email) if password else None)
     if problem:
         raise InvalidInput(problem)
     profile = profile or {}

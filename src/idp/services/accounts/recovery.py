@@ -99,11 +99,16 @@ async def link_is_live(ctx: Context, token: str) -> bool:
 async def reset_password(ctx: Context, token: str, new_password: str) -> None:
     """Set the new password with a live link, using the link up. LoginFailed for a password
     the rules refuse (the link stays usable); LinkInvalid for a link that is not live."""
-    problem = password_problem(ctx, new_password)
-    if problem:
-        raise LoginFailed(problem)
     if not 0 < len(token) <= 128:
         raise LinkInvalid()
+    async with ctx.db.transaction(read_only=True) as session:
+        found = await user_store.account_token(session, digest(token), RESET, ctx.now())
+        owner = await session.get(User, found[0]) if found else None
+    if owner is None:
+        raise LinkInvalid()
+    problem = password_problem(ctx, new_password, owner.email)
+    if problem:
+        raise LoginFailed(problem)
     # Hashed before the unit of work: argon2 runs off the event loop, and on SQLite the
     # write lock is not held through it.
     password_hash = await ctx.passwords.hash(new_password)

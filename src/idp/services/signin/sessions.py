@@ -59,7 +59,7 @@ async def change_password(ctx: Context, email: str, current: str, new: str,
     user = await verify_password_login(ctx, email, current)
     if user is None:
         raise LoginFailed("Your current password is not correct.")
-    problem = password_problem(ctx, new)
+    problem = password_problem(ctx, new, email)
     if problem:
         raise LoginFailed(problem)
     password_hash = await ctx.passwords.hash(new)

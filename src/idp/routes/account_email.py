@@ -3,6 +3,9 @@ pages behind the mailed links that confirm or undo with a button, never on the l
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import partial
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -20,6 +23,11 @@ TEMPLATE = "account_email.html"
 
 def _page(request: Request, cookies: BrowserCookies, purpose: str | None = None,
           status_code: int = 200, **context: object) -> Response:
+    return _render(request, cookies, context, purpose, status_code)
+
+
+def _render(request: Request, cookies: BrowserCookies, context: dict[str, object],
+            purpose: str | None = None, status_code: int = 200) -> Response:
     purposes = (purpose,) if purpose else ()
     return account_page(request, cookies, TEMPLATE, context, *purposes,
                         status_code=status_code)
@@ -58,47 +66,57 @@ async def change_email(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Re
     return _page(request, cookies, sent=True, new=new)
 
 
+async def _link_page(request: Request, ctx: CtxDep, cookies: BrowserCookies, purpose: str,
+                     token: str, step: str, shown: str) -> Response:
+    """The page behind a mailed link: what pressing its button would do, or why the link no
+    longer works. Nothing is used up here."""
+    detail = await email_change.pending(ctx, purpose, token)
+    if detail is None:
+        return _page(request, cookies, status_code=400, invalid=True)
+    return _render(request, cookies, {"token": token, step: True, shown: detail.get("email")},
+                   f"email-{step}")
+
+
+async def _press(request: Request, cookies: BrowserCookies, step: str,
+                 action: Callable[[str], Awaitable[str]], done: str, shown: str
+                 ) -> tuple[Response, bool]:
+    """The button behind a mailed link pressed: the outcome's page, and whether it took."""
+    values = await account_form(request, cookies, f"email-{step}")
+    try:
+        address = await action(first(values, "token"))
+    except LinkInvalid:
+        return _page(request, cookies, status_code=400, invalid=True), False
+    except email_change.ChangeRefused as refused:
+        return _page(request, cookies, status_code=409, invalid=True,
+                     message=refused.message), False
+    return _render(request, cookies, {done: True, shown: address}), True
+
+
 @router.get("/email/confirm")
 async def confirm_page(request: Request, ctx: CtxDep, cookies: CookiesDep, token: str = ""
                        ) -> Response:
-    detail = await email_change.pending(ctx, email_change.CONFIRM, token)
-    if detail is None:
-        return _page(request, cookies, status_code=400, invalid=True)
-    return _page(request, cookies, "email-confirm", confirm=True, token=token,
-                 new=detail.get("email"))
+    return await _link_page(request, ctx, cookies, email_change.CONFIRM, token, "confirm",
+                            "new")
 
 
 @router.post("/email/confirm")
 async def confirm(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    values = await account_form(request, cookies, "email-confirm")
-    try:
-        new = await email_change.confirm_change(ctx, first(values, "token"))
-    except LinkInvalid:
-        return _page(request, cookies, status_code=400, invalid=True)
-    except email_change.ChangeRefused as refused:
-        return _page(request, cookies, status_code=409, invalid=True, message=refused.message)
-    return _page(request, cookies, done=True, new=new)
+    response, _ = await _press(request, cookies, "confirm",
+                               partial(email_change.confirm_change, ctx), "done", "new")
+    return response
 
 
 @router.get("/email/undo")
 async def undo_page(request: Request, ctx: CtxDep, cookies: CookiesDep, token: str = ""
                     ) -> Response:
-    detail = await email_change.pending(ctx, email_change.UNDO, token)
-    if detail is None:
-        return _page(request, cookies, status_code=400, invalid=True)
-    return _page(request, cookies, "email-undo", undo=True, token=token,
-                 old=detail.get("email"))
+    return await _link_page(request, ctx, cookies, email_change.UNDO, token, "undo", "old")
 
 
 @router.post("/email/undo")
 async def undo(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    values = await account_form(request, cookies, "email-undo")
-    try:
-        old = await email_change.undo_change(ctx, first(values, "token"))
-    except LinkInvalid:
-        return _page(request, cookies, status_code=400, invalid=True)
-    except email_change.ChangeRefused as refused:
-        return _page(request, cookies, status_code=409, invalid=True, message=refused.message)
-    response = _page(request, cookies, undone=True, old=old)
-    cookies.clear_session(response)
+    response, undone = await _press(request, cookies, "undo",
+                                    partial(email_change.undo_change, ctx), "undone", "old")
+    if undone:
+        # Everyone was signed out of the account, this browser included.
+        cookies.clear_session(response)
     return response

@@ -133,12 +133,18 @@ async def count_export(ctx: Context, user_id: str) -> None:
     """security.md PRIV-04: data exports are rate-limited, EXPORTS_PER_WINDOW per account per
     hour, counted with the same atomic upsert as password attempts; Throttled past that. The
     key holds a digest of the user id, so no counter names an erased account."""
-    key, now = "export:" + digest(user_id), ctx.now()
+    await _capped(ctx, "export:" + digest(user_id), EXPORT_WINDOW_SECONDS,
+                  EXPORTS_PER_WINDOW, "downloads of your data")
+
+
+async def _capped(ctx: Context, key: str, window: int, cap: int, what: str) -> None:
+    """One more request on `key`, `cap` allowed per `window`; Throttled (about `what`)
+    past that."""
     async with ctx.db.transaction() as session:
         try:
-            await _count(session, key, now, EXPORT_WINDOW_SECONDS, cap=EXPORTS_PER_WINDOW)
+            await _count(session, key, ctx.now(), window, cap=cap)
         except Throttled as held:
-            raise Throttled(held.retry_after, what="downloads of your data") from None
+            raise Throttled(held.retry_after, what=what) from None
 
 
 RESETS_PER_ADDRESS = 3
@@ -170,12 +176,8 @@ EMAIL_CHANGES_PER_WINDOW = 3
 async def count_email_change(ctx: Context, user_id: str) -> None:
     """Address change requests: EMAIL_CHANGES_PER_WINDOW per account an hour, so the account
     center cannot be used to flood other people's mailboxes."""
-    key, now = "emailchange:" + digest(user_id), ctx.now()
-    async with ctx.db.transaction() as session:
-        try:
-            await _count(session, key, now, RESET_WINDOW_SECONDS, cap=EMAIL_CHANGES_PER_WINDOW)
-        except Throttled as held:
-            raise Throttled(held.retry_after, what="address change requests") from None
+    await _capped(ctx, "emailchange:" + digest(user_id), RESET_WINDOW_SECONDS,
+                  EMAIL_CHANGES_PER_WINDOW, "address change requests")
 
 
 REGISTRATION_WINDOW_SECONDS = 3600
@@ -185,13 +187,9 @@ async def count_registration(ctx: Context) -> None:
     """Dynamic client registration requests (RFC 7591 §5: the endpoint may be open to
     anyone): IDP_REGISTRATION_PER_HOUR per source network, successful or not; Throttled
     past that. Requests whose source cannot be told share one counter."""
-    key, now = "reg:" + (source_key(request_source.get()) or "unknown"), ctx.now()
-    async with ctx.db.transaction() as session:
-        try:
-            await _count(session, key, now, REGISTRATION_WINDOW_SECONDS,
-                         cap=ctx.settings.registration_per_hour)
-        except Throttled as held:
-            raise Throttled(held.retry_after, what="client registrations") from None
+    await _capped(ctx, "reg:" + (source_key(request_source.get()) or "unknown"),
+                  REGISTRATION_WINDOW_SECONDS, ctx.settings.registration_per_hour,
+                  "client registrations")
 
 
 async def purge(session: AsyncSession, now: int, settings: Settings) -> None:

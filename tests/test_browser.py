@@ -388,7 +388,7 @@ async def test_self_registration_through_the_page(
 
     # A taken address answers like a failed sign-in, without confirming the account exists.
     await page.get_by_label("Email address").fill("alice@example.com")
-    await password.fill("not alice's password")
+    await password.fill("not the owner's password")
     await page.get_by_role("button", name="Create account").click()
     await page.get_by_role("alert").wait_for()
     assert await page.get_by_role("alert").inner_text() == (

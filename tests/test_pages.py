@@ -28,6 +28,7 @@ from tests.helpers import (
     PASSWORD,
     App,
     Flow,
+    account_sign_in,
     approve,
     authorize,
     csrf_token,
@@ -724,3 +725,26 @@ async def test_passwords_are_stored_as_argon2id_and_rehashed_when_parameters_cha
         "csrf_token": csrf_token(page.text), "email": ALICE, "password": "wrong password"})
     assert page_message(response.text) == LOGIN_FAILED
     assert await stored_hash() == upgraded
+
+
+async def test_account_pages_show_no_words_from_the_query(client: httpx.AsyncClient,
+                                                          ctx: Context) -> None:
+    """Content spoofing: a link to our own page must not make it say an attacker's words."""
+    spoof = "Your account is locked. Call +1 555 0100"
+    page = await client.get("/account/login", params={"message": spoof, "email": spoof})
+    assert page.status_code == 200 and "Call +1 555" not in page.text
+    await make_user(ctx)
+    await account_sign_in(client)
+    overview = await client.get("/account", params={"password_message": spoof})
+    assert overview.status_code == 200 and "Call +1 555" not in overview.text
+
+
+async def test_a_failed_account_sign_in_keeps_the_address(client: httpx.AsyncClient,
+                                                          ctx: Context) -> None:
+    await make_user(ctx)
+    page = await client.get("/account/login")
+    failed = await client.post("/account/login", data={
+        "csrf_token": csrf_token(page.text), "email": "alice@example.com",
+        "password": "not the password"})
+    assert "The email address or password is not correct." in failed.text
+    assert 'value="alice@example.com"' in failed.text

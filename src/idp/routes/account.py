@@ -25,9 +25,16 @@ router = APIRouter(prefix="/account", tags=["Account center"], include_in_schema
 
 
 @router.get("/login")
-async def login_page(request: Request, cookies: CookiesDep, message: str | None = None
-                     ) -> Response:
-    return account_page(request, cookies, "account_login.html", {"message": message}, "login")
+async def login_page(request: Request, cookies: CookiesDep) -> Response:
+    return _login_page(request, cookies)
+
+
+def _login_page(request: Request, cookies: BrowserCookies, message: str | None = None,
+                email: str = "") -> Response:
+    # Nothing on this page comes from the query: a message there would be anyone's words
+    # shown as ours (content spoofing).
+    return account_page(request, cookies, "account_login.html",
+                        {"message": message, "email": email[:320]}, "login")
 
 
 @router.post("/login")
@@ -35,7 +42,7 @@ async def login(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     values = await account_form(request, cookies, "login")
     user = await verify_password_login(ctx, first(values, "email"), first(values, "password"))
     if user is None:
-        return await login_page(request, cookies, LOGIN_FAILED)
+        return _login_page(request, cookies, LOGIN_FAILED, first(values, "email"))
     async with ctx.db.transaction() as session:
         cookie, _ = await start_session(ctx, session, user.id, cookies.session_cookie(request))
     response = see_other("/account")
@@ -46,8 +53,16 @@ async def login(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
 @router.get("")
 async def overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
                    change: str | None = None, password: str | None = None,
-                   password_message: str | None = None, outcome: str | None = None,
-                   upstream: str | None = None) -> Response:
+                   outcome: str | None = None, upstream: str | None = None) -> Response:
+    # The query picks among our own words (a change id, "changed", an outcome code); it
+    # never carries words to show.
+    return await _overview(request, ctx, cookies, change, password, outcome, upstream)
+
+
+async def _overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
+                    change: str | None = None, password: str | None = None,
+                    outcome: str | None = None, upstream: str | None = None,
+                    password_message: str | None = None) -> Response:
     try:
         user, _ = await center.current_user(ctx, cookies.session_cookie(request))
     except errors.LoginRequired:
@@ -91,7 +106,7 @@ async def change_password(request: Request, ctx: CtxDep, cookies: CookiesDep) ->
             ctx, user.email, first(values, "current_password"), first(values, "new_password"),
             cookies.session_cookie(request))
     except LoginFailed as failed:
-        return await overview(request, ctx, cookies, password_message=failed.message)
+        return await _overview(request, ctx, cookies, password_message=failed.message)
     response = see_other("/account?password=changed")
     cookies.set_session(response, cookie)
     return response

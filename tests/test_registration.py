@@ -11,11 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from idp.main import create_app
 from idp.services import maintenance
 from idp.services.context import Context, build_context
 from idp.settings import Settings
+from idp.store.models import InitialAccessToken
 from tests.conftest import ISSUER, FakeClock, make_settings
 from tests.helpers import App, Flow, get_code, make_app, make_user, redeem, run_cli
 from tests.test_admin_api import admin_app, assert_bearer_error, bearer, token_of
@@ -289,6 +291,10 @@ async def test_an_expired_or_revoked_initial_token_registers_nothing(
                             401, "invalid_token")
         assert (await http.get("/admin/v1/registration-tokens", headers=ops)).json() == []
         await maintenance.run_once(gated)
+        async with gated.db.transaction() as session:
+            # Forgotten by maintenance: the expired token (the revoked one was deleted).
+            assert await session.scalar(
+                select(func.count()).select_from(InitialAccessToken)) == 0
         actions = [e["action"] for e in (await http.get("/admin/v1/audit-events",
                                                           headers=ops)).json()]
         assert actions.count("registration_token.issue") == 2

@@ -274,3 +274,29 @@ async def test_self_registered_clients_can_ask_for_it(
         assert response.status_code == 201, response.text
         assert response.json()["require_pushed_authorization_requests"] is True
         assert (await admin.get_client(ctx, response.json()["client_id"])).require_par
+
+
+async def test_the_cli_changes_it_later_under_the_same_rules(
+        client: httpx.AsyncClient, ctx: Context, shop: App, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from tests.helpers import run_cli
+    code, out, _ = await run_cli(ctx, monkeypatch, capsys, "clients", "update",
+                                 shop.client_id, "--require-par", "--json")
+    assert code == 0 and json.loads(out)["require_pushed_authorization_requests"] is True
+    direct = await client.get("/authorize", params=Flow(shop).params())
+    assert query_of(direct.headers["location"])["error"] == "invalid_request"
+    code, _, _ = await run_cli(ctx, monkeypatch, capsys, "clients", "update",
+                               shop.client_id, "--no-require-par")
+    assert code == 0 and not (await admin.get_client(ctx, shop.client_id)).require_par
+    # The registration rules hold, and nothing or no one is refused clearly.
+    code, _, err = await run_cli(ctx, monkeypatch, capsys, "clients", "update",
+                                 shop.client_id, "--redirect-uri", "http://app.example/cb")
+    assert code == 2 and "http redirect URIs" in err
+    code, _, err = await run_cli(ctx, monkeypatch, capsys, "clients", "update", "nobody",
+                                 "--name", "x")
+    assert code == 2 and "no client nobody" in err
+    code, _, err = await run_cli(ctx, monkeypatch, capsys, "clients", "update",
+                                 shop.client_id)
+    assert code == 2 and "nothing to change" in err

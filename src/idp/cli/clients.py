@@ -1,4 +1,4 @@
-"""`idp clients ...`: registering and listing client apps."""
+"""`idp clients ...`: registering, changing and listing client apps."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from idp.cli.common import run_with_context
+from idp.cli.common import run_admin, run_with_context
 from idp.services import InvalidInput
 from idp.services.accounts import admin
 from idp.services.context import Context
@@ -15,7 +15,7 @@ from idp.settings import Settings
 
 
 def register(sub: Any) -> None:
-    clients = sub.add_parser("clients", help="register and list client apps")
+    clients = sub.add_parser("clients", help="register, change and list client apps")
     csub = clients.add_subparsers(dest="clients_command", required=True)
     create = csub.add_parser("create", help="register a client; prints its id and secret once")
     create.add_argument("--name", required=True)
@@ -49,6 +49,20 @@ def register(sub: Any) -> None:
                              "first (RFC 9126)")
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=cmd_clients_create)
+    update = csub.add_parser(
+        "update", help="change a client's registration (the admin API's PATCH, same rules)")
+    update.add_argument("client_id")
+    update.add_argument("--name", default=None)
+    update.add_argument("--redirect-uri", action="append", default=None,
+                        help="replaces the registered redirect URIs (repeat for several)")
+    update.add_argument("--grant-type", action="append", default=None,
+                        help="replaces the grant types (repeat for several)")
+    update.add_argument("--scope", action="append", default=None,
+                        help="replaces the allowed scopes (repeat for several)")
+    update.add_argument("--require-par", action=argparse.BooleanOptionalAction, default=None,
+                        help="accept authorization requests only pushed to /par (RFC 9126)")
+    update.add_argument("--json", action="store_true")
+    update.set_defaults(func=cmd_clients_update)
     lst = csub.add_parser("list", help="list clients")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(func=cmd_clients_list)
@@ -110,6 +124,23 @@ def client_json(client: Any) -> dict[str, Any]:
         "require_pkce": client.require_pkce,
         "require_pushed_authorization_requests": client.require_par,
     }
+
+
+def cmd_clients_update(settings: Settings, args: argparse.Namespace) -> int:
+    changes = {key: value for key, value in {
+        "name": args.name, "redirect_uris": args.redirect_uri, "grant_types": args.grant_type,
+        "scopes": args.scope, "require_par": args.require_par}.items() if value is not None}
+    if not changes:
+        print("idp: nothing to change (see idp clients update --help)", file=sys.stderr)
+        return 2
+
+    async def action(ctx: Context) -> int:
+        client = await admin.update_client(ctx, args.client_id, changes)
+        data = client_json(client)
+        print(json.dumps(data, indent=2) if args.json else f"updated {client.client_id}")
+        return 0
+
+    return run_admin(settings, action)
 
 
 def cmd_clients_list(settings: Settings, args: argparse.Namespace) -> int:

@@ -35,7 +35,10 @@ async def add_account_token(session: AsyncSession, token_hash: str, purpose: str
                             user_id: str, now: int, expires_at: int,
                             detail: dict[str, Any] | None = None) -> None:
     """A new token for `purpose`; the account's earlier ones for it stop working, so only the
-    latest link mailed works."""
+    latest link mailed works. The account's row is locked first: two of these at once (the
+    dispatcher carries out requests side by side) take turns, and the second removes the
+    first's token instead of both surviving (PostgreSQL; SQLite's writers take turns anyway)."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
     await session.execute(delete(AccountToken).where(AccountToken.user_id == user_id,
                                                      AccountToken.purpose == purpose))
     session.add(AccountToken(token_hash=token_hash, purpose=purpose, user_id=user_id,

@@ -12,6 +12,7 @@ logs its link; otherwise the message waits, failing, until a relay is configured
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import smtplib
@@ -40,7 +41,13 @@ _LINK = re.compile(r"https?://\S+")
 
 
 def sealer(settings: Settings) -> KeyEncryptor:
-    return KeyEncryptor(settings.resolved_key_secret(), purpose="mail")
+    return _sealer(settings.resolved_key_secret())
+
+
+@functools.lru_cache(maxsize=4)
+def _sealer(secret: str) -> KeyEncryptor:
+    # Derived once per secret, not on every message sealed or opened.
+    return KeyEncryptor(secret, purpose="mail")
 
 
 def enqueue_mail(session: AsyncSession, settings: Settings, to: str, template: str,

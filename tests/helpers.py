@@ -13,7 +13,7 @@ import secrets
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,10 @@ import httpx
 import pytest
 
 from idp.cli import main as idp_cli
+from idp.main import create_app
 from idp.services.accounts import admin
-from idp.services.context import Context
+from idp.services.context import Context, build_context
+from idp.settings import Settings
 from tests.conftest import ISSUER
 
 PASSWORD = "correct horse battery staple"
@@ -270,3 +272,17 @@ def wait_until_ready(http: httpx.Client, server: subprocess.Popen[str]) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError("idp serve did not become ready")
+
+
+@contextlib.asynccontextmanager
+async def served(settings: Settings, clock: Any, address: str = "192.0.2.10",
+                 **overrides: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Context]]:
+    """The IdP with other settings, on the test's (emptied) database, seen from `address`."""
+    changed = settings.model_copy(update=overrides)
+    context = build_context(changed, clock=clock)
+    transport = httpx.ASGITransport(app=create_app(changed, ctx=context), client=(address, 4000))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
+            yield http, context
+    finally:
+        await context.close()

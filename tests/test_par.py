@@ -27,9 +27,9 @@ from tests.helpers import (
     make_user,
     query_of,
     redeem,
+    served,
 )
 from tests.test_admin_api import admin_app, bearer, token_of
-from tests.test_registration import served
 
 
 async def push(client: httpx.AsyncClient, flow: Flow, headers: dict[str, str] | None = None,

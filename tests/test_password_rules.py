@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from idp.services.context import Context
+from idp.settings import Settings
+from tests.conftest import make_settings
 from tests.helpers import (
     PASSWORD,
     Flow,
@@ -19,15 +21,14 @@ from tests.helpers import (
     make_app,
     make_user,
 )
-from tests.mailbox import deliver, link_in, token_of, with_relay
+from tests.mailbox import Inbox, deliver, link_in, token_of, with_relay
 
 COMMON = "That password is one of the most common ones"
 OWN_ADDRESS = "does not contain your email address"
 
 
 @pytest.fixture
-def settings(database_url: str, inbox: Any) -> Any:
-    from tests.conftest import make_settings
+def settings(database_url: str, inbox: tuple[Inbox, int]) -> Settings:
     return with_relay(make_settings(database_url), inbox[1])
 
 

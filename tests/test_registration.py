@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from idp.main import create_app
 from idp.services import maintenance
-from idp.services.context import Context, build_context
+from idp.services.context import Context
 from idp.settings import Settings
 from idp.store.models import InitialAccessToken
 from tests.conftest import ISSUER, FakeClock, make_settings
-from tests.helpers import App, Flow, get_code, make_app, make_user, redeem, run_cli
+from tests.helpers import App, Flow, get_code, make_app, make_user, redeem, run_cli, served
 from tests.test_admin_api import admin_app, assert_bearer_error, bearer, token_of
 
 WEB = {"client_name": "Partner shop", "redirect_uris": ["https://app.example/callback"],
@@ -35,20 +32,6 @@ DISCOVERY = ("/.well-known/openid-configuration", "/.well-known/oauth-authorizat
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return make_settings(database_url, registration="open")
-
-
-@asynccontextmanager
-async def served(settings: Settings, clock: FakeClock, address: str = "192.0.2.10",
-                 **overrides: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Context]]:
-    """The IdP with other settings, on the test's (emptied) database."""
-    changed = settings.model_copy(update=overrides)
-    context = build_context(changed, clock=clock)
-    transport = httpx.ASGITransport(app=create_app(changed, ctx=context), client=(address, 4000))
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
-            yield http, context
-    finally:
-        await context.close()
 
 
 def assert_refused(response: httpx.Response, error: str, status: int = 400) -> None:

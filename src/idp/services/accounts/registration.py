@@ -142,17 +142,19 @@ async def replace(ctx: Context, client_id: str, token: str, metadata: dict[str, 
         if secret is not None and (not isinstance(secret, str) or row.secret_hash is None
                                    or not digest_matches(secret, row.secret_hash)):
             raise errors.InvalidClientMetadata("client_secret does not match this client's")
-        columns = _columns(ctx, metadata)
+        # The metadata read against the policy; the registration rules are checked once,
+        # on the result, by apply_changes.
+        fields = registration_fields(metadata, policy(ctx))
         for fixed in ("token_endpoint_auth_method", "application_type"):
-            if columns[fixed] != getattr(row, fixed):
+            if fields[fixed] != getattr(row, fixed):
                 raise errors.InvalidClientMetadata(
                     f"{fixed} cannot be changed: register a new client")
-        changes = {name: columns[name] for name in
-                   ("name", "redirect_uris", "grant_types", "id_token_signed_response_alg",
-                    "require_pkce", "post_logout_redirect_uris", "backchannel_logout_uri",
+        changes = {name: fields[name] for name in
+                   ("name", "redirect_uris", "grant_types", "scopes",
+                    "id_token_signed_response_alg", "require_pkce",
+                    "post_logout_redirect_uris", "backchannel_logout_uri",
                     "backchannel_logout_session_required", "jwks", "jwks_uri",
                     "require_par")}
-        changes["scopes"] = columns["allowed_scopes"]
         # Scopes an operator made optional stay optional while still allowed.
         changes["optional_scopes"] = [s for s in row.optional_scopes or ()
                                       if s in changes["scopes"] and s != "openid"]

@@ -52,8 +52,8 @@ def summarise(raw: Path, top: int) -> list[str]:
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
+        if not stack or not count.isdigit():
+            continue  # a frame name py-spy wrote with a line break in it
         samples = int(count)
         total += samples
         frames = [FRAME.sub(lambda m: f" ({m['where']})", f) for f in stack.split(";")]

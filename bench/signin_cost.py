@@ -1,6 +1,6 @@
 """What one password sign-in costs the server, against what one argon2 verify costs.
 
-    .venv/bin/python bench/signin_cost.py [--database postgres|sqlite] [--logins 60]
+    .venv/bin/python bench/signin_cost.py [--database postgres|sqlite] [--logins 60] [--profile]
 
 A returning customer (consent already given, no session in this browser) signs in the whole
 way, over HTTP as a browser would: the authorization request, the login page, the password
@@ -16,6 +16,8 @@ import argparse
 import asyncio
 import contextlib
 import secrets
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,11 +30,13 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 from argon2 import PasswordHasher, Type  # noqa: E402
 from bench.http_load import free_port  # noqa: E402
+from bench.profile_paths import py_spy, summarise  # noqa: E402
 from bench.servers import (  # noqa: E402
     DEFAULT_ADMIN_URL,
     CpuWindow,
     database_name,
     idp_server,
+    postgres_pids,
     sign_in,
     throwaway_database,
 )
@@ -54,11 +58,58 @@ def argon2_verify_ms(rounds: int = 20) -> float:
     return (time.process_time() - started) * 1000 / rounds
 
 
+def cpu_ns(pids: list[int]) -> int:
+    """CPU time of every thread of `pids`, in nanoseconds (the scheduler's own account,
+    /proc/<pid>/task/<tid>/schedstat, far finer than the clock ticks of /proc/<pid>/stat)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError, ValueError):
+                    total += int((task / "schedstat").read_text().split()[0])
+    return total
+
+
+class StepMeter:
+    """Which request of the sign-in costs what: sign-ins run one at a time, so the CPU the
+    server and the database use from the start of one request to the start of the next belongs
+    to the first (its response, and whatever the server does after sending it)."""
+
+    def __init__(self, server_pids: list[int], database_pids: list[int]) -> None:
+        self.server_pids, self.database_pids = server_pids, database_pids
+        self.totals: dict[str, list[float]] = {}
+        self.current: tuple[str, int, int] | None = None
+
+    def _close(self) -> None:
+        if self.current is not None:
+            step, server, database = self.current
+            spent = self.totals.setdefault(step, [0.0, 0.0, 0])
+            spent[0] += (cpu_ns(self.server_pids) - server) / 1e6
+            spent[1] += (cpu_ns(self.database_pids) - database) / 1e6
+            spent[2] += 1
+            self.current = None
+
+    async def on_request(self, request: httpx.Request) -> None:
+        self._close()
+        # one row per route: the interaction's id in the path is different every time
+        path = "/".join("{id}" if len(part) > 16 else part
+                        for part in request.url.path.split("/"))
+        step = f"{request.method} {path}"
+        self.current = (step, cpu_ns(self.server_pids), cpu_ns(self.database_pids))
+
+    def finish(self) -> None:
+        self._close()
+
+
 async def sign_in_each(metadata: dict[str, object], client: tuple[str, str],
-                       accounts: list[tuple[str, str]]) -> None:
+                       accounts: list[tuple[str, str]], meter: StepMeter | None = None) -> None:
+    hooks = {"request": [meter.on_request]} if meter is not None else {}
     for email, password in accounts:
-        async with httpx.AsyncClient(timeout=30) as browser:  # a browser without a session
+        # a browser without a session
+        async with httpx.AsyncClient(timeout=30, event_hooks=hooks) as browser:
             await sign_in(browser, metadata, client, email, password)
+    if meter is not None:
+        meter.finish()
 
 
 def main(args: argparse.Namespace) -> int:
@@ -75,9 +126,23 @@ def main(args: argparse.Namespace) -> int:
         asyncio.run(sign_in_each(server.metadata, server.code_client, accounts))
         window = CpuWindow(server.pids, database_name(url), args.database == "postgres")
         window.settle()
+        recorder = None
+        if args.profile:  # only the thread holding the GIL: argon2 releases it, waiting does not
+            recorder = subprocess.Popen(  # noqa: S603 (fixed arguments)
+                [py_spy(), "record", "--pid", str(max(server.pids())), "--gil", "--rate", "1000",
+                 "--format", "raw", "--output", str(workdir / "signin.raw"), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
         window.start()
         asyncio.run(sign_in_each(server.metadata, server.code_client, accounts))
         server_ms, db_ms, _ = window.stop()
+        window.settle()
+        meter = StepMeter(server.pids(), postgres_pids(database_name(url))
+                          if args.database == "postgres" else [])
+        asyncio.run(sign_in_each(server.metadata, server.code_client, accounts, meter))
+        if recorder is not None:
+            recorder.send_signal(signal.SIGINT)
+            recorder.wait(timeout=30)
     verify_ms = argon2_verify_ms()
     per_login = (server_ms + db_ms) / len(accounts)
     print(f"{len(accounts)} returning sign-ins on {args.database}, one at a time")
@@ -85,6 +150,14 @@ def main(args: argparse.Namespace) -> int:
     print(f"  database CPU per sign-in      {db_ms / len(accounts):7.1f} ms")
     print(f"  one argon2id verify           {verify_ms:7.1f} ms")
     print(f"  sign-in / argon2 verify       {per_login / verify_ms:7.2f}x")
+    print("\n  per request of a second round (scheduler time of every thread, ms):")
+    print(f"  {'request':<34} {'server':>7} {'db':>6} {'sum':>7} {'/ verify':>8}")
+    for step, (server_step, db_step, count) in meter.totals.items():
+        both = (server_step + db_step) / count
+        print(f"  {step[:34]:<34} {server_step / count:7.2f} {db_step / count:6.2f} "
+              f"{both:7.2f} {both / verify_ms:8.2f}")
+    if args.profile:
+        print("\n".join(summarise(workdir / "signin.raw", args.top)))
     return 0
 
 
@@ -93,4 +166,7 @@ if __name__ == "__main__":
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     parser.add_argument("--logins", type=int, default=60)
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the worker with py-spy and print where the CPU went")
+    parser.add_argument("--top", type=int, default=40)
     sys.exit(main(parser.parse_args()))

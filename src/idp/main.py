@@ -46,6 +46,7 @@ from idp.services.senders import outbox_senders
 from idp.settings import Settings
 from idp.web.browser import BrowserCookies
 from idp.web.errors import install_error_handlers
+from idp.web.hot import HotRoutes
 from idp.web.observe import RequestObserver
 from idp.web.security import SecurityHeaders
 from idp.web.source import ClientSource
@@ -135,6 +136,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     docs.mount_assets(app)
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
+    app.add_middleware(HotRoutes, owner=app)  # innermost: after every middleware below
     app.add_middleware(ClientSource, trusted_proxies=settings.trusted_proxies,
                        cookies=app.state.cookies)
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)

@@ -1,0 +1,111 @@
+"""The protocol endpoints every app calls all day, answered without FastAPI's per-request
+layers.
+
+UserInfo, introspection, the token endpoint, revocation, the JWKS and discovery take no
+path, query or body parameters that FastAPI would validate: each is `async def
+endpoint(request, ctx)`, reads what it needs itself, and answers with a ready `Response`.
+For them FastAPI's exception middleware, its AsyncExitStack, the router's linear match over
+every route, the route's dependency solving and its response wrapping were a fifth of a
+UserInfo request's CPU (bench/profile_paths.py), none of it doing anything. `HotRoutes` sits
+innermost among the app's middlewares and calls those endpoints directly, with the
+exception handlers the app installed (`idp.web.errors`), so every answer, error or not, is
+byte for byte what the full stack gives; the routes stay FastAPI routes, so the OpenAPI
+document, the metrics' route label and every other request are unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+HOT_PATHS = frozenset({
+    "/token", "/introspect", "/revoke", "/userinfo", "/jwks",
+    "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",
+})
+# What a hot endpoint may ask for: the request, and the service context.
+_ARGUMENTS = frozenset({"request", "ctx"})
+
+Endpoint = Callable[..., Awaitable[Response]]
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+class HotRoutes:
+    def __init__(self, app: ASGIApp, owner: FastAPI) -> None:
+        self.app, self.owner, self.paths = app, owner, HOT_PATHS
+        self._table: dict[tuple[str, str], tuple[APIRoute, Endpoint, tuple[str, ...]]] | None \
+            = None
+
+    def table(self) -> dict[tuple[str, str], tuple[APIRoute, Endpoint, tuple[str, ...]]]:
+        """(method, path) -> the route, its endpoint and the arguments it takes; built from
+        the app's routes on first use (the middleware stack is built before they are all
+        known)."""
+        if self._table is None:
+            table = {}
+            for route, path, depends in _routes(self.owner.routes, "", False):
+                if path not in self.paths:
+                    continue
+                names = tuple(inspect.signature(route.endpoint).parameters)
+                if depends or route.path != path or not set(names) <= _ARGUMENTS:
+                    raise TypeError(f"hot route {path} takes parameters or dependencies "
+                                    "that FastAPI must solve, so it cannot be a hot route")
+                for method in route.methods or ():
+                    table[(method, path)] = (route, route.endpoint, names)
+            missing = self.paths - {path for _, path in table}
+            if missing:
+                raise LookupError(f"hot routes not found: {sorted(missing)}")
+            self._table = table
+        return self._table
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hit = self.table().get((scope.get("method", ""), scope.get("path", ""))) \
+            if scope["type"] == "http" else None
+        if hit is None:
+            await self.app(scope, receive, send)
+            return
+        route, endpoint, names = hit
+        # What the router would have set: the route (the metrics label it), its endpoint.
+        scope["route"], scope["endpoint"], scope["path_params"] = route, endpoint, {}
+        request = Request(scope, receive, send)
+        given: dict[str, Any] = {"request": request, "ctx": self.owner.state.ctx}
+        try:
+            response = await endpoint(**{name: given[name] for name in names})
+        except Exception as exc:
+            handler = self._handler(exc)
+            if handler is None:
+                raise  # to the server error middleware, as from any other route
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+    def _handler(self, exc: Exception) -> Handler | None:
+        """The app's handler for `exc`, looked up along its class hierarchy as Starlette's
+        exception middleware does."""
+        handlers = self.owner.exception_handlers
+        for cls in type(exc).__mro__:
+            if cls in handlers and cls is not Exception:
+                handler: Handler = handlers[cls]  # type: ignore[assignment]
+                return handler
+        return None
+
+
+def _routes(routes: Iterable[BaseRoute], prefix: str, depends: bool
+            ) -> Iterator[tuple[APIRoute, str, bool]]:
+    """Every API route with its full path and whether any dependency applies to it. Recent
+    FastAPI keeps an included router as one entry (its router and the include's prefix and
+    dependencies) instead of copying its routes into the app's list."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route, prefix + route.path, depends or bool(route.dependencies)
+            continue
+        included = getattr(route, "original_router", None)
+        context = getattr(route, "include_context", None)
+        if included is not None and context is not None:
+            yield from _routes(included.routes, prefix + context.prefix,
+                               depends or bool(context.dependencies))

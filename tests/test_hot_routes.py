@@ -1,0 +1,145 @@
+"""The hot protocol endpoints (idp.web.hot) skip FastAPI's router, and answer every request,
+good or bad, exactly as the full stack does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from idp.main import create_app
+from idp.services.context import Context
+from idp.settings import Settings
+from idp.web import hot
+from tests.conftest import ISSUER
+from tests.helpers import Flow, get_code, make_app, make_user, redeem
+
+# Differ between any two answers, whichever stack gave them.
+VOLATILE = {"date", "x-request-id"}
+
+
+class RouterSpy:
+    """Stands in for the app's router and notes the paths that reach it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.paths = inner, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.paths.append(scope.get("path"))
+        await self.inner(scope, receive, send)
+
+
+@pytest.fixture
+async def pair(settings: Settings, ctx: Context, monkeypatch: pytest.MonkeyPatch
+               ) -> AsyncIterator[Callable[[], tuple[httpx.AsyncClient, httpx.AsyncClient]]]:
+    """Two apps on one context: with the hot routes, and with none (the full stack)."""
+    fast = create_app(settings, ctx=ctx)
+    monkeypatch.setattr(hot, "HOT_PATHS", frozenset())
+    full = create_app(settings, ctx=ctx)
+    full.middleware_stack = full.build_middleware_stack()  # HotRoutes takes HOT_PATHS now
+    monkeypatch.undo()
+    clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=app,
+                                                               raise_app_exceptions=False),
+                                 base_url=ISSUER) for app in (fast, full)]
+    yield lambda: (clients[0], clients[1])
+    for http in clients:
+        await http.aclose()
+
+
+def observed(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
+    headers = {k: v for k, v in response.headers.items() if k not in VOLATILE}
+    return response.status_code, headers, response.content
+
+
+async def test_hot_paths_never_reach_the_router(app: Any, client: httpx.AsyncClient) -> None:
+    spy = RouterSpy(app.router)
+    app.router = spy
+    for method, path in [("GET", "/.well-known/openid-configuration"),
+                         ("GET", "/.well-known/oauth-authorization-server"),
+                         ("GET", "/jwks"), ("GET", "/userinfo"), ("POST", "/userinfo"),
+                         ("POST", "/token"), ("POST", "/introspect"), ("POST", "/revoke")]:
+        response = await client.request(method, path)
+        assert response.status_code in (200, 400, 401), (path, response.text)
+    assert spy.paths == []
+    # Any other path, and a hot path with another method, goes the usual way.
+    assert (await client.get("/health/live")).status_code == 200
+    assert (await client.get("/token")).status_code == 405
+    assert spy.paths == ["/health/live", "/token"]
+    metrics = (await client.get("/metrics")).text
+    assert 'route="/userinfo",status="401"' in metrics
+    assert 'route="/jwks",status="200"' in metrics
+
+
+async def test_answers_are_those_of_the_full_stack(
+        pair: Callable[[], tuple[httpx.AsyncClient, httpx.AsyncClient]], ctx: Context) -> None:
+    fast, full = pair()
+    await make_user(ctx)
+    shop = await make_app(ctx)
+    flow = Flow(shop)
+    tokens = (await redeem(fast, flow, await get_code(fast, flow))).json()
+    access = tokens["access_token"]
+    basic = shop.basic()
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    requests: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", "/.well-known/openid-configuration", {}),
+        ("GET", "/.well-known/oauth-authorization-server", {}),
+        ("GET", "/jwks", {}),
+        # UserInfo: good, missing, malformed, forged, sent twice, in the body
+        ("GET", "/userinfo", {"headers": {"authorization": f"Bearer {access}"}}),
+        ("POST", "/userinfo", {"data": {"access_token": access}}),
+        ("GET", "/userinfo", {}),
+        ("GET", "/userinfo", {"headers": {"authorization": "Bearer "}}),
+        ("GET", "/userinfo", {"headers": {"authorization": f"Bearer {access[:-4]}AAAA"}}),
+        ("POST", "/userinfo", {"headers": {"authorization": f"Bearer {access}"},
+                               "data": {"access_token": access}}),
+        ("GET", "/userinfo", {"headers": {"authorization": "Basic eDp5"}}),
+        # Introspection: active, unknown, unauthenticated, not a form
+        ("POST", "/introspect", {"headers": basic, "data": {"token": access}}),
+        ("POST", "/introspect", {"headers": basic, "data": {"token": "x" * 40}}),
+        ("POST", "/introspect", {"data": {"token": access}}),
+        ("POST", "/introspect", {"headers": {**basic, "content-type": "application/json"},
+                                 "content": b'{"token": "x"}'}),
+        # The token endpoint's errors
+        ("POST", "/token", {"data": {"grant_type": "password"}, "headers": basic}),
+        ("POST", "/token", {"data": {"grant_type": "authorization_code", "code": "nope",
+                                     "redirect_uri": shop.redirect_uri,
+                                     "code_verifier": flow.verifier}, "headers": basic}),
+        ("POST", "/token", {"data": {"grant_type": "client_credentials"},
+                            "headers": {"authorization": "Basic bm90Omtub3du"}}),
+        ("POST", "/token", {"content": b"grant_type=refresh_token&grant_type=refresh_token",
+                            "headers": {**basic, **form}}),
+        ("POST", "/token", {"content": b"\xff\xfe", "headers": {**basic, **form}}),
+        ("POST", "/token", {}),
+        # Revocation of an unknown token: 200, nothing said (RFC 7009 §2.2)
+        ("POST", "/revoke", {"headers": basic, "data": {"token": "unknown"}}),
+        ("POST", "/revoke", {"data": {"token": "unknown"}}),
+    ]
+    for method, path, options in requests:
+        answers = [observed(await http.request(method, path, **options)) for http in (fast, full)]
+        assert answers[0] == answers[1], (method, path, options, answers)
+    # The same token revoked through the hot route is inactive on both.
+    assert (await fast.post("/revoke", headers=basic, data={"token": access})).status_code == 200
+    for http in (fast, full):
+        answer = await http.post("/introspect", headers=basic, data={"token": access})
+        assert answer.json() == {"active": False}
+
+
+async def test_an_unexpected_failure_is_a_bare_500_as_anywhere(
+        pair: Callable[[], tuple[httpx.AsyncClient, httpx.AsyncClient]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, full = pair()
+
+    async def broken(*_args: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("idp.routes.userinfo.userinfo", broken)
+    answers = [observed(await http.get("/userinfo", headers={"authorization": "Bearer x.y.z"}))
+               for http in (fast, full)]
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 500
+    assert b"a bug" not in answers[0][2]

@@ -39,33 +39,12 @@ Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 class HotRoutes:
     def __init__(self, app: ASGIApp, owner: FastAPI) -> None:
-        self.app, self.owner, self.paths = app, owner, HOT_PATHS
-        self._table: dict[tuple[str, str], tuple[APIRoute, Endpoint, tuple[str, ...]]] | None \
-            = None
-
-    def table(self) -> dict[tuple[str, str], tuple[APIRoute, Endpoint, tuple[str, ...]]]:
-        """(method, path) -> the route, its endpoint and the arguments it takes; built from
-        the app's routes on first use (the middleware stack is built before they are all
-        known)."""
-        if self._table is None:
-            table = {}
-            for route, path, depends in _routes(self.owner.routes, "", False):
-                if path not in self.paths:
-                    continue
-                names = tuple(inspect.signature(route.endpoint).parameters)
-                if depends or route.path != path or not set(names) <= _ARGUMENTS:
-                    raise TypeError(f"hot route {path} takes parameters or dependencies "
-                                    "that FastAPI must solve, so it cannot be a hot route")
-                for method in route.methods or ():
-                    table[(method, path)] = (route, route.endpoint, names)
-            missing = self.paths - {path for _, path in table}
-            if missing:
-                raise LookupError(f"hot routes not found: {sorted(missing)}")
-            self._table = table
-        return self._table
+        # Built with the middleware stack, on the app's first request: every route is there.
+        self.app, self.owner = app, owner
+        self.table = _hot_table(owner, HOT_PATHS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hit = self.table().get((scope.get("method", ""), scope.get("path", ""))) \
+        hit = self.table.get((scope.get("method", ""), scope.get("path", ""))) \
             if scope["type"] == "http" else None
         if hit is None:
             await self.app(scope, receive, send)
@@ -93,6 +72,25 @@ class HotRoutes:
                 handler: Handler = handlers[cls]  # type: ignore[assignment]
                 return handler
         return None
+
+
+def _hot_table(owner: FastAPI, paths: frozenset[str]
+               ) -> dict[tuple[str, str], tuple[APIRoute, Endpoint, tuple[str, ...]]]:
+    """(method, path) -> the route, its endpoint and the arguments it takes."""
+    table = {}
+    for route, path, depends in _routes(owner.routes, "", False):
+        if path not in paths:
+            continue
+        names = tuple(inspect.signature(route.endpoint).parameters)
+        if depends or route.path != path or not set(names) <= _ARGUMENTS:
+            raise TypeError(f"hot route {path} takes parameters or dependencies "
+                            "that FastAPI must solve, so it cannot be a hot route")
+        for method in route.methods or ():
+            table[(method, path)] = (route, route.endpoint, names)
+    missing = paths - {path for _, path in table}
+    if missing:
+        raise LookupError(f"hot routes not found: {sorted(missing)}")
+    return table
 
 
 def _routes(routes: Iterable[BaseRoute], prefix: str, depends: bool

@@ -326,16 +326,20 @@ async def test_an_interaction_cannot_be_continued_from_another_browser(
 
 
 async def test_an_expired_interaction_shows_an_error_page(
-    client: httpx.AsyncClient, shop: App, alice: str, clock: FakeClock
+    client: httpx.AsyncClient, shop: App, alice: str, clock: FakeClock, ctx: Context
 ) -> None:
     page = await login_page(client, Flow(shop))
     iid = interaction_of(page)
     clock.advance(30 * 60)
     assert_error_page(await client.get(f"/interaction/{iid}/login"), "invalid_request")
-    response = await client.post(f"/interaction/{iid}/login", data={
-        "csrf_token": csrf_token(page.text), "email": ALICE, "password": PASSWORD})
-    assert_error_page(response, "invalid_request")
+    # Refused before the attempt is counted: posts to a dead interaction, right password or
+    # wrong, never hold the account back.
+    for password in [PASSWORD] + ["wrong password"] * (ctx.settings.throttle_free_failures + 2):
+        response = await client.post(f"/interaction/{iid}/login", data={
+            "csrf_token": csrf_token(page.text), "email": ALICE, "password": password})
+        assert_error_page(response, "invalid_request")
     assert SESSION_COOKIE not in client.cookies
+    assert_page(await login(client, await login_page(client, Flow(shop))), "consent")
 
 
 # --- headers on every page (RFC 9700 §4.16, §4.2.4; security.md §0 item 9) ----------------------

@@ -18,6 +18,7 @@ from idp.services.signin.authorization import abort_authorization, resume_author
 from idp.services.signin.interaction import (
     ConsentAnswer,
     LoginFailed,
+    SignedIn,
     give_consent,
     login_with_password,
     page_context,
@@ -113,7 +114,7 @@ async def login_page(interaction_id: str, request: Request, ctx: CtxDep, cookies
     return await render_page(request, ctx, cookies, interaction_id, "login")
 
 
-PasswordStep = Callable[[Context, str, str, str, str, str | None], Awaitable[str]]
+PasswordStep = Callable[[Context, str, str, str, str, str | None], Awaitable[SignedIn]]
 
 
 async def _password_step(request: Request, ctx: Context, cookies: BrowserCookies,
@@ -122,13 +123,17 @@ async def _password_step(request: Request, ctx: Context, cookies: BrowserCookies
     browser_id, form = await _checked_form(request, cookies, f"{template}:{interaction_id}")
     email = form.get("email", "")
     try:
-        session_cookie = await step(ctx, interaction_id, browser_id, email,
-                                    form.get("password", ""), cookies.session_cookie(request))
+        signed_in = await step(ctx, interaction_id, browser_id, email,
+                               form.get("password", ""), cookies.session_cookie(request))
     except LoginFailed as failed:
         return await render_page(request, ctx, cookies, interaction_id, template, failed.message,
                              email)
-    response = await _continue(request, ctx, cookies, interaction_id, browser_id, session_cookie)
-    cookies.set_session(response, session_cookie)
+    if signed_in.outcome is not None:
+        response = respond(request, signed_in.outcome)
+    else:
+        response = await _continue(request, ctx, cookies, interaction_id, browser_id,
+                                   signed_in.cookie)
+    cookies.set_session(response, signed_in.cookie)
     return response
 
 

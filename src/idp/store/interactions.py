@@ -3,12 +3,13 @@ end-user."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import Table, bindparam, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.store.models import AuthorizationCode, Interaction, PushedRequest
+from idp.store.prepared import Connection, Prepared
 
 
 async def get_interaction(session: AsyncSession, interaction_id: str, now: int
@@ -19,6 +20,24 @@ async def get_interaction(session: AsyncSession, interaction_id: str, now: int
     if row is None or row.expires_at <= now:
         return None
     return row
+
+
+_INTERACTIONS = cast(Table, Interaction.__table__)
+_PENDING = Prepared(select(_INTERACTIONS.c.client_id).where(
+    _INTERACTIONS.c.id == bindparam("b_id"),
+    _INTERACTIONS.c.browser_hash == bindparam("b_browser_hash"),
+    _INTERACTIONS.c.expires_at > bindparam("b_now")))
+
+
+async def is_pending(connection: Connection, interaction_id: str, browser_hash: str, now: int
+                     ) -> bool:
+    """Whether the interaction is still open for this browser: the cheap check a password
+    attempt makes before it is counted and the hash work is spent."""
+    if not interaction_id or len(interaction_id) > 64 or "\x00" in interaction_id:
+        return False
+    return await _PENDING.first(connection, {"b_id": interaction_id,
+                                             "b_browser_hash": browser_hash,
+                                             "b_now": now}) is not None
 
 
 async def delete_interaction(session: AsyncSession, interaction_id: str) -> None:

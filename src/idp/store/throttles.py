@@ -2,63 +2,85 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, case, delete, or_, select, update
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.store.models import Throttle
+from idp.store.prepared import Connection, Prepared, dialect_of
+
+# The counters are read and written on every password attempt: statements built once, run
+# as `Prepared` (idp.store.prepared) in whatever unit of work the caller holds. Bind names
+# differ from the column names: an UPDATE reserves those for SET.
+_TABLE = cast(Table, Throttle.__table__)
+# A count that reached `b_keep_from` outlives its window; callers that keep none pass NEVER.
+NEVER = 2**31 - 1
+_EXPIRED = and_(_TABLE.c.window_started_at <= bindparam("b_since"),
+                _TABLE.c.failures < bindparam("b_keep_from"))
 
 
-async def count_in_window(session: AsyncSession, key: str, now: int, window: int, *,
+def _upsert(insert: Any) -> Prepared:
+    return Prepared(
+        insert(_TABLE).values(key=bindparam("b_key"), failures=1,
+                              window_started_at=bindparam("b_now"), blocked_until=0)
+        .on_conflict_do_update(
+            index_elements=[_TABLE.c.key],
+            set_={
+                "failures": case((_EXPIRED, 1), else_=_TABLE.c.failures + 1),
+                "window_started_at": case((_EXPIRED, bindparam("b_now")),
+                                          else_=_TABLE.c.window_started_at),
+            },
+            where=_TABLE.c.blocked_until <= bindparam("b_now"),
+        ).returning(_TABLE.c.failures, _TABLE.c.window_started_at))
+
+
+_COUNT = {"postgresql": _upsert(postgresql_insert), "sqlite": _upsert(sqlite_insert)}
+_HELD_UNTIL = Prepared(select(_TABLE.c.blocked_until).where(_TABLE.c.key == bindparam("b_key")))
+_HOLD = Prepared(update(_TABLE).where(_TABLE.c.key == bindparam("b_key"))
+                 .values(blocked_until=bindparam("b_until")))
+_FORGET = Prepared(delete(_TABLE).where(_TABLE.c.key == bindparam("b_key")))
+_GIVE_BACK = Prepared(update(_TABLE).where(_TABLE.c.key == bindparam("b_key"),
+                                           _TABLE.c.failures > 0)
+                      .values(failures=_TABLE.c.failures - 1))
+
+
+async def count_in_window(connection: Connection, key: str, now: int, window: int, *,
                           cap: int | None = None, keep_from: int | None = None) -> int | None:
     """One more attempt for `key` in its current window, atomically; returns the new count, or
     None while the key is held back (nothing counted). The update applies only while the key is
     not held back: the row lock taken by the upsert makes a parallel attempt wait and then see
     the block the first one set. With `keep_from`, a count that reached it outlives its window;
     with `cap`, the attempt that reaches it holds the key back until its window ends."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    expired = Throttle.window_started_at <= now - window
-    if keep_from is not None:
-        expired = and_(expired, Throttle.failures < keep_from)
-    values = insert(Throttle).values(key=key, failures=1, window_started_at=now,
-                                     blocked_until=0)
-    statement = values.on_conflict_do_update(
-        index_elements=[Throttle.key],
-        set_={
-            "failures": case((expired, 1), else_=Throttle.failures + 1),
-            "window_started_at": case((expired, now), else_=Throttle.window_started_at),
-        },
-        where=Throttle.blocked_until <= now,
-    ).returning(Throttle.failures, Throttle.window_started_at)
-    row = (await session.execute(statement)).one_or_none()
+    row = await _COUNT[dialect_of(connection)].first(connection, {
+        "b_key": key, "b_now": now, "b_since": now - window,
+        "b_keep_from": NEVER if keep_from is None else keep_from})
     if row is None:
         return None
-    failures, started = int(row[0]), int(row[1])
+    failures, started = int(row["failures"]), int(row["window_started_at"])
     if cap is not None and failures >= cap:
-        await hold(session, key, started + window)
+        await hold(connection, key, started + window)
     return failures
 
 
-async def held_until(session: AsyncSession, key: str) -> int | None:
-    return await session.scalar(select(Throttle.blocked_until).where(Throttle.key == key))
+async def held_until(connection: Connection, key: str) -> int | None:
+    row = await _HELD_UNTIL.first(connection, {"b_key": key})
+    return int(row["blocked_until"]) if row is not None else None
 
 
-async def hold(session: AsyncSession, key: str, until: int) -> None:
-    await session.execute(update(Throttle).where(Throttle.key == key).values(blocked_until=until))
+async def hold(connection: Connection, key: str, until: int) -> None:
+    await _HOLD.run(connection, {"b_key": key, "b_until": until})
 
 
-async def forget(session: AsyncSession, key: str) -> None:
-    await session.execute(delete(Throttle).where(Throttle.key == key))
+async def forget(connection: Connection, key: str) -> None:
+    await _FORGET.run(connection, {"b_key": key})
 
 
-async def give_back(session: AsyncSession, key: str) -> None:
+async def give_back(connection: Connection, key: str) -> None:
     """One attempt fewer for `key`, never below zero."""
-    await session.execute(
-        update(Throttle)
-        .where(Throttle.key == key, Throttle.failures > 0)
-        .values(failures=Throttle.failures - 1))
+    await _GIVE_BACK.run(connection, {"b_key": key})
 
 
 async def purge(session: AsyncSession, now: int, *, window: int, keep_from: int,

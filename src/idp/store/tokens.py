@@ -3,19 +3,16 @@ token, code, grant, browser session or account."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-from sqlalchemy import BindParameter, Label, Table, bindparam, delete, select, update
+from sqlalchemy import BindParameter, Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import configure_mappers
-from sqlalchemy.orm.base import manager_of_class as instance_state_manager
 
 from idp.store.models import Client, Grant, RefreshToken, TokenRevocation, User
-from idp.store.prepared import Prepared
+from idp.store.prepared import Prepared, detached, labelled
 
 
 async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
@@ -39,16 +36,10 @@ _REVOKED = (select(TokenRevocation.key).where(TokenRevocation.key.in_(_KEYS))
 _GRANTS, _USERS = cast(Table, Grant.__table__), cast(Table, User.__table__)
 
 
-def _labelled(table: Table, prefix: str) -> list[Label[Any]]:
-    """The table's columns under prefixed names, so three tables' columns never collide."""
-    return [column.label(f"{prefix}{column.name}") for column in table.c]
-
-
-
 _GRANT_COLUMNS = tuple(column.name for column in _GRANTS.c)
 _USER_COLUMNS = tuple(column.name for column in _USERS.c)
 _USER_TOKEN_STATE = Prepared(
-    select(*_labelled(_GRANTS, "g_"), *_labelled(_USERS, "u_"), _REVOKED.label("revoked"))
+    select(*labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"), _REVOKED.label("revoked"))
     .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
     .where(_GRANTS.c.id == bindparam("grant_id")))
 _CLIENT_TOKEN_STATE = Prepared(select(
@@ -57,12 +48,12 @@ _CLIENT_TOKEN_STATE = Prepared(select(
 _REFRESHES = cast(Table, RefreshToken.__table__)
 _REFRESH_COLUMNS = tuple(column.name for column in _REFRESHES.c)
 _REFRESH_TOKEN_STATE = Prepared(
-    select(*_labelled(_REFRESHES, "r_"), *_labelled(_GRANTS, "g_"), *_labelled(_USERS, "u_"))
+    select(*labelled(_REFRESHES, "r_"), *labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"))
     .join(_GRANTS, _GRANTS.c.id == _REFRESHES.c.grant_id)
     .join(_USERS, _USERS.c.id == _REFRESHES.c.user_id)
     .where(_REFRESHES.c.token_hash == bindparam("token_hash")))
 _LOCK_GRANT_OF_REFRESH_TOKEN = Prepared(
-    select(*_labelled(_GRANTS, "g_"), *_labelled(_USERS, "u_"))
+    select(*labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"))
     .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
     .where(_GRANTS.c.id == select(_REFRESHES.c.grant_id)
            .where(_REFRESHES.c.token_hash == bindparam("token_hash")).scalar_subquery())
@@ -83,30 +74,9 @@ _CLAIM_REFRESH_TOKEN = Prepared(
     .returning(*_REFRESHES.c))
 
 
-M = TypeVar("M", Grant, User, RefreshToken)
-
-
-@functools.cache
-def _mappers_configured() -> None:
-    """The ORM sets up its attribute machinery on first use; a detached object built before
-    any query would find it missing."""
-    configure_mappers()
-
-
-def _detached(model: type[M], prefix: str, names: tuple[str, ...], values: Mapping[Any, Any]
-              ) -> M:
-    """A detached, read-only `model` filled from a row's prefixed columns the way the ORM
-    fills the objects it loads: straight into the instance's dict, without the constructor's
-    per-attribute change tracking (a fifth of UserInfo's own CPU had gone there)."""
-    _mappers_configured()
-    instance: M = instance_state_manager(model).new_instance()
-    instance.__dict__.update({name: values[f"{prefix}{name}"] for name in names})
-    return instance
-
-
 def _grant_and_user(values: Mapping[Any, Any]) -> tuple[Grant, User]:
-    return (_detached(Grant, "g_", _GRANT_COLUMNS, values),
-            _detached(User, "u_", _USER_COLUMNS, values))
+    return (detached(Grant, "g_", _GRANT_COLUMNS, values),
+            detached(User, "u_", _USER_COLUMNS, values))
 
 
 def chain_of(code_hash: str) -> str:
@@ -147,7 +117,7 @@ async def refresh_token_state(session: AsyncSession | AsyncConnection, token_has
     values = await _REFRESH_TOKEN_STATE.first(session, {"token_hash": token_hash})
     if values is None:
         return None
-    return (_detached(RefreshToken, "r_", _REFRESH_COLUMNS, values), *_grant_and_user(values))
+    return (detached(RefreshToken, "r_", _REFRESH_COLUMNS, values), *_grant_and_user(values))
 
 
 async def lock_grant_of_refresh_token(session: AsyncSession | AsyncConnection, token_hash: str

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.store.models import AccountToken, User
+from idp.store.prepared import Connection, Prepared, detached
 
 
 def normalize_email(email: str) -> str:
@@ -24,11 +25,28 @@ async def find_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == normalize_email(email)))
 
 
-async def set_password_hash(session: AsyncSession, user_id: str, password_hash: str, now: int
+# The password sign-in's statements, built once and run as `Prepared` in the caller's unit of
+# work (an ORM session or `Database.atomic()`).
+_USERS = cast(Table, User.__table__)
+_USER_COLUMNS = tuple(column.name for column in _USERS.c)
+_ACCOUNT_BY_EMAIL = Prepared(select(*_USERS.c).where(_USERS.c.email == bindparam("b_email")))
+_SET_PASSWORD_HASH = Prepared(update(_USERS).where(_USERS.c.id == bindparam("b_id")).values(
+    password_hash=bindparam("b_hash"), updated_at=bindparam("b_now")))
+
+
+async def account_by_email(connection: Connection, email: str) -> User | None:
+    """The account with this address as a detached, read-only object (read it, never change
+    it): the password check's lookup, without the ORM's row loading."""
+    if "\x00" in email:
+        return None  # PostgreSQL text cannot hold NUL: no account has such an address
+    values = await _ACCOUNT_BY_EMAIL.first(connection, {"b_email": normalize_email(email)})
+    return detached(User, "", _USER_COLUMNS, values) if values is not None else None
+
+
+async def set_password_hash(connection: Connection, user_id: str, password_hash: str, now: int
                             ) -> None:
-    await session.execute(
-        update(User).where(User.id == user_id).values(password_hash=password_hash, updated_at=now)
-    )
+    await _SET_PASSWORD_HASH.run(connection, {"b_id": user_id, "b_hash": password_hash,
+                                              "b_now": now})
 
 
 async def add_account_token(session: AsyncSession, token_hash: str, purpose: str,

@@ -1,7 +1,17 @@
 """Password authentication shared by every sign-in page: the same answer, and the same work,
-whether the account exists or not (security.md §0 item 12)."""
+whether the account exists or not (security.md §0 item 12).
+
+A check is three steps, so that a caller can fold the first and the last into units of work
+of its own (the authorization's login page settles the check, starts the session and issues
+the code in one): `begin_password_check` counts the attempt and finds the account, and its
+unit of work commits before the hash work; `verify_password` runs argon2 with no transaction
+open (on SQLite one would hold the write lock through the hash), so parallel guesses all
+count; `settle` clears the counters of a right password and stores an upgraded hash.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from idp.errors import Throttled
 from idp.observability import metrics
@@ -9,36 +19,76 @@ from idp.services.context import Context
 from idp.services.signin import throttle
 from idp.store import users as user_store
 from idp.store.models import User
+from idp.store.prepared import Connection
 
 
-async def verify_password_login(ctx: Context, email: str, password: str) -> User | None:
-    """The account, if `password` is its password; None otherwise, after the same work."""
-    max_length = ctx.settings.password_max_length
-    well_formed = bool(email and password) and len(password) <= max_length
-    # security.md ATO-01..03: counted before the hash work; Throttled while held back. The
-    # attempt is committed before the verify, which runs with no transaction open (on SQLite
-    # one would hold the write lock through the hash), so parallel guesses all count.
+@dataclass(frozen=True)
+class PasswordCheck:
+    """A counted attempt and the account its address names (None when there is none, or the
+    form was not worth a lookup)."""
+
+    attempt: throttle.Attempt
+    user: User | None
+    well_formed: bool
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A right password for an active account: `user` is detached and read-only."""
+
+    user: User
+    attempt: throttle.Attempt
+    new_hash: str | None  # the password under today's parameters, when the stored hash is older
+
+
+async def begin_password_check(ctx: Context, connection: Connection, email: str,
+                               password: str) -> PasswordCheck:
+    """Count the attempt (security.md ATO-01..03: before the hash work) in the caller's unit of
+    work, which must commit before `verify_password`; Throttled while held back."""
+    well_formed = bool(email and password) and len(password) <= ctx.settings.password_max_length
     try:
-        async with ctx.db.transaction() as session:
-            attempt = await throttle.begin_attempt(ctx, session, email)
-            user = await user_store.find_by_email(session, email) if well_formed else None
+        attempt = await throttle.begin_attempt(ctx, connection, email)
     except Throttled:
         metrics.SIGNINS.labels("password", "throttled").inc()
         raise
-    if not well_formed:
+    user = await user_store.account_by_email(connection, email) if well_formed else None
+    return PasswordCheck(attempt, user, well_formed)
+
+
+async def verify_password(ctx: Context, check: PasswordCheck, password: str) -> Proof | None:
+    """The hash work, always the same amount; the proof when the password is right."""
+    if not check.well_formed:
         # Still burn one hash so an empty or oversized field answers at the usual speed.
-        await ctx.passwords.verify(None, password[:max_length])
+        await ctx.passwords.verify(None, password[:ctx.settings.password_max_length])
         metrics.SIGNINS.labels("password", "failure").inc()
         return None
+    user = check.user
     result = await ctx.passwords.verify(user.password_hash if user else None, password)
     # A deactivated account (federation.md §9 requirement 27) answers exactly like a wrong
     # password, after the same hash work, so the answer tells nothing about the account.
     if user is None or not result.ok or user.disabled_at is not None:
         metrics.SIGNINS.labels("password", "failure").inc()
         return None
-    async with ctx.db.transaction() as session:
-        await throttle.succeeded(ctx, session, attempt)
-        if result.new_hash:
-            await user_store.set_password_hash(session, user.id, result.new_hash, ctx.now())
     metrics.SIGNINS.labels("password", "success").inc()
-    return user
+    return Proof(user, check.attempt, result.new_hash)
+
+
+async def settle(ctx: Context, connection: Connection, proof: Proof) -> None:
+    """In the caller's unit of work: the account's counters start afresh and an outdated hash
+    is replaced."""
+    await throttle.succeeded(ctx, connection, proof.attempt)
+    if proof.new_hash:
+        await user_store.set_password_hash(connection, proof.user.id, proof.new_hash, ctx.now())
+
+
+async def verify_password_login(ctx: Context, email: str, password: str) -> User | None:
+    """The account (detached, read-only), if `password` is its password; None otherwise,
+    after the same work."""
+    async with ctx.db.atomic() as connection:
+        check = await begin_password_check(ctx, connection, email, password)
+    proof = await verify_password(ctx, check, password)
+    if proof is None:
+        return None
+    async with ctx.db.atomic() as connection:
+        await settle(ctx, connection, proof)
+    return proof.user

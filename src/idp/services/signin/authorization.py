@@ -32,6 +32,7 @@ from idp.store import interactions as interaction_store
 from idp.store import purposes as purpose_store
 from idp.store import sessions as session_store
 from idp.store.models import AuthorizationCode, Interaction
+from idp.store.prepared import Connection
 
 log = logging.getLogger("idp.signin")
 REUSE_WINDOW_SECONDS = 60
@@ -131,15 +132,24 @@ async def resume_authorization(ctx: Context, interaction_id: str, browser_id: st
                                session_cookie: str | None) -> Outcome:
     async with ctx.db.transaction() as session:
         interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
-        request = AuthorizationRequest.from_json(interaction.request)
-        try:
-            return await _advance(ctx, session, client, request, browser_id, session_cookie,
-                                  interaction=interaction)
-        except errors.OAuthError as exc:
-            if not exc.redirectable:
-                raise
-            await interaction_store.delete_interaction(session, interaction.id)
-            return error_response(ctx, _target_of(request, client), exc)
+        return await resume_in(ctx, session, interaction, client, browser_id, session_cookie)
+
+
+async def resume_in(ctx: Context, session: AsyncSession, interaction: Interaction,
+                    client: ClientConfig, browser_id: str, session_cookie: str | None
+                    ) -> Outcome:
+    """Continue a loaded interaction in the caller's unit of work (a page that has just
+    signed the customer in issues the code in the same one). Changes to `interaction` must
+    be flushed first: finishing it deletes its row."""
+    request = AuthorizationRequest.from_json(interaction.request)
+    try:
+        return await _advance(ctx, session, client, request, browser_id, session_cookie,
+                              interaction=interaction)
+    except errors.OAuthError as exc:
+        if not exc.redirectable:
+            raise
+        await interaction_store.delete_interaction(session, interaction.id)
+        return error_response(ctx, _target_of(request, client), exc)
 
 
 async def abort_authorization(ctx: Context, interaction_id: str, browser_id: str
@@ -152,20 +162,33 @@ async def abort_authorization(ctx: Context, interaction_id: str, browser_id: str
     return error_response(ctx, _target_of(request, client), errors.AccessDenied())
 
 
+def _stale() -> errors.InvalidRequest:
+    return errors.InvalidRequest(
+        "This sign-in request has expired or belongs to another browser. "
+        "Return to the app and start again.",
+        redirectable=False,
+    )
+
+
 async def load_interaction(ctx: Context, session: AsyncSession, interaction_id: str,
                            browser_id: str) -> tuple[Interaction, ClientConfig]:
     """The interaction, only in the browser that began it (Keycloak CVE-2026-7507)."""
     interaction = await interaction_store.get_interaction(session, interaction_id, ctx.now())
     if interaction is None or interaction.browser_hash != digest(browser_id):
-        raise errors.InvalidRequest(
-            "This sign-in request has expired or belongs to another browser. "
-            "Return to the app and start again.",
-            redirectable=False,
-        )
+        raise _stale()
     client = await client_store.get_client(session, interaction.client_id)
     if client is None:
         raise errors.InvalidClient("The client is not known", redirectable=False)
     return interaction, client
+
+
+async def check_pending(ctx: Context, connection: Connection, interaction_id: str,
+                        browser_id: str) -> None:
+    """load_interaction's answer for an interaction that is gone or not this browser's, from
+    one light read (before a password attempt is counted and hashed)."""
+    if not await interaction_store.is_pending(connection, interaction_id, digest(browser_id),
+                                              ctx.now()):
+        raise _stale()
 
 
 async def _verify_hint(ctx: Context, token: str | None) -> dict[str, Any] | None:

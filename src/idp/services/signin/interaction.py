@@ -22,8 +22,14 @@ from idp.protocol.discovery import ACR_FEDERATED, ACR_PASSWORD
 from idp.protocol.scopes import ScopeInfo, describe_scopes
 from idp.services.consent.grants import grant_view, record_consent
 from idp.services.context import Context
-from idp.services.signin.authentication import verify_password_login
-from idp.services.signin.authorization import consent_ask, load_interaction
+from idp.services.signin.authentication import begin_password_check, settle, verify_password
+from idp.services.signin.authorization import (
+    Outcome,
+    check_pending,
+    consent_ask,
+    load_interaction,
+    resume_in,
+)
 from idp.services.upstream.profile_import import (
     PICTURE,
     Image,
@@ -136,23 +142,39 @@ async def pending_picture(ctx: Context, interaction_id: str, browser_id: str) ->
     return await fetch_image(ctx, url) if isinstance(url, str) else None
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    """A page signed the customer in: the new session's cookie, and where the authorization
+    goes next when the same unit of work already decided it (None: resume it)."""
+
+    cookie: str
+    outcome: Outcome | None = None
+
+
 async def login_with_password(ctx: Context, interaction_id: str, browser_id: str, email: str,
-                              password: str, previous_cookie: str | None) -> str:
-    """Verify the password and start a new browser session; returns the new cookie value."""
-    async with ctx.db.transaction() as session:
-        await load_interaction(ctx, session, interaction_id, browser_id)
-    user = await verify_password_login(ctx, email, password)
-    if user is None:
+                              password: str, previous_cookie: str | None) -> SignedIn:
+    """Verify the password, start a new browser session and continue the authorization, in
+    two units of work around the hash: the interaction is checked and the attempt counted
+    (committed before the hash work, so parallel guesses all count); then the counters are
+    cleared, the session starts and the code is issued (or the next page chosen) together."""
+    async with ctx.db.atomic() as connection:
+        await check_pending(ctx, connection, interaction_id, browser_id)
+        check = await begin_password_check(ctx, connection, email, password)
+    proof = await verify_password(ctx, check, password)
+    if proof is None:
         raise LoginFailed()
     async with ctx.db.transaction() as session:
-        interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
-        cookie, sid = await start_session(ctx, session, user.id, previous_cookie)
+        interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
+        await settle(ctx, session, proof)
+        cookie, sid = await start_session(ctx, session, proof.user.id, previous_cookie)
         interaction.session_sid = sid
-    return cookie
+        await session.flush()
+        outcome = await resume_in(ctx, session, interaction, client, browser_id, cookie)
+    return SignedIn(cookie, outcome)
 
 
 async def register_with_password(ctx: Context, interaction_id: str, browser_id: str, email: str,
-                                 password: str, previous_cookie: str | None) -> str:
+                                 password: str, previous_cookie: str | None) -> SignedIn:
     problem = password_problem(ctx, password, email) or email_problem(email)
     if problem:
         raise LoginFailed(problem)
@@ -160,7 +182,8 @@ async def register_with_password(ctx: Context, interaction_id: str, browser_id: 
     now = ctx.now()
     try:
         async with ctx.db.transaction() as session:
-            interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
+            interaction, client = await load_interaction(ctx, session, interaction_id,
+                                                         browser_id)
             user = User(
                 id=new_public_id(), email=user_store.normalize_email(email), email_verified=False,
                 password_hash=password_hash, profile={}, created_at=now, updated_at=now,
@@ -169,7 +192,9 @@ async def register_with_password(ctx: Context, interaction_id: str, browser_id: 
             await session.flush()
             cookie, sid = await start_session(ctx, session, user.id, previous_cookie)
             interaction.session_sid = sid
-        return cookie
+            await session.flush()
+            outcome = await resume_in(ctx, session, interaction, client, browser_id, cookie)
+        return SignedIn(cookie, outcome)
     except IntegrityError:
         # The address is taken. Treat the form as a sign-in attempt, so the answer is the
         # same as the login page's and does not confirm the account exists beyond that.

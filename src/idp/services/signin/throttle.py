@@ -32,6 +32,7 @@ from idp.services.context import Context
 from idp.services.signin.devices import remember, trusted_device
 from idp.settings import Settings
 from idp.store import throttles as throttle_store
+from idp.store.prepared import Connection
 from idp.store.users import normalize_email
 
 # How long a run of failures on one account is remembered without a success.
@@ -84,7 +85,7 @@ def growing_delay(settings: Settings, failures: int, free: int) -> int:
     return int(min(settings.throttle_max_delay_seconds, 2 ** min(beyond, 30)))
 
 
-async def begin_attempt(ctx: Context, session: AsyncSession, email: str) -> Attempt:
+async def begin_attempt(ctx: Context, session: Connection, email: str) -> Attempt:
     """Count one password attempt against the account and the source in the caller's unit of
     work; Throttled if either is still held back. A held-back attempt is not counted (the unit
     of work rolls back), so waiting out the delay always works. The caller commits before the
@@ -111,7 +112,7 @@ async def begin_attempt(ctx: Context, session: AsyncSession, email: str) -> Atte
     return attempt
 
 
-async def succeeded(ctx: Context, session: AsyncSession, attempt: Attempt) -> None:
+async def succeeded(ctx: Context, session: Connection, attempt: Attempt) -> None:
     """The password was right: the account (or the device) starts afresh, the source gets its
     attempt back, and the browser is remembered as one that signed in to this account."""
     await throttle_store.forget(session, attempt.device_key or attempt.account_key)
@@ -202,7 +203,7 @@ async def purge(session: AsyncSession, now: int, settings: Settings) -> None:
         keep_from=settings.throttle_free_failures, keep_runs_for=RUN_MEMORY_SECONDS)
 
 
-async def _count(session: AsyncSession, key: str, now: int, window: int, *,
+async def _count(session: Connection, key: str, now: int, window: int, *,
                  cap: int | None = None, keep_from: int | None = None) -> int:
     failures = await throttle_store.count_in_window(session, key, now, window, cap=cap,
                                                     keep_from=keep_from)

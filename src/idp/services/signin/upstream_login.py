@@ -25,7 +25,7 @@ from idp.services.context import Context
 from idp.services.signin import security_events
 from idp.services.signin.authentication import verify_password_login
 from idp.services.signin.authorization import load_interaction
-from idp.services.signin.interaction import LoginFailed, start_session
+from idp.services.signin.interaction import LoginFailed, SignedIn, start_session
 from idp.services.signin.sessions import end_sessions_of_user
 from idp.services.upstream import profile_import
 from idp.services.upstream import tokens as upstream_tokens
@@ -320,9 +320,9 @@ async def complete_link(ctx: Context, session: AsyncSession, handle: str, browse
 
 
 async def login_and_link(ctx: Context, interaction_id: str, browser_id: str, email: str,
-                         password: str, previous_cookie: str | None, handle: str) -> str:
+                         password: str, previous_cookie: str | None, handle: str) -> SignedIn:
     """The password sign-in that proves the existing account, then links the pending
-    identity to it; returns the new session cookie (LoginFailed when the password is wrong)."""
+    identity to it; returns the new session (LoginFailed when the password is wrong)."""
     async with ctx.db.transaction() as session:
         await load_interaction(ctx, session, interaction_id, browser_id)
     user = await verify_password_login(ctx, email, password)
@@ -337,4 +337,4 @@ async def login_and_link(ctx: Context, interaction_id: str, browser_id: str, ema
         if linked:  # requirement 24: a new way in ends every other session and refresh token
             await end_sessions_of_user(ctx, session, user.id, keep_sid=sid)
     ctx.notify_outbox()
-    return cookie
+    return SignedIn(cookie)

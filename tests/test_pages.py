@@ -5,6 +5,7 @@ items 9, 10, 12, 13)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -340,6 +341,12 @@ async def test_an_expired_interaction_shows_an_error_page(
         assert_error_page(response, "invalid_request")
     assert SESSION_COOKIE not in client.cookies
     assert_page(await login(client, await login_page(client, Flow(shop))), "consent")
+    # An id no interaction can have (a NUL, which PostgreSQL text cannot hold) is just as gone.
+    for path in ("/interaction/ab%00cd/login", "/interaction/ab%00cd"):
+        assert_error_page(await client.get(path), "invalid_request")
+    response = await client.post("/interaction/ab%00cd/login", data={
+        "csrf_token": csrf_token(page.text), "email": ALICE, "password": PASSWORD})
+    assert response.status_code in (400, 403) and "invalid_request" in response.text
 
 
 # --- headers on every page (RFC 9700 §4.16, §4.2.4; security.md §0 item 9) ----------------------
@@ -752,3 +759,27 @@ async def test_a_failed_account_sign_in_keeps_the_address(client: httpx.AsyncCli
         "password": "not the password"})
     assert "The email address or password is not correct." in failed.text
     assert 'value="alice@example.com"' in failed.text
+
+
+async def test_a_double_submitted_sign_in_issues_one_code_and_never_fails_the_other(
+    client: httpx.AsyncClient, new_browser: Any, ctx: Context, shop: App, alice: str
+) -> None:
+    """A double click on "Sign in" of a returning customer: both posts carry the right
+    password for one interaction, the sign-in and the code are one unit of work, so one post
+    gets the code and the other finds the interaction finished: an error page, never a 500 and
+    never a second code."""
+    flow = Flow(shop)
+    code_of(await approve(client, await login(client, await login_page(client, flow))), flow)
+    for attempt in range(3):
+        browser = new_browser()
+        page = await login_page(browser, Flow(shop))
+        form = {"csrf_token": csrf_token(page.text), "email": ALICE, "password": PASSWORD}
+        first, second = await asyncio.gather(browser.post(path_of(page), data=form),
+                                             browser.post(path_of(page), data=form))
+        with case(f"attempt {attempt}"):
+            to_app = [r for r in (first, second) if r.headers.get("location", "").startswith(
+                shop.redirect_uri)]
+            assert len(to_app) == 1, (first.status_code, second.status_code)
+            assert "code" in query_of(to_app[0].headers["location"])
+            other = second if to_app[0] is first else first
+            assert_error_page(other, "invalid_request")

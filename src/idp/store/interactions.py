@@ -14,9 +14,12 @@ from idp.store.prepared import Connection, Prepared
 
 async def get_interaction(session: AsyncSession, interaction_id: str, now: int
                           ) -> Interaction | None:
-    if not interaction_id or len(interaction_id) > 64:
-        return None
-    row = await session.get(Interaction, interaction_id)
+    if not interaction_id or len(interaction_id) > 64 or "\x00" in interaction_id:
+        return None  # (PostgreSQL text cannot hold NUL: no interaction has such an id)
+    # Locked (PostgreSQL) for the caller's unit of work: a double-submitted form's two
+    # requests take turns, and the second finds what the first left (or nothing) instead of
+    # updating a row the first has deleted. SQLite's writers take turns anyway.
+    row = await session.get(Interaction, interaction_id, with_for_update=True)
     if row is None or row.expires_at <= now:
         return None
     return row

@@ -244,6 +244,26 @@ def test_alg_none_is_refused(migrated: Run) -> None:
     assert migrated("clients", "list", "--json").json() == []
 
 
+def test_a_device_client_is_registered_and_the_grant_taken_away(migrated: Run) -> None:
+    """Issue 13 item 5: the device grant is allowed per client; `device_code` is short for
+    its URN. A device-only client needs no redirect URI."""
+    result = migrated("clients", "create", "--name", "TV", "--type", "public",
+                      "--application-type", "native", "--grant-type", "device_code",
+                      "--grant-type", "refresh_token", "--scope", "openid",
+                      "--scope", "offline_access", "--json")
+    assert result.code == 0, result.err
+    tv = result.json()
+    assert tv["grant_types"] == ["urn:ietf:params:oauth:grant-type:device_code",
+                                 "refresh_token"]
+    assert tv["redirect_uris"] == []
+    changed = migrated("clients", "update", tv["client_id"], "--grant-type", "refresh_token",
+                       "--json")
+    assert changed.code == 0, changed.err
+    assert changed.json()["grant_types"] == ["refresh_token"]
+    refused = migrated("clients", "update", tv["client_id"], "--grant-type", "device")
+    assert (refused.code, refused.err) == (2, "idp: grant type device is not supported\n")
+
+
 def test_clients_list(migrated: Run) -> None:
     assert migrated("clients", "list").out == ""
     shop = migrated("clients", "create", "--name", "Shop", "--redirect-uri",

@@ -26,7 +26,8 @@ async def test_openid_configuration(client: httpx.AsyncClient) -> None:
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["authorization_response_iss_parameter_supported"] is True
     assert meta["grant_types_supported"] == ["authorization_code", "refresh_token",
-                                             "client_credentials"]
+                                             "client_credentials",
+                                             "urn:ietf:params:oauth:grant-type:device_code"]
     assert meta["revocation_endpoint"] == f"{ISSUER}/revoke"
     assert meta["introspection_endpoint"] == f"{ISSUER}/introspect"
     assert set(meta["token_endpoint_auth_methods_supported"]) == {

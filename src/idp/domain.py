@@ -29,6 +29,8 @@ class ClientConfig:
     event_uri: str | None = None
     # RFC 9126 §6: authorization requests only through the pushed authorization endpoint.
     require_par: bool = False
+    # RFC 9449 §5.2: every token request of this client carries a DPoP proof.
+    dpop_bound_access_tokens: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -56,6 +58,9 @@ class AuthorizationRequest:
     # The end-user the request names (verified id_token_hint or requested sub), resolved once
     # when the request is validated and kept with it for every later page.
     hinted_sub: str | None = None
+    # Set when the request is a device's (RFC 8628): approving it settles that device code
+    # instead of issuing an authorization code.
+    device_code_hash: str | None = None
 
     @property
     def is_openid(self) -> bool:

@@ -18,6 +18,9 @@ class OAuthError(Exception):
     # May this error be delivered to a verified redirect_uri (RFC 6749 §4.1.2.1)?
     redirectable: bool = True
     default_description: str = ""
+    # The authentication scheme a protected resource's challenge names (RFC 6750 §3; DPoP
+    # for RFC 9449 §7.1).
+    scheme: str = "Bearer"
 
     def __init__(self, description: str | None = None, *, redirectable: bool | None = None) -> None:
         text = description if description is not None else self.default_description
@@ -152,6 +155,30 @@ class InvalidRequestUri(OAuthError):
     default_description = "The request_uri is invalid, expired or was already used"
 
 
+# RFC 8628 §3.5: the device access token response's errors.
+class AuthorizationPending(OAuthError):
+    """The authorization request is still pending as the end user hasn't yet completed the
+    user-interaction steps."""
+
+    error = "authorization_pending"
+    default_description = "The customer has not yet approved this device"
+
+
+class SlowDown(OAuthError):
+    """A variant of authorization_pending: the client should keep polling, but the interval
+    MUST be increased by 5 seconds for this and all subsequent requests."""
+
+    error = "slow_down"
+    default_description = "Polling too fast: wait 5 seconds more between requests"
+
+
+class ExpiredToken(OAuthError):
+    """The device_code has expired, and the device authorization session has concluded."""
+
+    error = "expired_token"
+    default_description = "The device code has expired; start again"
+
+
 # RFC 6750 §3.1
 class InvalidToken(OAuthError):
     error = "invalid_token"
@@ -164,6 +191,37 @@ class InsufficientScope(OAuthError):
     error = "insufficient_scope"
     status_code = 403
     redirectable = False
+
+
+class InvalidDpopBinding(InvalidToken):
+    """RFC 9449 §7.1: the access token and the way it came do not go together: a DPoP-bound
+    token sent as a bearer token, a bearer token sent with the DPoP scheme, or a proof signed
+    by another key than the token's. Challenged with the DPoP scheme."""
+
+    scheme = "DPoP"
+
+
+# RFC 9449 §5, §7.1, §12.2. At the token endpoint 400; a protected resource answers them
+# 401 with a DPoP challenge (`idp.web.responses`).
+class InvalidDpopProof(OAuthError):
+    """The DPoP proof is missing where one is required, or invalid (RFC 9449 §4.3)."""
+
+    error = "invalid_dpop_proof"
+    redirectable = False
+    scheme = "DPoP"
+
+
+class UseDpopNonce(OAuthError):
+    """RFC 9449 §8, §9: the server requires a nonce it issued in the DPoP proof; the client
+    retries with the one sent in the `DPoP-Nonce` header."""
+
+    error = "use_dpop_nonce"
+    redirectable = False
+    scheme = "DPoP"
+
+    def __init__(self, description: str, *, nonce: str) -> None:
+        super().__init__(description)
+        self.nonce = nonce
 
 
 # RFC 7591 §3.2.2: a registration request refused.

@@ -22,8 +22,10 @@ from idp.routes import (
     account_deletion,
     account_email,
     account_export,
+    account_two_step,
     admin,
     authorize,
+    device,
     discovery,
     docs,
     federation,
@@ -36,6 +38,7 @@ from idp.routes import (
     recovery,
     registration,
     revocation,
+    second_factor,
     token,
     upstream_hooks,
     userinfo,
@@ -128,10 +131,10 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         app.state.ctx = ctx
         ctx.db.observe_pool()
     install_error_handlers(app)
-    for module in (discovery, authorize, interaction, token, revocation, userinfo, logout,
-                   grants, account, account_deletion, account_email, account_export, recovery,
-                   federation, upstream_hooks, pictures, health, operations, registration,
-                   admin, docs):
+    for module in (discovery, authorize, interaction, second_factor, token, device, revocation,
+                   userinfo, logout, grants, account, account_deletion, account_email,
+                   account_export, account_two_step, recovery, federation, upstream_hooks,
+                   pictures, health, operations, registration, admin, docs):
         app.include_router(module.router)
     docs.mount_assets(app)
     static = Path(__file__).parent / "web" / "static"

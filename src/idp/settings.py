@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # Automatic signing-key rotation period in days; 0 turns it off (rotate with the CLI).
     key_rotation_days: int = Field(default=90, ge=0)
     interaction_ttl: int = Field(default=30 * 60, ge=60, le=86_400)
+    # RFC 8628: how long a device's codes live, and the polling interval it is given.
+    device_code_ttl: int = Field(default=600, ge=60, le=3600)
+    device_poll_interval: int = Field(default=5, ge=1, le=60)
     # Linking, unlinking and deleting the account need a sign-in at most this old
     # (federation.md §9 requirement 25: 5 minutes by default).
     recent_auth_seconds: int = Field(default=300, ge=30, le=3600)
@@ -126,6 +129,12 @@ class Settings(BaseSettings):
     # RFC 9126: every client must push its authorization requests to /par first (a client
     # can also be set to, on its own).
     require_pushed_authorization_requests: bool = False
+    # DPoP (RFC 9449 §11.1): how old a proof's iat may be, and how far ahead of our clock it
+    # may run; proofs are remembered (replay) this long. With dpop_require_nonce every proof
+    # must carry a nonce we issued (§8, §9) in the last two to three minutes.
+    dpop_proof_max_age_seconds: int = Field(default=60, ge=5, le=300)
+    dpop_proof_future_seconds: int = Field(default=5, ge=0, le=60)
+    dpop_require_nonce: bool = False
 
     # Mail (password reset links, notices), sent through the outbox. Without a relay, dev mode
     # writes each message as an .eml file to mail_dir and logs its link; elsewhere messages

@@ -8,10 +8,19 @@ import sys
 from typing import Any
 
 from idp.cli.common import run_admin, run_with_context
+from idp.protocol.device import DEVICE_CODE_GRANT
 from idp.services import InvalidInput
 from idp.services.accounts import admin
 from idp.services.context import Context
 from idp.settings import Settings
+
+GRANT_TYPE_HELP = ("authorization_code (the default), refresh_token, client_credentials, "
+                   "device_code (RFC 8628: sign-in on a TV or speaker, approved on a phone)")
+
+
+def grant_type(value: str) -> str:
+    """`device_code` is short for the device grant's URN (RFC 8628 §3.4)."""
+    return DEVICE_CODE_GRANT if value == "device_code" else value
 
 
 def register(sub: Any) -> None:
@@ -23,7 +32,8 @@ def register(sub: Any) -> None:
                         help="repeat; required unless the client only uses client_credentials")
     create.add_argument("--type", choices=["public", "confidential"], default="confidential")
     create.add_argument("--application-type", choices=["web", "native"], default="web")
-    create.add_argument("--grant-type", action="append", default=None)
+    create.add_argument("--grant-type", action="append", default=None, type=grant_type,
+                        help=GRANT_TYPE_HELP)
     create.add_argument("--scope", action="append", default=None,
                         help="allowed scope (repeat); default: openid profile email")
     create.add_argument("--auth-method", default=None,
@@ -47,6 +57,9 @@ def register(sub: Any) -> None:
     create.add_argument("--require-par", action="store_true",
                         help="accept this client's authorization requests only pushed to /par "
                              "first (RFC 9126)")
+    create.add_argument("--dpop-bound-access-tokens", action="store_true",
+                        help="accept this client's token requests only with a DPoP proof "
+                             "(RFC 9449 §5.2)")
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=cmd_clients_create)
     update = csub.add_parser(
@@ -55,12 +68,15 @@ def register(sub: Any) -> None:
     update.add_argument("--name", default=None)
     update.add_argument("--redirect-uri", action="append", default=None,
                         help="replaces the registered redirect URIs (repeat for several)")
-    update.add_argument("--grant-type", action="append", default=None,
-                        help="replaces the grant types (repeat for several)")
+    update.add_argument("--grant-type", action="append", default=None, type=grant_type,
+                        help="replaces the grant types (repeat for several); " + GRANT_TYPE_HELP)
     update.add_argument("--scope", action="append", default=None,
                         help="replaces the allowed scopes (repeat for several)")
     update.add_argument("--require-par", action=argparse.BooleanOptionalAction, default=None,
                         help="accept authorization requests only pushed to /par (RFC 9126)")
+    update.add_argument("--dpop-bound-access-tokens", action=argparse.BooleanOptionalAction,
+                        default=None,
+                        help="accept token requests only with a DPoP proof (RFC 9449 §5.2)")
     update.add_argument("--json", action="store_true")
     update.set_defaults(func=cmd_clients_update)
     lst = csub.add_parser("list", help="list clients")
@@ -92,6 +108,7 @@ def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
                 jwks=jwks, jwks_uri=args.jwks_uri,
                 optional_scopes=args.optional_scope, event_uri=args.event_uri,
                 require_par=args.require_par,
+                dpop_bound_access_tokens=args.dpop_bound_access_tokens,
             )
         except InvalidInput as exc:
             print(f"idp: {exc}", file=sys.stderr)
@@ -123,13 +140,16 @@ def client_json(client: Any) -> dict[str, Any]:
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "require_pkce": client.require_pkce,
         "require_pushed_authorization_requests": client.require_par,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
     }
 
 
 def cmd_clients_update(settings: Settings, args: argparse.Namespace) -> int:
     changes = {key: value for key, value in {
         "name": args.name, "redirect_uris": args.redirect_uri, "grant_types": args.grant_type,
-        "scopes": args.scope, "require_par": args.require_par}.items() if value is not None}
+        "scopes": args.scope, "require_par": args.require_par,
+        "dpop_bound_access_tokens": args.dpop_bound_access_tokens}.items()
+        if value is not None}
     if not changes:
         print("idp: nothing to change (see idp clients update --help)", file=sys.stderr)
         return 2

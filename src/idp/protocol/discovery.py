@@ -7,11 +7,13 @@ from typing import Any
 
 from idp.crypto.client_keys import CLIENT_SIGNING_ALGS
 from idp.crypto.keys import SUPPORTED_ALGS
+from idp.protocol.device import DEVICE_CODE_GRANT
+from idp.protocol.dpop import DPOP_SIGNING_ALGS
 from idp.protocol.scopes import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 
 TOKEN_ENDPOINT_AUTH_METHODS = (
     "client_secret_basic", "client_secret_post", "private_key_jwt", "none")
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT)
 ACR_PASSWORD = "urn:idp:acr:password"
 # A sign-in through an upstream provider: its strength is the provider's, not ours to claim.
 ACR_FEDERATED = "urn:idp:acr:federated"
@@ -41,10 +43,14 @@ def oauth_metadata(issuer: str, registration: bool = False, require_par: bool = 
         # private_key_jwt assertions (RFC 7523); never none or HS*.
         "token_endpoint_auth_signing_alg_values_supported": list(CLIENT_SIGNING_ALGS),
         "code_challenge_methods_supported": ["S256"],
+        # RFC 9449 §5.1: DPoP-bound tokens, proofs signed with these.
+        "dpop_signing_alg_values_supported": list(DPOP_SIGNING_ALGS),
         "authorization_response_iss_parameter_supported": True,
         "service_documentation": f"{issuer}/docs",
         "ui_locales_supported": ["en"],
         "pushed_authorization_request_endpoint": f"{issuer}/par",
+        # RFC 8628 §4
+        "device_authorization_endpoint": f"{issuer}/device_authorization",
         "require_pushed_authorization_requests": require_par,
     }
     if registration:

@@ -91,7 +91,8 @@ def registration_fields(metadata: dict[str, Any], policy: Policy) -> dict[str, A
     if jwks is not None and not isinstance(jwks, dict):
         raise errors.InvalidClientMetadata("jwks must be a JSON Web Key Set object")
     flags = {name: metadata.get(name, False) for name in (
-        "backchannel_logout_session_required", "require_pushed_authorization_requests")}
+        "backchannel_logout_session_required", "require_pushed_authorization_requests",
+        "dpop_bound_access_tokens")}
     for name, value in flags.items():
         if not isinstance(value, bool):
             raise errors.InvalidClientMetadata(f"{name} must be a boolean")
@@ -117,6 +118,8 @@ def registration_fields(metadata: dict[str, Any], policy: Policy) -> dict[str, A
         "jwks_uri": _string(metadata, "jwks_uri"),
         # RFC 9126 §6.
         "require_par": flags["require_pushed_authorization_requests"],
+        # RFC 9449 §5.2: false when absent.
+        "dpop_bound_access_tokens": flags["dpop_bound_access_tokens"],
     }
 
 
@@ -135,6 +138,7 @@ def client_metadata(client: ClientConfig) -> dict[str, Any]:
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "require_pushed_authorization_requests": client.require_par,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
     }
     for name in ("backchannel_logout_uri", "jwks", "jwks_uri"):
         if getattr(client, name) is not None:

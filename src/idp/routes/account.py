@@ -9,13 +9,15 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from idp import errors
-from idp.services.accounts import center, linking
+from idp.services.accounts import center, linking, two_step
 from idp.services.consent import grants
 from idp.services.consent.receipts import receipt
 from idp.services.signin import reauth, sessions
 from idp.services.signin.authentication import verify_password_login
-from idp.services.signin.interaction import LOGIN_FAILED, LoginFailed, start_session
+from idp.services.signin.interaction import LOGIN_FAILED, LoginFailed
 from idp.services.signin.logout import log_out
+from idp.services.signin.second_factor import SecondFactorRequired
+from idp.services.signin.second_step import sign_in_to_account
 from idp.web.browser import BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep
 from idp.web.forms import account_form, account_page, first, see_other
@@ -43,8 +45,11 @@ async def login(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     user = await verify_password_login(ctx, first(values, "email"), first(values, "password"))
     if user is None:
         return _login_page(request, cookies, LOGIN_FAILED, first(values, "email"))
-    async with ctx.db.transaction() as session:
-        cookie, _ = await start_session(ctx, session, user.id, cookies.session_cookie(request))
+    try:
+        cookie = await sign_in_to_account(ctx, user.id, _browser(request, cookies),
+                                          cookies.session_cookie(request))
+    except SecondFactorRequired as needed:
+        return see_other(needed.location)
     response = see_other("/account")
     cookies.set_session(response, cookie)
     return response
@@ -83,6 +88,7 @@ async def _overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
         "methods": await linking.sign_in_methods(ctx, user),
         "methods_message": await linking.outcome_message(ctx, outcome, upstream),
         "status_words": linking.STATUS_WORDS,
+        "two_step": await two_step.status(ctx, user.id),
     }, "profile", "apps", "logout", "password", "identities")
 
 
@@ -160,9 +166,12 @@ async def reauthenticate(request: Request, ctx: CtxDep, cookies: CookiesDep) -> 
         return see_other(url)
     try:
         cookie = await reauth.reauthenticate_with_password(
-            ctx, user, first(values, "password"), cookies.session_cookie(request))
+            ctx, user, first(values, "password"), cookies.session_cookie(request),
+            _browser(request, cookies), next_path)
     except LoginFailed as failed:
         return await _reauth_page(request, ctx, cookies, next_path, failed.message)
+    except SecondFactorRequired as needed:
+        return see_other(needed.location)
     response = see_other(next_path)
     cookies.set_session(response, cookie)
     return response

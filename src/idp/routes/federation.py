@@ -10,6 +10,7 @@ from idp.routes.authorize import respond
 from idp.routes.interaction import render_page
 from idp.services.accounts.linking import finish_round_trip
 from idp.services.signin.authorization import resume_authorization
+from idp.services.signin.second_factor import SecondFactorRequired
 from idp.services.signin.upstream_login import finish_login, start_login
 from idp.services.upstream.state import LOGIN, claim_callback_state
 from idp.web.browser import CookiesDep
@@ -60,8 +61,11 @@ async def _finish(alias: str, request: Request, ctx: CtxDep, cookies: CookiesDep
         if round_trip.session_cookie is not None:
             cookies.set_session(back, round_trip.session_cookie)
         return back
-    result = await finish_login(ctx, state, alias, params, browser_id,
-                                cookies.session_cookie(request))
+    try:
+        result = await finish_login(ctx, state, alias, params, browser_id,
+                                    cookies.session_cookie(request))
+    except SecondFactorRequired as needed:  # the account's second factor, on its own page
+        return RedirectResponse(needed.location, status_code=303, headers=NO_STORE)
     if result.session_cookie is None or browser_id is None:
         return await render_page(request, ctx, cookies, result.interaction_id, "login",
                                  result.message, link_handle=result.link_handle)

@@ -25,6 +25,7 @@ from idp.services.signin.interaction import (
     pending_picture,
     register_with_password,
 )
+from idp.services.signin.second_factor import SecondFactorRequired
 from idp.services.signin.upstream_login import login_and_link
 from idp.services.upstream.providers import enabled_upstreams
 from idp.web.browser import BrowserCookies, CookiesDep
@@ -76,9 +77,11 @@ async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, i
         "cancel_token": cookies.csrf_token(browser_id, f"cancel:{interaction_id}"),
         "message": message,
         "email": email or view.request.login_hint or "",
-        "data": view.data,
+        "data": view.changed_data,
+        "kept_scopes": view.kept_scopes,
         "extra_claims": view.extra_claims,
-        "purposes": view.purposes,
+        "purposes": view.changed_purposes,
+        "kept_purposes": view.kept_purposes,
         "gpc": sends_gpc(request),
         "min_length": ctx.settings.password_min_length,
         "lang": "en",
@@ -86,6 +89,7 @@ async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, i
         "federation_token": cookies.csrf_token(browser_id, f"federation:{interaction_id}"),
         "link_handle": link_handle,
         "profile_import": view.profile_import,
+        "returning": view.returning,
     }
     if template == "consent":
         if view.signed_in_email is None:
@@ -128,6 +132,8 @@ async def _password_step(request: Request, ctx: Context, cookies: BrowserCookies
     except LoginFailed as failed:
         return await render_page(request, ctx, cookies, interaction_id, template, failed.message,
                              email)
+    except SecondFactorRequired as needed:  # the account's second factor, on its own page
+        return RedirectResponse(needed.location, 303, headers=NO_STORE)
     if signed_in.outcome is not None:
         response = respond(request, signed_in.outcome)
     else:

@@ -60,6 +60,8 @@ class ClientMetadata(BaseModel):
     require_pushed_authorization_requests: bool = Field(
         default=False, description="Authorization requests only pushed to /par first "
                                    "(RFC 9126 §6)")
+    dpop_bound_access_tokens: bool = Field(
+        default=False, description="Token requests only with a DPoP proof (RFC 9449 §5.2)")
 
 
 class ClientInformation(ClientMetadata):

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from idp.protocol.authorize import single_values
 from idp.services.tokens.endpoint import exchange
 from idp.web.deps import CtxDep, read_form
-from idp.web.responses import NO_STORE
+from idp.web.responses import NO_STORE, with_dpop_nonce
 
 router = APIRouter(tags=["OAuth 2.0"])
 
@@ -30,12 +30,15 @@ TOKEN_FORM = {
 
 
 @router.post("/token", summary="Token endpoint", openapi_extra=TOKEN_FORM,
+             description="With a `DPoP` proof header (RFC 9449 §5) the access token is "
+                         "bound to the proof's key (`token_type` `DPoP`).",
              responses={200: {"description": "Token response (RFC 6749 §5.1)"},
                         400: {"description": "Error response (RFC 6749 §5.2)"},
                         401: {"description": "Client authentication failed"}})
 async def token(request: Request, ctx: CtxDep) -> JSONResponse:
     values, repeated = single_values(await read_form(request))
+    proofs = request.headers.getlist("dpop")
     body: dict[str, Any] = await exchange(ctx, values, repeated,
-                                          request.headers.get("authorization"))
+                                          request.headers.get("authorization"), proofs)
     # RFC 6749 §5.1: token responses must not be cached.
-    return JSONResponse(body, headers=NO_STORE)
+    return JSONResponse(body, headers=with_dpop_nonce(ctx, NO_STORE, proofs))

@@ -13,6 +13,8 @@ the layers below services (protocol, store, federation, crypto, net, notificatio
               sessions and logout, re-authentication, signing in through an upstream
 - `accounts/` the account center, operators' account use cases, export and erasure,
               linking upstream identities and what an upstream's withdrawal does
+- `devices/`  the device authorization grant (RFC 8628): a device's request, and the
+              customer approving it on another screen
 
 `context.py` is what every use case gets; `maintenance.py` is the periodic housekeeping that
 reaches into several rooms.

@@ -13,6 +13,8 @@ from sqlalchemy import delete, func, select, text
 from idp.services.context import Context
 from idp.services.signin import throttle
 from idp.store import clients as client_store
+from idp.store import device_codes as device_store
+from idp.store import dpop as dpop_store
 from idp.store import interactions as interaction_store
 from idp.store import tokens as token_store
 from idp.store import users as user_store
@@ -82,6 +84,8 @@ async def _housekeeping(ctx: Context) -> None:
         await token_store.purge_revocations(session, now)
         await client_store.purge_initial_tokens(session, now)
         await user_store.purge_account_tokens(session, now)
+        await dpop_store.purge(session, now)
+        await device_store.purge(session, now - CODE_TOMBSTONE_SECONDS)
 
 
 async def run_forever(ctx: Context, interval: float) -> None:

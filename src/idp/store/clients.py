@@ -31,6 +31,7 @@ def to_config(row: Client) -> ClientConfig:
         optional_scopes=tuple(row.optional_scopes or ()),
         event_uri=row.event_uri,
         require_par=bool(row.require_par),
+        dpop_bound_access_tokens=bool(row.dpop_bound_access_tokens),
     )
 
 

@@ -58,7 +58,8 @@ class _Compiled:
 
 class Prepared:
     """`await statement.first(connection, params)`: the first row as a mapping, or None;
-    `await statement.run(connection, params)` for a statement that returns nothing."""
+    `await statement.all(connection, params)`: every row; `await statement.run(connection,
+    params)` for a statement that returns nothing."""
 
     def __init__(self, statement: Executable) -> None:
         self.statement: Any = statement
@@ -83,6 +84,20 @@ class Prepared:
                                                       strict=True)}
         row = (await connection.execute(self.statement, params)).first()
         return cast(Mapping[str, Any], row._mapping) if row is not None else None
+
+    async def all(self, connection: AsyncSession | AsyncConnection,
+                  params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """Every row, as mappings."""
+        if isinstance(connection, AsyncConnection) and connection.dialect.driver == "asyncpg":
+            compiled = self._for(connection.dialect)
+            records = await _on_asyncpg(connection, "fetch", compiled.sql,
+                                        compiled.values(params))
+            return [{name: (process(value) if process is not None else value)
+                     for (name, process), value in zip(compiled.columns, record.values(),
+                                                       strict=True)}
+                    for record in records]
+        result = await connection.execute(self.statement, params)
+        return [cast(Mapping[str, Any], row._mapping) for row in result]
 
     async def run(self, connection: AsyncSession | AsyncConnection,
                   params: Mapping[str, Any]) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.protocol.consent import PurposeInfo
 from idp.store.models import ClientPurpose, Purpose
+from idp.store.prepared import Connection, Prepared
 
 
 def to_info(row: Purpose, required: bool = False) -> PurposeInfo:
@@ -30,6 +31,25 @@ async def purposes_of_client(session: AsyncSession, client_id: str) -> tuple[Pur
         .order_by(ClientPurpose.required.desc(), Purpose.id)
     )
     return tuple(to_info(purpose, required) for purpose, required in rows)
+
+
+_PURPOSE_COLUMNS = ("id", "title", "description", "data_categories", "legal_basis",
+                    "sale_or_share", "version")
+_PURPOSES_OF_CLIENT = Prepared(
+    select(*(getattr(Purpose, name) for name in _PURPOSE_COLUMNS), ClientPurpose.required)
+    .join(ClientPurpose, ClientPurpose.purpose_id == Purpose.id)
+    .where(ClientPurpose.client_id == bindparam("b_client_id"))
+    .order_by(ClientPurpose.required.desc(), Purpose.id))
+
+
+async def current_purposes_of_client(connection: Connection, client_id: str
+                                     ) -> tuple[PurposeInfo, ...]:
+    """`purposes_of_client` as one prepared read, for a bare connection (`Database.atomic()`)."""
+    rows = await _PURPOSES_OF_CLIENT.all(connection, {"b_client_id": client_id})
+    return tuple(PurposeInfo(row["id"], row["title"], row["description"],
+                             tuple(row["data_categories"]), row["legal_basis"],
+                             bool(row["sale_or_share"]), int(row["version"]),
+                             bool(row["required"])) for row in rows)
 
 
 async def set_client_purposes(session: AsyncSession, client_id: str,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Table, bindparam, delete, select, update
+from sqlalchemy import BindParameter, Table, bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -69,6 +69,10 @@ _CLAIM_REFRESH_TOKEN = Prepared(
         _REFRESHES.c.revoked_at.is_(None),
         _REFRESHES.c.expires_at > bindparam("b_now"),
         _REFRESHES.c.idle_expires_at > bindparam("b_now"),
+        # RFC 9449 §5: one bound to a DPoP key only with a proof of that key (a NULL b_jkt,
+        # no proof, matches no bound token). Left unclaimed otherwise: the holder's next
+        # refresh must not look like a reuse.
+        or_(_REFRESHES.c.dpop_jkt.is_(None), _REFRESHES.c.dpop_jkt == bindparam("b_jkt")),
     )
     .values(used_at=bindparam("b_now"))
     .returning(*_REFRESHES.c))
@@ -135,10 +139,12 @@ async def lock_grant_of_refresh_token(session: AsyncSession | AsyncConnection, t
 
 
 async def claim_refresh_token(session: AsyncSession | AsyncConnection, token_hash: str,
-                              client_id: str, now: int) -> RefreshToken | None:
-    """Mark a live refresh token used; only one concurrent caller gets the row (REL-02)."""
+                              client_id: str, now: int, jkt: str | None = None
+                              ) -> RefreshToken | None:
+    """Mark a live refresh token used; only one concurrent caller gets the row (REL-02).
+    `jkt`: the key of the request's DPoP proof."""
     values = await _CLAIM_REFRESH_TOKEN.first(session, {
-        "b_token_hash": token_hash, "b_client_id": client_id, "b_now": now})
+        "b_token_hash": token_hash, "b_client_id": client_id, "b_now": now, "b_jkt": jkt})
     return RefreshToken(**values) if values is not None else None
 
 

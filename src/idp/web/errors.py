@@ -18,8 +18,9 @@ log = logging.getLogger("idp.web")
 
 
 def wants_html(request: Request) -> bool:
-    return request.url.path.startswith(("/authorize", "/interaction", "/logout", "/account",
-                                     "/federation"))
+    path = request.url.path
+    return path == "/device" or path.startswith((
+        "/authorize", "/interaction", "/logout", "/account", "/federation", "/device/"))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -27,8 +28,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _oauth_error(request: Request, exc: errors.OAuthError) -> Response:
         if wants_html(request):
             return error_page(request, exc)
+        scheme = request.headers.get("authorization", "").partition(" ")[0]
         return oauth_json_error(exc, bearer=request.url.path.startswith(
-            ("/userinfo", "/grants", "/admin/", "/register")))
+            ("/userinfo", "/grants", "/admin/", "/register")), dpop=scheme.lower() == "dpop")
 
     @app.exception_handler(InvalidInput)
     async def _invalid_input(request: Request, exc: InvalidInput) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,10 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
 from idp import errors
+from idp.protocol.dpop import DPOP_SIGNING_ALGS
+from idp.services.context import Context
 from idp.services.signin.authorization import AuthorizationResponse
+from idp.services.tokens.dpop import fresh_nonce
 
 log = logging.getLogger("idp.web")
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -64,20 +68,41 @@ def deliver(request: Request, outcome: AuthorizationResponse) -> Response:
     return RedirectResponse(location, status_code=303, headers=NO_STORE)
 
 
-def oauth_json_error(exc: errors.OAuthError, bearer: bool = False) -> JSONResponse:
+def oauth_json_error(exc: errors.OAuthError, bearer: bool = False, dpop: bool = False
+                     ) -> JSONResponse:
+    """`bearer`: answered by a protected resource (RFC 6750 §3); `dpop`: whose request came
+    with the DPoP scheme (RFC 9449 §7.1)."""
     body = {"error": exc.error}
     if exc.description:
         body["error_description"] = exc.description
     headers = dict(NO_STORE)
-    if exc.status_code == 401 and not bearer:
+    status = exc.status_code
+    if status == 401 and not bearer:
         # RFC 6749 §5.2: 401 for client authentication failures, with WWW-Authenticate.
         headers["WWW-Authenticate"] = 'Basic realm="idp"'
-    if exc.status_code == 503:
+    if status == 503:
         headers["Retry-After"] = "5"
+    if isinstance(exc, errors.UseDpopNonce):
+        # RFC 9449 §8, §9: the nonce to retry with.
+        headers["DPoP-Nonce"] = exc.nonce
     if bearer:
+        scheme = "DPoP" if dpop or exc.scheme == "DPoP" else "Bearer"
+        if isinstance(exc, errors.InvalidDpopProof | errors.UseDpopNonce):
+            status = 401  # RFC 9449 §7.1, §9: a protected resource's challenge
         # RFC 6750 §3: the challenge names the error.
-        challenge = f'Bearer realm="idp", error="{exc.error}"'
+        challenge = f'{scheme} realm="idp", error="{exc.error}"'
         if exc.description:
             challenge += f', error_description="{exc.description}"'
+        if scheme == "DPoP":
+            # RFC 9449 §7.1: the algorithms a proof may use.
+            challenge += f', algs="{" ".join(DPOP_SIGNING_ALGS)}"'
         headers["WWW-Authenticate"] = challenge
-    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def with_dpop_nonce(ctx: Context, headers: dict[str, str], proofs: Sequence[str]
+                    ) -> dict[str, str]:
+    """RFC 9449 §8.2, §9: while nonces are required, an answer to a request with a proof
+    carries the nonce for the next one."""
+    nonce = fresh_nonce(ctx) if proofs else None
+    return {**headers, "DPoP-Nonce": nonce} if nonce is not None else headers

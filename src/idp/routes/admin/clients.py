@@ -27,7 +27,8 @@ class ClientOut(BaseModel):
         "id_token_signed_response_alg": "RS256", "require_pkce": True,
         "long_sessions": False, "post_logout_redirect_uris": [],
         "backchannel_logout_uri": None, "backchannel_logout_session_required": True,
-        "jwks": None, "jwks_uri": None, "event_uri": None, "require_par": False}]})
+        "jwks": None, "jwks_uri": None, "event_uri": None, "require_par": False,
+        "dpop_bound_access_tokens": False}]})
 
     client_id: str
     name: str
@@ -49,6 +50,9 @@ class ClientOut(BaseModel):
     event_uri: str | None
     require_par: bool = Field(description="Authorization requests only pushed to /par first "
                                           "(RFC 9126)")
+    dpop_bound_access_tokens: bool = Field(
+        default=False, description="Token requests only with a DPoP proof, so every access "
+                                   "token is bound to the app's key (RFC 9449 §5.2)")
 
 
 class NewClientOut(ClientOut):
@@ -79,6 +83,7 @@ class ClientChanges(BaseModel):
     jwks_uri: str | None = Field(default=None, max_length=2000)
     event_uri: str | None = Field(default=None, max_length=2000)
     require_par: bool | None = None
+    dpop_bound_access_tokens: bool | None = None
 
 
 class NewClientIn(ClientChanges):

@@ -25,6 +25,7 @@ from idp.services.consent import ledger
 from idp.services.context import Context
 from idp.services.signin import security_events
 from idp.services.upstream.profile_import import picture_url
+from idp.store import factors as factor_store
 from idp.store import federation as federation_store
 from idp.store import grants as grant_store
 from idp.store import users as user_store
@@ -69,6 +70,7 @@ async def export_account(ctx: Context, user_id: str) -> Json:
             "sign_in_methods": {
                 "password": user.password_hash is not None,
                 "identities": [_identity(identity) for identity in identities],
+                "two_step": await _two_step(session, user_id),
             },
             "apps": await _apps(session, user),
             "consent_history": [_ledger_entry(entry) for entry in reversed(entries)],
@@ -219,6 +221,16 @@ async def _sessions(session: AsyncSession, user_id: str, now: int,
         "created_at": rfc3339(row.created_at),
         "expires_at": rfc3339(row.expires_at),
     } for row in rows]
+
+
+async def _two_step(session: AsyncSession, user_id: str) -> Json:
+    """Whether an authenticator app is set up, since when, and how many recovery codes are
+    left: never the secret or a code."""
+    factor = await factor_store.totp_factor(session, user_id)
+    return {"authenticator_app": factor is not None,
+            "since": rfc3339(factor.created_at) if factor else None,
+            "recovery_codes_left": await factor_store.count_unused_recovery_codes(
+                session, user_id) if factor else 0}
 
 
 async def _security_events(session: AsyncSession, user_id: str) -> list[Json]:

@@ -32,6 +32,7 @@ from idp.services.signin import security_events, sessions
 from idp.services.signin.interaction import start_session
 from idp.services.signin.reauth import OUTCOMES as REAUTH_OUTCOMES
 from idp.services.signin.reauth import complete_reauth, reauth_location, safe_next
+from idp.services.signin.second_factor import SecondFactorRequired
 from idp.services.signin.upstream_login import link_identity
 from idp.services.upstream.identities import DEAD, REVOKED, has_way_in
 from idp.services.upstream.providers import display_name, enabled_upstreams, upstream_client
@@ -163,7 +164,12 @@ async def finish_round_trip(ctx: Context, row: FederationState, alias: str,
         return RoundTrip(outcome_location(back, _worded("cancelled", row.purpose), alias))
     if row.purpose == ACCOUNT_LINK:
         return RoundTrip(outcome_location(back, await _complete_link(ctx, result, info), alias))
-    cookie = await complete_reauth(ctx, result, info, session_cookie)
+    assert browser_id is not None  # _bound_session checked it
+    try:
+        cookie = await complete_reauth(ctx, result, info, session_cookie, browser_id,
+                                       next_path)
+    except SecondFactorRequired as needed:
+        return RoundTrip(needed.location)
     if cookie is None:
         return RoundTrip(outcome_location(back, "mismatch", result.alias))
     return RoundTrip(next_path, cookie)

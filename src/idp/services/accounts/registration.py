@@ -154,7 +154,7 @@ async def replace(ctx: Context, client_id: str, token: str, metadata: dict[str, 
                     "id_token_signed_response_alg", "require_pkce",
                     "post_logout_redirect_uris", "backchannel_logout_uri",
                     "backchannel_logout_session_required", "jwks", "jwks_uri",
-                    "require_par")}
+                    "require_par", "dpop_bound_access_tokens")}
         # Scopes an operator made optional stay optional while still allowed.
         changes["optional_scopes"] = [s for s in row.optional_scopes or ()
                                       if s in changes["scopes"] and s != "openid"]

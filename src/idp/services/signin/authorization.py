@@ -27,6 +27,7 @@ from idp.services.context import Context
 from idp.services.signin import pushed as pushed_requests
 from idp.services.upstream.profile_import import needs_answer
 from idp.store import clients as client_store
+from idp.store import device_codes as device_store
 from idp.store import grants as grant_store
 from idp.store import interactions as interaction_store
 from idp.store import purposes as purpose_store
@@ -111,6 +112,21 @@ async def begin_authorization(ctx: Context, params: checks.Params, browser_id: s
             return error_response(ctx, target, exc)
 
 
+async def begin_device_approval(ctx: Context, session: AsyncSession, client: ClientConfig,
+                                request: AuthorizationRequest, browser_id: str,
+                                session_cookie: str | None) -> Outcome:
+    """The customer confirmed a device's code (RFC 8628 §3.3): the device's request goes
+    through the same steps as a browser's, in the caller's unit of work."""
+    try:
+        return await _advance(ctx, session, client, request, browser_id, session_cookie,
+                              interaction=None)
+    except errors.OAuthError as exc:
+        if not exc.redirectable:
+            raise
+        await deny_device(ctx, session, request)
+        return error_response(ctx, _target_of(request, client), exc)
+
+
 async def warn_on_reuse(ctx: Context, session: AsyncSession, request: AuthorizationRequest
                         ) -> None:
     """RFC 9700 §2.1.1: the code_challenge and the nonce "MUST be transaction-specific"; a
@@ -149,6 +165,7 @@ async def resume_in(ctx: Context, session: AsyncSession, interaction: Interactio
         if not exc.redirectable:
             raise
         await interaction_store.delete_interaction(session, interaction.id)
+        await deny_device(ctx, session, request)
         return error_response(ctx, _target_of(request, client), exc)
 
 
@@ -159,6 +176,7 @@ async def abort_authorization(ctx: Context, interaction_id: str, browser_id: str
         interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
         request = AuthorizationRequest.from_json(interaction.request)
         await interaction_store.delete_interaction(session, interaction.id)
+        await deny_device(ctx, session, request)
     return error_response(ctx, _target_of(request, client), errors.AccessDenied())
 
 
@@ -258,8 +276,12 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
         check_acr(request, browser_session.acr)
         # Optional scopes the customer declined are left out of what the code carries.
         scopes = tuple(s for s in request.scopes if s in grant.scopes)
-        response = await issue_code(ctx, session, replace(request, scopes=scopes),
-                                    browser_session, grant.id)
+        if request.device_code_hash is not None:
+            response = await approve_device(ctx, session, replace(request, scopes=scopes),
+                                            browser_session, grant.id)
+        else:
+            response = await issue_code(ctx, session, replace(request, scopes=scopes),
+                                        browser_session, grant.id)
         if interaction is not None:
             await interaction_store.delete_interaction(session, interaction.id)
         return response
@@ -286,6 +308,33 @@ def check_acr(request: AuthorizationRequest, acr: str) -> None:
         allowed = spec.get("values") or ([spec["value"]] if "value" in spec else [])
         if allowed and acr not in allowed:
             raise errors.AccessDenied("The requested authentication context cannot be met")
+
+
+async def approve_device(ctx: Context, session: AsyncSession, request: AuthorizationRequest,
+                         browser_session: SessionInfo, grant_id: str) -> AuthorizationResponse:
+    """RFC 8628 §3.3: the customer approved the device's request; its next poll redeems it.
+    The device's tokens carry no browser session (`sid`): signing out on the phone does not
+    sign the speaker out; withdrawing the app's consent does."""
+    assert request.device_code_hash is not None
+    approved = await device_store.settle(
+        session, request.device_code_hash, ctx.now(), device_store.APPROVED,
+        user_id=browser_session.user_id, grant_id=grant_id, scopes=list(request.scopes),
+        auth_time=browser_session.auth_time, amr=list(browser_session.amr),
+        acr=browser_session.acr)
+    if not approved:
+        raise errors.InvalidRequest("The code from the device has expired or was already "
+                                    "used. Start again on the device.", redirectable=False)
+    return AuthorizationResponse(request.redirect_uri, "query",
+                                 {"result": "approved", "iss": ctx.settings.issuer})
+
+
+async def deny_device(ctx: Context, session: AsyncSession, request: AuthorizationRequest
+                      ) -> None:
+    """The customer said no, or the request failed: the device's next poll gets
+    access_denied (RFC 8628 §3.5)."""
+    if request.device_code_hash is not None:
+        await device_store.settle(session, request.device_code_hash, ctx.now(),
+                                  device_store.DENIED)
 
 
 async def issue_code(ctx: Context, session: AsyncSession, request: AuthorizationRequest,

@@ -30,6 +30,7 @@ from idp.services.signin.authorization import (
     load_interaction,
     resume_in,
 )
+from idp.services.signin.second_factor import wait_in_interaction
 from idp.services.upstream.profile_import import (
     PICTURE,
     Image,
@@ -60,6 +61,8 @@ class ScopeChoice:
     scope: ScopeInfo
     optional: bool
     checked: bool = True  # an optional scope starts on unless the customer declined it before
+    # Answered before and unchanged since: shown apart, so the page leads with what changed.
+    agreed: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class PurposeOffer:
     # Pre-selection: on, except sale-or-share under Global Privacy Control and except what the
     # customer declined before.
     checked: bool
+    agreed: bool = False  # answered before, at this version
+    updated: bool = False  # answered before, at an earlier version: the text has changed
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,29 @@ class PageContext:
     extra_claims: list[str]
     purposes: list[PurposeOffer]
     profile_import: ImportOffer | None = None
+    # The customer has a live consent for this app: the page is a request to agree again.
+    returning: bool = False
+
+    # Issue 13 item 2: a returning customer sees what changed first; what they answered
+    # before, unchanged, is shown apart (and still submitted with the form).
+    @property
+    def changed_data(self) -> dict[str, list[ScopeChoice]]:
+        shown = {title: [c for c in choices if not (self.returning and c.agreed)]
+                 for title, choices in self.data.items()}
+        return {title: choices for title, choices in shown.items() if choices}
+
+    @property
+    def kept_scopes(self) -> list[ScopeChoice]:
+        return [c for choices in self.data.values() for c in choices
+                if self.returning and c.agreed]
+
+    @property
+    def changed_purposes(self) -> list[PurposeOffer]:
+        return [p for p in self.purposes if not (self.returning and p.agreed)]
+
+    @property
+    def kept_purposes(self) -> list[PurposeOffer]:
+        return [p for p in self.purposes if self.returning and p.agreed]
 
 
 async def page_context(ctx: Context, interaction_id: str, browser_id: str,
@@ -109,16 +137,27 @@ async def page_context(ctx: Context, interaction_id: str, browser_id: str,
                                                                   client.client_id))
     declined_scopes = earlier.declined_scopes if earlier else frozenset()
     declined_purposes = earlier.declined_purposes if earlier else {}
+    answered_scopes = (earlier.scopes | declined_scopes) if earlier else frozenset()
+    agreed_purposes = earlier.purposes if earlier else {}
     data = {
         CATEGORY_TITLES[category]: [ScopeChoice(info, info.name in ask.optional_scopes,
-                                                info.name not in declined_scopes)
+                                                info.name not in declined_scopes,
+                                                info.name in answered_scopes)
                                     for info in describe_scopes(scopes)]
         for category, scopes in group_scopes_by_category(ask.scopes).items()
     }
-    purposes = [PurposeOffer(p, default_choice(p, gpc) and p.id not in declined_purposes)
-                for p in ask.purposes]
+    purposes = []
+    for p in ask.purposes:
+        answered = {agreed_purposes.get(p.id), declined_purposes.get(p.id)} - {None}
+        purposes.append(PurposeOffer(
+            p, default_choice(p, gpc) and p.id not in declined_purposes,
+            agreed=p.version in answered, updated=bool(answered) and p.version not in answered))
+    # Asked again with nothing changed (prompt=consent): the whole consent, as the first time.
+    changed = any(not c.agreed for choices in data.values() for c in choices) or any(
+        not p.agreed for p in purposes) or bool(
+        set(ask.claims) - (earlier.claims if earlier else frozenset()))
     return PageContext(interaction_id, client, request, email, data, list(ask.claims), purposes,
-                       offer)
+                       offer, returning=earlier is not None and changed)
 
 
 async def _import_offer(session: AsyncSession, pending: dict[str, Any] | None
@@ -156,7 +195,9 @@ async def login_with_password(ctx: Context, interaction_id: str, browser_id: str
     """Verify the password, start a new browser session and continue the authorization, in
     two units of work around the hash: the interaction is checked and the attempt counted
     (committed before the hash work, so parallel guesses all count); then the counters are
-    cleared, the session starts and the code is issued (or the next page chosen) together."""
+    cleared, the session starts and the code is issued (or the next page chosen) together.
+    An account with a second factor gets no session here: the password waits for it
+    (SecondFactorRequired, raised once that is committed)."""
     async with ctx.db.atomic() as connection:
         await check_pending(ctx, connection, interaction_id, browser_id)
         check = await begin_password_check(ctx, connection, email, password)
@@ -166,10 +207,15 @@ async def login_with_password(ctx: Context, interaction_id: str, browser_id: str
     async with ctx.db.transaction() as session:
         interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
         await settle(ctx, session, proof)
-        cookie, sid = await start_session(ctx, session, proof.user.id, previous_cookie)
-        interaction.session_sid = sid
-        await session.flush()
-        outcome = await resume_in(ctx, session, interaction, client, browser_id, cookie)
+        waiting = await wait_in_interaction(ctx, session, interaction, proof.user.id,
+                                            browser_id, ["pwd"])
+        if waiting is None:
+            cookie, sid = await start_session(ctx, session, proof.user.id, previous_cookie)
+            interaction.session_sid = sid
+            await session.flush()
+            outcome = await resume_in(ctx, session, interaction, client, browser_id, cookie)
+    if waiting is not None:
+        raise waiting
     return SignedIn(cookie, outcome)
 
 

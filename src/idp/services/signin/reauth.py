@@ -1,20 +1,30 @@
 """Confirming who you are before changing sign-in methods, deleting or exporting the account
 (federation.md §9 requirement 25): with the account's password, or with a round trip to a
 connected provider (purpose "reauth") that succeeds only when the identity coming back is an
-active one of this account. Either way the result is a fresh session (new id, auth_time now).
+active one of this account. Either way the result is a fresh session (new id, auth_time now);
+an account with a second factor gives it too before that (SecondFactorRequired), at
+/account/reauth/otp.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from idp import errors
 from idp.domain import SessionInfo
 from idp.federation.identity import UpstreamIdentity
 from idp.protocol.redirect_uri import well_formed
 from idp.services.context import Context
+from idp.services.signin import second_factor
 from idp.services.signin.authentication import verify_password_login
 from idp.services.signin.interaction import LoginFailed, start_session
+from idp.services.signin.second_factor import (
+    SecondFactorRequired,
+    needs_second_factor,
+    wait_for_second_factor,
+)
 from idp.services.upstream.state import REAUTH, start_round_trip
 from idp.store import federation as store
 from idp.store.models import User
@@ -26,6 +36,9 @@ OUTCOMES = {
                       "sign-in again. Try again."),
     "mismatch": "That {name} account is not the one connected to this account.",
 }
+SECOND_FACTOR_LOCATION = "/account/reauth/otp"
+# How long a right first factor waits for the second at the account center.
+PENDING_SECONDS = 600
 
 
 def safe_next(value: str | None) -> str:
@@ -53,15 +66,31 @@ def reauth_location(next_path: str) -> str:
 
 
 async def reauthenticate_with_password(ctx: Context, user: User, password: str,
-                                       previous_cookie: str | None) -> str:
+                                       previous_cookie: str | None, browser_id: str,
+                                       next_path: str) -> str:
     """A fresh session when `password` is the account's; LoginFailed otherwise, with the login
-    page's words and work."""
+    page's words and work; SecondFactorRequired when the account has a second factor."""
     proved = await verify_password_login(ctx, user.email or "", password)
     if proved is None or proved.id != user.id:
         raise LoginFailed()
     async with ctx.db.transaction() as session:
-        cookie, _ = await start_session(ctx, session, user.id, previous_cookie)
+        waiting = await _wait(ctx, session, user.id, browser_id, ["pwd"], next_path)
+        if not waiting:
+            cookie, _ = await start_session(ctx, session, user.id, previous_cookie)
+    if waiting:
+        raise SecondFactorRequired(SECOND_FACTOR_LOCATION)
     return cookie
+
+
+async def _wait(ctx: Context, session: AsyncSession, user_id: str, browser_id: str,
+                amr: list[str], next_path: str, identity_id: str | None = None) -> bool:
+    """Whether the first factor waits for the account's second (stored when it does)."""
+    if not await needs_second_factor(session, user_id):
+        return False
+    await wait_for_second_factor(ctx, session, user_id, browser_id, second_factor.REAUTH, amr,
+                                 expires_at=ctx.now() + PENDING_SECONDS,
+                                 identity_id=identity_id, next_path=safe_next(next_path))
+    return True
 
 
 async def start_reauth(ctx: Context, alias: str, user: User, browser_id: str, next_path: str
@@ -78,15 +107,22 @@ async def start_reauth(ctx: Context, alias: str, user: User, browser_id: str, ne
 
 
 async def complete_reauth(ctx: Context, identity: UpstreamIdentity, info: SessionInfo,
-                          previous_cookie: str | None) -> str | None:
+                          previous_cookie: str | None, browser_id: str, next_path: str
+                          ) -> str | None:
     """The fresh session's cookie when the identity is an active one of this account, None
-    when it is not. The upstream has already shown it authenticated the customer during this
-    round trip (`auth_time`, checked by the client in `handle_callback`)."""
+    when it is not (SecondFactorRequired when the account has a second factor). The upstream
+    has already shown it authenticated the customer during this round trip (`auth_time`,
+    checked by the client in `handle_callback`)."""
     async with ctx.db.transaction() as session:
         linked = await store.find_identity(session, identity.namespace, identity.subject)
         if linked is None or linked.user_id != info.user_id or linked.status != "active":
             return None
         linked.last_login_at = ctx.now()
-        cookie, _ = await start_session(ctx, session, info.user_id, previous_cookie,
-                                        amr=["fed"], identity_id=linked.id)
+        waiting = await _wait(ctx, session, info.user_id, browser_id, ["fed"], next_path,
+                              identity_id=linked.id)
+        if not waiting:
+            cookie, _ = await start_session(ctx, session, info.user_id, previous_cookie,
+                                            amr=["fed"], identity_id=linked.id)
+    if waiting:
+        raise SecondFactorRequired(SECOND_FACTOR_LOCATION)
     return cookie

@@ -20,6 +20,11 @@ IDENTITY_RELINKED = "identity_relinked"
 UPSTREAM_SUBJECT_CHANGED = "upstream_subject_changed"
 ACCOUNT_DISABLED = "account_disabled"
 ACCOUNT_DELETED = "account_deleted"
+# The second factor (issue 12 item 6): never the secret or a code, only what happened.
+TOTP_ENABLED = "totp_enabled"
+TOTP_REMOVED = "totp_removed"
+RECOVERY_CODE_USED = "recovery_code_used"
+RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
 
 
 def record(session: AsyncSession, kind: str, user_id: str | None, now: int,

@@ -126,6 +126,34 @@ async def forget_account(session: AsyncSession, email: str) -> None:
     await throttle_store.forget(session, account_key(email))
 
 
+async def begin_code_attempt(ctx: Context, session: Connection, user_id: str) -> Attempt:
+    """Count one second-factor code (an app's code or a recovery code) before it is checked,
+    like a password (ATO-03: the MFA code path too): against the account, with the same
+    growing delay and never a hard lockout, and against the source network's allowance,
+    shared with passwords. Only someone past the account's first factor gets here, so no
+    device cookie stands in. Throttled while held back; the caller commits before checking."""
+    settings, now = ctx.settings, ctx.now()
+    account = "otp:" + digest(user_id)
+    failures = await _count(session, account, now, settings.throttle_account_window_seconds,
+                            keep_from=settings.throttle_free_failures)
+    if delay := account_delay(settings, failures):
+        await throttle_store.hold(session, account, now + delay)
+    attempt = Attempt(account, source_key(request_source.get()))
+    if attempt.source_key is not None:
+        failures = await _count(session, attempt.source_key, now,
+                                settings.throttle_source_window_seconds)
+        if delay := network_delay(settings, failures):
+            await throttle_store.hold(session, attempt.source_key, now + delay)
+    return attempt
+
+
+async def code_succeeded(session: Connection, attempt: Attempt) -> None:
+    """A right code: the account's code counter starts afresh, the network gets it back."""
+    await throttle_store.forget(session, attempt.account_key)
+    if attempt.source_key is not None:
+        await throttle_store.give_back(session, attempt.source_key)
+
+
 EXPORTS_PER_WINDOW = 5
 EXPORT_WINDOW_SECONDS = 3600
 
@@ -191,6 +219,21 @@ async def count_registration(ctx: Context) -> None:
     await _capped(ctx, "reg:" + (source_key(request_source.get()) or "unknown"),
                   REGISTRATION_WINDOW_SECONDS, ctx.settings.registration_per_hour,
                   "client registrations")
+
+
+USER_CODES_PER_NETWORK = 30
+USER_CODE_WINDOW_SECONDS = 900
+
+
+async def count_user_code_entry(ctx: Context) -> None:
+    """Device user codes entered (RFC 8628 §5.1): USER_CODES_PER_NETWORK per source network
+    in a quarter of an hour, right or wrong; Throttled past that. With 20^8 codes and a
+    thousand requests waiting at once, a network guessing at the limit expects one hit in
+    about 24 years, and a hit only signs a stranger's device in to the guesser's own
+    account (the device gets tokens for whoever approves it). Entries whose source cannot
+    be told share one counter."""
+    await _capped(ctx, "usercode:" + (source_key(request_source.get()) or "unknown"),
+                  USER_CODE_WINDOW_SECONDS, USER_CODES_PER_NETWORK, "codes entered")
 
 
 async def purge(session: AsyncSession, now: int, settings: Settings) -> None:

@@ -22,7 +22,7 @@ from idp.federation.errors import FederationError
 from idp.federation.identity import MappedClaim, UpstreamIdentity
 from idp.observability import metrics
 from idp.services.context import Context
-from idp.services.signin import security_events
+from idp.services.signin import second_factor, security_events
 from idp.services.signin.authentication import verify_password_login
 from idp.services.signin.authorization import load_interaction
 from idp.services.signin.interaction import LoginFailed, SignedIn, start_session
@@ -125,14 +125,22 @@ async def resolve_account(ctx: Context, identity: UpstreamIdentity, policy: Link
             if isinstance(resolved, FederatedLogin):
                 return resolved
             linked = resolved
-        cookie, sid = await start_session(ctx, session, linked.user_id, previous_cookie,
-                                          amr=["fed"], identity_id=linked.id)
-        interaction.session_sid = sid
+        # An account with a second factor asks for it before any session starts.
+        waiting = await second_factor.wait_in_interaction(
+            ctx, session, interaction, linked.user_id, browser_id, ["fed"],
+            identity_id=linked.id)
+        cookie = None
+        if waiting is None:
+            cookie, sid = await start_session(ctx, session, linked.user_id, previous_cookie,
+                                              amr=["fed"], identity_id=linked.id)
+            interaction.session_sid = sid
         refresh = await _import_profile(session, interaction, linked, identity, now)
         identity_id = linked.id
     ctx.notify_outbox()
     if refresh:
         await profile_import.refresh_copies(ctx, identity_id, refresh)
+    if waiting is not None:
+        raise waiting
     return FederatedLogin(interaction_id, session_cookie=cookie)
 
 
@@ -293,11 +301,12 @@ async def _ask_to_prove(ctx: Context, session: AsyncSession, identity: UpstreamI
         f"your {name} account to it."))
 
 
-async def complete_link(ctx: Context, session: AsyncSession, handle: str, browser_id: str,
-                        user_id: str) -> bool:
-    """After a password sign-in: link the pending identity if it was for this very account,
-    in this browser (requirement 25: the link is bound to the account that proved itself)."""
-    row = await store.claim_state(session, digest(handle), (LINK,), ctx.now())
+async def complete_link(ctx: Context, session: AsyncSession, handle_hash: str,
+                        browser_id: str, user_id: str) -> bool:
+    """After a password sign-in (and the second factor, when the account has one): link the
+    pending identity whose handle has this digest if it was for this very account, in this
+    browser (requirement 25: the link is bound to the account that proved itself)."""
+    row = await store.claim_state(session, handle_hash, (LINK,), ctx.now())
     if row is None or row.user_id != user_id or row.browser_hash != digest(browser_id):
         return False
     data = state_encryptor(ctx).decrypt(row.transaction_encrypted)
@@ -322,7 +331,8 @@ async def complete_link(ctx: Context, session: AsyncSession, handle: str, browse
 async def login_and_link(ctx: Context, interaction_id: str, browser_id: str, email: str,
                          password: str, previous_cookie: str | None, handle: str) -> SignedIn:
     """The password sign-in that proves the existing account, then links the pending
-    identity to it; returns the new session (LoginFailed when the password is wrong)."""
+    identity to it; returns the new session (LoginFailed when the password is wrong;
+    SecondFactorRequired when the account has a second factor, which links it after)."""
     async with ctx.db.transaction() as session:
         await load_interaction(ctx, session, interaction_id, browser_id)
     user = await verify_password_login(ctx, email, password)
@@ -330,11 +340,28 @@ async def login_and_link(ctx: Context, interaction_id: str, browser_id: str, ema
         raise LoginFailed()
     async with ctx.db.transaction() as session:
         interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
-        linked = await complete_link(ctx, session, handle, browser_id, user.id)
-        cookie, sid = await start_session(ctx, session, user.id, previous_cookie,
-                                          amr=["pwd", "fed"] if linked else ["pwd"])
-        interaction.session_sid = sid
-        if linked:  # requirement 24: a new way in ends every other session and refresh token
-            await end_sessions_of_user(ctx, session, user.id, keep_sid=sid)
+        waiting = await second_factor.wait_in_interaction(
+            ctx, session, interaction, user.id, browser_id, ["pwd"], link_hash=digest(handle))
+        if waiting is None:
+            cookie, _ = await link_and_start_session(ctx, session, interaction, user.id,
+                                                     digest(handle), browser_id,
+                                                     previous_cookie, ["pwd"])
+    if waiting is not None:
+        raise waiting
     ctx.notify_outbox()
     return SignedIn(cookie)
+
+
+async def link_and_start_session(ctx: Context, session: AsyncSession, interaction: Interaction,
+                                 user_id: str, handle_hash: str, browser_id: str,
+                                 previous_cookie: str | None, amr: list[str]
+                                 ) -> tuple[str, bool]:
+    """Link the pending identity (when it is this account's) and start the session of the
+    sign-in that proved the account; returns its cookie and whether the link was made."""
+    linked = await complete_link(ctx, session, handle_hash, browser_id, user_id)
+    amr = [*amr[:1], "fed", *amr[1:]] if linked else amr
+    cookie, sid = await start_session(ctx, session, user_id, previous_cookie, amr=amr)
+    interaction.session_sid = sid
+    if linked:  # requirement 24: a new way in ends every other session and refresh token
+        await end_sessions_of_user(ctx, session, user_id, keep_sid=sid)
+    return cookie, linked

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from idp import errors
+from idp.protocol.dpop import bound_key
 from idp.services.consent.grants import grant_consent_claim
 from idp.services.context import Context
 from idp.services.tokens.client_auth import authenticated_client
@@ -46,11 +47,17 @@ async def introspect(ctx: Context, form: Mapping[str, str], repeated: set[str],
         body.update(sub=record.user_id, exp=record.expires_at, iat=record.created_at,
                     aud=record.client_id)
         body["token_type"] = "refresh_token"
+        if record.dpop_jkt is not None:
+            body["cnf"] = {"jkt": record.dpop_jkt}
     else:
         claims = found.claims
         body.update(sub=claims.get("sub"), exp=claims.get("exp"), iat=claims.get("iat"),
                     aud=claims.get("aud"), jti=claims.get("jti"))
-        body["token_type"] = "Bearer"
+        jkt = bound_key(claims)
+        # RFC 9449 §6.2: a bound token's key, for the resource server to check the proof.
+        body["token_type"] = "DPoP" if jkt is not None else "Bearer"
+        if jkt is not None:
+            body["cnf"] = {"jkt": jkt}
     if isinstance(grant, Grant):
         body["consent"] = grant_consent_claim(grant, scopes)
     return body

@@ -19,6 +19,7 @@ from idp.domain import ClientConfig
 from idp.protocol.claims import at_hash, release, user_claims
 from idp.services.consent.grants import grant_consent_claim
 from idp.services.context import Context
+from idp.services.tokens.dpop import BOUND_KEY
 from idp.store.models import Grant, RefreshToken, User
 from idp.store.prepared import Prepared
 from idp.store.tokens import chain_of
@@ -86,6 +87,10 @@ def mint_access_token(ctx: Context, ring: KeyRing, client: ClientConfig, subject
     if claims_param and claims_param.get("userinfo"):
         # OIDC Core §5.5: the claims the app asked UserInfo to return for this token.
         claims["userinfo_claims"] = claims_param["userinfo"]
+    jkt = BOUND_KEY.get()
+    if jkt is not None:
+        # RFC 9449 §6.1: bound to the key of the token request's DPoP proof.
+        claims["cnf"] = {"jkt": jkt}
     return ring.sign(claims, alg=ctx.settings.access_token_signing_alg, typ="at+jwt")
 
 
@@ -132,8 +137,8 @@ async def mint_refresh_token(ctx: Context, session: AsyncSession | AsyncConnecti
                              client: ClientConfig,
                              subject: Subject, scopes: list[str],
                              claims_param: dict[str, Any] | None,
-                             chain_expires_at: int | None = None, code_hash: str | None = None
-                             ) -> str:
+                             chain_expires_at: int | None = None, code_hash: str | None = None,
+                             device: bool = False) -> str:
     user, grant, auth = subject.user, subject.grant, subject.auth
     assert user is not None and grant is not None and auth is not None
     now = ctx.now()
@@ -146,6 +151,9 @@ async def mint_refresh_token(ctx: Context, session: AsyncSession | AsyncConnecti
         "auth_time": auth.auth_time, "amr": list(auth.amr), "acr": auth.acr,
         "created_at": now, "expires_at": expires_at,
         "idle_expires_at": min(expires_at, now + ctx.settings.refresh_token_idle_ttl),
-        "used_at": None, "revoked_at": None,
+        "used_at": None, "revoked_at": None, "device": device,
+        # RFC 9449 §5: a public client's refresh token is bound to its DPoP key; a
+        # confidential client's is already bound to its credentials.
+        "dpop_jkt": BOUND_KEY.get() if client.is_public else None,
     })
     return token

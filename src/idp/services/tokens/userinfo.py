@@ -9,10 +9,12 @@ from idp.protocol.claims import release, user_claims
 from idp.services.consent.grants import grant_consent_claim
 from idp.services.context import Context
 from idp.services.tokens.bearer import authenticate_bearer
+from idp.services.tokens.dpop import BEARER, Presentation
 
 
-async def userinfo(ctx: Context, access_token: str) -> dict[str, Any]:
-    bearer = await authenticate_bearer(ctx, access_token)
+async def userinfo(ctx: Context, access_token: str, presentation: Presentation = BEARER
+                   ) -> dict[str, Any]:
+    bearer = await authenticate_bearer(ctx, access_token, presentation)
     grant, user, scopes = bearer.grant, bearer.user, bearer.scopes
     if "openid" not in scopes:
         raise errors.InsufficientScope("The access token was not granted the openid scope")

@@ -17,6 +17,8 @@ from idp.store.models.accounts import (
 )
 from idp.store.models.base import Base, Json
 from idp.store.models.consent import ClientPurpose, LedgerEntry, Purpose
+from idp.store.models.devices import DeviceCode
+from idp.store.models.factors import PendingSignIn, RecoveryCode, TotpFactor
 from idp.store.models.federation import (
     FederationState,
     Identity,
@@ -29,6 +31,7 @@ from idp.store.models.security import AdminEvent, SecurityEvent, Throttle
 from idp.store.models.sessions import BrowserSession, Interaction, PushedRequest, SessionClient
 from idp.store.models.tokens import (
     AuthorizationCode,
+    DpopProof,
     Grant,
     RefreshToken,
     TokenRevocation,
@@ -44,6 +47,8 @@ __all__ = [
     "Client",
     "ClientPurpose",
     "DeliveryAttempt",
+    "DeviceCode",
+    "DpopProof",
     "FederationState",
     "Grant",
     "Identity",
@@ -52,15 +57,18 @@ __all__ = [
     "Json",
     "LedgerEntry",
     "OutboxMessage",
+    "PendingSignIn",
     "Picture",
     "Purpose",
     "PushedRequest",
+    "RecoveryCode",
     "RefreshToken",
     "SecurityEvent",
     "SessionClient",
     "SigningKey",
     "Throttle",
     "TokenRevocation",
+    "TotpFactor",
     "Upstream",
     "UpstreamDeletion",
     "UsedAssertion",

@@ -38,6 +38,8 @@ class Client(Base):
     event_uri: Mapped[str | None] = mapped_column(Text)
     # RFC 9126 §6: the authorization endpoint takes this client's requests only pushed.
     require_par: Mapped[bool] = mapped_column(Boolean, default=False)
+    # RFC 9449 §5.2 `dpop_bound_access_tokens`: token requests without a DPoP proof refused.
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int]
     # RFC 7592: the digest of the registration access token of a client that registered
     # itself (RFC 7591); None for clients an operator registered.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.store.models.base import Base, Json
@@ -97,6 +97,9 @@ class RefreshToken(Base):
     claims: Mapped[Json | None] = mapped_column(JSON)
     # Granted offline_access: survives the end of the browser session (OIDC Core §11).
     offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Issued through the device grant (RFC 8628): a device cannot show a consent page, so
+    # its refresh fails once the grant no longer covers what the app asks (issue 13 item 2).
+    device: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     auth_time: Mapped[int]
     amr: Mapped[list[str]] = mapped_column(JSON)
     acr: Mapped[str] = mapped_column(String(64))
@@ -106,6 +109,9 @@ class RefreshToken(Base):
     idle_expires_at: Mapped[int]
     used_at: Mapped[int | None]
     revoked_at: Mapped[int | None]
+    # RFC 9449 §5: a public client's refresh token is bound to the DPoP key (its RFC 7638
+    # thumbprint) it was obtained with; only a proof of that key refreshes it.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class UsedAssertion(Base):
@@ -114,4 +120,14 @@ class UsedAssertion(Base):
     __tablename__ = "used_assertions"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)  # digest(client_id, jti)
+    expires_at: Mapped[int] = mapped_column(index=True)
+
+
+class DpopProof(Base):
+    """DPoP proofs seen, by digest(jkt, jti), while their `iat` is in the accepted window
+    (RFC 9449 §11.1): every replica refuses a proof any of them has seen."""
+
+    __tablename__ = "dpop_proofs"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[int] = mapped_column(index=True)

@@ -30,5 +30,6 @@ def load_handlers() -> None:
     from idp.services.tokens.grant_types import (  # noqa: F401
         authorization_code,
         client_credentials,
+        device_code,
         refresh_token,
     )

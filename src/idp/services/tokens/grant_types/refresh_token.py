@@ -8,8 +8,11 @@ from typing import Any
 from idp import errors
 from idp.crypto.handles import digest
 from idp.domain import ClientConfig
+from idp.protocol.consent import ConsentAsk, covers
 from idp.protocol.scopes import parse_scope
+from idp.services.consent.grants import grant_view
 from idp.services.context import Context
+from idp.services.tokens.dpop import BOUND_KEY
 from idp.services.tokens.grant_types import grant_handler, token_response
 from idp.services.tokens.issuance import (
     Authentication,
@@ -18,7 +21,15 @@ from idp.services.tokens.issuance import (
     mint_id_token,
     mint_refresh_token,
 )
+from idp.store import grants as grant_store
+from idp.store import purposes as purpose_store
 from idp.store import tokens as token_store
+from idp.store.models import Grant
+from idp.store.prepared import Connection
+
+# RFC 8628 devices: what the device's developer shows, so the customer starts again.
+CONSENT_AGAIN = ("The customer's consent for this app has changed or was withdrawn; consent "
+                 "must be given again: start a new device authorization")
 
 
 @grant_handler("refresh_token")
@@ -37,7 +48,7 @@ async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[
         locked = await token_store.lock_grant_of_refresh_token(connection, token_hash)
         # One conditional update: of concurrent refreshes of one token exactly one wins.
         row = await token_store.claim_refresh_token(connection, token_hash, client.client_id,
-                                                    now)
+                                                    now, BOUND_KEY.get())
         if row is not None:
             try:
                 granted = list(row.scopes)
@@ -45,7 +56,12 @@ async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[
                 grant, user = locked if locked is not None else (None, None)
                 if grant is None or grant.revoked_at is not None or user is None or (
                         grant.id != row.grant_id or user.id != row.user_id):
+                    if row.device:
+                        raise errors.InvalidGrant(CONSENT_AGAIN)
                     raise errors.InvalidGrant("The grant behind this token was revoked")
+                if row.device and not await _consent_current(connection, client, grant,
+                                                             granted):
+                    raise errors.InvalidGrant(CONSENT_AGAIN)
                 auth = Authentication(row.auth_time, tuple(row.amr), row.acr, row.sid, None)
                 subject = Subject(user.id, user, grant, auth)
                 access_token = mint_access_token(ctx, ring, client, subject, scopes,
@@ -54,7 +70,7 @@ async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[
                 # RFC 6749 §6: the new refresh token keeps the original scope.
                 body["refresh_token"] = await mint_refresh_token(
                     ctx, connection, client, subject, granted, row.claims, row.expires_at,
-                    code_hash=row.code_hash)
+                    code_hash=row.code_hash, device=row.device)
                 if "openid" in scopes:
                     # OIDC Core §12.2: same sub, original auth_time, no nonce.
                     body["id_token"] = mint_id_token(ctx, ring, client, subject, scopes,
@@ -66,6 +82,16 @@ async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[
     if row is None:
         failure = await _refused(ctx, client, token_hash, now)
     raise failure
+
+
+async def _consent_current(connection: Connection, client: ClientConfig, grant: Grant,
+                           scopes: list[str]) -> bool:
+    """Issue 13 item 2: a device cannot show a consent page, so its refresh is where an
+    outdated consent stops it: a purpose of the app raised to a new version, or a scope or
+    purpose the customer withdrew. A browser app's next authorization asks again instead."""
+    purposes = await purpose_store.current_purposes_of_client(connection, client.client_id)
+    optional = frozenset(client.optional_scopes) & set(scopes) - {"openid"}
+    return covers(grant_view(grant), ConsentAsk(tuple(scopes), optional, (), purposes))
 
 
 async def _refused(ctx: Context, client: ClientConfig, token_hash: str, now: int
@@ -80,6 +106,17 @@ async def _refused(ctx: Context, client: ClientConfig, token_hash: str, now: int
                 previous.used_at is not None and previous.revoked_at is None):
             await token_store.revoke_by_grant(session, previous.grant_id, now)
             return errors.InvalidGrant("The refresh token was already used")
+        if previous is not None and previous.device and previous.client_id == client.client_id:
+            # A device's token revoked with its grant: the customer withdrew the consent.
+            grant = await grant_store.get_grant(session, previous.grant_id)
+            if grant is None or grant.revoked_at is not None:
+                return errors.InvalidGrant(CONSENT_AGAIN)
+        if previous is not None and previous.client_id == client.client_id and (
+                previous.dpop_jkt is not None and previous.dpop_jkt != BOUND_KEY.get()):
+            # RFC 9449 §5: bound to a key this request proved no possession of. It stays
+            # live for the client that holds the key.
+            return errors.InvalidGrant(
+                "The refresh token is bound to a DPoP key: send a DPoP proof of that key")
     return errors.InvalidGrant("The refresh token is invalid, expired or revoked")
 
 

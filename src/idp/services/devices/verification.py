@@ -1,0 +1,84 @@
+"""RFC 8628 §3.3: the customer, on a phone or computer, enters the code a device shows,
+confirms it (§5.4: a code sent by someone else would sign *their* device in to this account),
+and is taken through the ordinary sign-in and consent for the device's app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from idp import errors
+from idp.crypto.handles import digest
+from idp.domain import AuthorizationRequest
+from idp.protocol.device import display_user_code, normalize_user_code
+from idp.protocol.scopes import describe_scopes
+from idp.services.context import Context
+from idp.services.signin import throttle
+from idp.services.signin.authorization import Outcome, begin_device_approval
+from idp.store import clients as client_store
+from idp.store import device_codes as device_store
+
+
+@dataclass(frozen=True)
+class DeviceRequest:
+    """What the confirmation page shows about a device's pending request."""
+
+    user_code: str  # as the device shows it, XXXX-XXXX
+    client_id: str
+    client_name: str
+    asks_for: tuple[str, ...]  # the scopes' plain-words descriptions
+
+
+def _unknown() -> errors.InvalidRequest:
+    # One message for a code that never existed, expired, or was used: a guesser learns
+    # nothing from it.
+    return errors.InvalidRequest("That code is not valid. Check the code on your device: it "
+                                 "may have expired, then the device shows a new one.",
+                                 redirectable=False)
+
+
+async def find_device_request(ctx: Context, entered: str) -> DeviceRequest:
+    """The pending request a code names, counting the entry against the customer's network
+    first (RFC 8628 §5.1: user codes are short enough to guess without a limit)."""
+    await throttle.count_user_code_entry(ctx)
+    code = normalize_user_code(entered)
+    if code is None:
+        raise _unknown()
+    async with ctx.db.transaction(read_only=True) as session:
+        row = await device_store.pending_by_user_code(session, digest(code), ctx.now())
+        client = await client_store.get_client(session, row.client_id) if row else None
+    if row is None or client is None:
+        raise _unknown()
+    scopes = list(AuthorizationRequest.from_json(row.request).scopes)
+    return DeviceRequest(display_user_code(code), client.client_id, client.name,
+                         tuple(info.description for info in describe_scopes(scopes)))
+
+
+async def confirm_device_request(ctx: Context, entered: str, browser_id: str,
+                                 session_cookie: str | None) -> Outcome:
+    """The customer confirmed the code: sign-in, consent and approval follow as for any app
+    (an existing session and a consent that covers the request approve it at once)."""
+    await throttle.count_user_code_entry(ctx)
+    code = normalize_user_code(entered)
+    if code is None:
+        raise _unknown()
+    async with ctx.db.transaction() as session:
+        row = await device_store.pending_by_user_code(session, digest(code), ctx.now())
+        client = await client_store.get_client(session, row.client_id) if row else None
+        if row is None or client is None:
+            raise _unknown()
+        request = AuthorizationRequest.from_json(row.request)
+        return await begin_device_approval(ctx, session, client, request, browser_id,
+                                           session_cookie)
+
+
+async def deny_device_request(ctx: Context, entered: str) -> None:
+    """The customer does not recognise the code: the device's next poll gets access_denied."""
+    await throttle.count_user_code_entry(ctx)
+    code = normalize_user_code(entered)
+    if code is None:
+        raise _unknown()
+    async with ctx.db.transaction() as session:
+        row = await device_store.pending_by_user_code(session, digest(code), ctx.now())
+        if row is None:
+            raise _unknown()
+        await device_store.settle(session, row.device_code_hash, ctx.now(), device_store.DENIED)

@@ -7,6 +7,7 @@ computed on the test side with pyotp at the injected clock's time."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from typing import Any
@@ -620,3 +621,72 @@ async def test_an_upstream_sign_in_asks_for_the_code_too(
     done = await send_code(browser, back, code(secret, clock))
     assert done.status_code == 303 and done.headers["location"] == here
     assert (await browser.get(here)).status_code == 200
+
+
+# -- An operator's reset (issue 14: the admin API and the CLI) -------------------------------
+
+
+async def test_an_operator_resets_a_lost_second_factor(
+        client: httpx.AsyncClient, ctx: Context, clock: FakeClock, shop: Flow,
+        new_browser: Any) -> None:
+    from tests.test_admin_api import BASE, admin_app, assert_bearer_error, bearer
+    from tests.test_admin_api import token_of as admin_token
+
+    reader = bearer(await admin_token(client, await admin_app(ctx, ["admin:read"])))
+    ops = bearer(await admin_token(client, await admin_app(ctx, ["admin:read",
+                                                                  "admin:write"])))
+    (account,) = (await client.get(f"{BASE}/users", headers=reader)).json()
+    user_id = account["id"]
+    secret, _ = await enrol(new_browser(), clock)
+    signed_in = new_browser()
+    await tokens_after(signed_in, shop, await send_code(
+        signed_in, await password_step(signed_in, shop), code(secret, clock)))
+    path = f"{BASE}/users/{user_id}/second-factors/reset"
+    assert_bearer_error(await client.post(path, headers=reader), 403, "insufficient_scope")
+    assert_bearer_error(await client.post(path), 401, "invalid_token")
+    missing = await client.post(f"{BASE}/users/nobody/second-factors/reset", headers=ops)
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+    reset = await client.post(path, headers=ops)
+    assert reset.status_code == 200, reset.text
+    assert reset.json() == {"totp_removed": True, "recovery_codes_removed": 10,
+                            "sessions_ended": 2}
+    # Signed out everywhere; the password alone signs in now, and the old codes are gone.
+    assert (await signed_in.get("/account")).headers["location"] == "/account/login"
+    browser = new_browser()
+    page = await authorize(browser, shop)
+    answer = await browser.post(page.url.path, data={
+        "csrf_token": csrf_token(page.text), "email": "alice@example.com", "password": PASSWORD})
+    tokens = await tokens_after(browser, shop, answer)
+    assert unverified_claims(tokens["id_token"])["amr"] == ["pwd"]
+    async with ctx.db.transaction() as session:
+        assert list(await session.scalars(select(TotpFactor))) == []
+        assert list(await session.scalars(select(RecoveryCode))) == []
+        removed = [e for e in await session.scalars(select(SecurityEvent))
+                   if e.kind == "totp_removed"]
+        assert [e.detail for e in removed] == [{"reason": "operator"}]
+    (entry,) = (await client.get(f"{BASE}/audit-events", params={"target_id": user_id},
+                                 headers=reader)).json()
+    assert (entry["action"], entry["before"], entry["after"]) == (
+        "user.reset_second_factors", {"totp": True, "recovery_codes": 10},
+        {"totp": False, "recovery_codes": 0})
+    # Again: nothing left to remove, and it says so.
+    again = await client.post(path, headers=ops)
+    assert again.json() == {"totp_removed": False, "recovery_codes_removed": 0,
+                            "sessions_ended": 1}
+
+
+async def test_the_cli_resets_second_factors(
+        ctx: Context, clock: FakeClock, shop: Flow, new_browser: Any,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.helpers import run_cli
+
+    await enrol(new_browser(), clock)
+    code_, out, _ = await run_cli(ctx, monkeypatch, capsys, "users", "reset-second-factors",
+                                  "alice@example.com", "--json")
+    assert code_ == 0
+    assert json.loads(out) == {"totp_removed": True, "recovery_codes_removed": 10,
+                               "sessions_ended": 1}
+    code_, _, err = await run_cli(ctx, monkeypatch, capsys, "users", "reset-second-factors",
+                                  "nobody@example.com")
+    assert (code_, err) == (2, "idp: no such account\n")

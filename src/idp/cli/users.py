@@ -37,6 +37,13 @@ def register(sub: Any) -> None:
                          help="confirm: the account cannot be restored")
     udelete.add_argument("--json", action="store_true")
     udelete.set_defaults(func=cmd_users_delete)
+    ureset = usub.add_parser(
+        "reset-second-factors", help="remove an account's authenticator app and recovery codes "
+                                     "and sign it out everywhere (the customer lost them)")
+    ureset.add_argument("account", metavar="EMAIL_OR_ID", help=(
+        "the account's email address or id; an older id starting with '-' goes after '--'"))
+    ureset.add_argument("--json", action="store_true")
+    ureset.set_defaults(func=cmd_users_reset_second_factors)
     uexport = usub.add_parser(
         "export", help="print everything an account holds as JSON (GDPR Art. 15/20)")
     uexport.add_argument("account", metavar="EMAIL_OR_ID", help=(
@@ -98,6 +105,31 @@ def cmd_users_delete(settings: Settings, args: argparse.Namespace) -> int:
             print(f"deleted {done.user_id}: {done.apps_disconnected} app(s) disconnected, "
                   f"{done.sessions_ended} session(s) ended, {done.upstream_revocations} "
                   "upstream revocation(s) queued for the running server's dispatcher")
+        return 0
+
+    return run_with_context(settings, action)
+
+
+def cmd_users_reset_second_factors(settings: Settings, args: argparse.Namespace) -> int:
+    from idp.services import NotFound
+    from idp.services.accounts import erasure, operators
+
+    async def action(ctx: Context) -> int:
+        user_id = await erasure.find_account(ctx, args.account)
+        try:
+            if user_id is None:
+                raise NotFound("no such account")
+            result = await operators.reset_second_factors(ctx, user_id, actor="cli")
+        except NotFound:
+            print("idp: no such account", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(f"second factors of {user_id} reset: authenticator "
+                  f"{'removed' if result['totp_removed'] else 'was not set up'}, "
+                  f"{result['recovery_codes_removed']} recovery code(s) removed, "
+                  f"{result['sessions_ended']} session(s) ended")
         return 0
 
     return run_with_context(settings, action)

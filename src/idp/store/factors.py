@@ -97,3 +97,8 @@ async def take_pending(session: AsyncSession, pending_id: str, user_id: str, now
         PendingSignIn.id == pending_id, PendingSignIn.user_id == user_id,
         PendingSignIn.expires_at > now))
     return bool(getattr(result, "rowcount", 0))
+
+
+async def drop_pending_of_user(session: AsyncSession, user_id: str) -> None:
+    """Every first factor still waiting for this account's second (an operator reset them)."""
+    await session.execute(delete(PendingSignIn).where(PendingSignIn.user_id == user_id))

@@ -89,6 +89,27 @@ async def sign_out_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
                                                                       actor=actor)}
 
 
+class FactorsReset(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "totp_removed": True, "recovery_codes_removed": 7, "sessions_ended": 2}]})
+
+    totp_removed: bool = Field(description="an authenticator app was set up and is now gone")
+    recovery_codes_removed: int = Field(description="unused recovery codes that stopped working")
+    sessions_ended: int
+
+
+@router.post("/users/{user_id}/second-factors/reset", summary="Reset a customer's second factors",
+             response_model=FactorsReset,
+             description="For a customer who lost the authenticator app and the recovery codes, "
+                         "once support has checked who they are: the authenticator and every "
+                         "recovery code are removed, every session ends (apps get back-channel "
+                         "logout) and every refresh token is revoked. The customer signs in "
+                         "with the password and sets two-step sign-in up again. Recorded in the "
+                         "audit log and in the account's security events.")
+async def reset_second_factors(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
+    return await operators.reset_second_factors(ctx, user_id, actor=actor)
+
+
 @router.delete("/users/{user_id}", summary="Delete a customer account", response_model=Deleted,
                description="Erasure (GDPR Art. 17): the account and its personal data; apps "
                            "are told, upstream providers' grants revoked; the consent "

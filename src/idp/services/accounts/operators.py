@@ -1,8 +1,8 @@
 """Operators' use cases on customer accounts (the admin API; the CLI's `users` commands call
-the erasure and export below them): find, read, disable and enable, sign out everywhere,
-delete, export. Each change is in the admin audit log, which records only what an operator
-did to which account, never the account's personal data, so an erasure leaves nothing there
-to erase."""
+the erasure, export and second-factor reset below them): find, read, disable and enable, sign
+out everywhere, reset second factors, delete, export. Each change is in the admin audit log,
+which records only what an operator did to which account, never the account's personal data,
+so an erasure leaves nothing there to erase."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from idp.services.accounts.export import export_account
 from idp.services.context import Context
 from idp.services.signin import security_events
 from idp.services.signin.sessions import end_sessions_of_user
+from idp.store import factors as factor_store
 from idp.store.models import User
 from idp.store.users import normalize_email
 
@@ -95,6 +96,31 @@ async def sign_out_everywhere(ctx: Context, user_id: str, *, actor: str) -> int:
                      {"sessions_ended": len(ended)})
     ctx.notify_outbox()
     return len(ended)
+
+
+async def reset_second_factors(ctx: Context, user_id: str, *, actor: str) -> dict[str, Any]:
+    """The customer lost the authenticator and the recovery codes, and support has checked who
+    they are: the second factors go (the authenticator app and every recovery code), and so
+    does every session and refresh token, in case it was not the customer who lost them. The
+    customer signs in with the password alone and sets two-step sign-in up again; the account's
+    security timeline shows the reset."""
+    now = ctx.now()
+    async with ctx.db.transaction() as session:
+        await _user(session, user_id, lock=True)
+        codes = await factor_store.count_unused_recovery_codes(session, user_id)
+        removed = await factor_store.delete_totp(session, user_id)
+        await factor_store.drop_pending_of_user(session, user_id)
+        ended = await end_sessions_of_user(ctx, session, user_id, revoke="refresh")
+        if removed:
+            security_events.record(session, security_events.TOTP_REMOVED, user_id, now,
+                                   reason="operator")
+        result = {"totp_removed": removed, "recovery_codes_removed": codes,
+                  "sessions_ended": len(ended)}
+        audit.record(session, now, actor, "user.reset_second_factors", "user", user_id,
+                     {"totp": removed, "recovery_codes": codes}, {"totp": False,
+                                                                   "recovery_codes": 0})
+    ctx.notify_outbox()
+    return result
 
 
 async def delete(ctx: Context, user_id: str, *, actor: str) -> dict[str, Any]:

@@ -538,3 +538,50 @@ async def test_expired_device_codes_are_purged(ctx: Context, device: Any, clock:
     await maintenance.run_once(ctx)
     async with ctx.db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(DeviceCode)) == 0
+
+
+async def test_an_account_with_two_step_sign_in_gives_its_code_before_the_device_is_approved(
+        ctx: Context, device: Any, new_browser: Any, clock: FakeClock) -> None:
+    """The device's approval is the ordinary sign-in: the second factor applies."""
+    from tests.helpers import PASSWORD
+    from tests.test_totp import code, enrol, send_code
+
+    user_id = await make_user(ctx)
+    secret, _ = await enrol(new_browser(), clock)
+    oauth = device(await tv_app(ctx))
+    started = await ask(oauth)
+    phone = new_browser()
+    page = await confirm(phone, await enter_code(phone, started["user_code"]))
+    answer = await phone.post(page.url.path, data={
+        "csrf_token": csrf_token(page.text), "email": "alice@example.com",
+        "password": PASSWORD})
+    assert answer.status_code == 303 and answer.headers["location"].endswith("/otp")
+    otp_page = await phone.get(answer.headers["location"])
+    # The password alone approved nothing.
+    assert (await poll_error(oauth, started["device_code"]))[0] == "authorization_pending"
+    page = await follow_to_page(phone, await send_code(phone, otp_page, code(secret, clock)))
+    page = await approve(phone, page)
+    assert done_page_says_signed_in(page)
+    clock.advance(5)
+    token = await poll(oauth, started["device_code"])
+    access = unverified_claims(token["access_token"])
+    assert access["sub"] == user_id and access["amr"] == ["pwd", "otp", "mfa"]
+
+
+async def test_a_device_is_approved_with_a_google_sign_in_on_the_phone(
+        ctx: Context, device: Any, google: Any, browsers: Any, clock: FakeClock) -> None:
+    """Federation applies to the device's approval as to any app's sign-in."""
+    from tests.flows import continue_with_google, walk
+
+    oauth = device(await tv_app(ctx))
+    started = await ask(oauth)
+    phone = browsers(google)
+    page = await confirm(phone, await enter_code(phone, started["user_code"]))
+    assert urlsplit(str(page.url)).path.endswith("/login")
+    page = await continue_with_google(phone, page)
+    if urlsplit(str(page.url)).path.endswith("/consent"):
+        page = await walk(phone, await phone.post(page.url.path, data={
+            "csrf_token": csrf_token(page.text), "decision": "allow"}))
+    assert done_page_says_signed_in(page)
+    token = await poll(oauth, started["device_code"])
+    assert unverified_claims(token["id_token"])["amr"] == ["fed"]

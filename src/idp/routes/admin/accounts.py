@@ -118,9 +118,26 @@ async def delete_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
     return await operators.delete(ctx, user_id, actor=actor)
 
 
+EXPORT_EXAMPLE = {
+    "format": "idp-account-export/1", "exported_at": "2026-12-05T10:00:00Z",
+    "issuer": "https://login.example.com",
+    "account": {"sub": "8Qe2xR4aV7c9gZt1q0bS8Z", "email": "alice@example.com",
+                "email_verified": True, "created_at": "2026-11-01T09:12:00Z",
+                "updated_at": "2026-12-01T18:40:00Z", "disabled_at": None,
+                "profile": {"name": {"value": "Alice Example"}}},
+    "sign_in_methods": {"password": True, "identities": [],
+                        "two_step": {"authenticator_app": True,
+                                     "since": "2026-11-02T08:00:00Z",
+                                     "recovery_codes_left": 9}},
+    "apps": [], "consent_history": [], "sessions": [], "security_events": [], "pictures": [],
+}
+
+
 @router.get("/users/{user_id}/export", summary="Export a customer's data",
             description="What the customer would download from the account center "
-                        "(GDPR Art. 15 and 20). The export itself is in the audit log.")
+                        "(GDPR Art. 15 and 20). The export itself is in the audit log.",
+            responses={200: {"description": "The account's data (shortened here)", "content": {
+                "application/json": {"example": EXPORT_EXAMPLE}}}})
 async def export_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
     return JSONResponse(await operators.export(ctx, user_id, actor=actor),
                             headers=NO_STORE)

@@ -161,8 +161,32 @@ async def ledger_chain(ctx: CtxDep, _: Reader,
     return await ledger.chain_page(ctx, after_seq=after_seq, limit=limit)
 
 
+RECEIPT_EXAMPLE = {
+    "version": "KI-CR-v1.1.0", "jurisdiction": "EU", "consentTimestamp": 1794999995,
+    "collectionMethod": "consent page", "consentReceiptID": "Jm2oQ1bW6cT3vN8x",
+    "language": "en", "piiPrincipalId": "sub:4f1c…",
+    "piiControllers": [{"piiController": "Example Brand", "contact": "privacy@example.com",
+                        "piiControllerUrl": "https://login.example.com"}],
+    "policyUrl": "https://example.com/privacy",
+    "services": [{"service": "Web shop", "serviceId": "Zt1q0bS8ZxR4aV7c", "scopes": [
+        "openid", "email"], "purposes": [{
+            "purpose": "Offers by email", "purposeId": "marketing_email", "purposeVersion": 3,
+            "purposeDescription": "We email you offers we think you will like.",
+            "purposeCategory": ["identity"], "consentType": "EXPLICIT",
+            "piiCategory": ["identity"], "primaryPurpose": False,
+            "termination": "Until withdrawn in the account center",
+            "thirdPartyDisclosure": False, "consentGiven": True}]}],
+    "sensitive": False, "spiCat": [],
+    "event": {"type": "given", "channel": "web", "gpc": False, "grantId": "k3JpX0aQ9"},
+    "proof": {"seq": 42, "payloadDigest": "b5b0…", "prevHash": "0e9d…", "entryHash": "7a1c…",
+              "payloadErased": False},
+}
+
+
 @router.get("/ledger/{entry_id}/receipt", summary="One ledger entry as a consent receipt",
-            description="Kantara Consent Receipt v1.1 / ISO/IEC TS 27560 structure.")
+            description="Kantara Consent Receipt v1.1 / ISO/IEC TS 27560 structure.",
+            responses={200: {"description": "The receipt", "content": {
+                "application/json": {"example": RECEIPT_EXAMPLE}}}})
 async def ledger_receipt(ctx: CtxDep, _: Reader, entry_id: str) -> Any:
     async with ctx.db.transaction(read_only=True) as session:
         entry = await ledger.get_entry(session, entry_id[:64])

@@ -65,6 +65,20 @@ async def make_user(ctx: Context, email: str = "alice@example.com", password: st
     return user.id
 
 
+async def unverified_account_signed_in(ctx: Context, browser: httpx.AsyncClient, app: App,
+                                       email: str, password: str) -> str:
+    """An account whose address nobody proved (made by an operator, or before registration
+    verified addresses), signed in through the pages in `browser`: how an attacker would
+    hold a victim's address. Its id."""
+    new = await admin.create_user(ctx, email=email, password=password, profile={},
+                                  email_verified=False)
+    page = await authorize(browser, Flow(app))
+    response = await browser.post(urlsplit(str(page.url)).path, data={
+        "csrf_token": csrf_token(page.text), "email": email, "password": password})
+    assert response.status_code == 303, response.text
+    return new.id
+
+
 def csrf_token(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "page has no CSRF token"

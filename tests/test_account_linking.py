@@ -33,6 +33,7 @@ from tests.helpers import (
     make_user,
     query_of,
     redeem,
+    unverified_account_signed_in,
     walk,
 )
 from tests.helpers import unverified_claims as claims
@@ -379,11 +380,9 @@ async def test_trojan_identity_is_removed_when_the_victim_proves_the_address(
     google, facebook = both
     shop = await make_app(ctx)
     attacker = browsers(google, facebook)
-    page = await walk(attacker, await attacker.get("/authorize", params=Flow(shop).params()))
-    register = await attacker.get(str(page.url).replace("/login", "/register"))
-    await attacker.post(urlsplit(str(register.url)).path, data={
-        "csrf_token": csrf_token(register.text), "email": "alice@gmail.com",
-        "password": "attacker password 1"})
+    # An account nobody proved the address of (registration through the pages proves it).
+    await unverified_account_signed_in(ctx, attacker, shop, "alice@gmail.com",
+                                       "attacker password 1")
     planted = await connect(attacker, "facebook")
     assert status_of(planted).startswith("Your Facebook account is connected.")
     account = await user_by_email(ctx, "alice@gmail.com")

@@ -365,49 +365,6 @@ async def test_the_api_console_obtains_a_token_and_registers_a_client(
     assert problems == []
 
 
-async def test_self_registration_through_the_page(
-    ctx: Context, idp: str, brand: BrandApp, page: Page,
-) -> None:
-    shop = await native_app(ctx, brand, "Shop")
-    await make_user(ctx)  # alice exists already
-    flow = Flow(shop)
-    await page.goto(authorize_url(idp, flow))
-    await page.get_by_role("link", name="Create an account").click()
-    await page.wait_for_url("**/register")
-    await page.get_by_role("heading", name="Create an account to continue to Shop").wait_for()
-    password = page.get_by_label("Password", exact=True)
-    assert await password.get_attribute("autocomplete") == "new-password"
-    assert "At least 8 characters" in await page.inner_text("#password-help")
-
-    # Too short: the browser's own constraint validation keeps the form on the page.
-    await page.get_by_label("Email address").fill("bob@example.com")
-    await password.fill("short")
-    await page.get_by_role("button", name="Create account").click()
-    assert path_of(page).endswith("/register")
-    assert await password.evaluate("p => p.validity.tooShort") is True
-
-    # A taken address answers like a failed sign-in, without confirming the account exists.
-    await page.get_by_label("Email address").fill("alice@example.com")
-    await password.fill("not the owner's password")
-    await page.get_by_role("button", name="Create account").click()
-    await page.get_by_role("alert").wait_for()
-    assert await page.get_by_role("alert").inner_text() == (
-        "The email address or password is not correct.")
-    assert await page.get_by_label("Email address").input_value() == "alice@example.com"
-
-    await page.get_by_label("Email address").fill("Bob@Example.com")
-    await password.fill("a brand new passphrase")
-    await page.get_by_role("button", name="Create account").click()
-    await page.wait_for_url("**/consent")
-    assert "You are signed in as bob@example.com." in await page.inner_text("main")
-    await page.get_by_role("button", name="Allow").click()
-    await page.wait_for_url(brand.callback + "?**")
-    tokens = await redeem(idp, flow, landed(brand, page, flow, idp))
-    info = await userinfo(idp, tokens["access_token"])
-    assert info["sub"] == tokens["claims"]["sub"]
-    assert (info["email"], info["email_verified"]) == ("bob@example.com", False)
-
-
 async def test_pages_work_without_javascript_including_form_post(
     ctx: Context, idp: str, brand: BrandApp, chromium: Browser,
 ) -> None:

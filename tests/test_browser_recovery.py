@@ -112,3 +112,39 @@ async def new_page(chromium: Any) -> Any:
     yield make
     for context in contexts:
         await context.close()
+
+
+async def test_a_new_customer_registers_with_a_mailed_link_and_lands_in_the_app(
+        ctx: Context, idp: str, brand: BrandApp, page: Page, inbox: tuple[Inbox, int]) -> None:
+    """Issue 12 item 2 end to end: the address first, "check your inbox", the link, a
+    password, consent, back at the app with a verified address."""
+    received, _ = inbox
+    shop = await native_app(ctx, brand, "Shop")
+    flow = Flow(shop)
+    await page.goto(authorize_url(idp, flow))
+    await page.get_by_role("link", name="Create an account").click()
+    await page.get_by_role("heading", name="Create an account to continue to Shop").wait_for()
+    assert await page.get_by_label("Password").count() == 0
+    await page.get_by_label("Email address").fill("Bob@Example.com")
+    await page.get_by_role("button", name="Send the link").click()
+    await expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+    await deliver(ctx)
+    (mail,) = received.messages
+    assert mail["To"] == "bob@example.com"
+    await page.goto(link_in(mail))
+    await expect(page.get_by_role("heading", name="Choose a password")).to_be_visible()
+    password = page.get_by_label("Password")
+    assert await password.get_attribute("autocomplete") == "new-password"
+    # Too short: the browser's own constraint validation keeps the form on the page.
+    await password.fill("short")
+    await page.get_by_role("button", name="Create account").click()
+    assert await password.evaluate("p => p.validity.tooShort") is True
+    await password.fill(NEW_PASSWORD)
+    await page.get_by_role("button", name="Create account").click()
+    await page.wait_for_url("**/consent")
+    assert "You are signed in as bob@example.com." in await page.inner_text("main")
+    await page.get_by_role("button", name="Allow").click()
+    await page.wait_for_url(brand.callback + "?**")
+    tokens = await test_browser.redeem(idp, flow, test_browser.landed(brand, page, flow, idp))
+    info = await test_browser.userinfo(idp, tokens["access_token"])
+    assert (info["email"], info["email_verified"]) == ("bob@example.com", True)

@@ -20,11 +20,11 @@ from tests.helpers import (
     PASSWORD,
     Flow,
     approve,
-    csrf_token,
     make_app,
     make_user,
     query_of,
     redeem,
+    unverified_account_signed_in,
     walk,
 )
 from tests.helpers import (
@@ -130,11 +130,7 @@ async def test_facebook_email_never_strips_an_unverified_account(
     facebook.login_user = "unconfirmed"
     shop = await make_app(ctx)
     owner = new_browser()
-    page = await walk(owner, await owner.get("/authorize", params=Flow(shop).params()))
-    register = await owner.get(str(page.url).replace("/login", "/register"))
-    await owner.post(urlsplit(str(register.url)).path, data={
-        "csrf_token": csrf_token(register.text), "email": "una@gmail.com",
-        "password": PASSWORD})
+    await unverified_account_signed_in(ctx, owner, shop, "una@gmail.com", PASSWORD)
     assert owner.cookies.get("__Host-idp_session")
     _, result = await continue_with_facebook(browser, shop)
     assert result.status_code == 200

@@ -6,6 +6,9 @@ Revises: 0019
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0020"
 down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
@@ -13,8 +16,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    # Sessions started before this revision show "Unknown device" and their sign-in time as
+    # their last use.
+    with op.batch_alter_table("browser_sessions") as batch:
+        batch.add_column(sa.Column("device", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("network", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("last_used_at", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("browser_sessions") as batch:
+        batch.drop_column("last_used_at")
+        batch.drop_column("network")
+        batch.drop_column("device")

@@ -31,6 +31,8 @@ class ClientConfig:
     require_par: bool = False
     # RFC 9449 §5.2: every token request of this client carries a DPoP proof.
     dpop_bound_access_tokens: bool = False
+    # Every sign-in to this client uses a second factor (OIDC Core §2 amr "mfa"; step-up).
+    require_mfa: bool = False
 
     @property
     def is_public(self) -> bool:

@@ -22,6 +22,7 @@ from idp.routes import (
     account_deletion,
     account_email,
     account_export,
+    account_sessions,
     account_two_step,
     admin,
     authorize,
@@ -39,6 +40,7 @@ from idp.routes import (
     registration,
     revocation,
     second_factor,
+    signup,
     token,
     upstream_hooks,
     userinfo,
@@ -133,8 +135,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (discovery, authorize, interaction, second_factor, token, device, revocation,
                    userinfo, logout, grants, account, account_deletion, account_email,
-                   account_export, account_two_step, recovery, federation, upstream_hooks,
-                   pictures, health, operations, registration, admin, docs):
+                   account_export, account_sessions, account_two_step, recovery, federation,
+                   upstream_hooks, pictures, health, operations, registration, signup, admin, docs):
         app.include_router(module.router)
     docs.mount_assets(app)
     static = Path(__file__).parent / "web" / "static"

@@ -150,6 +150,8 @@ class Settings(BaseSettings):
     mail_dir: Path = Path("./var/mail")
     # Password reset links: single use, this long (security.md ATO: at most 30 minutes).
     password_reset_ttl: int = Field(default=1800, ge=300, le=1800)
+    # Registration links (issue 12 item 2): single use, this long.
+    signup_ttl: int = Field(default=3600, ge=300, le=86_400)
 
     ui_locales_supported: tuple[str, ...] = ("en",)
     db_pool_size: int = Field(default=10, ge=1)

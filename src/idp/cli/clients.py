@@ -60,6 +60,9 @@ def register(sub: Any) -> None:
     create.add_argument("--dpop-bound-access-tokens", action="store_true",
                         help="accept this client's token requests only with a DPoP proof "
                              "(RFC 9449 §5.2)")
+    create.add_argument("--require-mfa", action=argparse.BooleanOptionalAction, default=False,
+                        help="every sign-in to this client uses a second factor (step-up; "
+                             "tokens carry acr urn:idp:acr:mfa)")
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=cmd_clients_create)
     update = csub.add_parser(
@@ -77,6 +80,8 @@ def register(sub: Any) -> None:
     update.add_argument("--dpop-bound-access-tokens", action=argparse.BooleanOptionalAction,
                         default=None,
                         help="accept token requests only with a DPoP proof (RFC 9449 §5.2)")
+    update.add_argument("--require-mfa", action=argparse.BooleanOptionalAction, default=None,
+                        help="every sign-in to this client uses a second factor")
     update.add_argument("--json", action="store_true")
     update.set_defaults(func=cmd_clients_update)
     lst = csub.add_parser("list", help="list clients")
@@ -109,6 +114,7 @@ def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
                 optional_scopes=args.optional_scope, event_uri=args.event_uri,
                 require_par=args.require_par,
                 dpop_bound_access_tokens=args.dpop_bound_access_tokens,
+                require_mfa=args.require_mfa,
             )
         except InvalidInput as exc:
             print(f"idp: {exc}", file=sys.stderr)
@@ -141,6 +147,7 @@ def client_json(client: Any) -> dict[str, Any]:
         "require_pkce": client.require_pkce,
         "require_pushed_authorization_requests": client.require_par,
         "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
+        "require_mfa": client.require_mfa,
     }
 
 
@@ -148,7 +155,8 @@ def cmd_clients_update(settings: Settings, args: argparse.Namespace) -> int:
     changes = {key: value for key, value in {
         "name": args.name, "redirect_uris": args.redirect_uri, "grant_types": args.grant_type,
         "scopes": args.scope, "require_par": args.require_par,
-        "dpop_bound_access_tokens": args.dpop_bound_access_tokens}.items()
+        "dpop_bound_access_tokens": args.dpop_bound_access_tokens,
+        "require_mfa": args.require_mfa}.items()
         if value is not None}
     if not changes:
         print("idp: nothing to change (see idp clients update --help)", file=sys.stderr)

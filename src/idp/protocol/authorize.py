@@ -15,6 +15,7 @@ from typing import Any
 
 from idp import errors
 from idp.domain import AuthorizationRequest, ClientConfig
+from idp.protocol.acr import check_acr_claim
 from idp.protocol.redirect_uri import redirect_uri_matches
 from idp.protocol.scopes import MAX_SCOPE_LENGTH, MAX_SCOPE_VALUES, parse_scope
 
@@ -108,6 +109,7 @@ def check_request(values: dict[str, str], repeated: set[str], target: VerifiedTa
     prompt = check_prompt(values.get("prompt"))
     max_age = check_max_age(values.get("max_age"))
     claims = check_claims(values.get("claims"))
+    check_acr_claim(claims)
 
     return AuthorizationRequest(
         client_id=client.client_id,

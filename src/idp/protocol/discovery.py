@@ -17,6 +17,8 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVI
 ACR_PASSWORD = "urn:idp:acr:password"
 # A sign-in through an upstream provider: its strength is the provider's, not ours to claim.
 ACR_FEDERATED = "urn:idp:acr:federated"
+# More than one factor of ours (amr "mfa", RFC 8176 §2): password or upstream, then a code.
+ACR_MFA = "urn:idp:acr:mfa"
 
 
 def oauth_metadata(issuer: str, registration: bool = False, require_par: bool = False
@@ -74,7 +76,7 @@ def openid_metadata(issuer: str, registration: bool = False, require_par: bool =
         "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
-        "acr_values_supported": [ACR_PASSWORD, ACR_FEDERATED],
+        "acr_values_supported": [ACR_PASSWORD, ACR_FEDERATED, ACR_MFA],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claim_types_supported": ["normal"],
         "display_values_supported": ["page"],

@@ -2,8 +2,9 @@
 
 `decide_interaction` is pure: the service gathers the session, the grant and what already happened
 in this interaction, and this function applies the rules of `prompt`, `max_age` and
-`id_token_hint`. With `prompt=none` it raises the error that OIDC Core §3.1.2.6 names instead of
-asking for UI.
+`id_token_hint`, then asks for a second factor when the request or the client wants one
+(protocol.acr, OIDC Core §5.5.1.1). With `prompt=none` it raises the error that OIDC Core
+§3.1.2.6 names instead of asking for UI.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ from enum import Enum
 
 from idp import errors
 from idp.domain import AuthorizationRequest, SessionInfo
+from idp.protocol.acr import StepUp
 
 
 class Step(Enum):
     LOGIN = "login"
     CONSENT = "consent"
+    # Step-up: the signed-in customer gives the account's second factor, no password again.
+    SECOND_FACTOR = "otp"
+    # The client requires a second factor the account does not have yet.
+    SET_UP_SECOND_FACTOR = "two-step-required"
     ISSUE = "issue"
 
 
@@ -30,6 +36,10 @@ class InteractionState:
     # The customer's grant answers everything this request asks (protocol.consent.covers).
     consent_covered: bool
     hinted_sub: str | None  # `sub` of a verified id_token_hint
+    # What the request asks of the session's methods (protocol.acr.step_up), and whether the
+    # account has a second factor to give.
+    step_up: StepUp = StepUp.NONE
+    has_second_factor: bool = False
 
 
 def needs_login(request: AuthorizationRequest, state: InteractionState, now: int) -> bool:
@@ -56,6 +66,31 @@ def needs_consent(request: AuthorizationRequest, state: InteractionState) -> boo
     return "consent" in request.prompt or not state.consent_covered
 
 
+def second_factor_step(request: AuthorizationRequest, state: InteractionState) -> Step | None:
+    """The page a signed-in session without a second factor goes to, None to carry on. OIDC
+    Core §5.5.1.1: an essential `acr` that cannot be met is a failed authentication
+    (access_denied, RFC 6749 §4.1.2.1); §3.1.2.6: what only a page could solve under
+    prompt=none is interaction_required. A voluntary preference never blocks: the tokens
+    then say what was achieved."""
+    need = state.step_up
+    if need is StepUp.NONE:
+        return None
+    if not state.has_second_factor:
+        if need is StepUp.ESSENTIAL:
+            raise errors.AccessDenied("The requested authentication context cannot be met: "
+                                      "the account has no second factor")
+        if need is StepUp.CLIENT:
+            if "none" in request.prompt:
+                raise errors.InteractionRequired("This app requires two-step sign-in")
+            return Step.SET_UP_SECOND_FACTOR
+        return None
+    if "none" in request.prompt:
+        if need is StepUp.PREFERRED:
+            return None
+        raise errors.InteractionRequired("A second factor is required")
+    return Step.SECOND_FACTOR
+
+
 def decide_interaction(request: AuthorizationRequest, state: InteractionState, now: int) -> Step:
     session = state.session
     if state.authenticated_here and session is not None and state.hinted_sub not in (
@@ -68,11 +103,16 @@ def decide_interaction(request: AuthorizationRequest, state: InteractionState, n
     if "none" in request.prompt:
         if login:
             raise errors.LoginRequired()
+        if second_factor_step(request, state) is not None:
+            raise errors.InteractionRequired()
         if needs_consent(request, state):
             raise errors.ConsentRequired()
         return Step.ISSUE
     if login:
         return Step.LOGIN
+    step_up = second_factor_step(request, state)
+    if step_up is not None:
+        return step_up
     if needs_consent(request, state):
         return Step.CONSENT
     return Step.ISSUE

@@ -103,8 +103,13 @@ async def save_profile(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Re
 
 @router.post("/password")
 async def change_password(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    user, _ = await center.current_user(ctx, cookies.session_cookie(request))
+    user, info = await center.current_user(ctx, cookies.session_cookie(request))
     values = await account_form(request, cookies, "password")
+    # The current password is typed in the form; an account with a second factor gives it
+    # too, through a recent confirmation (issue 12 item 7).
+    if await center.has_second_factor(ctx, user.id) and \
+            not await center.confirmed_recently(ctx, info):
+        return see_other(_reauth_path("/account#password"))
     try:
         if user.email is None:
             raise LoginFailed("This account signs in with another provider and has no password.")
@@ -181,7 +186,7 @@ async def reauthenticate(request: Request, ctx: CtxDep, cookies: CookiesDep) -> 
 async def link_identity(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     user, info = await center.current_user(ctx, cookies.session_cookie(request))
     values = await account_form(request, cookies, "identities")
-    if not center.recently_authenticated(ctx, info):
+    if not await center.confirmed_recently(ctx, info):
         return see_other(_reauth_path("/account"))
     url = await linking.start_link(ctx, first(values, "alias"), user.id,
                                    _browser(request, cookies))
@@ -193,7 +198,7 @@ async def remove_identity(identity_id: str, request: Request, ctx: CtxDep, cooki
                           ) -> Response:
     _, info = await center.current_user(ctx, cookies.session_cookie(request))
     await account_form(request, cookies, "identities")
-    if not center.recently_authenticated(ctx, info):
+    if not await center.confirmed_recently(ctx, info):
         return see_other(_reauth_path("/account"))
     removal = await linking.remove_identity(ctx, info, identity_id)
     response = see_other(linking.outcome_location("/account", removal.outcome, removal.alias)

@@ -45,7 +45,7 @@ async def deletion_page(request: Request, ctx: CtxDep, cookies: CookiesDep) -> R
     if signed_in is None:
         return see_other("/account/login")
     user, info = signed_in
-    if not center.recently_authenticated(ctx, info):
+    if not await center.confirmed_recently(ctx, info):
         return see_other(REAUTH)
     return await _deletion_page(request, ctx, cookies, user)
 
@@ -59,7 +59,7 @@ async def delete_account(request: Request, ctx: CtxDep, cookies: CookiesDep) -> 
     values = await account_form(request, cookies, "delete")
     # Federation.md §9 requirement 25: deleting needs a sign-in fresh enough to prove it is
     # the customer at the keyboard, not someone at an unlocked browser.
-    if not center.recently_authenticated(ctx, info):
+    if not await center.confirmed_recently(ctx, info):
         return see_other(REAUTH)
     if not confirmed(user, first(values, "confirmation")):
         return await _deletion_page(

@@ -40,7 +40,7 @@ async def _signed_in_recently(request: Request, ctx: CtxDep, cookies: BrowserCoo
         return see_other("/account/login")
     user, info = signed_in
     # An unlocked browser is not enough to move the account elsewhere (ATO).
-    if not center.recently_authenticated(ctx, info):
+    if not await center.confirmed_recently(ctx, info):
         return see_other(REAUTH)
     return user
 

@@ -26,7 +26,7 @@ async def export_page(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Res
     signed_in = await center.signed_in(ctx, cookies.session_cookie(request))
     if signed_in is None:
         return see_other("/account/login")
-    if not center.recently_authenticated(ctx, signed_in[1]):
+    if not await center.confirmed_recently(ctx, signed_in[1]):
         return see_other(REAUTH)
     return account_page(request, cookies, "account_export.html",
                         {"per_hour": throttle.EXPORTS_PER_WINDOW}, "export")
@@ -41,7 +41,7 @@ async def download_export(request: Request, ctx: CtxDep, cookies: CookiesDep) ->
     await account_form(request, cookies, "export")
     # PRIV-04: a copy of everything needs a sign-in fresh enough to prove it is the customer
     # at the keyboard, not someone at an unlocked browser.
-    if not center.recently_authenticated(ctx, info):
+    if not await center.confirmed_recently(ctx, info):
         return see_other(REAUTH)
     await throttle.count_export(ctx, user.id)
     try:

@@ -34,7 +34,7 @@ async def _recently(request: Request, ctx: CtxDep, cookies: BrowserCookies, here
     user, info = signed_in
     if (await two_step.status(ctx, user.id)).enabled != enabled:
         return see_other(BACK)
-    if not center.recently_authenticated(ctx, info):
+    if not await center.confirmed_recently(ctx, info):
         return see_other(reauth_location(here))
     return signed_in
 

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from idp import errors
 from idp.routes.authorize import respond
+from idp.services.accounts import signup
 from idp.services.context import Context
 from idp.services.signin.authorization import abort_authorization, resume_authorization
 from idp.services.signin.interaction import (
@@ -23,7 +24,6 @@ from idp.services.signin.interaction import (
     login_with_password,
     page_context,
     pending_picture,
-    register_with_password,
 )
 from idp.services.signin.second_factor import SecondFactorRequired
 from idp.services.signin.upstream_login import login_and_link
@@ -66,7 +66,7 @@ def sends_gpc(request: Request) -> bool:
 
 async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, interaction_id: str,
                       template: str, message: str | None = None, email: str = "",
-                      link_handle: str | None = None) -> Response:
+                      link_handle: str | None = None, sent: bool = False) -> Response:
     browser_id = _browser(request, cookies)
     view = await page_context(ctx, interaction_id, browser_id, cookies.session_cookie(request),
                               gpc=sends_gpc(request))
@@ -90,6 +90,8 @@ async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, i
         "link_handle": link_handle,
         "profile_import": view.profile_import,
         "returning": view.returning,
+        "sent": sent,
+        "signup_minutes": ctx.settings.signup_ttl // 60,
     }
     if template == "consent":
         if view.signed_in_email is None:
@@ -165,8 +167,15 @@ async def register_page(interaction_id: str, request: Request, ctx: CtxDep, cook
 @router.post("/register")
 async def register(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
                    ) -> Response:
-    return await _password_step(request, ctx, cookies, interaction_id, "register",
-                                register_with_password)
+    """Issue 12 item 2: the address only; the same answer whatever it is (the mail tells)."""
+    browser_id, form = await _checked_form(request, cookies, f"register:{interaction_id}")
+    email = form.get("email", "")
+    try:
+        await signup.request_signup(ctx, interaction_id, browser_id, email)
+    except LoginFailed as failed:
+        return await render_page(request, ctx, cookies, interaction_id, "register",
+                                 failed.message, email)
+    return await render_page(request, ctx, cookies, interaction_id, "register", sent=True)
 
 
 @router.get("/consent")

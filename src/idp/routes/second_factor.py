@@ -102,6 +102,21 @@ async def interaction_code(interaction_id: str, request: Request, ctx: CtxDep,
     return response
 
 
+@router.get("/interaction/{interaction_id}/two-step-required")
+async def two_step_required(interaction_id: str, request: Request, ctx: CtxDep,
+                            cookies: CookiesDep) -> Response:
+    """The app requires a second factor the account does not have (issue 12 item 7): how to
+    set one up and come back (the authorization then asks for its code), or cancel, which
+    tells the app access_denied."""
+    browser_id = _browser(request, cookies)
+    return page(request, "two_step_required.html", {
+        "client_name": await interaction_client_name(ctx, interaction_id, browser_id),
+        "continue_action": f"/interaction/{interaction_id}",
+        "cancel_action": f"/interaction/{interaction_id}/cancel",
+        "cancel_token": cookies.csrf_token(browser_id, f"cancel:{interaction_id}"),
+    })
+
+
 # -- The account center ------------------------------------------------------------------------
 
 

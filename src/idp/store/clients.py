@@ -32,6 +32,7 @@ def to_config(row: Client) -> ClientConfig:
         event_uri=row.event_uri,
         require_par=bool(row.require_par),
         dpop_bound_access_tokens=bool(row.dpop_bound_access_tokens),
+        require_mfa=bool(row.require_mfa),
     )
 
 

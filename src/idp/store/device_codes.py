@@ -32,12 +32,6 @@ async def user_code_taken(session: AsyncSession, user_code_hash: str) -> bool:
         DeviceCode.user_code_hash == user_code_hash)) is not None
 
 
-async def is_pending(session: AsyncSession, device_code_hash: str, now: int) -> bool:
-    return await session.scalar(select(DeviceCode.device_code_hash).where(
-        DeviceCode.device_code_hash == device_code_hash, DeviceCode.status == PENDING,
-        DeviceCode.expires_at > now)) is not None
-
-
 async def lock_device_code(session: AsyncSession, device_code_hash: str) -> DeviceCode | None:
     """The row, locked for this unit of work: polls of one device code take turns."""
     return await session.scalar(select(DeviceCode).where(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.domain import SessionInfo
@@ -23,17 +23,40 @@ async def find_by_sid(session: AsyncSession, sid: str, now: int) -> SessionInfo 
     return SessionInfo(row.sid, row.user_id, row.auth_time, tuple(row.amr), row.acr)
 
 
-async def end_session(session: AsyncSession, id_hash: str, now: int) -> None:
-    await session.execute(
+async def end_session(session: AsyncSession, id_hash: str, now: int) -> str | None:
+    """End the session with this cookie digest; returns its user id, or None if it was not
+    live."""
+    return await session.scalar(
         update(BrowserSession)
         .where(BrowserSession.id_hash == id_hash, BrowserSession.ended_at.is_(None))
-        .values(ended_at=now)
+        .values(ended_at=now).returning(BrowserSession.user_id)
     )
+
+
+# Last use is kept to this granularity (seconds): at most one UPDATE of a session in that
+# time, and none on the token, introspection and UserInfo paths.
+LAST_USE_GRANULARITY = 300
+
+
+async def touch(session: AsyncSession, id_hash: str, now: int) -> None:
+    """The session was used (an account-center page): its last use moves forward when the
+    one kept is older than the granularity. The row is the one `find_live_session` loaded in
+    this unit of work, so a fresh session costs no statement at all."""
+    row = await session.get(BrowserSession, id_hash)
+    if row is not None and (row.last_used_at or 0) <= now - LAST_USE_GRANULARITY:
+        row.last_used_at = now
 
 
 async def record_client(session: AsyncSession, sid: str, client_id: str, user_id: str, now: int
                         ) -> None:
-    """Remember that the app got tokens in this session (once, even under concurrency)."""
+    """Remember that the app got tokens in this session (once, even under concurrency); the
+    session was used (its last use moves forward at the granularity)."""
+    await session.execute(
+        update(BrowserSession)
+        .where(BrowserSession.sid == sid, or_(BrowserSession.last_used_at.is_(None),
+                                              BrowserSession.last_used_at
+                                              <= now - LAST_USE_GRANULARITY))
+        .values(last_used_at=now).execution_options(synchronize_session=False))
     values = {"sid": sid, "client_id": client_id, "user_id": user_id, "created_at": now}
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert

@@ -84,5 +84,30 @@ async def take_account_token(session: AsyncSession, token_hash: str, purpose: st
     return (str(row[0]), row[1]) if row is not None else None
 
 
+def add_unowned_token(session: AsyncSession, token_hash: str, purpose: str, now: int,
+                      expires_at: int, detail: dict[str, Any]) -> None:
+    """A token that belongs to no account yet (a registration's link)."""
+    session.add(AccountToken(token_hash=token_hash, purpose=purpose, user_id=None,
+                             detail=detail, created_at=now, expires_at=expires_at))
+
+
+async def unowned_token(session: AsyncSession, token_hash: str, purpose: str, now: int
+                        ) -> dict[str, Any] | None:
+    """What a live unowned token carries, without using it up."""
+    return await session.scalar(select(AccountToken.detail).where(
+        AccountToken.token_hash == token_hash, AccountToken.purpose == purpose,
+        AccountToken.user_id.is_(None), AccountToken.expires_at > now))
+
+
+async def take_unowned_token(session: AsyncSession, token_hash: str, purpose: str, now: int
+                             ) -> dict[str, Any] | None:
+    """Use a live unowned token up (one conditional DELETE: of two uses, one wins)."""
+    return (await session.execute(
+        delete(AccountToken)
+        .where(AccountToken.token_hash == token_hash, AccountToken.purpose == purpose,
+               AccountToken.user_id.is_(None), AccountToken.expires_at > now)
+        .returning(AccountToken.detail))).scalar_one_or_none()
+
+
 async def purge_account_tokens(session: AsyncSession, now: int) -> None:
     await session.execute(delete(AccountToken).where(AccountToken.expires_at <= now))

@@ -20,7 +20,8 @@ log = logging.getLogger("idp.web")
 def wants_html(request: Request) -> bool:
     path = request.url.path
     return path == "/device" or path.startswith((
-        "/authorize", "/interaction", "/logout", "/account", "/federation", "/device/"))
+        "/authorize", "/interaction", "/logout", "/account", "/federation", "/device/",
+        "/signup"))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,5 +1,5 @@
 """The client address of each request and its device cookie, for throttling (security.md
-ATO-01, ATO-02, ATO-04)."""
+ATO-01, ATO-02, ATO-04), and its User-Agent, which names a new session's device."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from idp.services.signin.devices import (
     parse,
     request_devices,
 )
+from idp.services.signin.session_devices import request_agent
 from idp.services.signin.throttle import request_source
+from idp.services.signin.user_agents import MAX_AGENT_LENGTH
 from idp.web.browser import BrowserCookies
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -45,6 +47,7 @@ class ClientSource:
             client_address(peer[0] if peer else None, forwarded, self.networks))
         devices = DeviceCookie(parse(_cookie(headers, self.device_cookie)))
         devices_token = request_devices.set(devices)
+        agent_token = request_agent.set(_agent(headers))
 
         async def send_device_cookie(message: Message) -> None:
             if message["type"] == "http.response.start" and devices.issued is not None:
@@ -57,9 +60,19 @@ class ClientSource:
         try:
             await self.app(scope, receive, send_device_cookie)
         finally:
+            request_agent.reset(agent_token)
             request_devices.reset(devices_token)
             request_source.reset(token)
 
+
+
+def _agent(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The User-Agent, cut to what the device name is read from (nothing is decoded past it:
+    an oversized header costs nothing more)."""
+    for header, value in headers:
+        if header == b"user-agent":
+            return value[:MAX_AGENT_LENGTH].decode("latin-1")
+    return None
 
 
 def _cookie(headers: Iterable[tuple[bytes, bytes]], name: str) -> str | None:

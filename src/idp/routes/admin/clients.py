@@ -28,7 +28,7 @@ class ClientOut(BaseModel):
         "long_sessions": False, "post_logout_redirect_uris": [],
         "backchannel_logout_uri": None, "backchannel_logout_session_required": True,
         "jwks": None, "jwks_uri": None, "event_uri": None, "require_par": False,
-        "dpop_bound_access_tokens": False}]})
+        "dpop_bound_access_tokens": False, "require_mfa": False}]})
 
     client_id: str
     name: str
@@ -53,6 +53,10 @@ class ClientOut(BaseModel):
     dpop_bound_access_tokens: bool = Field(
         default=False, description="Token requests only with a DPoP proof, so every access "
                                    "token is bound to the app's key (RFC 9449 §5.2)")
+    require_mfa: bool = Field(
+        default=False, description="Every sign-in to this app uses a second factor: a "
+                                   "customer without one is asked to set it up, tokens carry "
+                                   "acr urn:idp:acr:mfa")
 
 
 class NewClientOut(ClientOut):
@@ -84,6 +88,7 @@ class ClientChanges(BaseModel):
     event_uri: str | None = Field(default=None, max_length=2000)
     require_par: bool | None = None
     dpop_bound_access_tokens: bool | None = None
+    require_mfa: bool | None = None
 
 
 class NewClientIn(ClientChanges):

@@ -38,7 +38,7 @@ MUTABLE_FIELDS = ("name", "redirect_uris", "grant_types", "scopes", "id_token_si
                   "require_pkce", "long_sessions", "post_logout_redirect_uris",
                   "backchannel_logout_uri", "backchannel_logout_session_required", "jwks",
                   "jwks_uri", "optional_scopes", "event_uri", "require_par",
-                  "dpop_bound_access_tokens")
+                  "dpop_bound_access_tokens", "require_mfa")
 
 
 def registration(
@@ -51,6 +51,7 @@ def registration(
     jwks: dict[str, Any] | None = None, jwks_uri: str | None = None,
     optional_scopes: list[str] | None = None, event_uri: str | None = None,
     require_par: bool = False, dpop_bound_access_tokens: bool = False,
+    require_mfa: bool = False,
 ) -> dict[str, Any]:
     """The registration rules every way in shares (CLI, admin API): the columns of a valid
     registration, or InvalidInput saying what is wrong."""
@@ -114,6 +115,7 @@ def registration(
         "backchannel_logout_session_required": backchannel_logout_session_required,
         "optional_scopes": optional_scopes, "event_uri": event_uri,
         "require_par": require_par, "dpop_bound_access_tokens": dpop_bound_access_tokens,
+        "require_mfa": require_mfa,
     }
 
 
@@ -160,6 +162,7 @@ def public_view(client: ClientConfig) -> dict[str, Any]:
         "jwks": client.jwks, "jwks_uri": client.jwks_uri, "event_uri": client.event_uri,
         "require_par": client.require_par,
         "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
+        "require_mfa": client.require_mfa,
     }
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from idp import errors
 from idp.crypto.handles import digest
 from idp.domain import AuthorizationRequest
@@ -13,9 +15,10 @@ from idp.protocol.device import display_user_code, normalize_user_code
 from idp.protocol.scopes import describe_scopes
 from idp.services.context import Context
 from idp.services.signin import throttle
-from idp.services.signin.authorization import Outcome, begin_device_approval
+from idp.services.signin.authorization import Outcome, continue_request
 from idp.store import clients as client_store
 from idp.store import device_codes as device_store
+from idp.store.models import DeviceCode
 
 
 @dataclass(frozen=True)
@@ -36,20 +39,29 @@ def _unknown() -> errors.InvalidRequest:
                                  redirectable=False)
 
 
-async def find_device_request(ctx: Context, entered: str) -> DeviceRequest:
-    """The pending request a code names, counting the entry against the customer's network
-    first (RFC 8628 §5.1: user codes are short enough to guess without a limit)."""
-    await throttle.count_user_code_entry(ctx)
+async def _pending(ctx: Context, session: AsyncSession, entered: str) -> DeviceCode:
+    """The pending request a code names. Callers count the entry against the customer's
+    network first (RFC 8628 §5.1: user codes are short enough to guess without a limit)."""
     code = normalize_user_code(entered)
-    if code is None:
-        raise _unknown()
-    async with ctx.db.transaction(read_only=True) as session:
+    row = None
+    if code is not None:
         row = await device_store.pending_by_user_code(session, digest(code), ctx.now())
-        client = await client_store.get_client(session, row.client_id) if row else None
-    if row is None or client is None:
+    if row is None:
+        raise _unknown()
+    return row
+
+
+async def find_device_request(ctx: Context, entered: str) -> DeviceRequest:
+    """What the confirmation page shows about the request a code names."""
+    await throttle.count_user_code_entry(ctx)
+    async with ctx.db.transaction(read_only=True) as session:
+        row = await _pending(ctx, session, entered)
+        client = await client_store.get_client(session, row.client_id)
+    if client is None:
         raise _unknown()
     scopes = list(AuthorizationRequest.from_json(row.request).scopes)
-    return DeviceRequest(display_user_code(code), client.client_id, client.name,
+    return DeviceRequest(display_user_code(normalize_user_code(entered) or ""),
+                         client.client_id, client.name,
                          tuple(info.description for info in describe_scopes(scopes)))
 
 
@@ -58,27 +70,19 @@ async def confirm_device_request(ctx: Context, entered: str, browser_id: str,
     """The customer confirmed the code: sign-in, consent and approval follow as for any app
     (an existing session and a consent that covers the request approve it at once)."""
     await throttle.count_user_code_entry(ctx)
-    code = normalize_user_code(entered)
-    if code is None:
-        raise _unknown()
     async with ctx.db.transaction() as session:
-        row = await device_store.pending_by_user_code(session, digest(code), ctx.now())
-        client = await client_store.get_client(session, row.client_id) if row else None
-        if row is None or client is None:
+        row = await _pending(ctx, session, entered)
+        client = await client_store.get_client(session, row.client_id)
+        if client is None:
             raise _unknown()
         request = AuthorizationRequest.from_json(row.request)
-        return await begin_device_approval(ctx, session, client, request, browser_id,
-                                           session_cookie)
+        return await continue_request(ctx, session, client, request, browser_id,
+                                      session_cookie)
 
 
 async def deny_device_request(ctx: Context, entered: str) -> None:
     """The customer does not recognise the code: the device's next poll gets access_denied."""
     await throttle.count_user_code_entry(ctx)
-    code = normalize_user_code(entered)
-    if code is None:
-        raise _unknown()
     async with ctx.db.transaction() as session:
-        row = await device_store.pending_by_user_code(session, digest(code), ctx.now())
-        if row is None:
-            raise _unknown()
+        row = await _pending(ctx, session, entered)
         await device_store.settle(session, row.device_code_hash, ctx.now(), device_store.DENIED)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from idp import errors
 from idp.crypto.handles import digest, new_handle
 from idp.domain import AuthorizationRequest, ClientConfig, SessionInfo
+from idp.protocol import acr as contexts
 from idp.protocol import authorize as checks
 from idp.protocol.claims import requested_individual_claims, requested_sub
 from idp.protocol.consent import ConsentAsk, covers
@@ -25,6 +26,7 @@ from idp.protocol.scopes import claims_for_scopes
 from idp.services.consent.grants import grant_view
 from idp.services.context import Context
 from idp.services.signin import pushed as pushed_requests
+from idp.services.signin import second_factor
 from idp.services.upstream.profile_import import needs_answer
 from idp.store import clients as client_store
 from idp.store import device_codes as device_store
@@ -32,7 +34,7 @@ from idp.store import grants as grant_store
 from idp.store import interactions as interaction_store
 from idp.store import purposes as purpose_store
 from idp.store import sessions as session_store
-from idp.store.models import AuthorizationCode, Interaction
+from idp.store.models import AuthorizationCode, BrowserSession, Interaction
 from idp.store.prepared import Connection
 
 log = logging.getLogger("idp.signin")
@@ -112,11 +114,17 @@ async def begin_authorization(ctx: Context, params: checks.Params, browser_id: s
             return error_response(ctx, target, exc)
 
 
-async def begin_device_approval(ctx: Context, session: AsyncSession, client: ClientConfig,
-                                request: AuthorizationRequest, browser_id: str,
-                                session_cookie: str | None) -> Outcome:
-    """The customer confirmed a device's code (RFC 8628 §3.3): the device's request goes
-    through the same steps as a browser's, in the caller's unit of work."""
+async def continue_request(ctx: Context, session: AsyncSession, client: ClientConfig,
+                           request: AuthorizationRequest, browser_id: str,
+                           session_cookie: str | None) -> Outcome:
+    """An authorization request validated earlier, taken up again in this browser, in the
+    caller's unit of work: a device's once the customer confirmed its code (RFC 8628 §3.3),
+    or the one a registration began before its mail round trip. It goes through the same
+    steps as one fresh from /authorize."""
+    if request.device_code_hash is None and request.redirect_uri not in client.redirect_uris:
+        # The registration changed in between: RFC 6749 §3.1.2.4, never to an unregistered URI.
+        raise errors.InvalidRequest("The app's sign-in address has changed; return to the app "
+                                    "and start again", redirectable=False)
     try:
         return await _advance(ctx, session, client, request, browser_id, session_cookie,
                               interaction=None)
@@ -247,14 +255,21 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
                    request: AuthorizationRequest, browser_id: str, session_cookie: str | None,
                    interaction: Interaction | None) -> Outcome:
     now = ctx.now()
+    contexts.check_essential_supported(request.claims)
     browser_session: SessionInfo | None = None
     if session_cookie:
         browser_session = await session_store.find_live_session(
             session, digest(session_cookie), now
         )
     grant = None
+    step_up, has_second_factor = contexts.StepUp.NONE, False
     if browser_session is not None:
         grant = await grant_store.find_grant(session, browser_session.user_id, client.client_id)
+        step_up = contexts.step_up(request.acr_values, request.claims, client.require_mfa,
+                                   browser_session.amr)
+        if step_up is not contexts.StepUp.NONE:
+            has_second_factor = await second_factor.needs_second_factor(
+                session, browser_session.user_id)
     ask = await consent_ask(session, client, request)
     state = InteractionState(
         session=browser_session,
@@ -269,11 +284,14 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
         consent_covered=covers(grant_view(grant), ask) and not (
             interaction is not None and needs_answer(interaction.pending_import)),
         hinted_sub=request.hinted_sub,
+        step_up=step_up,
+        has_second_factor=has_second_factor,
     )
     step = decide_interaction(request, state, now)
     if step is Step.ISSUE:
         assert browser_session is not None and grant is not None
-        check_acr(request, browser_session.acr)
+        browser_session = replace(browser_session, acr=contexts.chosen_acr(
+            request.acr_values, request.claims, client.require_mfa, browser_session.amr))
         # Optional scopes the customer declined are left out of what the code carries.
         scopes = tuple(s for s in request.scopes if s in grant.scopes)
         if request.device_code_hash is not None:
@@ -297,17 +315,28 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
             expires_at=now + ctx.settings.interaction_ttl,
         )
         session.add(interaction)
+    if step is Step.SECOND_FACTOR:
+        assert browser_session is not None and session_cookie is not None
+        await wait_to_step_up(ctx, session, interaction, browser_session, browser_id,
+                              session_cookie)
     return ShowPage(interaction.id, step)
 
 
-def check_acr(request: AuthorizationRequest, acr: str) -> None:
-    """OIDC Core §5.5.1.1: an essential `acr` the session does not meet is a failed
-    authentication (a Google sign-in does not satisfy an essential password context)."""
-    spec = ((request.claims or {}).get("id_token") or {}).get("acr")
-    if isinstance(spec, dict) and spec.get("essential") is True:
-        allowed = spec.get("values") or ([spec["value"]] if "value" in spec else [])
-        if allowed and acr not in allowed:
-            raise errors.AccessDenied("The requested authentication context cannot be met")
+async def wait_to_step_up(ctx: Context, session: AsyncSession, interaction: Interaction,
+                          browser_session: SessionInfo, browser_id: str, session_cookie: str
+                          ) -> None:
+    """Step-up (OIDC Core §5.5.1.1 "re-authenticate with additional factors"): what the
+    live session proved waits for the account's second factor at this interaction, as a
+    first factor typed here would. The code page then starts a new session (a new id,
+    ATO-14) with both, and the authorization carries on; the password is not asked again
+    unless `prompt=login` or `max_age` asked for it (needs_login, decided before)."""
+    await session.flush()  # a new interaction first: the wait refers to it
+    row = await session.get(BrowserSession, digest(session_cookie))
+    await second_factor.wait_for_second_factor(
+        ctx, session, browser_session.user_id, browser_id,
+        second_factor.interaction_place(interaction.id), list(browser_session.amr),
+        expires_at=interaction.expires_at, interaction_id=interaction.id,
+        identity_id=row.identity_id if row is not None else None)
 
 
 async def approve_device(ctx: Context, session: AsyncSession, request: AuthorizationRequest,

@@ -10,15 +10,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp import errors
-from idp.crypto.handles import digest, new_handle, new_public_id
+from idp.crypto.handles import digest, new_handle
 from idp.domain import AuthorizationRequest, ClientConfig
+from idp.protocol.acr import session_acr
 from idp.protocol.consent import (
     CATEGORY_TITLES,
     PurposeInfo,
     default_choice,
     group_scopes_by_category,
 )
-from idp.protocol.discovery import ACR_FEDERATED, ACR_PASSWORD
 from idp.protocol.scopes import ScopeInfo, describe_scopes
 from idp.services.consent.grants import grant_view, record_consent
 from idp.services.context import Context
@@ -31,6 +31,7 @@ from idp.services.signin.authorization import (
     resume_in,
 )
 from idp.services.signin.second_factor import wait_in_interaction
+from idp.services.signin.session_devices import note_sign_in
 from idp.services.upstream.profile_import import (
     PICTURE,
     Image,
@@ -43,7 +44,7 @@ from idp.services.upstream.providers import display_name
 from idp.store import grants as grant_store
 from idp.store import sessions as session_store
 from idp.store import users as user_store
-from idp.store.models import BrowserSession, Upstream, User
+from idp.store.models import BrowserSession, Upstream
 
 LOGIN_FAILED = "The email address or password is not correct."
 
@@ -219,36 +220,6 @@ async def login_with_password(ctx: Context, interaction_id: str, browser_id: str
     return SignedIn(cookie, outcome)
 
 
-async def register_with_password(ctx: Context, interaction_id: str, browser_id: str, email: str,
-                                 password: str, previous_cookie: str | None) -> SignedIn:
-    problem = password_problem(ctx, password, email) or email_problem(email)
-    if problem:
-        raise LoginFailed(problem)
-    password_hash = await ctx.passwords.hash(password)
-    now = ctx.now()
-    try:
-        async with ctx.db.transaction() as session:
-            interaction, client = await load_interaction(ctx, session, interaction_id,
-                                                         browser_id)
-            user = User(
-                id=new_public_id(), email=user_store.normalize_email(email), email_verified=False,
-                password_hash=password_hash, profile={}, created_at=now, updated_at=now,
-            )
-            session.add(user)
-            await session.flush()
-            cookie, sid = await start_session(ctx, session, user.id, previous_cookie)
-            interaction.session_sid = sid
-            await session.flush()
-            outcome = await resume_in(ctx, session, interaction, client, browser_id, cookie)
-        return SignedIn(cookie, outcome)
-    except IntegrityError:
-        # The address is taken. Treat the form as a sign-in attempt, so the answer is the
-        # same as the login page's and does not confirm the account exists beyond that.
-        return await login_with_password(
-            ctx, interaction_id, browser_id, email, password, previous_cookie
-        )
-
-
 @functools.cache
 def common_passwords() -> frozenset[str]:
     """The 30,000 most common passwords of public breaches, as zxcvbn ships them (offline;
@@ -287,28 +258,24 @@ def email_problem(email: str) -> str | None:
     return None
 
 
-def session_acr(amr: list[str]) -> str:
-    """OIDC Core §2 `acr`: a password sign-in is ours; one through an upstream only (amr
-    ["fed"]) is as strong as that provider made it, so it does not claim the password's."""
-    return ACR_FEDERATED if "fed" in amr and "pwd" not in amr else ACR_PASSWORD
-
-
 async def start_session(ctx: Context, session: AsyncSession, user_id: str,
                         previous_cookie: str | None, amr: list[str] | None = None,
                         identity_id: str | None = None) -> tuple[str, str]:
     """A new session id at every login (ATO-14); the previous one ends server-side."""
     now = ctx.now()
+    replaced = None
     if previous_cookie:
-        await session_store.end_session(session, digest(previous_cookie), now)
+        replaced = await session_store.end_session(session, digest(previous_cookie), now)
     cookie = new_handle()
     sid = new_handle(16)
-    session.add(
-        BrowserSession(
-            id_hash=digest(cookie), sid=sid, user_id=user_id, auth_time=now,
-            amr=amr or ["pwd"], acr=session_acr(amr or ["pwd"]), created_at=now,
-            expires_at=now + ctx.settings.session_ttl, ended_at=None, identity_id=identity_id,
-        )
+    row = BrowserSession(
+        id_hash=digest(cookie), sid=sid, user_id=user_id, auth_time=now,
+        amr=amr or ["pwd"], acr=session_acr(amr or ["pwd"]), created_at=now,
+        expires_at=now + ctx.settings.session_ttl, ended_at=None, identity_id=identity_id,
     )
+    # Device, network, the security event and a new-device notice (issue 12 item 8).
+    await note_sign_in(ctx, session, row, replaced_own=replaced == user_id)
+    session.add(row)
     return cookie, sid
 
 

@@ -9,8 +9,10 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from idp.crypto.handles import digest
 from idp.notifications.outbox import enqueue_backchannel_logout
 from idp.services.context import Context
+from idp.services.signin import security_events
 from idp.services.signin.authentication import verify_password_login
 from idp.services.signin.interaction import LoginFailed, password_problem, start_session
 from idp.store import clients as client_store
@@ -65,9 +67,17 @@ async def change_password(ctx: Context, email: str, current: str, new: str,
     password_hash = await ctx.passwords.hash(new)
     now = ctx.now()
     async with ctx.db.transaction() as session:
+        # The new session keeps what this one proved besides the password (its second
+        # factor: amr "otp", "mfa"), so a password change does not downgrade it.
+        live = await session_store.find_live_session(
+            session, digest(previous_cookie), now) if previous_cookie else None
+        kept = list(live.amr) if live is not None and live.user_id == user.id else []
         await user_store.set_password_hash(session, user.id, password_hash, now)
-        await end_sessions_of_user(ctx, session, user.id)
-        cookie, _ = await start_session(ctx, session, user.id, previous_cookie)
+        ended = await end_sessions_of_user(ctx, session, user.id)
+        security_events.record(session, "password_changed", user.id, now,
+                               sessions_ended=len(ended))
+        cookie, _ = await start_session(ctx, session, user.id, previous_cookie,
+                                        amr=list(dict.fromkeys(["pwd", *kept])))
     ctx.notify_outbox()
     return cookie
 

@@ -186,17 +186,27 @@ async def count_reset_request(ctx: Context, email: str) -> None:
     RESETS_PER_NETWORK per source network an hour, whether or not an account has the
     address, so a mailbox cannot be flooded and the limit tells nothing; Throttled past
     either."""
+    await _count_mail_request(ctx, email, "reset", "password reset requests")
+
+
+async def count_signup_request(ctx: Context, email: str) -> None:
+    """Registration requests (issue 12 item 2), mailed like reset links and limited the same
+    way on counters of their own."""
+    await _count_mail_request(ctx, email, "signup", "registration requests")
+
+
+async def _count_mail_request(ctx: Context, email: str, prefix: str, what: str) -> None:
     now = ctx.now()
-    keys = ["reset:" + digest(normalize_email(email))]
     network = source_key(request_source.get())
     async with ctx.db.transaction() as session:
         try:
-            await _count(session, keys[0], now, RESET_WINDOW_SECONDS, cap=RESETS_PER_ADDRESS)
+            await _count(session, f"{prefix}:" + digest(normalize_email(email)), now,
+                         RESET_WINDOW_SECONDS, cap=RESETS_PER_ADDRESS)
             if network is not None:
-                await _count(session, "resetnet:" + network, now, RESET_WINDOW_SECONDS,
+                await _count(session, f"{prefix}net:" + network, now, RESET_WINDOW_SECONDS,
                              cap=RESETS_PER_NETWORK)
         except Throttled as held:
-            raise Throttled(held.retry_after, what="password reset requests") from None
+            raise Throttled(held.retry_after, what=what) from None
 
 
 EMAIL_CHANGES_PER_WINDOW = 3

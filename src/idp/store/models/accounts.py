@@ -40,6 +40,8 @@ class Client(Base):
     require_par: Mapped[bool] = mapped_column(Boolean, default=False)
     # RFC 9449 §5.2 `dpop_bound_access_tokens`: token requests without a DPoP proof refused.
     dpop_bound_access_tokens: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Every sign-in to this client uses a second factor (issue 12 item 7, step-up).
+    require_mfa: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int]
     # RFC 7592: the digest of the registration access token of a client that registered
     # itself (RFC 7591); None for clients an operator registered.
@@ -87,8 +89,11 @@ class AccountToken(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     purpose: Mapped[str] = mapped_column(String(32))
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    # What the token carries out (the address to change to, the address to restore).
+    # None for a registration's link: the account is made when the link is used.
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                                index=True)
+    # What the token carries out (the address to change to, the address to restore, the
+    # address and authorization request of a registration).
     detail: Mapped[Json | None] = mapped_column(JSON)
     created_at: Mapped[int]
     expires_at: Mapped[int] = mapped_column(index=True)

@@ -25,6 +25,12 @@ class BrowserSession(Base):
     ended_at: Mapped[int | None]
     # The upstream identity this session signed in with, so an upstream revocation can end it.
     identity_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # What the account center shows (issue 12 item 8): a description of the browser from a
+    # fixed vocabulary (never the raw User-Agent), the client's /24 or /64 network (no
+    # geolocation), and when the session was last used, kept at a coarse granularity.
+    device: Mapped[str | None] = mapped_column(String(64))
+    network: Mapped[str | None] = mapped_column(String(64))
+    last_used_at: Mapped[int | None]
 
 
 class PushedRequest(Base):

@@ -172,7 +172,7 @@ async def screenshot(page: Page, name: str) -> None:
 async def sign_in(page: Page, email: str = "alice@example.com", password: str = PASSWORD) -> None:
     await page.get_by_label("Email address").fill(email)
     await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 async def redeem(idp: str, flow: Flow, code: str) -> dict[str, Any]:
@@ -241,7 +241,7 @@ async def test_sign_in_and_consent_then_single_sign_on_into_a_second_app(
         return [document.activeElement.textContent, s.outlineStyle, s.outlineWidth]; }""")
     assert focused == ["Sign in", "solid", "3px"]
     # The stylesheet loaded under the page's CSP: the primary button carries the accent colour.
-    button = page.get_by_role("button", name="Sign in")
+    button = page.get_by_role("button", name="Sign in", exact=True)
     assert await button.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(31, 95, 191)"
     await screenshot(page, "login")
 

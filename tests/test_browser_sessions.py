@@ -51,7 +51,7 @@ async def sign_in(page: Page, idp: str) -> None:
     await page.goto(f"{idp}/account/login")
     await page.get_by_label("Email address").fill("alice@example.com")
     await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
     await page.wait_for_url(f"{idp}/account")
 
 

@@ -654,7 +654,7 @@ async def test_an_operator_resets_a_lost_second_factor(
     reset = await client.post(path, headers=ops)
     assert reset.status_code == 200, reset.text
     assert reset.json() == {"totp_removed": True, "recovery_codes_removed": 10,
-                            "sessions_ended": 2}
+                            "passkeys_removed": 0, "sessions_ended": 2}
     # Signed out everywhere; the password alone signs in now, and the old codes are gone.
     assert (await signed_in.get("/account")).headers["location"] == "/account/login"
     browser = new_browser()
@@ -672,11 +672,12 @@ async def test_an_operator_resets_a_lost_second_factor(
     (entry,) = (await client.get(f"{BASE}/audit-events", params={"target_id": user_id},
                                  headers=reader)).json()
     assert (entry["action"], entry["before"], entry["after"]) == (
-        "user.reset_second_factors", {"totp": True, "recovery_codes": 10},
-        {"totp": False, "recovery_codes": 0})
+        "user.reset_second_factors", {"totp": True, "recovery_codes": 10, "passkeys": 0},
+        {"totp": False, "recovery_codes": 0, "passkeys": 0})
     # Again: nothing left to remove, and it says so.
     again = await client.post(path, headers=ops)
     assert again.json() == {"totp_removed": False, "recovery_codes_removed": 0,
+                            "passkeys_removed": 0,
                             "sessions_ended": 1}
 
 
@@ -690,7 +691,7 @@ async def test_the_cli_resets_second_factors(
                                   "alice@example.com", "--json")
     assert code_ == 0
     assert json.loads(out) == {"totp_removed": True, "recovery_codes_removed": 10,
-                               "sessions_ended": 1}
+                               "passkeys_removed": 0, "sessions_ended": 1}
     code_, _, err = await run_cli(ctx, monkeypatch, capsys, "users", "reset-second-factors",
                                   "nobody@example.com")
     assert (code_, err) == (2, "idp: no such account\n")

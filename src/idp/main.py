@@ -22,6 +22,7 @@ from idp.routes import (
     account_deletion,
     account_email,
     account_export,
+    account_passkeys,
     account_sessions,
     account_two_step,
     admin,
@@ -135,8 +136,9 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (discovery, authorize, interaction, second_factor, token, device, revocation,
                    userinfo, logout, grants, account, account_deletion, account_email,
-                   account_export, account_sessions, account_two_step, recovery, federation,
-                   upstream_hooks, pictures, health, operations, registration, signup, admin, docs):
+                   account_export, account_sessions, account_two_step, account_passkeys,
+                   recovery, federation, upstream_hooks, pictures, health, operations,
+                   registration, signup, admin, docs):
         app.include_router(module.router)
     docs.mount_assets(app)
     static = Path(__file__).parent / "web" / "static"

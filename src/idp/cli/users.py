@@ -129,6 +129,7 @@ def cmd_users_reset_second_factors(settings: Settings, args: argparse.Namespace)
             print(f"second factors of {user_id} reset: authenticator "
                   f"{'removed' if result['totp_removed'] else 'was not set up'}, "
                   f"{result['recovery_codes_removed']} recovery code(s) removed, "
+                  f"{result['passkeys_removed']} passkey(s) removed, "
                   f"{result['sessions_ended']} session(s) ended")
         return 0
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from idp import errors
-from idp.services.accounts import center, linking, two_step
+from idp.services.accounts import center, linking, passkeys, two_step
 from idp.services.consent import grants
 from idp.services.consent.receipts import receipt
 from idp.services.signin import reauth, sessions
@@ -89,6 +89,7 @@ async def _overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
         "methods_message": await linking.outcome_message(ctx, outcome, upstream),
         "status_words": linking.STATUS_WORDS,
         "two_step": await two_step.status(ctx, user.id),
+        "passkeys": await passkeys.list_passkeys(ctx, user.id),
     }, "profile", "apps", "logout", "password", "identities")
 
 

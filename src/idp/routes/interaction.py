@@ -25,12 +25,14 @@ from idp.services.signin.interaction import (
     page_context,
     pending_picture,
 )
+from idp.services.signin.passkey_login import login_options, sign_in_with_passkey
+from idp.services.signin.passkeys import PasskeyRefused
 from idp.services.signin.second_factor import SecondFactorRequired
 from idp.services.signin.upstream_login import login_and_link
 from idp.services.upstream.providers import enabled_upstreams
 from idp.web.browser import BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep, read_form
-from idp.web.responses import NO_STORE, deliver, page
+from idp.web.responses import NO_STORE, allow_own_scripts, deliver, page
 
 router = APIRouter(prefix="/interaction/{interaction_id}", tags=["Pages"],
                    include_in_schema=False)
@@ -92,12 +94,17 @@ async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, i
         "returning": view.returning,
         "sent": sent,
         "signup_minutes": ctx.settings.signup_ttl // 60,
+        # Username-less passkey sign-in (issue 12 item 5): a fresh challenge for this page.
+        "passkey_options": await login_options(ctx, interaction_id, browser_id)
+        if template == "login" and not link_handle else None,
+        "passkey_token": cookies.csrf_token(browser_id, f"passkey:{interaction_id}"),
     }
     if template == "consent":
         if view.signed_in_email is None:
             return RedirectResponse(f"/interaction/{interaction_id}", 303, headers=NO_STORE)
         context["email"] = view.signed_in_email
-    return page(request, f"{template}.html", context)
+    response = page(request, f"{template}.html", context)
+    return allow_own_scripts(response) if context["passkey_options"] else response
 
 
 async def _continue(request: Request, ctx: Context, cookies: BrowserCookies, interaction_id: str,
@@ -156,6 +163,30 @@ async def login(interaction_id: str, request: Request, ctx: CtxDep, cookies: Coo
                                     partial(login_and_link, handle=handle))
     return await _password_step(request, ctx, cookies, interaction_id, "login",
                                 login_with_password)
+
+
+@router.post("/passkey")
+async def passkey(interaction_id: str, request: Request, ctx: CtxDep, cookies: CookiesDep
+                  ) -> Response:
+    """The login page's passkey answer (username-less); a refusal shows the login page again
+    with its message, the same whichever account the credential named or did not."""
+    browser_id, form = await _checked_form(request, cookies, f"passkey:{interaction_id}")
+    try:
+        signed_in = await sign_in_with_passkey(ctx, interaction_id, browser_id,
+                                               form.get("credential", ""),
+                                               cookies.session_cookie(request))
+    except PasskeyRefused as refused:
+        return await render_page(request, ctx, cookies, interaction_id, "login",
+                                 refused.message)
+    except SecondFactorRequired as needed:
+        return RedirectResponse(needed.location, 303, headers=NO_STORE)
+    if signed_in.outcome is not None:
+        response = respond(request, signed_in.outcome)
+    else:
+        response = await _continue(request, ctx, cookies, interaction_id, browser_id,
+                                   signed_in.cookie)
+    cookies.set_session(response, signed_in.cookie)
+    return response
 
 
 @router.get("/register")

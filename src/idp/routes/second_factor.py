@@ -25,15 +25,17 @@ from idp.services.signin.second_factor import (
     pending_sign_in,
 )
 from idp.services.signin.second_step import (
+    SecondFactor,
     complete_account_sign_in,
     complete_in_interaction,
     complete_reauthentication,
     interaction_client_name,
+    second_factor_offer,
 )
 from idp.web.browser import BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep, read_form
 from idp.web.forms import account_form, account_page, first, see_other
-from idp.web.responses import page
+from idp.web.responses import allow_own_scripts, page
 
 router = APIRouter(tags=["Pages"], include_in_schema=False)
 
@@ -53,13 +55,30 @@ def _mode(recovery: str | None) -> dict[str, Any]:
     return {"recovery": recovery == "1"}
 
 
+def _given(values: dict[str, Any]) -> SecondFactor:
+    return SecondFactor(code=str(values.get("code") or ""),
+                        credential=str(values.get("credential") or ""))
+
+
+async def _offered(ctx: Context, browser_id: str, place: str) -> dict[str, Any]:
+    """What the page offers: the app's code when the account has one, and "Use your passkey"
+    (its own credentials, a fresh challenge for this browser and place) when it has one."""
+    offer = await second_factor_offer(ctx, browser_id, place)
+    return {"totp": offer.totp, "passkey_options": offer.passkey_options}
+
+
+def _with_scripts(response: Response, context: dict[str, Any]) -> Response:
+    return allow_own_scripts(response) if context.get("passkey_options") else response
+
+
 # -- In an app's authorization ---------------------------------------------------------------
 
 
 async def _interaction_page(request: Request, ctx: Context, cookies: BrowserCookies,
                             interaction_id: str, browser_id: str, recovery: bool,
                             message: str | None = None) -> Response:
-    return page(request, TEMPLATE, {
+    offered = await _offered(ctx, browser_id, interaction_place(interaction_id))
+    return _with_scripts(page(request, TEMPLATE, {**offered,
         "heading": f"Sign in to continue to "
                    f"{await interaction_client_name(ctx, interaction_id, browser_id)}",
         "action": f"/interaction/{interaction_id}/otp",
@@ -67,7 +86,7 @@ async def _interaction_page(request: Request, ctx: Context, cookies: BrowserCook
         "cancel_action": f"/interaction/{interaction_id}/cancel",
         "cancel_token": cookies.csrf_token(browser_id, f"cancel:{interaction_id}"),
         "message": message, "recovery": recovery,
-    })
+    }), offered)
 
 
 @router.get("/interaction/{interaction_id}/otp")
@@ -88,7 +107,7 @@ async def interaction_code(interaction_id: str, request: Request, ctx: CtxDep,
     browser_id = cookies.check_form(request, f"otp:{interaction_id}", form.get("csrf_token"))
     try:
         signed_in = await complete_in_interaction(ctx, interaction_id, browser_id,
-                                                  form.get("code", ""),
+                                                  _given(form),
                                                   cookies.session_cookie(request))
     except CodeRefused as refused:
         return await _interaction_page(request, ctx, cookies, interaction_id, browser_id,
@@ -120,12 +139,16 @@ async def two_step_required(interaction_id: str, request: Request, ctx: CtxDep,
 # -- The account center ------------------------------------------------------------------------
 
 
-def _account_page(request: Request, cookies: BrowserCookies, action: str, purpose: str,
-                  recovery: bool, message: str | None = None) -> Response:
-    return account_page(request, cookies, TEMPLATE, {
+async def _account_page(request: Request, ctx: Context, cookies: BrowserCookies, action: str,
+                        purpose: str, recovery: bool, message: str | None = None
+                        ) -> Response:
+    browser_id = _browser(request, cookies)
+    offered = await _offered(ctx, browser_id, ACCOUNT if purpose == "login-otp" else REAUTH)
+    return _with_scripts(account_page(request, cookies, TEMPLATE, {
+        **offered,
         "heading": "Sign in to your account" if purpose == "login-otp" else "Confirm it is you",
         "action": action, "message": message, "recovery": recovery,
-        "back": "/account/login" if purpose == "login-otp" else "/account"}, purpose)
+        "back": "/account/login" if purpose == "login-otp" else "/account"}, purpose), offered)
 
 
 @router.get("/account/login/otp")
@@ -134,8 +157,8 @@ async def account_login_page(request: Request, ctx: CtxDep, cookies: CookiesDep,
     browser_id = cookies.browser_id(request)
     if browser_id is None or await pending_sign_in(ctx, browser_id, ACCOUNT) is None:
         return see_other("/account/login")
-    return _account_page(request, cookies, "/account/login/otp", "login-otp",
-                         **_mode(recovery))
+    return await _account_page(request, ctx, cookies, "/account/login/otp", "login-otp",
+                               **_mode(recovery))
 
 
 @router.post("/account/login/otp")
@@ -143,11 +166,12 @@ async def account_login_code(request: Request, ctx: CtxDep, cookies: CookiesDep)
     values = await account_form(request, cookies, "login-otp")
     try:
         cookie = await complete_account_sign_in(ctx, _browser(request, cookies),
-                                                first(values, "code"),
+                                                _given({k: first(values, k)
+                                                        for k in ("code", "credential")}),
                                                 cookies.session_cookie(request))
     except CodeRefused as refused:
-        return _account_page(request, cookies, "/account/login/otp", "login-otp",
-                             first(values, "mode") == "recovery", refused.message)
+        return await _account_page(request, ctx, cookies, "/account/login/otp", "login-otp",
+                                   first(values, "mode") == "recovery", refused.message)
     if cookie is None:
         return see_other("/account/login")
     response = see_other("/account")
@@ -165,8 +189,8 @@ async def reauth_page(request: Request, ctx: CtxDep, cookies: CookiesDep,
     pending = await pending_sign_in(ctx, browser_id, REAUTH) if browser_id else None
     if pending is None or pending.user_id != signed_in[0].id:
         return see_other(reauth_location("/account"))
-    return _account_page(request, cookies, "/account/reauth/otp", "reauth-otp",
-                         **_mode(recovery))
+    return await _account_page(request, ctx, cookies, "/account/reauth/otp", "reauth-otp",
+                               **_mode(recovery))
 
 
 @router.post("/account/reauth/otp")
@@ -175,11 +199,13 @@ async def reauth_code(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Res
     values = await account_form(request, cookies, "reauth-otp")
     try:
         done = await complete_reauthentication(ctx, info, _browser(request, cookies),
-                                               first(values, "code"),
+                                               _given({k: first(values, k)
+                                                       for k in ("code", "credential")}),
                                                cookies.session_cookie(request))
     except CodeRefused as refused:
-        return _account_page(request, cookies, "/account/reauth/otp", "reauth-otp",
-                             first(values, "mode") == "recovery", refused.message)
+        return await _account_page(request, ctx, cookies, "/account/reauth/otp",
+                                   "reauth-otp", first(values, "mode") == "recovery",
+                                   refused.message)
     if done is None:
         return see_other(reauth_location("/account"))
     response = see_other(done.next_path)

@@ -16,6 +16,7 @@ from idp.store import clients as client_store
 from idp.store import device_codes as device_store
 from idp.store import dpop as dpop_store
 from idp.store import interactions as interaction_store
+from idp.store import passkeys as passkey_store
 from idp.store import tokens as token_store
 from idp.store import users as user_store
 from idp.store.models import (
@@ -86,6 +87,7 @@ async def _housekeeping(ctx: Context) -> None:
         await user_store.purge_account_tokens(session, now)
         await dpop_store.purge(session, now)
         await device_store.purge(session, now - CODE_TOMBSTONE_SECONDS)
+        await passkey_store.purge_challenges(session, now)
 
 
 async def run_forever(ctx: Context, interval: float) -> None:

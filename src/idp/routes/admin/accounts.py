@@ -91,10 +91,12 @@ async def sign_out_user(ctx: CtxDep, actor: Writer, user_id: str) -> Any:
 
 class FactorsReset(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "totp_removed": True, "recovery_codes_removed": 7, "sessions_ended": 2}]})
+        "totp_removed": True, "recovery_codes_removed": 7, "passkeys_removed": 1,
+        "sessions_ended": 2}]})
 
     totp_removed: bool = Field(description="an authenticator app was set up and is now gone")
     recovery_codes_removed: int = Field(description="unused recovery codes that stopped working")
+    passkeys_removed: int = Field(description="passkeys removed from the account")
     sessions_ended: int
 
 

@@ -14,8 +14,8 @@ from idp.protocol.scopes import ScopeInfo, describe_scopes
 from idp.services.consent import ledger
 from idp.services.consent.grants import DeliveryStatus, delivery_status
 from idp.services.context import Context
+from idp.services.signin.second_factor import needs_second_factor
 from idp.store import clients as client_store
-from idp.store import factors as factor_store
 from idp.store import grants as grant_store
 from idp.store import purposes as purpose_store
 from idp.store import sessions as session_store
@@ -96,7 +96,7 @@ async def confirmed_recently(ctx: Context, info: SessionInfo) -> bool:
 
 async def has_second_factor(ctx: Context, user_id: str) -> bool:
     async with ctx.db.transaction(read_only=True) as session:
-        return await factor_store.has_totp(session, user_id)
+        return await needs_second_factor(session, user_id)
 
 
 async def connected_apps(ctx: Context, user_id: str) -> list[AppView]:

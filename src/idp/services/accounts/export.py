@@ -28,6 +28,7 @@ from idp.services.upstream.profile_import import picture_url
 from idp.store import factors as factor_store
 from idp.store import federation as federation_store
 from idp.store import grants as grant_store
+from idp.store import passkeys as passkey_store
 from idp.store import users as user_store
 from idp.store.models import (
     BrowserSession,
@@ -230,7 +231,12 @@ async def _two_step(session: AsyncSession, user_id: str) -> Json:
     return {"authenticator_app": factor is not None,
             "since": rfc3339(factor.created_at) if factor else None,
             "recovery_codes_left": await factor_store.count_unused_recovery_codes(
-                session, user_id) if factor else 0}
+                session, user_id) if factor else 0,
+            # Names and dates only: never a credential id or a public key.
+            "passkeys": [{"name": p.name, "created_at": rfc3339(p.created_at),
+                          "last_used_at": rfc3339(p.last_used_at) if p.last_used_at else None,
+                          "synced": p.device_type == "multi_device"}
+                         for p in await passkey_store.passkeys_of_user(session, user_id)]}
 
 
 async def _security_events(session: AsyncSession, user_id: str) -> list[Json]:

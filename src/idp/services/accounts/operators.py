@@ -18,6 +18,7 @@ from idp.services.context import Context
 from idp.services.signin import security_events
 from idp.services.signin.sessions import end_sessions_of_user
 from idp.store import factors as factor_store
+from idp.store import passkeys as passkey_store
 from idp.store.models import User
 from idp.store.users import normalize_email
 
@@ -109,16 +110,20 @@ async def reset_second_factors(ctx: Context, user_id: str, *, actor: str) -> dic
         await _user(session, user_id, lock=True)
         codes = await factor_store.count_unused_recovery_codes(session, user_id)
         removed = await factor_store.delete_totp(session, user_id)
+        passkeys = await passkey_store.delete_passkeys_of_user(session, user_id)
         await factor_store.drop_pending_of_user(session, user_id)
         ended = await end_sessions_of_user(ctx, session, user_id, revoke="refresh")
         if removed:
             security_events.record(session, security_events.TOTP_REMOVED, user_id, now,
                                    reason="operator")
+        if passkeys:
+            security_events.record(session, security_events.PASSKEY_REMOVED, user_id, now,
+                                   reason="operator", count=passkeys)
         result = {"totp_removed": removed, "recovery_codes_removed": codes,
-                  "sessions_ended": len(ended)}
+                  "passkeys_removed": passkeys, "sessions_ended": len(ended)}
         audit.record(session, now, actor, "user.reset_second_factors", "user", user_id,
-                     {"totp": removed, "recovery_codes": codes}, {"totp": False,
-                                                                   "recovery_codes": 0})
+                     {"totp": removed, "recovery_codes": codes, "passkeys": passkeys},
+                     {"totp": False, "recovery_codes": 0, "passkeys": 0})
     ctx.notify_outbox()
     return result
 

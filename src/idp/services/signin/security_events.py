@@ -27,6 +27,9 @@ TOTP_ENABLED = "totp_enabled"
 TOTP_REMOVED = "totp_removed"
 RECOVERY_CODE_USED = "recovery_code_used"
 RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
+PASSKEY_ADDED = "passkey_added"
+PASSKEY_REMOVED = "passkey_removed"
+PASSKEY_COUNTER_REGRESSED = "passkey_counter_regressed"
 
 
 _SEQUENCE = itertools.count()

@@ -154,6 +154,25 @@ async def code_succeeded(session: Connection, attempt: Attempt) -> None:
         await throttle_store.give_back(session, attempt.source_key)
 
 
+async def begin_passkey_attempt(ctx: Context, session: Connection) -> Attempt:
+    """Count a username-less passkey assertion before it is checked: the account is not known
+    until the credential is looked up, so against the source network's allowance alone,
+    shared with passwords (ATO-02); Throttled while held back."""
+    settings, now = ctx.settings, ctx.now()
+    attempt = Attempt("", source_key(request_source.get()))
+    if attempt.source_key is not None:
+        failures = await _count(session, attempt.source_key, now,
+                                settings.throttle_source_window_seconds)
+        if delay := network_delay(settings, failures):
+            await throttle_store.hold(session, attempt.source_key, now + delay)
+    return attempt
+
+
+async def passkey_succeeded(session: Connection, attempt: Attempt) -> None:
+    if attempt.source_key is not None:
+        await throttle_store.give_back(session, attempt.source_key)
+
+
 EXPORTS_PER_WINDOW = 5
 EXPORT_WINDOW_SECONDS = 3600
 

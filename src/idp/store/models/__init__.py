@@ -27,6 +27,7 @@ from idp.store.models.federation import (
     UpstreamDeletion,
 )
 from idp.store.models.outbox import DeliveryAttempt, OutboxMessage
+from idp.store.models.passkeys import Passkey, WebAuthnChallenge
 from idp.store.models.security import AdminEvent, SecurityEvent, Throttle
 from idp.store.models.sessions import BrowserSession, Interaction, PushedRequest, SessionClient
 from idp.store.models.tokens import (
@@ -57,6 +58,7 @@ __all__ = [
     "Json",
     "LedgerEntry",
     "OutboxMessage",
+    "Passkey",
     "PendingSignIn",
     "Picture",
     "Purpose",
@@ -73,4 +75,5 @@ __all__ = [
     "UpstreamDeletion",
     "UsedAssertion",
     "User",
+    "WebAuthnChallenge",
 ]

@@ -143,6 +143,13 @@ async def _password_step(request: Request, ctx: Context, cookies: BrowserCookies
                              email)
     except SecondFactorRequired as needed:  # the account's second factor, on its own page
         return RedirectResponse(needed.location, 303, headers=NO_STORE)
+    return await _signed_in(request, ctx, cookies, interaction_id, browser_id, signed_in)
+
+
+async def _signed_in(request: Request, ctx: Context, cookies: BrowserCookies,
+                     interaction_id: str, browser_id: str, signed_in: SignedIn) -> Response:
+    """The new session's cookie on the authorization's next step (decided in the sign-in's
+    own unit of work, or resumed now)."""
     if signed_in.outcome is not None:
         response = respond(request, signed_in.outcome)
     else:
@@ -180,13 +187,7 @@ async def passkey(interaction_id: str, request: Request, ctx: CtxDep, cookies: C
                                  refused.message)
     except SecondFactorRequired as needed:
         return RedirectResponse(needed.location, 303, headers=NO_STORE)
-    if signed_in.outcome is not None:
-        response = respond(request, signed_in.outcome)
-    else:
-        response = await _continue(request, ctx, cookies, interaction_id, browser_id,
-                                   signed_in.cookie)
-    cookies.set_session(response, signed_in.cookie)
-    return response
+    return await _signed_in(request, ctx, cookies, interaction_id, browser_id, signed_in)
 
 
 @router.get("/register")

@@ -104,11 +104,7 @@ async def begin_attempt(ctx: Context, session: Connection, email: str) -> Attemp
     if device is not None:
         return Attempt(account, None, device)
     attempt = Attempt(account, source_key(request_source.get()))
-    if attempt.source_key is not None:
-        failures = await _count(session, attempt.source_key, now,
-                                settings.throttle_source_window_seconds)
-        if delay := network_delay(settings, failures):
-            await throttle_store.hold(session, attempt.source_key, now + delay)
+    await _count_source(ctx, session, attempt)
     return attempt
 
 
@@ -139,12 +135,18 @@ async def begin_code_attempt(ctx: Context, session: Connection, user_id: str) ->
     if delay := account_delay(settings, failures):
         await throttle_store.hold(session, account, now + delay)
     attempt = Attempt(account, source_key(request_source.get()))
-    if attempt.source_key is not None:
-        failures = await _count(session, attempt.source_key, now,
-                                settings.throttle_source_window_seconds)
-        if delay := network_delay(settings, failures):
-            await throttle_store.hold(session, attempt.source_key, now + delay)
+    await _count_source(ctx, session, attempt)
     return attempt
+
+
+async def _count_source(ctx: Context, session: Connection, attempt: Attempt) -> None:
+    """One more attempt from the attempt's network, with the password's allowance and delay
+    (ATO-02); Throttled while held back."""
+    if attempt.source_key is not None:
+        failures = await _count(session, attempt.source_key, ctx.now(),
+                                ctx.settings.throttle_source_window_seconds)
+        if delay := network_delay(ctx.settings, failures):
+            await throttle_store.hold(session, attempt.source_key, ctx.now() + delay)
 
 
 async def code_succeeded(session: Connection, attempt: Attempt) -> None:
@@ -158,13 +160,8 @@ async def begin_passkey_attempt(ctx: Context, session: Connection) -> Attempt:
     """Count a username-less passkey assertion before it is checked: the account is not known
     until the credential is looked up, so against the source network's allowance alone,
     shared with passwords (ATO-02); Throttled while held back."""
-    settings, now = ctx.settings, ctx.now()
     attempt = Attempt("", source_key(request_source.get()))
-    if attempt.source_key is not None:
-        failures = await _count(session, attempt.source_key, now,
-                                settings.throttle_source_window_seconds)
-        if delay := network_delay(settings, failures):
-            await throttle_store.hold(session, attempt.source_key, now + delay)
+    await _count_source(ctx, session, attempt)
     return attempt
 
 

@@ -289,3 +289,26 @@ async def test_the_timeline_lists_events_newest_first_a_page_at_a_time(
     for odd in ("0", "-3", "abc", "99999999", "1\x00"):
         assert (await phone.get("/account/activity", params={"page": odd})).status_code in (
             200, 400)
+
+
+async def test_an_apps_sign_in_moves_the_sessions_last_use_at_most_every_five_minutes(
+        ctx: Context, new_browser: Any, clock: FakeClock) -> None:
+    """Each code issued in a session is a use of it; the row is written only when the last
+    use it holds is more than five minutes old."""
+    await make_user(ctx)
+    shop = await make_app(ctx)
+    browser = new_browser()
+    await get_code(browser, Flow(shop))
+    started = int(clock.value)
+
+    async def last_use() -> int | None:
+        async with ctx.db.transaction() as session:
+            return (await session.scalars(select(BrowserSession))).one().last_used_at
+
+    assert await last_use() == started
+    clock.advance(299)
+    await get_code(browser, Flow(shop))  # single sign-on: a code, no sign-in
+    assert await last_use() == started
+    clock.advance(2)
+    await get_code(browser, Flow(shop))
+    assert await last_use() == started + 301

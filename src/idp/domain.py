@@ -96,3 +96,4 @@ class SessionInfo:
     auth_time: int
     amr: tuple[str, ...]
     acr: str
+    last_used_at: int | None = None

@@ -13,14 +13,16 @@ async def find_live_session(session: AsyncSession, id_hash: str, now: int) -> Se
     row = await session.get(BrowserSession, id_hash)
     if row is None or row.ended_at is not None or row.expires_at <= now:
         return None
-    return SessionInfo(row.sid, row.user_id, row.auth_time, tuple(row.amr), row.acr)
+    return SessionInfo(row.sid, row.user_id, row.auth_time, tuple(row.amr), row.acr,
+                       row.last_used_at)
 
 
 async def find_by_sid(session: AsyncSession, sid: str, now: int) -> SessionInfo | None:
     row = await session.scalar(select(BrowserSession).where(BrowserSession.sid == sid))
     if row is None or row.ended_at is not None or row.expires_at <= now:
         return None
-    return SessionInfo(row.sid, row.user_id, row.auth_time, tuple(row.amr), row.acr)
+    return SessionInfo(row.sid, row.user_id, row.auth_time, tuple(row.amr), row.acr,
+                       row.last_used_at)
 
 
 async def end_session(session: AsyncSession, id_hash: str, now: int) -> str | None:
@@ -47,16 +49,19 @@ async def touch(session: AsyncSession, id_hash: str, now: int) -> None:
         row.last_used_at = now
 
 
-async def record_client(session: AsyncSession, sid: str, client_id: str, user_id: str, now: int
+async def record_client(session: AsyncSession, info: SessionInfo, client_id: str, now: int
                         ) -> None:
     """Remember that the app got tokens in this session (once, even under concurrency); the
-    session was used (its last use moves forward at the granularity)."""
-    await session.execute(
-        update(BrowserSession)
-        .where(BrowserSession.sid == sid, or_(BrowserSession.last_used_at.is_(None),
-                                              BrowserSession.last_used_at
-                                              <= now - LAST_USE_GRANULARITY))
-        .values(last_used_at=now).execution_options(synchronize_session=False))
+    session was used: its last use moves forward when the one `info` was read with is older
+    than the granularity (no statement otherwise: this is on every code issued)."""
+    sid, user_id = info.sid, info.user_id
+    if info.last_used_at is None or info.last_used_at <= now - LAST_USE_GRANULARITY:
+        await session.execute(
+            update(BrowserSession)
+            .where(BrowserSession.sid == sid, or_(BrowserSession.last_used_at.is_(None),
+                                                  BrowserSession.last_used_at
+                                                  <= now - LAST_USE_GRANULARITY))
+            .values(last_used_at=now).execution_options(synchronize_session=False))
     values = {"sid": sid, "client_id": client_id, "user_id": user_id, "created_at": now}
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert

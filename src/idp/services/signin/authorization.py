@@ -390,9 +390,7 @@ async def issue_code(ctx: Context, session: AsyncSession, request: Authorization
             used_at=None,
         )
     )
-    await session_store.record_client(
-        session, browser_session.sid, request.client_id, browser_session.user_id, now
-    )
+    await session_store.record_client(session, browser_session, request.client_id, now)
     params = {"code": code}
     if request.state is not None:
         params["state"] = request.state

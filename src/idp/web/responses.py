@@ -24,6 +24,9 @@ from idp.web.security import CSP
 
 log = logging.getLogger("idp.web")
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.add_extension("jinja2.ext.i18n")
+# Pages mark their text with _() / ngettext() (Jinja2's i18n extension, new style).
+templates.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
 templates.env.filters["when"] = lambda ts: datetime.fromtimestamp(int(ts), UTC).strftime(
     "%d %b %Y, %H:%M UTC")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -6,6 +6,7 @@ this object down.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import secrets
@@ -255,9 +256,14 @@ class Settings(BaseSettings):
         """The key-encryption secret; in dev mode one is generated once and kept in data_dir."""
         if self.key_encryption_secret is not None:
             return self.key_encryption_secret.get_secret_value()
-        path = self.data_dir / "dev-key-encryption-secret"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        return _dev_key_secret(self.data_dir / "dev-key-encryption-secret")
+
+
+@functools.lru_cache(maxsize=8)
+def _dev_key_secret(path: Path) -> str:
+    """Read once per process: sign-ins and cookies derive keys from it on every request."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()

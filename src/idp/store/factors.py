@@ -4,11 +4,11 @@ concurrent attempts with the same code only one wins."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import new_handle
-from idp.store.models import PendingSignIn, RecoveryCode, TotpFactor
+from idp.store.models import Passkey, PendingSignIn, RecoveryCode, TotpFactor
 
 
 async def totp_factor(session: AsyncSession, user_id: str) -> TotpFactor | None:
@@ -18,6 +18,13 @@ async def totp_factor(session: AsyncSession, user_id: str) -> TotpFactor | None:
 async def has_totp(session: AsyncSession, user_id: str) -> bool:
     return await session.scalar(
         select(TotpFactor.user_id).where(TotpFactor.user_id == user_id)) is not None
+
+
+async def has_second_factor(session: AsyncSession, user_id: str) -> bool:
+    """An authenticator app or a passkey, in one statement (every password sign-in asks)."""
+    return bool(await session.scalar(select(
+        exists().where(TotpFactor.user_id == user_id)
+        | exists().where(Passkey.user_id == user_id))))
 
 
 async def save_totp(session: AsyncSession, user_id: str, secret_encrypted: str, step: int,

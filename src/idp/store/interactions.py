@@ -32,15 +32,15 @@ _PENDING = Prepared(select(_INTERACTIONS.c.client_id).where(
     _INTERACTIONS.c.expires_at > bindparam("b_now")))
 
 
-async def is_pending(connection: Connection, interaction_id: str, browser_hash: str, now: int
-                     ) -> bool:
-    """Whether the interaction is still open for this browser: the cheap check a password
-    attempt makes before it is counted and the hash work is spent."""
+async def pending_client(connection: Connection, interaction_id: str, browser_hash: str,
+                         now: int) -> str | None:
+    """The client of the interaction while it is still open for this browser, else None: the
+    cheap check a password attempt makes before it is counted and the hash work is spent."""
     if not interaction_id or len(interaction_id) > 64 or "\x00" in interaction_id:
-        return False
-    return await _PENDING.first(connection, {"b_id": interaction_id,
-                                             "b_browser_hash": browser_hash,
-                                             "b_now": now}) is not None
+        return None
+    row = await _PENDING.first(connection, {"b_id": interaction_id,
+                                            "b_browser_hash": browser_hash, "b_now": now})
+    return None if row is None else str(row["client_id"])
 
 
 async def delete_interaction(session: AsyncSession, interaction_id: str) -> None:

@@ -160,15 +160,17 @@ async def resume_authorization(ctx: Context, interaction_id: str, browser_id: st
 
 
 async def resume_in(ctx: Context, session: AsyncSession, interaction: Interaction,
-                    client: ClientConfig, browser_id: str, session_cookie: str | None
-                    ) -> Outcome:
+                    client: ClientConfig, browser_id: str, session_cookie: str | None,
+                    signed_in: SessionInfo | None = None) -> Outcome:
     """Continue a loaded interaction in the caller's unit of work (a page that has just
     signed the customer in issues the code in the same one). Changes to `interaction` must
-    be flushed first: finishing it deletes its row."""
+    be flushed first: finishing it deletes its row. `signed_in`: the session the caller has
+    just started at this interaction (with `session_cookie`), so it is neither read back nor
+    written to the interaction unless the interaction goes on to another page."""
     request = AuthorizationRequest.from_json(interaction.request)
     try:
         return await _advance(ctx, session, client, request, browser_id, session_cookie,
-                              interaction=interaction)
+                              interaction=interaction, signed_in=signed_in)
     except errors.OAuthError as exc:
         if not exc.redirectable:
             raise
@@ -197,24 +199,30 @@ def _stale() -> errors.InvalidRequest:
 
 
 async def load_interaction(ctx: Context, session: AsyncSession, interaction_id: str,
-                           browser_id: str) -> tuple[Interaction, ClientConfig]:
-    """The interaction, only in the browser that began it (Keycloak CVE-2026-7507)."""
+                           browser_id: str, client: ClientConfig | None = None
+                           ) -> tuple[Interaction, ClientConfig]:
+    """The interaction, only in the browser that began it (Keycloak CVE-2026-7507). `client`:
+    its registration when the caller read it already (from the client cache, before the
+    unit of work opened)."""
     interaction = await interaction_store.get_interaction(session, interaction_id, ctx.now())
     if interaction is None or interaction.browser_hash != digest(browser_id):
         raise _stale()
-    client = await client_store.get_client(session, interaction.client_id)
+    if client is None or client.client_id != interaction.client_id:
+        client = await client_store.get_client(session, interaction.client_id)
     if client is None:
         raise errors.InvalidClient("The client is not known", redirectable=False)
     return interaction, client
 
 
 async def check_pending(ctx: Context, connection: Connection, interaction_id: str,
-                        browser_id: str) -> None:
+                        browser_id: str) -> str:
     """load_interaction's answer for an interaction that is gone or not this browser's, from
-    one light read (before a password attempt is counted and hashed)."""
-    if not await interaction_store.is_pending(connection, interaction_id, digest(browser_id),
-                                              ctx.now()):
+    one light read (before a password attempt is counted and hashed); its client's id."""
+    client_id = await interaction_store.pending_client(connection, interaction_id,
+                                                       digest(browser_id), ctx.now())
+    if client_id is None:
         raise _stale()
+    return client_id
 
 
 async def _verify_hint(ctx: Context, token: str | None) -> dict[str, Any] | None:
@@ -253,11 +261,12 @@ async def consent_ask(session: AsyncSession, client: ClientConfig,
 
 async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
                    request: AuthorizationRequest, browser_id: str, session_cookie: str | None,
-                   interaction: Interaction | None) -> Outcome:
+                   interaction: Interaction | None, signed_in: SessionInfo | None = None
+                   ) -> Outcome:
     now = ctx.now()
     contexts.check_essential_supported(request.claims)
-    browser_session: SessionInfo | None = None
-    if session_cookie:
+    browser_session: SessionInfo | None = signed_in
+    if signed_in is None and session_cookie:
         browser_session = await session_store.find_live_session(
             session, digest(session_cookie), now
         )
@@ -273,7 +282,7 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
     ask = await consent_ask(session, client, request)
     state = InteractionState(
         session=browser_session,
-        authenticated_here=(
+        authenticated_here=signed_in is not None or (
             interaction is not None
             and browser_session is not None
             and interaction.session_sid == browser_session.sid
@@ -315,6 +324,8 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
             expires_at=now + ctx.settings.interaction_ttl,
         )
         session.add(interaction)
+    elif signed_in is not None:
+        interaction.session_sid = signed_in.sid  # the next page sees it signed in here
     if step is Step.SECOND_FACTOR:
         assert browser_session is not None and session_cookie is not None
         await wait_to_step_up(ctx, session, interaction, browser_session, browser_id,

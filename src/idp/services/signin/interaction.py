@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp import errors
 from idp.crypto.handles import digest, new_handle
-from idp.domain import AuthorizationRequest, ClientConfig
+from idp.domain import AuthorizationRequest, ClientConfig, SessionInfo
 from idp.protocol.acr import session_acr
 from idp.protocol.consent import (
     CATEGORY_TITLES,
@@ -44,7 +44,7 @@ from idp.services.upstream.providers import display_name
 from idp.store import grants as grant_store
 from idp.store import sessions as session_store
 from idp.store import users as user_store
-from idp.store.models import BrowserSession, Upstream
+from idp.store.models import BrowserSession, Upstream, User
 
 LOGIN_FAILED = "The email address or password is not correct."
 
@@ -200,21 +200,25 @@ async def login_with_password(ctx: Context, interaction_id: str, browser_id: str
     An account with a second factor gets no session here: the password waits for it
     (SecondFactorRequired, raised once that is committed)."""
     async with ctx.db.atomic() as connection:
-        await check_pending(ctx, connection, interaction_id, browser_id)
+        client_id = await check_pending(ctx, connection, interaction_id, browser_id)
         check = await begin_password_check(ctx, connection, email, password)
     proof = await verify_password(ctx, check, password)
     if proof is None:
         raise LoginFailed()
+    # From the client cache, before the unit of work opens (its own connection: on SQLite
+    # the unit of work holds the write lock).
+    cached = await ctx.clients.get(client_id)
     async with ctx.db.transaction() as session:
-        interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
+        interaction, client = await load_interaction(ctx, session, interaction_id, browser_id,
+                                                     cached)
         await settle(ctx, session, proof)
         waiting = await wait_in_interaction(ctx, session, interaction, proof.user.id,
                                             browser_id, ["pwd"])
         if waiting is None:
-            cookie, sid = await start_session(ctx, session, proof.user.id, previous_cookie)
-            interaction.session_sid = sid
-            await session.flush()
-            outcome = await resume_in(ctx, session, interaction, client, browser_id, cookie)
+            cookie, signed_in = await open_session(ctx, session, proof.user.id,
+                                                   previous_cookie, account=proof.user)
+            outcome = await resume_in(ctx, session, interaction, client, browser_id, cookie,
+                                      signed_in)
     if waiting is not None:
         raise waiting
     return SignedIn(cookie, outcome)
@@ -262,6 +266,17 @@ async def start_session(ctx: Context, session: AsyncSession, user_id: str,
                         previous_cookie: str | None, amr: list[str] | None = None,
                         identity_id: str | None = None) -> tuple[str, str]:
     """A new session id at every login (ATO-14); the previous one ends server-side."""
+    cookie, info = await open_session(ctx, session, user_id, previous_cookie, amr,
+                                      identity_id)
+    return cookie, info.sid
+
+
+async def open_session(ctx: Context, session: AsyncSession, user_id: str,
+                       previous_cookie: str | None, amr: list[str] | None = None,
+                       identity_id: str | None = None, account: User | None = None
+                       ) -> tuple[str, SessionInfo]:
+    """start_session, answering with the session as the authorization reads it; `account`:
+    the account's row when the caller holds it already (it is not read again)."""
     now = ctx.now()
     replaced = None
     if previous_cookie:
@@ -274,9 +289,9 @@ async def start_session(ctx: Context, session: AsyncSession, user_id: str,
         expires_at=now + ctx.settings.session_ttl, ended_at=None, identity_id=identity_id,
     )
     # Device, network, the security event and a new-device notice (issue 12 item 8).
-    await note_sign_in(ctx, session, row, replaced_own=replaced == user_id)
+    await note_sign_in(ctx, session, row, replaced_own=replaced == user_id, account=account)
     session.add(row)
-    return cookie, sid
+    return cookie, SessionInfo(sid, user_id, now, tuple(row.amr), row.acr, row.last_used_at)
 
 
 @dataclass(frozen=True)

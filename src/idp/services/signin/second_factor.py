@@ -26,7 +26,6 @@ from idp.observability import metrics
 from idp.services.context import Context
 from idp.services.signin import security_events, throttle
 from idp.store import factors as store
-from idp.store import passkeys as passkey_store
 from idp.store.models import Interaction, PendingSignIn
 
 SECRET_PURPOSE = "totp-secret"
@@ -97,8 +96,7 @@ def combined_amr(first: list[str] | tuple[str, ...], added: tuple[str, ...]) -> 
 
 async def needs_second_factor(session: AsyncSession, user_id: str) -> bool:
     """An authenticator app or a passkey: either one is asked for after a first factor."""
-    return await store.has_totp(session, user_id) or await passkey_store.has_passkey(
-        session, user_id)
+    return await store.has_second_factor(session, user_id)
 
 
 async def wait_for_second_factor(ctx: Context, session: AsyncSession, user_id: str,

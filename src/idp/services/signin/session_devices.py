@@ -58,13 +58,13 @@ def sign_in_method(amr: list[str]) -> str:
 
 
 async def note_sign_in(ctx: Context, session: AsyncSession, row: BrowserSession,
-                       replaced_own: bool) -> None:
+                       replaced_own: bool, account: User | None = None) -> None:
     """In the sign-in's unit of work, for the session `row` about to be added: record its
     device and network, the security event, and the notice for an unrecognised device.
     `replaced_own`: the browser's previous session was of the same account."""
     device, network = request_device()
     row.device, row.network, row.last_used_at = device, network, row.created_at
-    user = await session.get(User, row.user_id)
+    user = account if account is not None else await session.get(User, row.user_id)
     key = account_key(user.email) if user is not None and user.email else f"user:{row.user_id}"
     is_browser = request_devices.get() is not None
     known = replaced_own or trusted_device(ctx, key) is not None

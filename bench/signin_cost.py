@@ -1,13 +1,17 @@
 """What one password sign-in costs the server, against what one argon2 verify costs.
 
     .venv/bin/python bench/signin_cost.py [--database postgres|sqlite] [--logins 60] [--profile]
+                                          [--browser returning|new]
 
 A returning customer (consent already given, no session in this browser) signs in the whole
 way, over HTTP as a browser would: the authorization request, the login page, the password
-post, the redirect with the code, and the app redeeming it. The server's and the database's
-CPU over those sign-ins (read from /proc, bench/servers.py), per sign-in, is set against the
-CPU of one argon2id verify at the settings' parameters, timed in this process. Sign-ins run
-one at a time, so nothing else is in the window.
+post, the redirect with the code, and the app redeeming it. The browser is the one they used
+before (`returning`, the default: it keeps our device cookie, as a signed-out browser does) or
+one we have not seen (`new`: the sign-in also records an unrecognised device and mails a
+notice). The server's and the database's CPU over those sign-ins (read from /proc,
+bench/servers.py), per sign-in, is set against the CPU of one argon2id verify at the settings'
+parameters, timed in this process. Sign-ins run one at a time, so nothing else is in the
+window.
 """
 
 from __future__ import annotations
@@ -102,12 +106,19 @@ class StepMeter:
 
 
 async def sign_in_each(metadata: dict[str, object], client: tuple[str, str],
-                       accounts: list[tuple[str, str]], meter: StepMeter | None = None) -> None:
+                       accounts: list[tuple[str, str]], meter: StepMeter | None = None,
+                       devices: dict[str, httpx.Cookies] | None = None) -> None:
+    """Each account signs in from a browser without a session: with the device cookie kept
+    in `devices` from an earlier round, if any (the round records them)."""
     hooks = {"request": [meter.on_request]} if meter is not None else {}
     for email, password in accounts:
-        # a browser without a session
-        async with httpx.AsyncClient(timeout=30, event_hooks=hooks) as browser:
+        known = devices.get(email) if devices is not None else None
+        async with httpx.AsyncClient(timeout=30, event_hooks=hooks, cookies=known) as browser:
             await sign_in(browser, metadata, client, email, password)
+            if devices is not None:
+                devices[email] = httpx.Cookies({
+                    name: value for name, value in browser.cookies.items()
+                    if name.endswith("idp_device")})
     if meter is not None:
         meter.finish()
 
@@ -123,7 +134,9 @@ def main(args: argparse.Namespace) -> int:
         server = stack.enter_context(idp_server(workdir / "idp", url, free_port(), 1))
         accounts = server.create_customers(args.logins)
         # The first sign-in of each gives the app its consent; the measured one is a return.
-        asyncio.run(sign_in_each(server.metadata, server.code_client, accounts))
+        devices: dict[str, httpx.Cookies] | None = {} if args.browser == "returning" else None
+        asyncio.run(sign_in_each(server.metadata, server.code_client, accounts,
+                                 devices=devices))
         window = CpuWindow(server.pids, database_name(url), args.database == "postgres")
         window.settle()
         recorder = None
@@ -134,18 +147,21 @@ def main(args: argparse.Namespace) -> int:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
         window.start()
-        asyncio.run(sign_in_each(server.metadata, server.code_client, accounts))
+        asyncio.run(sign_in_each(server.metadata, server.code_client, accounts,
+                                 devices=devices))
         server_ms, db_ms, _ = window.stop()
         window.settle()
         meter = StepMeter(server.pids(), postgres_pids(database_name(url))
                           if args.database == "postgres" else [])
-        asyncio.run(sign_in_each(server.metadata, server.code_client, accounts, meter))
+        asyncio.run(sign_in_each(server.metadata, server.code_client, accounts, meter,
+                                 devices=devices))
         if recorder is not None:
             recorder.send_signal(signal.SIGINT)
             recorder.wait(timeout=30)
     verify_ms = argon2_verify_ms()
     per_login = (server_ms + db_ms) / len(accounts)
-    print(f"{len(accounts)} returning sign-ins on {args.database}, one at a time")
+    print(f"{len(accounts)} returning sign-ins on {args.database}, one at a time, "
+          f"from a {'known' if args.browser == 'returning' else 'new'} browser")
     print(f"  server CPU per sign-in        {server_ms / len(accounts):7.1f} ms")
     print(f"  database CPU per sign-in      {db_ms / len(accounts):7.1f} ms")
     print(f"  one argon2id verify           {verify_ms:7.1f} ms")
@@ -169,4 +185,6 @@ if __name__ == "__main__":
     parser.add_argument("--profile", action="store_true",
                         help="sample the worker with py-spy and print where the CPU went")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--browser", choices=["returning", "new"], default="returning",
+                        help="the customer's browser keeps our device cookie, or is new to us")
     sys.exit(main(parser.parse_args()))

@@ -116,9 +116,11 @@ async def sign_in_each(metadata: dict[str, object], client: tuple[str, str],
         async with httpx.AsyncClient(timeout=30, event_hooks=hooks, cookies=known) as browser:
             await sign_in(browser, metadata, client, email, password)
             if devices is not None:
-                devices[email] = httpx.Cookies({
-                    name: value for name, value in browser.cookies.items()
-                    if name.endswith("idp_device")})
+                kept = httpx.Cookies()
+                for cookie in browser.cookies.jar:
+                    if cookie.name.endswith("idp_device"):
+                        kept.jar.set_cookie(cookie)
+                devices[email] = kept
     if meter is not None:
         meter.finish()
 

@@ -14,7 +14,10 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY src ./src
 COPY migrations ./migrations
 COPY openapi ./openapi
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# The translations' catalogs compiled into the wheel (nothing may be written at run time).
+RUN pip install --no-cache-dir "babel>=2.16" \
+    && pybabel -q compile -d src/idp/locales -D messages \
+    && pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -197,8 +197,8 @@ async def test_deleting_the_account_revokes_at_every_upstream_and_erases_everyth
     apple_refresh = next(t for t in apple.issued if t in apple.refresh_tokens)
     google_token = next(t for t in google.issued if t.startswith("ya29."))
     asid = facebook.asid(facebook.users["fay"], FACEBOOK_APP_ID)
-    overview = await browser.get("/account")
-    assert 'href="/account/delete"' in overview.text
+    privacy = await browser.get("/account/privacy")
+    assert 'href="/account/delete"' in privacy.text
     for name in ("httpx", "idp"):
         caplog.set_level(logging.DEBUG, logger=name)
 

@@ -65,10 +65,10 @@ def status_of(page: httpx.Response) -> str:
 
 
 async def start_connect(browser: httpx.AsyncClient, alias: str) -> httpx.Response:
-    overview = await browser.get("/account")
-    assert overview.status_code == 200
+    security = await browser.get("/account/security")
+    assert security.status_code == 200
     return await browser.post("/account/identities/link", data={
-        "csrf_token": identities_token(overview), "alias": alias})
+        "csrf_token": identities_token(security), "alias": alias})
 
 
 async def connect(browser: httpx.AsyncClient, alias: str) -> httpx.Response:
@@ -77,14 +77,14 @@ async def connect(browser: httpx.AsyncClient, alias: str) -> httpx.Response:
     assert started.status_code == 303
     assert not started.headers["location"].startswith("/account/reauth")
     page = await walk(browser, started)
-    assert urlsplit(str(page.url)).path == "/account", page.text
+    assert urlsplit(str(page.url)).path == "/account/security", page.text
     return page
 
 
 async def remove(browser: httpx.AsyncClient, identity_id: str) -> httpx.Response:
-    overview = await browser.get("/account")
+    security = await browser.get("/account/security")
     return await browser.post(f"/account/identities/{identity_id}/remove",
-                              data={"csrf_token": identities_token(overview)})
+                              data={"csrf_token": identities_token(security)})
 
 
 async def identities_of(ctx: Context, user_id: str) -> list[Identity]:
@@ -119,9 +119,9 @@ async def test_connect_google_then_sign_in_with_it(
     alice = await make_user(ctx)
     laptop = browsers(google)
     await account_sign_in(laptop)
-    overview = await laptop.get("/account")
-    assert "Sign-in methods" in overview.text and 'data-method="password"' in overview.text
-    assert "Connect Google" in overview.text
+    security = await laptop.get("/account/security")
+    assert "Sign-in methods" in security.text and 'data-method="password"' in security.text
+    assert "Connect Google" in security.text
     started = await start_connect(laptop, "google")
     assert started.headers["location"].startswith(google.url("/o/oauth2/v2/auth"))
     page = await walk(laptop, started)
@@ -153,19 +153,22 @@ async def test_stale_session_confirms_with_the_password_first(
     clock.advance(ctx.settings.recent_auth_seconds + 1)
     started = await start_connect(laptop, "google")
     assert started.status_code == 303
-    assert started.headers["location"] == "/account/reauth?next=%2Faccount"
+    assert started.headers["location"] == "/account/reauth?next=%2Faccount%2Fsecurity"
     assert not any(e.path == "/o/oauth2/v2/auth" for e in google.log.entries)
     page = await laptop.get(started.headers["location"])
     assert page.status_code == 200 and 'name="password"' in page.text
-    assert 'name="next" value="/account"' in page.text
+    assert 'name="next" value="/account/security"' in page.text
     old_cookie = laptop.cookies.get(SESSION)
     wrong = await laptop.post("/account/reauth", data={
-        "csrf_token": csrf_token(page.text), "next": "/account", "password": "not it"})
+        "csrf_token": csrf_token(page.text), "next": "/account/security",
+        "password": "not it"})
     assert wrong.status_code == 200 and LOGIN_FAILED in wrong.text
     assert laptop.cookies.get(SESSION) == old_cookie
     confirmed = await laptop.post("/account/reauth", data={
-        "csrf_token": csrf_token(page.text), "next": "/account", "password": PASSWORD})
-    assert confirmed.status_code == 303 and confirmed.headers["location"] == "/account"
+        "csrf_token": csrf_token(page.text), "next": "/account/security",
+        "password": PASSWORD})
+    assert confirmed.status_code == 303
+    assert confirmed.headers["location"] == "/account/security"
     assert laptop.cookies.get(SESSION) not in (None, old_cookie)  # a new session id
     page = await connect(laptop, "google")
     assert status_of(page).startswith("Your Google account is connected.")
@@ -285,7 +288,7 @@ async def test_remove_an_identity_but_never_the_last_method(
     # A stale session is sent to confirm first.
     clock.advance(ctx.settings.recent_auth_seconds + 1)
     stale = await remove(browser, second.id)
-    assert stale.headers["location"] == "/account/reauth?next=%2Faccount"
+    assert stale.headers["location"] == "/account/reauth?next=%2Faccount%2Fsecurity"
     assert len(await identities_of(ctx, user_id)) == 2
     clock.advance(-ctx.settings.recent_auth_seconds - 1)
     page = await walk(browser, await remove(browser, second.id))
@@ -413,7 +416,7 @@ async def test_forms_without_csrf_are_refused(
     await connect(laptop, "google")
     [linked] = await identities_of(ctx, alice)
     await account_sign_in(other, "alice@example.com")
-    foreign = identities_token(await other.get("/account"))
+    foreign = identities_token(await other.get("/account/security"))
     for token in (None, "", foreign):
         data = {"alias": "google"} | ({"csrf_token": token} if token is not None else {})
         assert (await laptop.post("/account/identities/link", data=data)).status_code == 403
@@ -477,7 +480,7 @@ async def still_stale(browser: httpx.AsyncClient) -> None:
     assert deletion.status_code == 303
     assert deletion.headers["location"] == "/account/reauth?next=/account/delete"
     assert (await start_connect(browser, "google")).headers["location"] == (
-        "/account/reauth?next=%2Faccount")
+        "/account/reauth?next=%2Faccount%2Fsecurity")
 
 
 async def test_reauth_makes_google_authenticate_again(

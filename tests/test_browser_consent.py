@@ -293,8 +293,11 @@ async def test_account_center_change_history_receipt_and_disconnect(
         await center.get_by_role("heading", name="Sign in to your account").wait_for()
         await sign_in(center)
         await center.wait_for_url(f"{idp}/account")
+        await expect(center.locator("[data-apps]")).to_have_text("1 app can see your data.")
+        await center.get_by_role("link", name="Apps and data").first.click()
+        await center.wait_for_url(f"{idp}/account/apps")
 
-        # The overview: what the app receives, by category, and each purpose's answer.
+        # Apps and data: what the app receives, by category, and each purpose's answer.
         listed = center.locator(f'li[data-client="{app.client_id}"]')
         await expect(listed.get_by_role("link", name="Shop")).to_be_visible()
         for line in ("Who you are: Sign you in with your account", PHONE,
@@ -302,12 +305,14 @@ async def test_account_center_change_history_receipt_and_disconnect(
                      "How you use the app: Stay connected", "Order updates: allowed",
                      "Offers by email: allowed", "Share with partners: allowed"):
             await expect(listed).to_contain_text(line)
-        # Each purpose's buttons say which purpose they are for.
+        await screenshot(center, "account-apps")
+        # Privacy choices: each purpose's buttons say which purpose they are for.
+        await center.goto(f"{idp}/account/privacy")
         await expect(center.get_by_role("button", name="Stop Offers by email in every app")
                      ).to_be_visible()
         await expect(center.get_by_role("button", name="Allow Share with partners in every app")
                      ).to_be_visible()
-        await screenshot(center, "account-overview")
+        await center.goto(f"{idp}/account/apps")
 
         # The app's page: optional data and purposes in labelled groups; required is fixed.
         await listed.get_by_role("link", name="Shop").click()
@@ -326,7 +331,7 @@ async def test_account_center_change_history_receipt_and_disconnect(
 
         await offers.uncheck()
         await center.get_by_role("button", name="Save choices").click()
-        await center.wait_for_url(f"{idp}/account?change=*")
+        await center.wait_for_url(f"{idp}/account/apps?change=*")
         status = center.locator("#change-status")
         await expect(status).to_have_text("Applied to 0 of 1 apps; still telling Shop.")
         await expect(status).to_have_attribute("role", "status")
@@ -350,6 +355,7 @@ async def test_account_center_change_history_receipt_and_disconnect(
         await expect(listed).to_contain_text("Share with partners: allowed")
 
         # The history, newest first, with a receipt that downloads as JSON.
+        await center.goto(f"{idp}/account/privacy")
         entries = center.locator("ol.timeline > li")
         assert await entries.evaluate_all("ls => ls.map(l => l.dataset.action)") == [
             "change", "grant"]
@@ -383,9 +389,10 @@ async def test_account_center_change_history_receipt_and_disconnect(
         # Disconnect: the app leaves the list and everything it holds stops working.
         await center.goto(f"{idp}/account/apps/{app.client_id}")
         await center.get_by_role("button", name="Disconnect Shop").click()
-        await center.wait_for_url(f"{idp}/account?change=*")
+        await center.wait_for_url(f"{idp}/account/apps?change=*")
         await expect(center.locator("li[data-client]")).to_have_count(0)
         await expect(center.get_by_text("No app is connected to your account.")).to_be_visible()
+        await center.goto(f"{idp}/account/privacy")
         assert await center.locator("ol.timeline > li").evaluate_all(
             "ls => ls.map(l => l.dataset.action)") == ["withdraw", "change", "grant"]
         assert not await active(idp, api, later["access_token"])
@@ -405,9 +412,12 @@ async def test_consent_and_account_center_without_javascript(
         assert purpose_ids(tokens["claims"]) == {"order_updates", "partner_sharing"}
         assert "phone" in tokens["scope"].split()
 
-        # Same browser session: the account center opens directly.
+        # Same browser session: the account center opens directly, and its sections are
+        # links: no script needed to find one's way.
         await page.goto(f"{idp}/account")
         assert path_of(page) == "/account"
+        await page.get_by_role("link", name="Apps and data").first.click()
+        await page.wait_for_url(f"{idp}/account/apps")
         listed = page.locator(f'li[data-client="{app.client_id}"]')
         await expect(listed).to_contain_text("Offers by email: not allowed")
         await listed.get_by_role("link", name="Shop").click()
@@ -415,11 +425,12 @@ async def test_consent_and_account_center_without_javascript(
         await page.get_by_text(PHONE, exact=True).click()  # stop sharing the phone number
         await page.get_by_text("Offers by email").click()  # and allow offers after all
         await page.get_by_role("button", name="Save choices").click()
-        await page.wait_for_url(f"{idp}/account?change=*")
+        await page.wait_for_url(f"{idp}/account/apps?change=*")
         await expect(page.locator("#change-status")).to_have_text(
             "Applied to 0 of 1 apps; still telling Shop.")
         await expect(listed).to_contain_text("Offers by email: allowed")
         await expect(listed).not_to_contain_text(PHONE)
+        await page.get_by_role("link", name="Privacy choices and history").click()
         change = page.locator("ol.timeline > li").first
         await expect(change).to_contain_text("allowed Offers by email; stopped your phone number")
         async with page.expect_download() as download_info:
@@ -430,9 +441,11 @@ async def test_consent_and_account_center_without_javascript(
                                                     "offline_access"]
         assert not await active(idp, api, tokens["access_token"])
 
+        await page.get_by_role("link", name="Apps and data").click()
         await listed.get_by_role("link", name="Shop").click()
         await page.get_by_role("button", name="Disconnect Shop").click()
-        await page.wait_for_url(f"{idp}/account?change=*")
+        await page.wait_for_url(f"{idp}/account/apps?change=*")
         await expect(page.locator("li[data-client]")).to_have_count(0)
+        await page.get_by_role("link", name="Privacy choices and history").click()
         await expect(page.locator("ol.timeline > li").first).to_have_attribute(
             "data-action", "withdraw")

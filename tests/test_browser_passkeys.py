@@ -84,6 +84,7 @@ async def test_add_a_passkey_then_sign_in_to_an_app_without_a_username(
     await page.goto(f"{idp}/account/login")
     await sign_in(page)
     await page.wait_for_url(f"{idp}/account")
+    await page.get_by_role("link", name="Sign-in and security").first.click()
     await page.get_by_role("link", name="Manage passkeys").click()
     await page.wait_for_url(f"{idp}/account/passkeys")
     await page.get_by_label("Name for the new passkey").fill("Test laptop")

@@ -81,6 +81,7 @@ async def test_the_address_is_changed_from_the_account_center(
     await page.get_by_label("Email address").fill("alice@example.com")
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in", exact=True).click()
+    await page.get_by_role("link", name="Sign-in and security").first.click()
     await page.get_by_role("link", name="Change your email address").click()
     await page.get_by_label("New email address").fill("alice@new.example")
     await page.get_by_role("button", name="Send the link").click()

@@ -60,6 +60,7 @@ async def test_the_other_browser_is_signed_out_from_the_account_center(
     await make_user(ctx)
     await sign_in(page, idp)
     await sign_in(laptop, idp)
+    await page.get_by_role("link", name="Sign-in and security").first.click()
     await page.get_by_role("link", name="See and sign out your devices").click()
     await expect(page.get_by_role("heading", name="Where you're signed in")).to_be_visible()
     sessions = page.locator("ul.sessions > li")

@@ -63,7 +63,7 @@ async def test_the_address_changes_when_the_new_one_confirms(
     received, _ = inbox
     user_id = await make_user(ctx)
     await account_sign_in(client)
-    assert 'href="/account/email"' in (await client.get("/account")).text
+    assert 'href="/account/email"' in (await client.get("/account/security")).text
     sent = await ask(client, " Alice@New.Example ")
     assert sent.status_code == 200 and NEW in sent.text
     assert await address_of(ctx, user_id) == ("alice@example.com", True)  # not yet

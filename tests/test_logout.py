@@ -276,7 +276,7 @@ async def test_password_change_signs_out_everywhere_else(
     await laptop.post("/account/login", data={"csrf_token": csrf_token(page.text),
                                               "email": "alice@example.com",
                                               "password": "correct horse battery staple"})
-    overview = await laptop.get("/account")
+    overview = await laptop.get("/account/security")
     token = re.search(r'action="/account/password">\s*<input type="hidden" name="csrf_token" '
                       r'value="([^"]+)"', overview.text).group(1)
     wrong = await laptop.post("/account/password", data={

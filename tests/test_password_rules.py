@@ -81,7 +81,7 @@ async def test_the_account_center_and_reset_use_the_same_rules(
     received, _ = inbox
     await make_user(ctx)
     await account_sign_in(client)
-    page = await client.get("/account")
+    page = await client.get("/account/security")
     refused = await client.post("/account/password", data={
         "csrf_token": csrf_token(page.text.split('action="/account/password"')[1]),
         "current_password": PASSWORD, "new_password": "sunshine"})

@@ -384,17 +384,19 @@ async def test_pages_of_sensitive_actions_ask_for_the_code(
 async def test_changing_the_password_asks_for_the_code_and_keeps_it(
         client: httpx.AsyncClient, ctx: Context, clock: FakeClock, shop: Flow) -> None:
     secret, _ = await enrol(client, clock)
-    overview = await client.get("/account")
-    token = csrf_token(overview.text.split('action="/account/password"')[1])
+    security = await client.get("/account/security")
+    token = csrf_token(security.text.split('action="/account/password"')[1])
     form = {"csrf_token": token, "current_password": PASSWORD,
             "new_password": "a new long passphrase"}
     refused = await client.post("/account/password", data=form)
     assert refused.status_code == 303
-    assert refused.headers["location"] == "/account/reauth?next=%2Faccount%23password"
+    assert refused.headers["location"] == (
+        "/account/reauth?next=%2Faccount%2Fsecurity%23password")
     clock.advance(30)
     await reauth_with_code(client, secret, clock, refused.headers["location"])
     changed = await client.post("/account/password", data=form)
-    assert changed.status_code == 303 and changed.headers["location"].startswith("/account?")
+    assert changed.status_code == 303
+    assert changed.headers["location"] == "/account/security?password=changed#password"
     # The new session keeps the second factor it had (it was dropped before).
     flow = Flow(shop.app)
     tokens = await tokens_after(client, flow, await authorize(client, flow))
@@ -407,11 +409,11 @@ async def test_linking_an_identity_asks_for_the_code(
         ) -> None:
     await make_user(ctx)
     secret, _ = await enrol(browser, clock)
-    overview = await browser.get("/account")
-    form = {"csrf_token": identities_token(overview), "alias": "google"}
+    security = await browser.get("/account/security")
+    form = {"csrf_token": identities_token(security), "alias": "google"}
     refused = await browser.post("/account/identities/link", data=form)
     assert refused.status_code == 303
-    assert refused.headers["location"] == "/account/reauth?next=%2Faccount"
+    assert refused.headers["location"] == "/account/reauth?next=%2Faccount%2Fsecurity"
     clock.advance(30)
     await reauth_with_code(browser, secret, clock, refused.headers["location"])
     started = await browser.post("/account/identities/link", data=form)

@@ -26,6 +26,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from idp import locales
 from idp.crypto.keys import KeyEncryptor
 from idp.notifications.outbox import enqueue
 from idp.notifications.senders import Outcome
@@ -37,6 +38,8 @@ log = logging.getLogger("idp.mail")
 _TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]), keep_trailing_newline=True)
+# Mails mark their text like pages (idp.locales), rendered in their reader's language.
+locales.install_gettext(_TEMPLATES)
 _LINK = re.compile(r"https?://\S+")
 
 
@@ -51,16 +54,23 @@ def _sealer(secret: str) -> KeyEncryptor:
 
 
 def enqueue_mail(session: AsyncSession, settings: Settings, to: str, template: str,
-                 context: dict[str, Any], now: int) -> str:
+                 context: dict[str, Any], now: int, locale: str | None = None) -> str:
     """Render `template` (.subject.txt, .txt and .html under notifications/templates) for
-    `to` and put it in the outbox in the caller's unit of work."""
-    subject = _TEMPLATES.get_template(f"{template}.subject.txt").render(context).strip()
-    text = _TEMPLATES.get_template(f"{template}.txt").render(context)
-    html = _TEMPLATES.get_template(f"{template}.html").render(context)
+    `to` and put it in the outbox in the caller's unit of work. In `locale` (the reader's:
+    the language of the request that enqueued it when not named), which the message keeps."""
+    locale = locale or locales.current_locale()
+    if locale not in settings.languages:
+        locale = settings.default_locale
+    with locales.using_locale(locale):
+        context = {**context, "lang": locale, "dir": locales.direction(locale)}
+        subject = _TEMPLATES.get_template(f"{template}.subject.txt").render(context).strip()
+        text = _TEMPLATES.get_template(f"{template}.txt").render(context)
+        html = _TEMPLATES.get_template(f"{template}.html").render(context)
     sealed = sealer(settings).encrypt({"to": to, "subject": subject, "text": text,
-                                       "html": html})
+                                       "html": html, "locale": locale})
     # The target names no address: logs and /admin/v1/outbox show "mail", never whose.
-    return enqueue(session, MAIL, None, "mail", {"template": template, "sealed": sealed}, now)
+    return enqueue(session, MAIL, None, "mail",
+                   {"template": template, "locale": locale, "sealed": sealed}, now)
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,7 @@ class MailSender:
         return Outcome(False, True, None, "no SMTP relay is configured (IDP_SMTP_HOST)")
 
     def finished_payload(self, payload: dict[str, Any]) -> dict[str, Any] | None:
-        return {"template": payload.get("template")}
+        return {"template": payload.get("template"), "locale": payload.get("locale")}
 
     def _message(self, content: dict[str, Any]) -> EmailMessage:
         mail = EmailMessage()
@@ -101,6 +111,8 @@ class MailSender:
         mail["Message-ID"] = make_msgid(domain=domain)
         mail.set_content(str(content["text"]))
         mail.add_alternative(str(content["html"]), subtype="html")
+        if content.get("locale"):  # after the content, which sets the Content-* headers
+            mail["Content-Language"] = str(content["locale"])  # RFC 3282
         return mail
 
     def _relay(self, mail: EmailMessage) -> None:

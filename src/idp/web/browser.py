@@ -25,10 +25,12 @@ from starlette.responses import Response
 from idp import errors
 from idp.crypto.handles import new_handle
 from idp.crypto.keys import derive_key
+from idp.locales import N_
 from idp.settings import Settings
 
-EXPIRED = "The form has expired. Go back and try again."
-CROSS_SITE = "The form was sent from another site. Go back and try again."
+# Descriptions of the 403 page (translated there: idp.web.i18n.shown_description).
+EXPIRED = N_("The form has expired. Go back and try again.")
+CROSS_SITE = N_("The form was sent from another site. Go back and try again.")
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -15,26 +14,31 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
-from idp import errors
+from idp import errors, locales
 from idp.protocol.dpop import DPOP_SIGNING_ALGS
 from idp.services.context import Context
 from idp.services.signin.authorization import AuthorizationResponse
 from idp.services.tokens.dpop import fresh_nonce
+from idp.web.i18n import error_summary, page_language, shown_description
 from idp.web.security import CSP
 
 log = logging.getLogger("idp.web")
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-templates.env.add_extension("jinja2.ext.i18n")
-# Pages mark their text with _() / ngettext() (Jinja2's i18n extension, new style).
-templates.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
-templates.env.filters["when"] = lambda ts: datetime.fromtimestamp(int(ts), UTC).strftime(
-    "%d %b %Y, %H:%M UTC")
+# Pages mark their text with _() / ngettext() (Jinja2's i18n extension, new style), in the
+# request's language (idp.web.i18n); `when` and `number` write times and numbers in it.
+locales.install_gettext(templates.env)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200
          ) -> HTMLResponse:
-    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    # The theme folder's templates first, when it has any; the brand for base.html
+    # (idp.web.theme, set up by create_app).
+    state = request.app.state
+    themed = getattr(state, "templates", templates)
+    context = {"brand": getattr(state, "brand", None), **context}
+    context.update(page_language(request))
+    response = themed.TemplateResponse(request, name, context, status_code=status_code)
     response.headers.update(NO_STORE)
     return response
 
@@ -46,12 +50,17 @@ def allow_own_scripts(response: Response) -> Response:
     return response
 
 
-def error_page(request: Request, exc: errors.OAuthError) -> HTMLResponse:
+def error_page(request: Request, exc: errors.OAuthError, detail: str | None = None
+               ) -> HTMLResponse:
+    """The error page: a plain-words summary of the error code, and the description when
+    it is written for customers (translated); `detail`: words already in the language."""
     # 400 for what the request got wrong, 403 for a form refused as a possible forgery, 500
     # and 503 for our own trouble; never 401, which would ask the browser for credentials.
     status = exc.status_code if exc.status_code in (403, 500, 503) else 400
-    return page(request, "error.html", {"error": exc.error, "description": exc.description},
-                status_code=status)
+    return page(request, "error.html", {
+        "error": exc.error, "summary": error_summary(exc.error),
+        "description": detail if detail is not None else shown_description(exc.description)},
+        status_code=status)
 
 
 def auto_submit_page(request: Request, method: str, action: str,

@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from idp import errors
 from idp.crypto.handles import digest
 from idp.domain import SessionInfo
+from idp.locales.devices import UNKNOWN
 from idp.services.context import Context
 from idp.services.signin import security_events
 from idp.services.signin.session_devices import SESSION_ENDED, request_device
 from idp.services.signin.sessions import end_session, end_sessions_of_user
-from idp.services.signin.user_agents import UNKNOWN
 from idp.store.models import BrowserSession
 
 NOT_YOURS = "This session is not one of yours, or it has already ended."

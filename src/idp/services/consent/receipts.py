@@ -32,6 +32,11 @@ def receipt(ctx: Context, entry: LedgerEntry) -> dict[str, Any]:
             "termination": "Until withdrawn in the account center",
             "thirdPartyDisclosure": bool(p["sale_or_share"]),
             "consentGiven": p["id"] in agreed,
+            # Issue 15 item 4: the words shown, exactly: their language and version, and
+            # their digest (entries from before languages: the default's, version 1).
+            "purposeLanguage": p.get("language") or s.default_locale,
+            "purposeTextVersion": p.get("text_version", 1),
+            **({"purposeTextDigest": p["text_digest"]} if p.get("text_digest") else {}),
         }
         for p in payload.get("policy", [])
     ]
@@ -41,7 +46,8 @@ def receipt(ctx: Context, entry: LedgerEntry) -> dict[str, Any]:
         "consentTimestamp": entry.created_at,
         "collectionMethod": payload.get("method", "unknown"),
         "consentReceiptID": entry.entry_id,
-        "language": "en",
+        # The language of the page the customer answered on.
+        "language": payload.get("language") or s.default_locale,
         "piiPrincipalId": entry.subject_ref,
         "piiControllers": [{"piiController": s.controller_name, "contact": s.controller_contact,
                             "piiControllerUrl": s.issuer}],
@@ -56,7 +62,10 @@ def receipt(ctx: Context, entry: LedgerEntry) -> dict[str, Any]:
         "spiCat": [],
         # ISO/IEC TS 27560 event and our ledger proof.
         "event": {"type": ACTION_STATE.get(entry.action, entry.action),
-                  "channel": entry.channel, "gpc": entry.gpc, "grantId": entry.grant_id},
+                  "channel": entry.channel, "gpc": entry.gpc, "grantId": entry.grant_id,
+                  # Every consent text of the page answered (scopes, categories, purposes).
+                  **({"textsDigest": payload["texts_digest"]}
+                     if payload.get("texts_digest") else {})},
         "proof": {"seq": entry.seq, "payloadDigest": entry.payload_digest,
                   "prevHash": entry.prev_hash, "entryHash": entry.entry_hash,
                   "payloadErased": entry.payload is None},

@@ -10,8 +10,9 @@ iOS says "Safari" too, so the more specific tokens are tried first.
 
 from __future__ import annotations
 
+from idp.locales.devices import UNKNOWN, stored_name
+
 MAX_AGENT_LENGTH = 512  # longer headers are read only this far
-UNKNOWN = "Unknown device"
 
 # (token in the header, browser name), most specific first.
 _BROWSERS: tuple[tuple[str, str], ...] = (
@@ -49,11 +50,4 @@ def describe(agent: str | None) -> str:
     if not agent:
         return UNKNOWN
     agent = agent[:MAX_AGENT_LENGTH]
-    browser, system = _first(agent, _BROWSERS), _first(agent, _SYSTEMS)
-    if browser and system:
-        return f"{browser} on {system}"
-    if browser:
-        return browser
-    if system:
-        return f"A browser on {system}"
-    return UNKNOWN
+    return stored_name(_first(agent, _BROWSERS), _first(agent, _SYSTEMS))

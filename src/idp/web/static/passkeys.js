@@ -74,7 +74,10 @@
         ? navigator.credentials.create({ publicKey: creationOptions(json) })
         : navigator.credentials.get({ publicKey: requestOptions(json) });
       ask.then(function (credential) { post(form, credential); }, function () {
-        report(form, "No passkey was used. Try again, or use another way.");
+        // The page's words, in its language (data-cancelled), else these.
+        var status = form.querySelector("[data-passkey-status]");
+        report(form, (status && status.getAttribute("data-cancelled")) ||
+               "No passkey was used. Try again, or use another way.");
       });
     });
     if (kind === "conditional" && PublicKeyCredential.isConditionalMediationAvailable) {

@@ -159,8 +159,8 @@ async def test_the_export_holds_every_section_and_no_secret(
     bob_flow = Flow(shop)
     bob_tokens = (await redeem(other, bob_flow, await get_code(other, bob_flow, BOB))).json()
 
-    overview = await browser.get("/account")
-    assert '<a href="/account/export">Download my data</a>' in overview.text
+    privacy = await browser.get("/account/privacy")
+    assert '<a href="/account/export">Download my data</a>' in privacy.text
     response = await download(browser)
 
     assert response.status_code == 200, response.text

@@ -334,7 +334,8 @@ async def test_withdrawing_one_purpose_reaches_every_app_at_once(
     assert event["sub_id"] == {"format": "iss_sub", "iss": ISSUER,
                                "sub": claims_of(shop_tokens["id_token"])["sub"]}
     assert "Applied to 1 of 1 apps." in overview.text
-    assert "stopped Offers by email" in overview.text
+    # The history is on the privacy page (issue 15 item 7: a section of its own).
+    assert "stopped Offers by email" in (await browser.get("/account/privacy")).text
     # The app re-authorizes silently and gets the narrower consent.
     flow = Flow(shop)
     silent = await browser.get("/authorize", params=flow.params(
@@ -389,8 +390,10 @@ async def test_disconnecting_an_app(new_browser, ctx: Context, setup: None) -> N
     assert (await introspect(browser, api, tokens["access_token"])) == {"active": False}
     assert (await refresh(browser, shop, tokens["refresh_token"])).json()["error"] == (
         "invalid_grant")
-    overview = await browser.get("/account")
-    assert f'data-client="{shop.client_id}"' not in overview.text
+    assert gone.headers["location"].startswith("/account/apps?change=")
+    apps = await browser.get("/account/apps")
+    assert apps.status_code == 200 and 'data-apps="0"' in apps.text
+    assert f'data-client="{shop.client_id}"' not in apps.text
     dispatcher = Dispatcher(ctx, timeout=2, allow_private=True)
     try:
         assert await dispatcher.run_once() == 3  # logout token, session-revoked, claims change
@@ -423,12 +426,12 @@ async def test_account_center_requires_sign_in_and_csrf(new_browser, ctx: Contex
     await account_login(browser)
     # Profile edit needs the form's token too.
     assert (await browser.post("/account/profile", data={"name": "Mallory"})).status_code == 403
-    overview = await browser.get("/account")
+    profile = await browser.get("/account/profile")
     saved = await browser.post("/account/profile", data={
-        "csrf_token": re.findall(r'name="csrf_token" value="([^"]+)"', overview.text)[0],
+        "csrf_token": re.findall(r'name="csrf_token" value="([^"]+)"', profile.text)[0],
         "name": "Alice Liddell", "nickname": ""})
     assert saved.status_code == 303
-    assert 'value="Alice Liddell"' in (await browser.get("/account")).text
+    assert 'value="Alice Liddell"' in (await browser.get("/account/profile")).text
 
 
 async def test_history_and_receipts(new_browser, ctx: Context, setup: None) -> None:  # type: ignore[no-untyped-def]
@@ -436,8 +439,8 @@ async def test_history_and_receipts(new_browser, ctx: Context, setup: None) -> N
     shop = await shop_app(ctx)
     await tokens_with(browser, shop, ["phone"], ["marketing_email", "partner_sharing"])
     await account_login(browser)
-    overview = await browser.get("/account")
-    entry_id = re.search(r'/account/receipts/([\w-]+)', overview.text).group(1)
+    privacy = await browser.get("/account/privacy")
+    entry_id = re.search(r'/account/receipts/([\w-]+)', privacy.text).group(1)
     receipt = await browser.get(f"/account/receipts/{entry_id}")
     assert receipt.status_code == 200
     body = receipt.json()
@@ -602,11 +605,11 @@ async def test_one_choice_applies_to_every_app_that_asks(
             for i in range(3)]
     tokens = [await tokens_with(browser, app, ["phone"], ["marketing_email"]) for app in apps]
     await account_login(browser)
-    overview = await browser.get("/account")
-    assert "allowed in 3 of 3 apps" in overview.text
+    privacy = await browser.get("/account/privacy")
+    assert "allowed in 3 of 3 apps" in privacy.text
     token = re.search(r'action="/account/purposes/marketing_email" class="actions">\s*'
                       r'<input type="hidden" name="csrf_token" value="([^"]+)"',
-                      overview.text).group(1)
+                      privacy.text).group(1)
     changed = await browser.post("/account/purposes/marketing_email",
                                  data={"csrf_token": token, "decision": "stop"})
     assert changed.status_code == 303

@@ -128,18 +128,18 @@ async def test_an_account_center_form_refuses_other_origins(
 ) -> None:
     browser = new_browser()
     await account_sign_in(browser, ALICE)
-    overview = await browser.get("/account")
-    form = {"csrf_token": csrf_token(overview.text), "name": "Mallory"}
+    profile = await browser.get("/account/profile")
+    form = {"csrf_token": csrf_token(profile.text), "name": "Mallory"}
     for name, headers in HOSTILE.items():
         response = await browser.post("/account/profile", data=form, headers=headers)
         assert_refused(response, case=name)
-    assert 'value="Alice Example"' in (await browser.get("/account")).text
+    assert 'value="Alice Example"' in (await browser.get("/account/profile")).text
     assert_refused(await browser.post("/account/profile", data={**form, "csrf_token": "x"},
                                       headers=friendly), "form has expired")
     saved = await browser.post("/account/profile", data={**form, "name": "Alice Liddell"},
                                headers=friendly)
     assert saved.status_code == 303, saved.text
-    assert 'value="Alice Liddell"' in (await browser.get("/account")).text
+    assert 'value="Alice Liddell"' in (await browser.get("/account/profile")).text
 
 
 async def test_every_state_changing_form_has_the_second_wall(
@@ -173,8 +173,8 @@ async def test_every_state_changing_form_has_the_second_wall(
             assert response.status_code == 403, f"{path} {name}: {response.text}"
             assert "another site" in response.text
     # Nothing happened: still signed in, the account and its profile intact.
-    overview = await browser.get("/account")
-    assert overview.status_code == 200 and 'value="Alice Example"' in overview.text
+    profile = await browser.get("/account/profile")
+    assert profile.status_code == 200 and 'value="Alice Example"' in profile.text
 
 
 async def test_protocol_endpoints_stay_open_to_other_sites(

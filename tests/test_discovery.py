@@ -19,7 +19,7 @@ async def test_openid_configuration(client: httpx.AsyncClient) -> None:
     assert meta["userinfo_endpoint"] == f"{ISSUER}/userinfo"
     assert meta["jwks_uri"] == f"{ISSUER}/jwks"
     assert meta["response_types_supported"] == ["code"]
-    assert meta["subject_types_supported"] == ["public"]
+    assert meta["subject_types_supported"] == ["public", "pairwise"]
     assert "RS256" in meta["id_token_signing_alg_values_supported"]
     assert "none" not in meta["id_token_signing_alg_values_supported"]
     assert "openid" in meta["scopes_supported"]

@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "idp"
 BELOW_SERVICES = ("protocol", "store", "federation", "crypto", "net", "notifications",
                   "observability", "domain", "errors", "settings")
 ABOVE_SERVICES = ("routes", "web", "cli", "main")
-ROOMS = ("consent", "tokens", "upstream", "signin", "accounts")
+ROOMS = ("consent", "profile", "tokens", "upstream", "signin", "accounts")
 
 
 def _imports(path: Path) -> set[str]:

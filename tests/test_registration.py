@@ -61,7 +61,7 @@ async def test_a_registered_web_app_signs_a_customer_in(client: httpx.AsyncClien
                                                         ctx: Context) -> None:
     for path in DISCOVERY:
         assert (await client.get(path)).json()["registration_endpoint"] == f"{ISSUER}/register"
-    response = await client.post("/register", json={**WEB, "logo_uri": "https://x.example/l.png",
+    response = await client.post("/register", json={**WEB, "client_uri": "https://x.example/",
                                                     "unheard_of": 1})
     assert response.status_code == 201, response.text
     assert response.headers["cache-control"] == "no-store"
@@ -77,7 +77,7 @@ async def test_a_registered_web_app_signs_a_customer_in(client: httpx.AsyncClien
     assert body["registration_client_uri"] == f"{ISSUER}/register/{body['client_id']}"
     assert len(body["registration_access_token"]) >= 43
     # What is not kept is left out of the answer (§3.2.1), unknown fields ignored (§2).
-    assert "logo_uri" not in body and "unheard_of" not in body
+    assert "client_uri" not in body and "unheard_of" not in body
     app = App(body["client_id"], body["client_secret"], WEB["redirect_uris"][0])
     await make_user(ctx)
     flow = Flow(app)

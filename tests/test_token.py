@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import text
 
+from idp.services.accounts import admin
 from idp.services.context import Context
-from idp.store.models import Client
 from tests.conftest import FakeClock
 from tests.helpers import (
     PASSWORD,
@@ -314,10 +314,9 @@ async def test_grant_type_not_registered_for_client_is_unauthorized_client(
     app = await make_app(ctx)
     flow = Flow(app)
     code = await get_code(client, flow)
-    # The operator reconfigures the app as a machine-to-machine client.
-    async with ctx.db.transaction() as session:
-        await session.execute(update(Client).where(Client.client_id == app.client_id)
-                              .values(grant_types=["client_credentials"]))
+    # The operator reconfigures the app as a machine-to-machine client (as the admin API
+    # and the CLI do: this process's cached copy of the client is dropped).
+    await admin.update_client(ctx, app.client_id, {"grant_types": ["client_credentials"]})
     assert_error(await redeem(client, flow, code), 400, "unauthorized_client")
 
 

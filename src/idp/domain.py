@@ -33,6 +33,15 @@ class ClientConfig:
     dpop_bound_access_tokens: bool = False
     # Every sign-in to this client uses a second factor (OIDC Core §2 amr "mfa"; step-up).
     require_mfa: bool = False
+    # OIDC Core §8: "public" or "pairwise"; a pairwise client's sector (OIDC Core §8.1), in
+    # which every account has a `sub` of its own (None for a public client).
+    subject_type: str = "public"
+    sector_identifier_uri: str | None = None
+    sector_identifier: str | None = None
+    # OIDC Registration §2 / RFC 7591 §2: shown on the consent page.
+    logo_uri: str | None = None
+    policy_uri: str | None = None
+    tos_uri: str | None = None
 
     @property
     def is_public(self) -> bool:

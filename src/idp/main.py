@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from types import FrameType
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from idp.notifications.dispatcher import Dispatcher
@@ -23,6 +23,9 @@ from idp.routes import (
     account_email,
     account_export,
     account_passkeys,
+    account_privacy_choices,
+    account_profile,
+    account_sections,
     account_sessions,
     account_two_step,
     admin,
@@ -34,9 +37,12 @@ from idp.routes import (
     grants,
     health,
     interaction,
+    language,
     logout,
     operations,
     pictures,
+    privacy,
+    profile_api,
     recovery,
     registration,
     revocation,
@@ -46,6 +52,7 @@ from idp.routes import (
     upstream_hooks,
     userinfo,
 )
+from idp.routes.account_privacy_choices import honour_gpc
 from idp.services import maintenance
 from idp.services.context import Context, build_context
 from idp.services.senders import outbox_senders
@@ -53,9 +60,11 @@ from idp.settings import Settings
 from idp.web.browser import BrowserCookies
 from idp.web.errors import install_error_handlers
 from idp.web.hot import HotRoutes
+from idp.web.i18n import LanguageNegotiation
 from idp.web.observe import RequestObserver
 from idp.web.security import SecurityHeaders
 from idp.web.source import ClientSource
+from idp.web.theme import install_theme
 
 # How long shutdown waits for a delivery the dispatcher has begun (its HTTP timeout is 5 s).
 SHUTDOWN_DELIVERY_SECONDS = 10
@@ -135,15 +144,22 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         ctx.db.observe_pool()
     install_error_handlers(app)
     for module in (discovery, authorize, interaction, second_factor, token, device, revocation,
-                   userinfo, logout, grants, account, account_deletion, account_email,
-                   account_export, account_sessions, account_two_step, account_passkeys,
+                   language, userinfo, logout, grants, account, account_sections, account_deletion,
+                   account_email, account_export, account_sessions, account_two_step,
+                   account_passkeys, account_profile, profile_api,
                    recovery, federation, upstream_hooks, pictures, health, operations,
-                   registration, signup, admin, docs):
-        app.include_router(module.router)
+                   registration, signup, admin, docs, privacy, account_privacy_choices):
+        # A signed-in account-center request with `Sec-GPC: 1` opts the account out of sale
+        # and sharing, whichever page it is for (idp.routes.account_privacy_choices).
+        gpc = module.router.prefix.startswith("/account")
+        app.include_router(module.router, dependencies=[Depends(honour_gpc)] if gpc else None)
     docs.mount_assets(app)
+    install_theme(app, settings)
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
-    app.add_middleware(HotRoutes, owner=app)  # innermost: after every middleware below
+    # The page's language (idp.web.i18n); inside HotRoutes, so hot endpoints never pay for it.
+    app.add_middleware(LanguageNegotiation, settings=settings)
+    app.add_middleware(HotRoutes, owner=app)  # after every middleware below
     app.add_middleware(ClientSource, trusted_proxies=settings.trusted_proxies,
                        cookies=app.state.cookies)
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from idp import brand, locales
+
 DEFAULT_ISSUER = "http://127.0.0.1:8000"
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "changethis", "dev"})
 
@@ -116,6 +118,25 @@ class Settings(BaseSettings):
     controller_contact: str = "privacy@example.com"
     privacy_policy_url: str = "https://example.com/privacy"
     jurisdiction: str = "EU"
+    # Aggregate consent figures for the brand (GET /admin/v1/consent/statistics) show no
+    # count below this: a cell of 1 to k-1 customers reads null, so nobody can be singled out.
+    consent_statistics_min_count: int = Field(default=5, ge=2, le=1000)
+
+    # The brand's look (issue 15 item 6). A theme folder holds templates/ (overriding ours by
+    # name) and static/ (served at /theme/); the logo and favicon are files in static/. The
+    # footer links to brand_support_url and privacy_policy_url. Colours are #rrggbb, checked
+    # for contrast at start-up (idp.brand); without text and background colours the pages
+    # follow the browser's light or dark scheme.
+    theme_dir: Path | None = None
+    brand_name: str = Field(default="idp", min_length=1, max_length=100)
+    brand_logo: str | None = None
+    brand_favicon: str | None = None
+    brand_primary_color: str = "#1f5fbf"
+    brand_on_primary_color: str = "#ffffff"
+    brand_text_color: str | None = None
+    brand_background_color: str | None = None
+    brand_error_color: str | None = None
+    brand_support_url: str | None = None
 
     # Dynamic client registration (RFC 7591, RFC 7592): "off"; "token", where registering
     # needs an initial access token issued through the admin API or `idp admin
@@ -154,7 +175,11 @@ class Settings(BaseSettings):
     # Registration links (issue 12 item 2): single use, this long.
     signup_ttl: int = Field(default=3600, ge=300, le=86_400)
 
-    ui_locales_supported: tuple[str, ...] = ("en",)
+    # The languages of pages, mails and consent texts: every catalog under src/idp/locales
+    # (adding a language is adding a catalog), or only these of them. The default answers
+    # when neither the authorization request, the customer nor the browser names one.
+    ui_locales_supported: tuple[str, ...] | None = None
+    default_locale: str = "en"
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
     # One JSON object per line (with the request's id), or plain text for a terminal.
@@ -217,6 +242,49 @@ class Settings(BaseSettings):
             raise ValueError("smtp_security none sends the SMTP password in clear; use "
                              "starttls or tls for a relay that is not on this machine")
         return self
+
+    @field_validator("brand_primary_color", "brand_on_primary_color", "brand_text_color",
+                     "brand_background_color", "brand_error_color")
+    @classmethod
+    def _colour(cls, value: str | None) -> str | None:
+        return None if value is None else brand.parse_colour(value)
+
+    @model_validator(mode="after")
+    def _brand_look(self) -> Settings:
+        problems = brand.palette_problems(
+            self.brand_primary_color, self.brand_on_primary_color, self.brand_text_color,
+            self.brand_background_color, self.brand_error_color)
+        if self.theme_dir is not None and not self.theme_dir.is_dir():
+            problems.append(f"IDP_THEME_DIR {self.theme_dir} is not a folder")
+        for name, setting in ((self.brand_logo, "IDP_BRAND_LOGO"),
+                              (self.brand_favicon, "IDP_BRAND_FAVICON")):
+            problem = brand.theme_file_problem(self.theme_dir, name, setting) if name else None
+            problems += [problem] if problem else []
+        for url, setting in ((self.brand_support_url, "IDP_BRAND_SUPPORT_URL"),
+                             (self.privacy_policy_url, "IDP_PRIVACY_POLICY_URL")):
+            problem = brand.link_problem(url, setting) if url else None
+            problems += [problem] if problem else []
+        if problems:
+            raise ValueError("the brand's look: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _languages(self) -> Settings:
+        missing = [tag for tag in (*(self.ui_locales_supported or ()), self.default_locale)
+                   if tag not in locales.catalog_locales()]
+        if missing:
+            raise ValueError(f"no catalog for {', '.join(missing)}: the languages are "
+                             f"{', '.join(locales.catalog_locales())}")
+        if self.ui_locales_supported and self.default_locale not in self.ui_locales_supported:
+            raise ValueError("default_locale must be one of ui_locales_supported")
+        return self
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages offered, the default first."""
+        offered = self.ui_locales_supported or locales.catalog_locales()
+        return (self.default_locale,
+                *(tag for tag in dict.fromkeys(offered) if tag != self.default_locale))
 
     @model_validator(mode="after")
     def _production_guards(self) -> Settings:

@@ -15,6 +15,8 @@ from idp.cli import (
     ledger,
     openapi,
     outbox,
+    privacy,
+    profile,
     purposes,
     serve,
     sessions,
@@ -24,8 +26,8 @@ from idp.cli import (
 from idp.cli.common import load_settings
 
 # The order `idp --help` lists them in.
-COMMAND_GROUPS = (serve, clients, users, purposes, ledger, upstreams, sessions, outbox, openapi,
-                  keys, admin)
+COMMAND_GROUPS = (serve, clients, users, privacy, purposes, profile, ledger, upstreams,
+                  sessions, outbox, openapi, keys, admin)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,6 +63,13 @@ def register(sub: Any) -> None:
     create.add_argument("--require-mfa", action=argparse.BooleanOptionalAction, default=False,
                         help="every sign-in to this client uses a second factor (step-up; "
                              "tokens carry acr urn:idp:acr:mfa)")
+    add_display_options(create)
+    create.add_argument("--subject-type", choices=["public", "pairwise"], default="public",
+                        help="pairwise: the app gets a sub of its own sector (OIDC Core §8.1), "
+                             "for apps outside the brand's own family; fixed once registered")
+    create.add_argument("--sector-identifier-uri", default=None, metavar="URL",
+                        help="https URL of a JSON array listing every redirect URI; its host "
+                             "is the pairwise sector (needed when redirect URIs span hosts)")
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=cmd_clients_create)
     update = csub.add_parser(
@@ -82,11 +89,30 @@ def register(sub: Any) -> None:
                         help="accept token requests only with a DPoP proof (RFC 9449 §5.2)")
     update.add_argument("--require-mfa", action=argparse.BooleanOptionalAction, default=None,
                         help="every sign-in to this client uses a second factor")
+    add_display_options(update)
+    update.add_argument("--sector-identifier-uri", default=None, metavar="URL",
+                        help="a pairwise client's sector identifier document (same host)")
     update.add_argument("--json", action="store_true")
     update.set_defaults(func=cmd_clients_update)
     lst = csub.add_parser("list", help="list clients")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(func=cmd_clients_list)
+
+
+def add_display_options(parser: argparse.ArgumentParser) -> None:
+    # OIDC Registration §2: shown on the consent page; on update, "" removes one.
+    parser.add_argument("--logo-uri", default=None, metavar="URL",
+                        help="the app's logo (https), shown on the consent page")
+    parser.add_argument("--policy-uri", default=None, metavar="URL",
+                        help="the app's privacy policy (https), linked from the consent page")
+    parser.add_argument("--tos-uri", default=None, metavar="URL",
+                        help="the app's terms of service (https), linked from the consent page")
+
+
+def display_options(args: argparse.Namespace) -> dict[str, str]:
+    return {key: value for key, value in (("logo_uri", args.logo_uri),
+                                          ("policy_uri", args.policy_uri),
+                                          ("tos_uri", args.tos_uri)) if value is not None}
 
 
 def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -115,6 +141,9 @@ def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
                 require_par=args.require_par,
                 dpop_bound_access_tokens=args.dpop_bound_access_tokens,
                 require_mfa=args.require_mfa,
+                **display_options(args),
+                subject_type=args.subject_type,
+                sector_identifier_uri=args.sector_identifier_uri,
             )
         except InvalidInput as exc:
             print(f"idp: {exc}", file=sys.stderr)
@@ -148,6 +177,9 @@ def client_json(client: Any) -> dict[str, Any]:
         "require_pushed_authorization_requests": client.require_par,
         "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
         "require_mfa": client.require_mfa,
+        "logo_uri": client.logo_uri, "policy_uri": client.policy_uri, "tos_uri": client.tos_uri,
+        "subject_type": client.subject_type,
+        "sector_identifier_uri": client.sector_identifier_uri,
     }
 
 
@@ -156,8 +188,9 @@ def cmd_clients_update(settings: Settings, args: argparse.Namespace) -> int:
         "name": args.name, "redirect_uris": args.redirect_uri, "grant_types": args.grant_type,
         "scopes": args.scope, "require_par": args.require_par,
         "dpop_bound_access_tokens": args.dpop_bound_access_tokens,
-        "require_mfa": args.require_mfa}.items()
-        if value is not None}
+        "require_mfa": args.require_mfa,
+        "sector_identifier_uri": args.sector_identifier_uri}.items()
+        if value is not None} | display_options(args)
     if not changes:
         print("idp: nothing to change (see idp clients update --help)", file=sys.stderr)
         return 2

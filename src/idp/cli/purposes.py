@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from idp.cli import consent_texts
 from idp.cli.common import run_admin
 from idp.services.context import Context
 from idp.settings import Settings
@@ -23,11 +24,15 @@ def register(sub: Any) -> None:
     pcreate.add_argument("--legal-basis", default="consent",
                          choices=["consent", "contract", "legitimate_interest"])
     pcreate.add_argument("--sale-or-share", action="store_true")
+    pcreate.add_argument("--retention-days", type=int,
+                         help="purge values collected only for it this many days after")
     pcreate.set_defaults(func=cmd_purposes_create)
     pupdate = psub.add_parser("update", help="change a purpose; raises its version")
     pupdate.add_argument("--id", required=True, dest="purpose_id")
     pupdate.add_argument("--title")
     pupdate.add_argument("--description")
+    pupdate.add_argument("--retention-days", type=int,
+                         help="purge values collected only for it this many days after")
     pupdate.add_argument("--not-material", action="store_true",
                          help="a wording fix: keep the version, nobody is asked again")
     pupdate.set_defaults(func=cmd_purposes_update)
@@ -39,6 +44,7 @@ def register(sub: Any) -> None:
     passign.add_argument("--required", action="append", default=[])
     passign.add_argument("--optional", action="append", default=[])
     passign.set_defaults(func=cmd_purposes_assign)
+    consent_texts.register(psub)  # text, text-remove, texts: the words per language
 
 
 def cmd_purposes_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -48,7 +54,7 @@ def cmd_purposes_create(settings: Settings, args: argparse.Namespace) -> int:
         row = await purposes.create_purpose(
             ctx, purpose_id=args.purpose_id, title=args.title, description=args.description,
             data_categories=args.category, legal_basis=args.legal_basis,
-            sale_or_share=args.sale_or_share)
+            sale_or_share=args.sale_or_share, retention_days=args.retention_days)
         print(json.dumps({"id": row.id, "version": row.version}))
         return 0
 
@@ -61,7 +67,9 @@ def cmd_purposes_update(settings: Settings, args: argparse.Namespace) -> int:
     async def action(ctx: Context) -> int:
         row = await purposes.update_purpose(ctx, args.purpose_id, title=args.title,
                                             description=args.description,
-                                            material=not args.not_material)
+                                            material=not args.not_material,
+                                            retention_days=args.retention_days
+                                            if args.retention_days is not None else ...)
         print(json.dumps({"id": row.id, "version": row.version}))
         return 0
 

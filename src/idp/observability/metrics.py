@@ -45,6 +45,11 @@ SIGNINS = Counter("idp_signins", "Sign-in checks by method (password, or the ups
 THROTTLED = Counter("idp_throttled", "Requests held back by a throttle", ["what"])
 CONSENT_CHANGES = Counter("idp_consent_changes", "Consent ledger entries by action",
                           ["action"])
+# Global Privacy Control signals seen on the do-not-sell page and the account center, by
+# whether a signed-in account was there to apply them to ("signed_in" or "signed_out"): a
+# count, never who sent them (CCPA metrics, Cal. Code Regs. tit. 11 §7102).
+GPC_SIGNALS = Counter("idp_gpc_signals", "Global Privacy Control signals received on "
+                      "the privacy pages", ["account"])
 DELIVERY_FAILURES = Counter("idp_outbox_delivery_failures",
                             "Failed outbox delivery attempts, by app (client id; 'upstream' "
                             "for messages to an identity provider)", ["client_id"])

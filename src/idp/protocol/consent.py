@@ -13,6 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from idp.locales import N_
+from idp.protocol.privacy import NO_STANDING, Standing, effective_purposes
+
 DATA_CATEGORIES = ("identity", "descriptive", "attitudinal", "behavioral")
 LEGAL_BASES = ("consent", "contract", "legitimate_interest")
 # Which category of personal data each standard scope releases.
@@ -24,11 +27,12 @@ SCOPE_CATEGORIES: dict[str, str] = {
     "address": "descriptive",
     "offline_access": "behavioral",
 }
+# In the source language; shown in the customer's (idp.services.consent.texts).
 CATEGORY_TITLES = {
-    "identity": "Who you are",
-    "descriptive": "About you",
-    "attitudinal": "Your preferences and opinions",
-    "behavioral": "How you use the app",
+    "identity": N_("Who you are"),
+    "descriptive": N_("About you"),
+    "attitudinal": N_("Your preferences and opinions"),
+    "behavioral": N_("How you use the app"),
 }
 
 
@@ -42,6 +46,9 @@ class PurposeInfo:
     sale_or_share: bool
     version: int
     required: bool = False
+    # The words as shown: their language (None: the default's) and the version of them.
+    language: str | None = None
+    text_version: int = 1
 
 
 @dataclass(frozen=True)
@@ -100,15 +107,20 @@ def default_choice(purpose: PurposeInfo, gpc: bool) -> bool:
 
 
 def consent_claim(grant_id: str, scopes: Iterable[str], purposes: Iterable[Mapping[str, Any]],
-                  granted_at: int, updated_at: int, gpc: bool) -> dict[str, Any]:
-    """The `consent` claim carried in ID tokens, access tokens, UserInfo and introspection."""
+                  granted_at: int, updated_at: int, gpc: bool,
+                  standing: Standing = NO_STANDING) -> dict[str, Any]:
+    """The `consent` claim carried in ID tokens, access tokens, UserInfo and introspection,
+    with the account's CCPA/CPRA choices (`privacy`); sale-or-share purposes are left out
+    while the customer opted out of sale and sharing."""
     return {
         "grant_id": grant_id,
         "scopes": list(scopes),
-        "purposes": [{"id": str(p["id"]), "version": int(p["version"])} for p in purposes],
+        "purposes": [{"id": str(p["id"]), "version": int(p["version"])}
+                     for p in effective_purposes(purposes, standing.withheld)],
         "granted_at": granted_at,
         "updated_at": updated_at,
         "gpc": gpc,
+        "privacy": standing.privacy.claim(),
     }
 
 

@@ -9,6 +9,7 @@ from idp.crypto.client_keys import CLIENT_SIGNING_ALGS
 from idp.crypto.keys import SUPPORTED_ALGS
 from idp.protocol.device import DEVICE_CODE_GRANT
 from idp.protocol.dpop import DPOP_SIGNING_ALGS
+from idp.protocol.pairwise import SUBJECT_TYPES
 from idp.protocol.scopes import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 
 TOKEN_ENDPOINT_AUTH_METHODS = (
@@ -21,10 +22,11 @@ ACR_FEDERATED = "urn:idp:acr:federated"
 ACR_MFA = "urn:idp:acr:mfa"
 
 
-def oauth_metadata(issuer: str, registration: bool = False, require_par: bool = False
-                   ) -> dict[str, Any]:
+def oauth_metadata(issuer: str, registration: bool = False, require_par: bool = False,
+                   languages: tuple[str, ...] = ("en",)) -> dict[str, Any]:
     """`registration`: dynamic client registration (RFC 7591) is on; `require_par`: every
-    authorization request must be pushed first (RFC 9126 §5)."""
+    authorization request must be pushed first (RFC 9126 §5); `languages`: those with a
+    catalog (idp.locales), the default first."""
     metadata = {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
@@ -49,7 +51,8 @@ def oauth_metadata(issuer: str, registration: bool = False, require_par: bool = 
         "dpop_signing_alg_values_supported": list(DPOP_SIGNING_ALGS),
         "authorization_response_iss_parameter_supported": True,
         "service_documentation": f"{issuer}/docs",
-        "ui_locales_supported": ["en"],
+        # RFC 8414 §2: the languages of the pages (one catalog each).
+        "ui_locales_supported": list(languages),
         "pushed_authorization_request_endpoint": f"{issuer}/par",
         # RFC 8628 §4
         "device_authorization_endpoint": f"{issuer}/device_authorization",
@@ -60,15 +63,19 @@ def oauth_metadata(issuer: str, registration: bool = False, require_par: bool = 
     return metadata
 
 
-def openid_metadata(issuer: str, registration: bool = False, require_par: bool = False
-                    ) -> dict[str, Any]:
+def openid_metadata(issuer: str, registration: bool = False, require_par: bool = False,
+                    languages: tuple[str, ...] = ("en",)) -> dict[str, Any]:
     return {
-        **oauth_metadata(issuer, registration, require_par),
+        **oauth_metadata(issuer, registration, require_par, languages),
+        # OIDC Discovery §3: the languages of what the customer is shown and sent about their
+        # claims (the consent page's words, the mails); the same catalogs.
+        "claims_locales_supported": list(languages),
         "userinfo_endpoint": f"{issuer}/userinfo",
         "end_session_endpoint": f"{issuer}/logout",
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
-        "subject_types_supported": ["public"],
+        # OIDC Core §8: pairwise for clients registered so (§8.1).
+        "subject_types_supported": list(SUBJECT_TYPES),
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
         # `consent`: what the token was issued under (README, "The consent claim").
         "claims_supported": ["iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",

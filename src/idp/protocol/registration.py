@@ -14,6 +14,7 @@ from typing import Any
 from idp import errors
 from idp.crypto.client_keys import CLIENT_SIGNING_ALGS
 from idp.domain import ClientConfig
+from idp.protocol.client_display import DISPLAY_URIS
 from idp.protocol.scopes import MAX_SCOPE_LENGTH, parse_scope
 
 # Fields the client MUST NOT send on an update (RFC 7592 §2.2): the server sets them.
@@ -49,7 +50,7 @@ def _string(metadata: dict[str, Any], name: str) -> str | None:
 def registration_fields(metadata: dict[str, Any], policy: Policy) -> dict[str, Any]:
     """The keyword arguments of a registration for these metadata, or the RFC 7591 §3.2.2
     error. Metadata this server does not understand are ignored (§2); those it understands
-    but does not keep (client_uri, logo_uri, contacts, ...) are left out of the answer, which
+    but does not keep (client_uri, contacts, ...) are left out of the answer, which
     is how §3.2.1 says a server tells the client what it registered."""
     if metadata.get("software_statement") is not None:
         # §2.3: we accept no statements, and ignoring one would register something other
@@ -120,6 +121,11 @@ def registration_fields(metadata: dict[str, Any], policy: Policy) -> dict[str, A
         "require_par": flags["require_pushed_authorization_requests"],
         # RFC 9449 §5.2: false when absent.
         "dpop_bound_access_tokens": flags["dpop_bound_access_tokens"],
+        # OIDC Registration §2, OIDC Core §8: public when absent.
+        "subject_type": _string(metadata, "subject_type") or "public",
+        "sector_identifier_uri": _string(metadata, "sector_identifier_uri"),
+        # OIDC Registration §2: shown on the consent page (checked with the other rules).
+        **{name: _string(metadata, name) for name in DISPLAY_URIS},
     }
 
 
@@ -139,8 +145,11 @@ def client_metadata(client: ClientConfig) -> dict[str, Any]:
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "require_pushed_authorization_requests": client.require_par,
         "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
+        "subject_type": client.subject_type,
     }
-    for name in ("backchannel_logout_uri", "jwks", "jwks_uri"):
+    if client.sector_identifier_uri is not None:
+        metadata["sector_identifier_uri"] = client.sector_identifier_uri
+    for name in ("backchannel_logout_uri", "jwks", "jwks_uri", *DISPLAY_URIS):
         if getattr(client, name) is not None:
             metadata[name] = getattr(client, name)
     return metadata

@@ -1,6 +1,7 @@
-"""The account center (/account): the signed-in customer's profile, connected apps with what
-each receives and why, and the consent history. Server-rendered; every POST carries a CSRF
-token bound to the browser."""
+"""The account center's sign-in, re-authentication and the forms of its sections (the pages
+themselves are routes/account_sections.py): sign-in methods, choices across apps and per
+app, receipts, signing out. Server-rendered; every POST carries a CSRF token
+bound to the browser."""
 
 from __future__ import annotations
 
@@ -9,21 +10,23 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from idp import errors
-from idp.services.accounts import center, linking, passkeys, two_step
+from idp.services.accounts import center, linking
 from idp.services.consent import grants
 from idp.services.consent.receipts import receipt
-from idp.services.signin import reauth, sessions
+from idp.services.signin import reauth
 from idp.services.signin.authentication import verify_password_login
 from idp.services.signin.interaction import LOGIN_FAILED, LoginFailed
 from idp.services.signin.logout import log_out
 from idp.services.signin.second_factor import SecondFactorRequired
 from idp.services.signin.second_step import sign_in_to_account
-from idp.web.browser import BrowserCookies, CookiesDep
+from idp.web.browser import EXPIRED, BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep
 from idp.web.forms import account_form, account_page, first, see_other
+from idp.web.i18n import gettext
 from idp.web.responses import NO_STORE
 
 router = APIRouter(prefix="/account", tags=["Account center"], include_in_schema=False)
+SECURITY = "/account/security"
 
 
 @router.get("/login")
@@ -44,7 +47,7 @@ async def login(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     values = await account_form(request, cookies, "login")
     user = await verify_password_login(ctx, first(values, "email"), first(values, "password"))
     if user is None:
-        return _login_page(request, cookies, LOGIN_FAILED, first(values, "email"))
+        return _login_page(request, cookies, gettext(LOGIN_FAILED), first(values, "email"))
     try:
         cookie = await sign_in_to_account(ctx, user.id, _browser(request, cookies),
                                           cookies.session_cookie(request))
@@ -55,73 +58,7 @@ async def login(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     return response
 
 
-@router.get("")
-async def overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
-                   change: str | None = None, password: str | None = None,
-                   outcome: str | None = None, upstream: str | None = None) -> Response:
-    # The query picks among our own words (a change id, "changed", an outcome code); it
-    # never carries words to show.
-    return await _overview(request, ctx, cookies, change, password, outcome, upstream)
-
-
-async def _overview(request: Request, ctx: CtxDep, cookies: CookiesDep,
-                    change: str | None = None, password: str | None = None,
-                    outcome: str | None = None, upstream: str | None = None,
-                    password_message: str | None = None) -> Response:
-    try:
-        user, _ = await center.current_user(ctx, cookies.session_cookie(request))
-    except errors.LoginRequired:
-        return see_other("/account/login")
-    status = await center.change_status(ctx, change) if change and len(change) < 64 else None
-    apps = await center.connected_apps(ctx, user.id)
-    return account_page(request, cookies, "account.html", {
-        "user": user,
-        "profile": user.profile,
-        "editable": center.EDITABLE_CLAIMS,
-        "apps": apps,
-        "across": center.purposes_across_apps(apps),
-        "history": await center.history(ctx, user.id),
-        "status": status,
-        "password_changed": password == "changed",
-        "password_message": password_message,
-        "min_length": ctx.settings.password_min_length,
-        "methods": await linking.sign_in_methods(ctx, user),
-        "methods_message": await linking.outcome_message(ctx, outcome, upstream),
-        "status_words": linking.STATUS_WORDS,
-        "two_step": await two_step.status(ctx, user.id),
-        "passkeys": await passkeys.list_passkeys(ctx, user.id),
-    }, "profile", "apps", "logout", "password", "identities")
-
-
-@router.post("/profile")
-async def save_profile(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    user, _ = await center.current_user(ctx, cookies.session_cookie(request))
-    values = await account_form(request, cookies, "profile")
-    await center.update_profile(ctx, user.id, {k: first(values, k)
-                                                for k in center.EDITABLE_CLAIMS if k in values})
-    return see_other("/account#profile")
-
-
-@router.post("/password")
-async def change_password(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
-    user, info = await center.current_user(ctx, cookies.session_cookie(request))
-    values = await account_form(request, cookies, "password")
-    # The current password is typed in the form; an account with a second factor gives it
-    # too, through a recent confirmation (issue 12 item 7).
-    if await center.has_second_factor(ctx, user.id) and \
-            not await center.confirmed_recently(ctx, info):
-        return see_other(_reauth_path("/account#password"))
-    try:
-        if user.email is None:
-            raise LoginFailed("This account signs in with another provider and has no password.")
-        cookie = await sessions.change_password(
-            ctx, user.email, first(values, "current_password"), first(values, "new_password"),
-            cookies.session_cookie(request))
-    except LoginFailed as failed:
-        return await _overview(request, ctx, cookies, password_message=failed.message)
-    response = see_other("/account?password=changed")
-    cookies.set_session(response, cookie)
-    return response
+# POST /profile: idp.routes.account_profile (issue 16: values keep their provenance).
 
 
 def _reauth_path(next_path: str) -> str:
@@ -131,8 +68,7 @@ def _reauth_path(next_path: str) -> str:
 def _browser(request: Request, cookies: BrowserCookies) -> str:
     browser_id = cookies.browser_id(request)
     if browser_id is None:  # _form has checked the CSRF token against it already
-        raise errors.InvalidRequest("The form has expired. Go back and try again.",
-                                    redirectable=False)
+        raise errors.InvalidRequest(EXPIRED, redirectable=False)
     return browser_id
 
 
@@ -188,7 +124,7 @@ async def link_identity(request: Request, ctx: CtxDep, cookies: CookiesDep) -> R
     user, info = await center.current_user(ctx, cookies.session_cookie(request))
     values = await account_form(request, cookies, "identities")
     if not await center.confirmed_recently(ctx, info):
-        return see_other(_reauth_path("/account"))
+        return see_other(_reauth_path(SECURITY))
     url = await linking.start_link(ctx, first(values, "alias"), user.id,
                                    _browser(request, cookies))
     return see_other(url)  # RFC 9700 §4.12: 303 after a POST
@@ -200,9 +136,9 @@ async def remove_identity(identity_id: str, request: Request, ctx: CtxDep, cooki
     _, info = await center.current_user(ctx, cookies.session_cookie(request))
     await account_form(request, cookies, "identities")
     if not await center.confirmed_recently(ctx, info):
-        return see_other(_reauth_path("/account"))
+        return see_other(_reauth_path(SECURITY))
     removal = await linking.remove_identity(ctx, info, identity_id)
-    response = see_other(linking.outcome_location("/account", removal.outcome, removal.alias)
+    response = see_other(linking.outcome_location(SECURITY, removal.outcome, removal.alias)
                           + "#sign-in")
     if removal.session_cookie is not None:
         cookies.set_session(response, removal.session_cookie)
@@ -219,7 +155,7 @@ async def change_purpose(purpose_id: str, request: Request, ctx: CtxDep, cookies
         raise errors.InvalidRequest("Choose allow or stop", redirectable=False)
     change_id = await grants.change_purpose_everywhere(ctx, user.id, purpose_id,
                                                         decision == "allow")
-    return see_other(f"/account?change={change_id}")
+    return see_other(f"/account/privacy?change={change_id}")
 
 
 @router.get("/apps/{client_id}")
@@ -240,7 +176,7 @@ async def change_app(client_id: str, request: Request, ctx: CtxDep, cookies: Coo
     values = await account_form(request, cookies, "apps")
     result = await grants.change_choices(ctx, user.id, client_id, values.get("scope", []),
                                           values.get("purpose", []))
-    return see_other(f"/account?change={result.change_id}")
+    return see_other(f"/account/apps?change={result.change_id}")
 
 
 @router.post("/apps/{client_id}/disconnect")
@@ -249,7 +185,7 @@ async def disconnect_app(client_id: str, request: Request, ctx: CtxDep, cookies:
     user, _ = await center.current_user(ctx, cookies.session_cookie(request))
     await account_form(request, cookies, "apps")
     result = await grants.withdraw(ctx, user.id, client_id)
-    return see_other(f"/account?change={result.change_id}")
+    return see_other(f"/account/apps?change={result.change_id}")
 
 
 @router.get("/receipts/{entry_id}")

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/account", tags=["Account center"], include_in_schema
 SETUP = "/account/totp"
 CODES = "/account/recovery-codes"
 REMOVE = "/account/totp/remove"
-BACK = "/account#two-step"
+BACK = "/account/security#two-step"
 
 
 async def _recently(request: Request, ctx: CtxDep, cookies: BrowserCookies, here: str,

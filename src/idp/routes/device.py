@@ -19,6 +19,7 @@ from idp.services.devices.authorization import start_device_authorization, verif
 from idp.web.browser import CookiesDep
 from idp.web.deps import CtxDep, read_form
 from idp.web.forms import account_form, account_page, first, see_other
+from idp.web.i18n import gettext
 from idp.web.responses import NO_STORE, page
 
 router = APIRouter(tags=["OAuth 2.0"])
@@ -48,6 +49,11 @@ async def device_authorization(request: Request, ctx: CtxDep) -> JSONResponse:
     return JSONResponse(body, headers=NO_STORE)
 
 
+def _shown(refused: errors.InvalidRequest) -> str | None:
+    """The refusal in the customer's language (its description is a catalog text)."""
+    return gettext(refused.description) if refused.description else None
+
+
 def _entry_page(request: Request, cookies: CookiesDep, user_code: str = "",
                 message: str | None = None, status_code: int = 200) -> Response:
     return account_page(request, cookies, "device.html",
@@ -68,7 +74,7 @@ async def enter_code(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Resp
     try:
         device = await verification.find_device_request(ctx, entered)
     except errors.InvalidRequest as refused:
-        return _entry_page(request, cookies, entered, refused.description, 400)
+        return _entry_page(request, cookies, entered, _shown(refused), 400)
     return account_page(request, cookies, "device.html", {"device": device}, "device-confirm")
 
 
@@ -84,7 +90,7 @@ async def confirm_code(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Re
         outcome = await verification.confirm_device_request(
             ctx, entered, browser_id, cookies.session_cookie(request))
     except errors.InvalidRequest as refused:
-        return _entry_page(request, cookies, entered, refused.description, 400)
+        return _entry_page(request, cookies, entered, _shown(refused), 400)
     response = respond(request, outcome)
     if is_new:
         cookies.set_browser_id(response, browser_id)

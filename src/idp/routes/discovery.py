@@ -16,20 +16,22 @@ from idp.web.deps import CtxDep
 
 router = APIRouter(tags=["Discovery"])
 CACHE = {"Cache-Control": "public, max-age=300"}
-Document = Callable[[str, bool, bool], dict[str, Any]]
+Document = Callable[[str, bool, bool, tuple[str, ...]], dict[str, Any]]
 
 
 @lru_cache(maxsize=8)
-def _encoded(document: Document, issuer: str, registration: bool, require_par: bool) -> bytes:
+def _encoded(document: Document, issuer: str, registration: bool, require_par: bool,
+             languages: tuple[str, ...]) -> bytes:
     """The metadata depends on settings alone: built and encoded once per process."""
-    return json.dumps(document(issuer, registration, require_par),
+    return json.dumps(document(issuer, registration, require_par, languages),
                       separators=(",", ":")).encode()
 
 
 def _document(ctx: Context, document: Document) -> Response:
     settings = ctx.settings
     return Response(_encoded(document, settings.issuer, settings.registration != "off",
-                             settings.require_pushed_authorization_requests),
+                             settings.require_pushed_authorization_requests,
+                             settings.languages),
                     headers=CACHE, media_type="application/json")
 
 

@@ -15,6 +15,7 @@ from idp.services.signin.upstream_login import finish_login, start_login
 from idp.services.upstream.state import LOGIN, claim_callback_state
 from idp.web.browser import CookiesDep
 from idp.web.deps import CtxDep, read_form
+from idp.web.i18n import follow_flow_language
 from idp.web.responses import NO_STORE, auto_submit_page
 
 router = APIRouter(prefix="/federation/{alias}", tags=["Pages"], include_in_schema=False)
@@ -61,6 +62,7 @@ async def _finish(alias: str, request: Request, ctx: CtxDep, cookies: CookiesDep
         if round_trip.session_cookie is not None:
             cookies.set_session(back, round_trip.session_cookie)
         return back
+    await follow_flow_language(request, state.interaction_id)
     try:
         result = await finish_login(ctx, state, alias, params, browser_id,
                                     cookies.session_cookie(request))

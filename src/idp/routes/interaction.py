@@ -12,12 +12,16 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from idp import errors
+from idp.protocol.client_display import image_source
 from idp.routes.authorize import respond
 from idp.services.accounts import signup
 from idp.services.context import Context
+from idp.services.profile import collect
+from idp.services.profile.collect import AnswersRefused
 from idp.services.signin.authorization import abort_authorization, resume_authorization
 from idp.services.signin.interaction import (
     ConsentAnswer,
+    ConsentTextsChanged,
     LoginFailed,
     SignedIn,
     give_consent,
@@ -32,12 +36,15 @@ from idp.services.signin.upstream_login import login_and_link
 from idp.services.upstream.providers import enabled_upstreams
 from idp.web.browser import BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep, read_form
+from idp.web.i18n import N_, gettext
 from idp.web.responses import NO_STORE, allow_own_scripts, deliver, page
+from idp.web.theme import allow_images_from
 
 router = APIRouter(prefix="/interaction/{interaction_id}", tags=["Pages"],
                    include_in_schema=False)
 
-STALE = "This sign-in request has expired or belongs to another browser. Return to the app."
+STALE = N_("This sign-in request has expired or belongs to another browser. Return to the "
+            "app.")
 
 
 def _browser(request: Request, cookies: BrowserCookies) -> str:
@@ -68,7 +75,8 @@ def sends_gpc(request: Request) -> bool:
 
 async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, interaction_id: str,
                       template: str, message: str | None = None, email: str = "",
-                      link_handle: str | None = None, sent: bool = False) -> Response:
+                      link_handle: str | None = None, sent: bool = False,
+                      refused: AnswersRefused | None = None) -> Response:
     browser_id = _browser(request, cookies)
     view = await page_context(ctx, interaction_id, browser_id, cookies.session_cookie(request),
                               gpc=sends_gpc(request))
@@ -86,7 +94,8 @@ async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, i
         "kept_purposes": view.kept_purposes,
         "gpc": sends_gpc(request),
         "min_length": ctx.settings.password_min_length,
-        "lang": "en",
+        "texts_digest": view.texts_digest,
+        "claim_titles": view.claim_titles,
         "upstreams": await enabled_upstreams(ctx) if template == "login" else [],
         "federation_token": cookies.csrf_token(browser_id, f"federation:{interaction_id}"),
         "link_handle": link_handle,
@@ -98,12 +107,21 @@ async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, i
         "passkey_options": await login_options(ctx, interaction_id, browser_id)
         if template == "login" and not link_handle else None,
         "passkey_token": cookies.csrf_token(browser_id, f"passkey:{interaction_id}"),
+        # Issue 16 item 3: the inputs for what the app asked for (consent_profile_fields.html).
+        "profile_fields": collect.fields(view.profile_fields, *(
+            (refused.typed, refused.problems) if refused else ())),
     }
+    logo = image_source(view.client.logo_uri) if view.client.logo_uri else None
     if template == "consent":
         if view.signed_in_email is None:
             return RedirectResponse(f"/interaction/{interaction_id}", 303, headers=NO_STORE)
         context["email"] = view.signed_in_email
+        context.update(client_logo_uri=view.client.logo_uri if logo else None,
+                       client_policy_uri=view.client.policy_uri,
+                       client_tos_uri=view.client.tos_uri)
     response = page(request, f"{template}.html", context)
+    if template == "consent" and logo:
+        allow_images_from(response, logo)
     return allow_own_scripts(response) if context["passkey_options"] else response
 
 
@@ -221,10 +239,24 @@ async def consent(interaction_id: str, request: Request, ctx: CtxDep, cookies: C
                   ) -> Response:
     browser_id, pairs = await _checked_pairs(request, cookies, f"consent:{interaction_id}")
     session_cookie = cookies.session_cookie(request)
-    await give_consent(ctx, interaction_id, browser_id, session_cookie, ConsentAnswer(
-        scopes=[v for k, v in pairs if k == "scope"],
-        purposes=[v for k, v in pairs if k == "purpose"], gpc=sends_gpc(request),
-        imports=frozenset(v for k, v in pairs if k == "import")))
+    form = dict(pairs)
+    try:
+        await give_consent(ctx, interaction_id, browser_id, session_cookie, ConsentAnswer(
+            scopes=[v for k, v in pairs if k == "scope"],
+            purposes=[v for k, v in pairs if k == "purpose"], gpc=sends_gpc(request),
+            imports=frozenset(v for k, v in pairs if k == "import"),
+            language=form.get("lang"), texts=form.get("texts"),
+            profile=collect.answers_of(pairs)))
+    except AnswersRefused as refused:
+        # Nothing was recorded: the page again, with what was typed and why it was refused.
+        page = await render_page(request, ctx, cookies, interaction_id, "consent",
+                                 refused=refused)
+        if page.status_code == 200:
+            page.status_code = 400
+        return page
+    except ConsentTextsChanged:
+        return await render_page(request, ctx, cookies, interaction_id, "consent", gettext(
+            "The wording changed while you were reading. Read it again, then answer."))
     return await _continue(request, ctx, cookies, interaction_id, browser_id, session_cookie)
 
 

@@ -62,6 +62,13 @@ class ClientMetadata(BaseModel):
                                    "(RFC 9126 §6)")
     dpop_bound_access_tokens: bool = Field(
         default=False, description="Token requests only with a DPoP proof (RFC 9449 §5.2)")
+    subject_type: str = Field(
+        default="public", description="public, or pairwise: a `sub` of the client's own "
+                                      "sector (OIDC Core §8.1)")
+    sector_identifier_uri: str | None = Field(
+        default=None, description="https URL of a JSON array holding every redirect URI; its "
+                                  "host is the pairwise sector (OIDC Registration §5). "
+                                  "Fetched and checked: invalid_client_metadata otherwise")
 
 
 class ClientInformation(ClientMetadata):

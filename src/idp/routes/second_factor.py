@@ -35,11 +35,13 @@ from idp.services.signin.second_step import (
 from idp.web.browser import BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep, read_form
 from idp.web.forms import account_form, account_page, first, see_other
+from idp.web.i18n import N_, gettext
 from idp.web.responses import allow_own_scripts, page
 
 router = APIRouter(tags=["Pages"], include_in_schema=False)
 
-STALE = "This sign-in request has expired or belongs to another browser. Return to the app."
+STALE = N_("This sign-in request has expired or belongs to another browser. Return to the "
+           "app.")
 TEMPLATE = "otp.html"
 
 
@@ -79,8 +81,8 @@ async def _interaction_page(request: Request, ctx: Context, cookies: BrowserCook
                             message: str | None = None) -> Response:
     offered = await _offered(ctx, browser_id, interaction_place(interaction_id))
     return _with_scripts(page(request, TEMPLATE, {**offered,
-        "heading": f"Sign in to continue to "
-                   f"{await interaction_client_name(ctx, interaction_id, browser_id)}",
+        "heading": gettext("Sign in to continue to %(app)s",
+                           app=await interaction_client_name(ctx, interaction_id, browser_id)),
         "action": f"/interaction/{interaction_id}/otp",
         "csrf_token": cookies.csrf_token(browser_id, f"otp:{interaction_id}"),
         "cancel_action": f"/interaction/{interaction_id}/cancel",
@@ -146,7 +148,8 @@ async def _account_page(request: Request, ctx: Context, cookies: BrowserCookies,
     offered = await _offered(ctx, browser_id, ACCOUNT if purpose == "login-otp" else REAUTH)
     return _with_scripts(account_page(request, cookies, TEMPLATE, {
         **offered,
-        "heading": "Sign in to your account" if purpose == "login-otp" else "Confirm it is you",
+        "heading": gettext("Sign in to your account") if purpose == "login-otp"
+        else gettext("Confirm it is you"),
         "action": action, "message": message, "recovery": recovery,
         "back": "/account/login" if purpose == "login-otp" else "/account"}, purpose), offered)
 

@@ -5,8 +5,11 @@ Rooms, from the ground up; a room imports only rooms before it in this list, `co
 the layers below services (protocol, store, federation, crypto, net, notifications):
 
 - `consent/`  grants, purposes, the consent ledger and its receipts
+- `profile/`  the customer profile: its schema, values with provenance, release to apps
+              as consent allows, progressive profiling, the access log, retention
 - `tokens/`   the token endpoint and its grant types, what is minted, and what apps call
-              with tokens (introspection, revocation, UserInfo, the Grant API)
+              with tokens (introspection, revocation, UserInfo, the Grant API, the
+              Profile API)
 - `upstream/` upstream providers as configuration, round-trip state, kept upstream tokens,
               imported profile attributes, and revocation at the provider
 - `signin/`   the authorization request, sign-in and registration pages, throttling,

@@ -5,13 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import httpx
 
+from idp.crypto.keys import derive_key
 from idp.crypto.passwords import PasswordService
+from idp.domain import ClientConfig
 from idp.federation.base import OidcUpstream
 from idp.federation.http import new_upstream_client
 from idp.net.fetch import new_http_client
+from idp.protocol.pairwise import pairwise_subject
 from idp.services.tokens.client_cache import ClientCache
 from idp.services.tokens.client_keys import ClientKeyCache
 from idp.services.tokens.signing_keys import KeyManager
@@ -54,6 +58,17 @@ class Context:
             self._upstream_http = new_upstream_client(self.upstream_transport)
         return self._upstream_http
 
+    def subject_of(self, client: ClientConfig, user_id: str) -> str:
+        """The `sub` this client knows the account by: the account id, or for a pairwise
+        client its sector's own (OIDC Core §8.1). Wherever a client sees a subject."""
+        return self.subject_in(client.sector_identifier, user_id)
+
+    def subject_in(self, sector: str | None, user_id: str) -> str:
+        if sector is None:
+            return user_id
+        return pairwise_subject(_pairwise_key(self.settings.resolved_key_secret()), sector,
+                                user_id)
+
     def notify_outbox(self) -> None:
         if self.outbox_signal is not None:
             self.outbox_signal()
@@ -67,6 +82,12 @@ class Context:
             self._upstream_http = None
         await self.db.dispose()
         self.passwords.close()
+
+
+@lru_cache(maxsize=4)
+def _pairwise_key(secret: str) -> bytes:
+    # Derived from the operator's secret for this one use; never leaves the process.
+    return derive_key(secret, "pairwise-subject")
 
 
 def build_context(settings: Settings, clock: Callable[[], float] = time.time) -> Context:

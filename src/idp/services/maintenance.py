@@ -11,12 +11,14 @@ from contextlib import asynccontextmanager
 from sqlalchemy import delete, func, select, text
 
 from idp.services.context import Context
+from idp.services.profile import access_log, retention
 from idp.services.signin import throttle
 from idp.store import clients as client_store
 from idp.store import device_codes as device_store
 from idp.store import dpop as dpop_store
 from idp.store import interactions as interaction_store
 from idp.store import passkeys as passkey_store
+from idp.store import profile as profile_store
 from idp.store import tokens as token_store
 from idp.store import users as user_store
 from idp.store.models import (
@@ -88,6 +90,13 @@ async def _housekeeping(ctx: Context) -> None:
         await dpop_store.purge(session, now)
         await device_store.purge(session, now - CODE_TOMBSTONE_SECONDS)
         await passkey_store.purge_challenges(session, now)
+        # The access log keeps what each app received for as long as the account center shows.
+        await profile_store.purge_releases(session, now // access_log.DAY - access_log.KEPT_DAYS)
+    # Issue 16 item 6: values whose purposes were withdrawn or ran out of time, each purge
+    # recorded in the consent ledger (in a unit of work of its own).
+    purged = await retention.purge_expired(ctx)
+    if purged:
+        log.info("retention: %d profile values purged", purged)
 
 
 async def run_forever(ctx: Context, interval: float) -> None:

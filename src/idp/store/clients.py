@@ -33,6 +33,12 @@ def to_config(row: Client) -> ClientConfig:
         require_par=bool(row.require_par),
         dpop_bound_access_tokens=bool(row.dpop_bound_access_tokens),
         require_mfa=bool(row.require_mfa),
+        subject_type=row.subject_type or "public",
+        sector_identifier_uri=row.sector_identifier_uri,
+        sector_identifier=row.sector_identifier,
+        logo_uri=row.logo_uri,
+        policy_uri=row.policy_uri,
+        tos_uri=row.tos_uri,
     )
 
 

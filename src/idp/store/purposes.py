@@ -12,7 +12,8 @@ from idp.store.prepared import Connection, Prepared
 
 def to_info(row: Purpose, required: bool = False) -> PurposeInfo:
     return PurposeInfo(row.id, row.title, row.description, tuple(row.data_categories),
-                       row.legal_basis, row.sale_or_share, row.version, required)
+                       row.legal_basis, row.sale_or_share, row.version, required,
+                       text_version=row.text_version)
 
 
 async def get_purpose(session: AsyncSession, purpose_id: str) -> Purpose | None:
@@ -34,7 +35,7 @@ async def purposes_of_client(session: AsyncSession, client_id: str) -> tuple[Pur
 
 
 _PURPOSE_COLUMNS = ("id", "title", "description", "data_categories", "legal_basis",
-                    "sale_or_share", "version")
+                    "sale_or_share", "version", "text_version")
 _PURPOSES_OF_CLIENT = Prepared(
     select(*(getattr(Purpose, name) for name in _PURPOSE_COLUMNS), ClientPurpose.required)
     .join(ClientPurpose, ClientPurpose.purpose_id == Purpose.id)
@@ -49,7 +50,8 @@ async def current_purposes_of_client(connection: Connection, client_id: str
     return tuple(PurposeInfo(row["id"], row["title"], row["description"],
                              tuple(row["data_categories"]), row["legal_basis"],
                              bool(row["sale_or_share"]), int(row["version"]),
-                             bool(row["required"])) for row in rows)
+                             bool(row["required"]), text_version=int(row["text_version"]))
+                 for row in rows)
 
 
 async def set_client_purposes(session: AsyncSession, client_id: str,

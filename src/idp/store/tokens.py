@@ -4,6 +4,7 @@ token, code, grant, browser session or account."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import BindParameter, Table, bindparam, delete, or_, select, update
@@ -11,8 +12,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from idp.protocol.privacy import Standing
 from idp.store.models import Client, Grant, RefreshToken, TokenRevocation, User
 from idp.store.prepared import Prepared, detached, labelled
+from idp.store.privacy import standing_from, with_standing
 
 
 async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
@@ -38,26 +41,35 @@ _GRANTS, _USERS = cast(Table, Grant.__table__), cast(Table, User.__table__)
 
 _GRANT_COLUMNS = tuple(column.name for column in _GRANTS.c)
 _USER_COLUMNS = tuple(column.name for column in _USERS.c)
-_USER_TOKEN_STATE = Prepared(
-    select(*labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"), _REVOKED.label("revoked"))
+_CLIENTS = cast(Table, Client.__table__)
+# The pairwise sector of the grant's client (OIDC Core §8.1; NULL for a public client).
+_SECTOR = (select(_CLIENTS.c.sector_identifier)
+           .where(_CLIENTS.c.client_id == _GRANTS.c.client_id)
+           .scalar_subquery().label("c_sector"))
+# Each grant read on a token path also reads the account's privacy choices (the `consent`
+# claim carries them) in the same statement: `idp.store.privacy.with_standing`.
+_USER_TOKEN_STATE = Prepared(with_standing(
+    select(*labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"), _REVOKED.label("revoked"),
+           _SECTOR)
     .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
-    .where(_GRANTS.c.id == bindparam("grant_id")))
+    .where(_GRANTS.c.id == bindparam("grant_id")), _USERS.c.id))
 _CLIENT_TOKEN_STATE = Prepared(select(
     select(Client.client_id).where(Client.client_id == bindparam("client_id"))
     .scalar_subquery().label("client_id"), _REVOKED.label("revoked")))
 _REFRESHES = cast(Table, RefreshToken.__table__)
 _REFRESH_COLUMNS = tuple(column.name for column in _REFRESHES.c)
-_REFRESH_TOKEN_STATE = Prepared(
-    select(*labelled(_REFRESHES, "r_"), *labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"))
+_REFRESH_TOKEN_STATE = Prepared(with_standing(
+    select(*labelled(_REFRESHES, "r_"), *labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"),
+           _SECTOR)
     .join(_GRANTS, _GRANTS.c.id == _REFRESHES.c.grant_id)
     .join(_USERS, _USERS.c.id == _REFRESHES.c.user_id)
-    .where(_REFRESHES.c.token_hash == bindparam("token_hash")))
-_LOCK_GRANT_OF_REFRESH_TOKEN = Prepared(
-    select(*labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"))
+    .where(_REFRESHES.c.token_hash == bindparam("token_hash")), _USERS.c.id))
+_LOCK_GRANT_OF_REFRESH_TOKEN = Prepared(with_standing(
+    select(*labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"), _SECTOR)
     .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
     .where(_GRANTS.c.id == select(_REFRESHES.c.grant_id)
            .where(_REFRESHES.c.token_hash == bindparam("token_hash")).scalar_subquery())
-    .with_for_update(of=_GRANTS))
+    .with_for_update(of=_GRANTS), _USERS.c.id))
 _CLAIM_REFRESH_TOKEN = Prepared(
     update(_REFRESHES)
     .where(
@@ -78,9 +90,22 @@ _CLAIM_REFRESH_TOKEN = Prepared(
     .returning(*_REFRESHES.c))
 
 
-def _grant_and_user(values: Mapping[Any, Any]) -> tuple[Grant, User]:
-    return (detached(Grant, "g_", _GRANT_COLUMNS, values),
-            detached(User, "u_", _USER_COLUMNS, values))
+@dataclass(frozen=True)
+class GrantState:
+    """A grant as the token paths read it: detached (read it, never change it), with its
+    account, the account's standing (privacy choices, withheld purposes) and the pairwise
+    sector of the grant's client (None for a public client)."""
+
+    grant: Grant
+    user: User
+    standing: Standing
+    sector: str | None
+
+
+def _grant_state(values: Mapping[Any, Any]) -> GrantState:
+    return GrantState(detached(Grant, "g_", _GRANT_COLUMNS, values),
+                      detached(User, "u_", _USER_COLUMNS, values), standing_from(values),
+                      values["c_sector"])
 
 
 def chain_of(code_hash: str) -> str:
@@ -95,14 +120,13 @@ def revocation_keys(jti: str, sid: str | None, chain: str | None) -> dict[str, s
 
 
 async def user_token_state(session: AsyncSession | AsyncConnection, grant_id: str,
-                           keys: dict[str, str]) -> tuple[Grant, User, bool] | None:
-    """What an end-user's access token is judged by, in one statement: its grant, the
-    grant's user (both detached: read them, never change them), and whether any of its
-    revocation keys was revoked."""
+                           keys: dict[str, str]) -> tuple[GrantState, bool] | None:
+    """What an end-user's access token is judged by, in one statement: its grant with the
+    grant's user, and whether any of its revocation keys was revoked."""
     values = await _USER_TOKEN_STATE.first(session, {"grant_id": grant_id, **keys})
     if values is None:
         return None
-    return *_grant_and_user(values), values["revoked"] is not None
+    return _grant_state(values), values["revoked"] is not None
 
 
 async def client_token_state(session: AsyncSession | AsyncConnection, client_id: str,
@@ -115,17 +139,17 @@ async def client_token_state(session: AsyncSession | AsyncConnection, client_id:
 
 
 async def refresh_token_state(session: AsyncSession | AsyncConnection, token_hash: str
-                              ) -> tuple[RefreshToken, Grant, User] | None:
-    """A refresh token with its grant and its user, in one statement (all three detached).
-    None when any of them is gone."""
+                              ) -> tuple[RefreshToken, GrantState] | None:
+    """A refresh token with its grant and its user, in one statement (all detached). None
+    when any of them is gone."""
     values = await _REFRESH_TOKEN_STATE.first(session, {"token_hash": token_hash})
     if values is None:
         return None
-    return (detached(RefreshToken, "r_", _REFRESH_COLUMNS, values), *_grant_and_user(values))
+    return detached(RefreshToken, "r_", _REFRESH_COLUMNS, values), _grant_state(values)
 
 
 async def lock_grant_of_refresh_token(session: AsyncSession | AsyncConnection, token_hash: str
-                                      ) -> tuple[Grant, User] | None:
+                                      ) -> GrantState | None:
     """Take the row lock of the grant the refresh token belongs to (PostgreSQL; SQLite's
     BEGIN IMMEDIATE already serialises writers). Every refresh of a grant, and the reuse
     revocation a losing one runs, then goes one at a time. Without it, twenty parallel
@@ -135,7 +159,7 @@ async def lock_grant_of_refresh_token(session: AsyncSession | AsyncConnection, t
     Returns the grant and its user, so the refresh that follows reads them under the lock
     and not again."""
     values = await _LOCK_GRANT_OF_REFRESH_TOKEN.first(session, {"token_hash": token_hash})
-    return _grant_and_user(values) if values is not None else None
+    return _grant_state(values) if values is not None else None
 
 
 async def claim_refresh_token(session: AsyncSession | AsyncConnection, token_hash: str,

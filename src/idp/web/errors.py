@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from idp import errors
 from idp.services import InvalidInput, NotFound
+from idp.web.i18n import N_, gettext, ngettext
 from idp.web.responses import NO_STORE, error_page, oauth_json_error
 
 log = logging.getLogger("idp.web")
@@ -24,6 +25,26 @@ def wants_html(request: Request) -> bool:
         "/signup"))
 
 
+# "Too many ..." on the 429 page, per `Throttled.what`, in the customer's language.
+TOO_MANY = {
+    "sign-in attempts": N_("Too many sign-in attempts."),
+    "codes entered": N_("Too many codes entered."),
+    "downloads of your data": N_("Too many downloads of your data."),
+    "password reset requests": N_("Too many password reset requests."),
+    "registration requests": N_("Too many registration requests."),
+    "address change requests": N_("Too many address change requests."),
+    "client registrations": N_("Too many client registrations."),
+}
+TOO_MANY_OTHER = N_("Too many attempts.")
+
+
+def throttled_words(exc: errors.Throttled) -> str:
+    too_many = gettext(TOO_MANY.get(exc.what, TOO_MANY_OTHER))
+    wait = ngettext("Wait %(num)s second, then try again.",
+                    "Wait %(num)s seconds, then try again.", exc.retry_after)
+    return f"{too_many} {wait}"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.OAuthError)
     async def _oauth_error(request: Request, exc: errors.OAuthError) -> Response:
@@ -31,7 +52,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_page(request, exc)
         scheme = request.headers.get("authorization", "").partition(" ")[0]
         return oauth_json_error(exc, bearer=request.url.path.startswith(
-            ("/userinfo", "/grants", "/admin/", "/register")), dpop=scheme.lower() == "dpop")
+            ("/userinfo", "/grants", "/admin/", "/register", "/profile/")),
+            dpop=scheme.lower() == "dpop")
 
     @app.exception_handler(InvalidInput)
     async def _invalid_input(request: Request, exc: InvalidInput) -> Response:
@@ -67,7 +89,8 @@ def install_error_handlers(app: FastAPI) -> None:
         # account exists. 429 with Retry-After (RFC 6585 §4).
         wait = errors.TemporarilyUnavailable(
             f"Too many {exc.what}. Wait {exc.retry_after} seconds, then try again.")
-        response = error_page(request, wait) if wants_html(request) else oauth_json_error(wait)
+        response = error_page(request, wait, throttled_words(exc)) if wants_html(request) \
+            else oauth_json_error(wait)
         response.status_code = 429
         response.headers["Retry-After"] = str(exc.retry_after)
         return response

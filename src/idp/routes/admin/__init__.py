@@ -7,8 +7,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from idp.routes.admin import accounts, clients, consent, operations
+from idp.routes.admin import (
+    accounts,
+    clients,
+    consent,
+    consent_statistics,
+    consent_texts,
+    operations,
+    privacy,
+    profile,
+)
 
 router = APIRouter(prefix="/admin/v1")
-for part in (clients, accounts, operations, consent):
+for part in (clients, accounts, operations, consent, consent_statistics, consent_texts,
+             privacy, profile):
     router.include_router(part.router)

@@ -15,6 +15,18 @@ from idp.web.responses import NO_STORE
 
 router = new_router()
 
+# OIDC Registration §2 / RFC 7591 §2: shown on the consent page; https (http on loopback in
+# dev mode).
+LOGO_URI = "The app's logo, shown on the consent page"
+POLICY_URI = "The app's privacy policy, linked from the consent page"
+TOS_URI = "The app's terms of service, linked from the consent page"
+SUBJECT_TYPE = ("OIDC Core §8: `public`, every app sees the account id as `sub` (the brand's "
+                "own apps); `pairwise`, the app gets a `sub` of its own sector (§8.1), so "
+                "partners cannot correlate customers. Fixed once registered.")
+SECTOR_URI = ("OIDC Registration §2: an https URL of a JSON array listing every redirect "
+              "URI; its host is the pairwise sector. Needed for a pairwise app whose redirect "
+              "URIs are on several hosts; fetched and checked on every change.")
+
 
 class ClientOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
@@ -28,7 +40,10 @@ class ClientOut(BaseModel):
         "long_sessions": False, "post_logout_redirect_uris": [],
         "backchannel_logout_uri": None, "backchannel_logout_session_required": True,
         "jwks": None, "jwks_uri": None, "event_uri": None, "require_par": False,
-        "dpop_bound_access_tokens": False, "require_mfa": False}]})
+        "dpop_bound_access_tokens": False, "require_mfa": False,
+        "logo_uri": "https://shop.example.com/logo.png",
+        "policy_uri": "https://shop.example.com/privacy",
+        "tos_uri": "https://shop.example.com/terms"}]})
 
     client_id: str
     name: str
@@ -57,6 +72,12 @@ class ClientOut(BaseModel):
         default=False, description="Every sign-in to this app uses a second factor: a "
                                    "customer without one is asked to set it up, tokens carry "
                                    "acr urn:idp:acr:mfa")
+    logo_uri: str | None = Field(default=None, description=LOGO_URI)
+    policy_uri: str | None = Field(default=None, description=POLICY_URI)
+    tos_uri: str | None = Field(default=None, description=TOS_URI)
+    subject_type: Literal["public", "pairwise"] = Field(default="public",
+                                                        description=SUBJECT_TYPE)
+    sector_identifier_uri: str | None = Field(default=None, description=SECTOR_URI)
 
 
 class NewClientOut(ClientOut):
@@ -89,6 +110,13 @@ class ClientChanges(BaseModel):
     require_par: bool | None = None
     dpop_bound_access_tokens: bool | None = None
     require_mfa: bool | None = None
+    logo_uri: str | None = Field(default=None, max_length=2000, description=LOGO_URI)
+    policy_uri: str | None = Field(default=None, max_length=2000, description=POLICY_URI)
+    tos_uri: str | None = Field(default=None, max_length=2000, description=TOS_URI)
+    subject_type: Literal["public", "pairwise"] | None = Field(default=None,
+                                                               description=SUBJECT_TYPE)
+    sector_identifier_uri: str | None = Field(default=None, max_length=2000,
+                                              description=SECTOR_URI)
 
 
 class NewClientIn(ClientChanges):

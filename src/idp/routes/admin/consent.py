@@ -32,6 +32,12 @@ class PurposeOut(BaseModel):
     legal_basis: str
     sale_or_share: bool
     version: int
+    retention_days: int | None = Field(default=None, description=(
+        "values collected only for this purpose are purged this many days after they were "
+        "set; null: kept while the purpose is granted"))
+    text_version: int = Field(default=1, description=(
+        "rises with every change of the title or description, material or not; their words "
+        "in other languages: /consent-texts"))
     created_at: int
     updated_at: int
 
@@ -48,6 +54,8 @@ class PurposeIn(BaseModel):
     data_categories: list[str] = Field(max_length=4, examples=[["identity"]])
     legal_basis: str = "consent"
     sale_or_share: bool = False
+    retention_days: int | None = Field(default=None, ge=1, le=36_500, description=(
+        "purge values collected only for this purpose this many days after they were set"))
 
 
 class PurposeChanges(BaseModel):
@@ -59,6 +67,8 @@ class PurposeChanges(BaseModel):
     data_categories: list[str] | None = Field(default=None, max_length=4)
     legal_basis: str | None = None
     sale_or_share: bool | None = None
+    retention_days: int | None = Field(default=None, ge=1, le=36_500, description=(
+        "days values collected only for this purpose are kept; null clears it"))
     material: bool = Field(default=True, description=(
         "a material change raises the version: every app that uses the purpose asks again"))
 
@@ -86,7 +96,8 @@ async def create_purpose(ctx: CtxDep, actor: Writer, body: PurposeIn) -> Any:
     row = await purposes.create_purpose(
             ctx, purpose_id=body.id, title=body.title, description=body.description,
             data_categories=body.data_categories, legal_basis=body.legal_basis,
-            sale_or_share=body.sale_or_share, actor=actor)
+            sale_or_share=body.sale_or_share, retention_days=body.retention_days,
+            actor=actor)
     return JSONResponse(purposes.view(row), status_code=201)
 
 
@@ -98,7 +109,9 @@ async def update_purpose(ctx: CtxDep, actor: Writer, purpose_id: str, body: Purp
     row = await purposes.update_purpose(
             ctx, purpose_id, title=body.title, description=body.description,
             data_categories=body.data_categories, legal_basis=body.legal_basis,
-            sale_or_share=body.sale_or_share, material=body.material, actor=actor)
+            sale_or_share=body.sale_or_share, material=body.material, actor=actor,
+            retention_days=body.retention_days if "retention_days" in body.model_fields_set
+            else ...)
     return purposes.view(row)
 
 
@@ -175,7 +188,8 @@ RECEIPT_EXAMPLE = {
             "purposeCategory": ["identity"], "consentType": "EXPLICIT",
             "piiCategory": ["identity"], "primaryPurpose": False,
             "termination": "Until withdrawn in the account center",
-            "thirdPartyDisclosure": False, "consentGiven": True}]}],
+            "thirdPartyDisclosure": False, "consentGiven": True, "purposeLanguage": "en",
+            "purposeTextVersion": 1, "purposeTextDigest": "3f0c…"}]}],
     "sensitive": False, "spiCat": [],
     "event": {"type": "given", "channel": "web", "gpc": False, "grantId": "k3JpX0aQ9"},
     "proof": {"seq": 42, "payloadDigest": "b5b0…", "prevHash": "0e9d…", "entryHash": "7a1c…",

@@ -14,14 +14,19 @@ from idp.crypto.keys import SUPPORTED_ALGS
 from idp.domain import ClientConfig
 from idp.protocol.claims import PROTOCOL_CLAIMS
 from idp.protocol.client_assertion import key_registration_problem
+from idp.protocol.client_display import DISPLAY_URIS, display_uri_problem
 from idp.protocol.discovery import GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS
+from idp.protocol.pairwise import subject_columns
 from idp.protocol.redirect_uri import endpoint_problem, registration_problem
 from idp.protocol.scopes import PROFILE_CLAIMS, SUPPORTED_SCOPES, is_api_scope
 from idp.services import InvalidInput, NotFound, RedirectUriRefused
 from idp.services.accounts import audit
 from idp.services.context import Context
 from idp.services.signin.interaction import email_problem, password_problem
+from idp.services.tokens import pairwise
+from idp.services.tokens.pairwise import SectorDocument
 from idp.store import clients as client_store
+from idp.store import profile as profile_store
 from idp.store import users as user_store
 from idp.store.models import Client, User
 
@@ -38,7 +43,8 @@ MUTABLE_FIELDS = ("name", "redirect_uris", "grant_types", "scopes", "id_token_si
                   "require_pkce", "long_sessions", "post_logout_redirect_uris",
                   "backchannel_logout_uri", "backchannel_logout_session_required", "jwks",
                   "jwks_uri", "optional_scopes", "event_uri", "require_par",
-                  "dpop_bound_access_tokens", "require_mfa")
+                  "dpop_bound_access_tokens", "require_mfa", *DISPLAY_URIS,
+                  "subject_type", "sector_identifier_uri")
 
 
 def registration(
@@ -51,7 +57,9 @@ def registration(
     jwks: dict[str, Any] | None = None, jwks_uri: str | None = None,
     optional_scopes: list[str] | None = None, event_uri: str | None = None,
     require_par: bool = False, dpop_bound_access_tokens: bool = False,
-    require_mfa: bool = False,
+    require_mfa: bool = False, logo_uri: str | None = None, policy_uri: str | None = None,
+    tos_uri: str | None = None,
+    subject_type: str = "public", sector_identifier_uri: str | None = None,
 ) -> dict[str, Any]:
     """The registration rules every way in shares (CLI, admin API): the columns of a valid
     registration, or InvalidInput saying what is wrong."""
@@ -104,6 +112,17 @@ def registration(
         problem = endpoint_problem(endpoint) if endpoint is not None else None
         if problem:
             raise InvalidInput(f"{endpoint}: {problem}")
+    try:
+        # OIDC Core §8: public or pairwise subjects, and a pairwise client's sector.
+        subject = subject_columns(subject_type, redirect_uris, sector_identifier_uri,
+                                  ctx.settings.dev_mode)
+    except ValueError as problem:
+        raise InvalidInput(str(problem)) from None
+    display = {"logo_uri": logo_uri, "policy_uri": policy_uri, "tos_uri": tos_uri}
+    for key, shown in display.items():
+        refusal = display_uri_problem(key, shown, ctx.settings.dev_mode) if shown else None
+        if refusal:
+            raise InvalidInput(refusal)
     return {
         "name": name.strip()[:200] or "Unnamed app", "client_type": client_type,
         "application_type": application_type, "token_endpoint_auth_method": method,
@@ -116,11 +135,14 @@ def registration(
         "optional_scopes": optional_scopes, "event_uri": event_uri,
         "require_par": require_par, "dpop_bound_access_tokens": dpop_bound_access_tokens,
         "require_mfa": require_mfa,
+        **{key: shown or None for key, shown in display.items()}, **subject,
     }
 
 
 async def create_client(ctx: Context, *, actor: str = "cli", **fields: Any) -> NewClient:
-    row, secret = new_row(ctx, registration(ctx, **fields))
+    columns = registration(ctx, **fields)
+    await pairwise.checked_sector(ctx, columns)  # OIDC Registration §5, before the transaction
+    row, secret = new_row(ctx, columns)
     async with ctx.db.transaction() as session:
         config = add_row(ctx, session, row, actor)
     return NewClient(config, secret)
@@ -163,6 +185,9 @@ def public_view(client: ClientConfig) -> dict[str, Any]:
         "require_par": client.require_par,
         "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
         "require_mfa": client.require_mfa,
+        "logo_uri": client.logo_uri, "policy_uri": client.policy_uri, "tos_uri": client.tos_uri,
+        "subject_type": client.subject_type,
+        "sector_identifier_uri": client.sector_identifier_uri,
     }
 
 
@@ -181,22 +206,25 @@ async def update_client(ctx: Context, client_id: str, changes: dict[str, Any], *
     fixed = set(changes) - set(MUTABLE_FIELDS)
     if fixed:
         raise InvalidInput(f"{sorted(fixed)[0]} cannot be changed")
+    sector = await pairwise.sector_for_changes(ctx, await get_client(ctx, client_id), changes)
     async with ctx.db.transaction() as session:
         row = await session.get(Client, client_id, with_for_update=True)
         if row is None:
             raise NotFound(f"no client {client_id[:64]}")
-        config = apply_changes(ctx, session, row, changes, actor)
+        config = apply_changes(ctx, session, row, changes, actor, sector)
     ctx.clients.forget(client_id)
     return config
 
 
 def apply_changes(ctx: Context, session: AsyncSession, row: Client, changes: dict[str, Any],
-                  actor: str) -> ClientConfig:
+                  actor: str, sector: SectorDocument | None = None) -> ClientConfig:
     """`changes` (of MUTABLE_FIELDS) applied to a locked registration row if the result
-    follows the rules, with its audit record; the caller forgets its cached copy."""
+    follows the rules, with its audit record; the caller forgets its cached copy. `sector`:
+    the sector identifier document fetched for the change (`pairwise.sector_for_changes`)."""
     before = public_view(client_store.to_config(row))
     current = {key: value for key, value in before.items() if key != "client_id"}
     columns = registration(ctx, **{**current, **changes})
+    pairwise.check_subject_change(client_store.to_config(row), columns, sector)
     for key, value in columns.items():
         setattr(row, key, value)
     after = public_view(client_store.to_config(row))
@@ -265,6 +293,10 @@ async def create_user(ctx: Context, *, email: str, password: str | None,
     try:
         async with ctx.db.transaction() as session:
             session.add(user)
+            await session.flush()
+            # Issue 16 item 1: the values an operator gave keep the operator as their source.
+            await profile_store.set_provenance(session, user.id, profile,
+                                               profile_store.Source("operator"), now)
     except IntegrityError:
         raise InvalidInput("an account with this email address exists") from None
     return user

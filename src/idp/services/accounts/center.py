@@ -1,18 +1,24 @@
 """The account center's use cases for the signed-in customer: who am I, what do my apps get
-and why, what did I agree to and when, and editing my profile."""
+and why, what did I agree to and when (the profile itself: idp.services.profile)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from idp import errors
 from idp.crypto.handles import digest
 from idp.domain import SessionInfo
+from idp.locales import N_, current_locale, gettext
 from idp.protocol.consent import CATEGORY_TITLES, PurposeInfo, group_scopes_by_category, versions
+from idp.protocol.privacy import PRIVACY_ACTION
 from idp.protocol.scopes import ScopeInfo, describe_scopes
 from idp.services.consent import ledger
 from idp.services.consent.grants import DeliveryStatus, delivery_status
+from idp.services.consent.privacy_choices import privacy_summary
+from idp.services.consent.texts import ConsentWords, words_in
 from idp.services.context import Context
 from idp.services.signin.second_factor import needs_second_factor
 from idp.store import clients as client_store
@@ -21,9 +27,6 @@ from idp.store import purposes as purpose_store
 from idp.store import sessions as session_store
 from idp.store import users as user_store
 from idp.store.models import Grant, LedgerEntry, User
-
-EDITABLE_CLAIMS = ("name", "given_name", "family_name", "nickname", "phone_number", "locale")
-MAX_CLAIM_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -100,22 +103,36 @@ async def has_second_factor(ctx: Context, user_id: str) -> bool:
 
 
 async def connected_apps(ctx: Context, user_id: str) -> list[AppView]:
-    async with ctx.db.transaction() as session:
-        grants = await grant_store.live_grants_of_user(session, user_id)
-        views = []
-        for grant in grants:
-            client = await client_store.get_client(session, grant.client_id)
-            if client is None:
-                continue
-            purposes = await purpose_store.purposes_of_client(session, client.client_id)
-            views.append(_app_view(grant, client.name, client.optional_scopes, purposes))
+    async with ctx.db.transaction(read_only=True) as session:
+        return await apps_of_user(session, user_id,
+                                  await words_in(ctx, session, current_locale()))
+
+
+async def apps_of_user(session: AsyncSession, user_id: str,
+                       words: ConsentWords | None = None) -> list[AppView]:
+    """The apps the customer is connected to (a live grant of a client that still exists),
+    inside the caller's unit of work; in `words`' language (issue 15 item 4)."""
+    views = []
+    for grant in await grant_store.live_grants_of_user(session, user_id):
+        client = await client_store.get_client(session, grant.client_id)
+        if client is None:
+            continue
+        purposes = await purpose_store.purposes_of_client(session, client.client_id)
+        if words is not None:
+            purposes = tuple(map(words.purpose, purposes))
+        views.append(_app_view(grant, client.name, client.optional_scopes, purposes, words))
     return views
 
 
 def _app_view(grant: Grant, name: str, optional: tuple[str, ...],
-              purposes: tuple[PurposeInfo, ...]) -> AppView:
+              purposes: tuple[PurposeInfo, ...], words: ConsentWords | None) -> AppView:
+    def described(scopes: list[str]) -> list[ScopeInfo]:
+        infos = describe_scopes(scopes)
+        return [words.scope(info) for info in infos] if words is not None else infos
+
     data = {
-        CATEGORY_TITLES[category]: describe_scopes(scopes)
+        (words.category(category) if words is not None else CATEGORY_TITLES[category]):
+        described(scopes)
         for category, scopes in group_scopes_by_category(grant.scopes).items()
     }
     offered = [s for s in [*grant.scopes, *grant.declined_scopes] if s in optional]
@@ -125,7 +142,7 @@ def _app_view(grant: Grant, name: str, optional: tuple[str, ...],
         client_id=grant.client_id, name=name, since=grant.created_at,
         updated_at=grant.updated_at, data=data,
         optional_scopes=[(info, info.name in grant.scopes)
-                         for info in describe_scopes(list(dict.fromkeys(offered)))],
+                         for info in described(list(dict.fromkeys(offered)))],
         purposes=[PurposeChoice(p, p.id in agreed, answered.get(p.id, p.version) != p.version)
                   for p in purposes if p.id in answered],
     )
@@ -157,7 +174,7 @@ async def app_view(ctx: Context, user_id: str, client_id: str) -> AppView:
     for view in await connected_apps(ctx, user_id):
         if view.client_id == client_id:
             return view
-    raise errors.InvalidRequest("This app is not connected to your account", redirectable=False)
+    raise errors.InvalidRequest(N_("This app is not connected to your account"), redirectable=False)
 
 
 async def history(ctx: Context, user_id: str, limit: int = 50) -> list[HistoryItem]:
@@ -166,30 +183,38 @@ async def history(ctx: Context, user_id: str, limit: int = 50) -> list[HistoryIt
     return [_history_item(e) for e in entries]
 
 
-SCOPE_WORDS = {"openid": "sign-in", "profile": "your profile", "email": "your email address",
-               "phone": "your phone number", "address": "your postal address",
-               "offline_access": "staying connected"}
+SCOPE_WORDS = {"openid": N_("sign-in"), "profile": N_("your profile"),
+               "email": N_("your email address"), "phone": N_("your phone number"),
+               "address": N_("your postal address"), "offline_access": N_("staying connected")}
 
 
 def _history_item(entry: LedgerEntry) -> HistoryItem:
-    """One line of the timeline, in plain words (purpose titles as the customer saw them)."""
+    """One line of the timeline, in plain words of the current language (purpose titles as
+    the customer saw them)."""
     payload: dict[str, Any] = entry.payload or {}
     app = str(payload.get("client_name", entry.client_id))
+    if entry.action == "purge":  # issue 16 item 6: the names of what was removed, no values
+        return HistoryItem(entry.entry_id, entry.action, app, entry.created_at, entry.channel,
+                           entry.gpc, ", ".join(payload.get("attributes") or ()))
+    if entry.action == PRIVACY_ACTION:  # issue 16 item 5: account-wide, no app
+        return HistoryItem(entry.entry_id, entry.action, "", entry.created_at, entry.channel,
+                           entry.gpc, privacy_summary(payload))
     titles = {p["id"]: p["title"] for p in payload.get("policy", [])}
 
     def items(side: str) -> set[str]:
         snapshot = payload.get(side) or {}
-        return ({SCOPE_WORDS.get(s, s) for s in snapshot.get("scopes", [])} |
+        return ({gettext(SCOPE_WORDS[s]) if s in SCOPE_WORDS else s
+                 for s in snapshot.get("scopes", [])} |
                 {titles.get(p["id"], p["id"]) for p in snapshot.get("purposes", [])})
 
     before, after = items("before"), items("after")
     parts = []
     if after - before:
-        parts.append("allowed " + ", ".join(sorted(after - before)))
+        parts.append(gettext("allowed %(items)s", items=", ".join(sorted(after - before))))
     if before - after:
-        parts.append("stopped " + ", ".join(sorted(before - after)))
+        parts.append(gettext("stopped %(items)s", items=", ".join(sorted(before - after))))
     return HistoryItem(entry.entry_id, entry.action, app, entry.created_at, entry.channel,
-                       entry.gpc, "; ".join(parts) or "no change")
+                       entry.gpc, "; ".join(parts) or gettext("no change"))
 
 
 async def change_status(ctx: Context, change_id: str) -> DeliveryStatus:
@@ -201,28 +226,8 @@ async def own_ledger_entry(ctx: Context, user_id: str, entry_id: str) -> LedgerE
     async with ctx.db.transaction() as session:
         entry = await ledger.get_entry(session, entry_id)
     if entry is None or entry.subject_ref != ledger.subject_ref(ctx, user_id):
-        raise errors.InvalidRequest("No such consent record", redirectable=False)
+        raise errors.InvalidRequest(N_("No such consent record"), redirectable=False)
     return entry
 
 
-async def update_profile(ctx: Context, user_id: str, values: dict[str, str]) -> None:
-    profile_updates: dict[str, str | None] = {}
-    for name in EDITABLE_CLAIMS:
-        if name in values:
-            value = values[name].strip()
-            if len(value) > MAX_CLAIM_LENGTH or any(ord(c) < 32 for c in value):
-                raise errors.InvalidRequest(f"{name.replace('_', ' ')} is too long or invalid",
-                                            redirectable=False)
-            profile_updates[name] = value or None
-    async with ctx.db.transaction() as session:
-        user = await user_store.get_user(session, user_id)
-        if user is None:
-            raise errors.LoginRequired(redirectable=False)
-        profile: dict[str, Any] = dict(user.profile)
-        for name, update in profile_updates.items():
-            if update is None:
-                profile.pop(name, None)
-            else:
-                profile[name] = update
-        user.profile = profile
-        user.updated_at = ctx.now()
+# Editing the profile: idp.services.profile.values (each value keeps its provenance).

@@ -23,6 +23,7 @@ from idp.services.accounts.center import _history_item as history_item
 from idp.services.accounts.erasure import AccountNotFound
 from idp.services.consent import ledger
 from idp.services.context import Context
+from idp.services.profile.export import profile_part
 from idp.services.signin import security_events
 from idp.services.upstream.profile_import import picture_url
 from idp.store import factors as factor_store
@@ -63,11 +64,12 @@ async def export_account(ctx: Context, user_id: str) -> Json:
             raise AccountNotFound(user_id)
         identities = await federation_store.identities_of_user(session, user_id)
         entries = await ledger.entries_for_subject(ctx, session, user_id)
+        part = await profile_part(session, user_id)
         return {
             "format": FORMAT,
             "exported_at": rfc3339(now),
             "issuer": ctx.settings.issuer,
-            "account": _account(user, identities),
+            "account": _account(user, identities, part.provenance),
             "sign_in_methods": {
                 "password": user.password_hash is not None,
                 "identities": [_identity(identity) for identity in identities],
@@ -78,6 +80,8 @@ async def export_account(ctx: Context, user_id: str) -> Json:
             "sessions": await _sessions(session, user_id, now, identities),
             "security_events": await _security_events(session, user_id),
             "pictures": await _pictures(ctx, session, user_id),
+            # Issue 16 item 4: what each app received from the profile, and when.
+            "profile_access": part.access,
         }
 
 
@@ -89,7 +93,7 @@ async def _snapshot(session: AsyncSession) -> None:
             "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
 
 
-def _account(user: User, identities: list[Identity]) -> Json:
+def _account(user: User, identities: list[Identity], provenance: dict[str, Json]) -> Json:
     return {
         "sub": user.id,
         "email": user.email,
@@ -97,13 +101,14 @@ def _account(user: User, identities: list[Identity]) -> Json:
         "created_at": rfc3339(user.created_at),
         "updated_at": rfc3339(user.updated_at),
         "disabled_at": rfc3339(user.disabled_at),
-        "profile": _profile(user.profile or {}, identities),
+        "profile": _profile(user.profile or {}, identities, provenance),
     }
 
 
-def _profile(values: Json, identities: list[Identity]) -> Json:
-    """Each attribute's value; where a linked identity imported that very value, its source
-    (the provider alias) and the time it was imported (issue 4 item 6)."""
+def _profile(values: Json, identities: list[Identity], provenance: dict[str, Json]) -> Json:
+    """Each attribute's value with where it came from (`provenance`, issue 16 item 1); where a
+    linked identity imported that very value, its source (the provider alias) and the time it
+    was imported (issue 4 item 6)."""
     imported: dict[str, tuple[str, int]] = {}
     for identity in identities:
         for name, item in (identity.profile or {}).items():
@@ -114,6 +119,8 @@ def _profile(values: Json, identities: list[Identity]) -> Json:
     profile: Json = {}
     for name, value in sorted(values.items()):
         profile[name] = {"value": value}
+        if name in provenance:
+            profile[name]["provenance"] = provenance[name]
         if name in imported:
             source, at = imported[name]
             profile[name].update(source=source, imported_at=rfc3339(at))

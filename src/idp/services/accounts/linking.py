@@ -25,6 +25,7 @@ from idp.domain import SessionInfo
 from idp.federation.callback import AuthorizationDenied
 from idp.federation.errors import FederationError
 from idp.federation.identity import UpstreamIdentity
+from idp.locales import N_, gettext
 from idp.services.accounts import center
 from idp.services.accounts.upstream_withdrawal import end_logins, erase_imported
 from idp.services.context import Context
@@ -51,22 +52,25 @@ log = logging.getLogger("idp.federation")
 # Identity ids and upstream aliases are short URL-safe tokens; anything else (a NUL byte, which
 # PostgreSQL refuses) is answered before it reaches the database.
 ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-STATUS_WORDS = {"active": "Active", REVOKED: "Access withdrawn at the provider",
-                "suspended": "Suspended by the provider", DEAD: "Deleted at the provider"}
-# What the account center says after a round trip or a removal; {name} is the provider's.
+# Catalog texts (idp.locales), translated where shown.
+STATUS_WORDS = {"active": N_("Active"), REVOKED: N_("Access withdrawn at the provider"),
+                "suspended": N_("Suspended by the provider"), DEAD: N_("Deleted at the provider")}
+# What the account center says after a round trip or a removal; %(name)s is the provider's.
 OUTCOMES = {
-    "linked": "Your {name} account is connected. You were signed out everywhere else.",
-    "already": "This {name} account is already connected to your account.",
-    "taken": "This {name} account is already connected to another account.",
-    "cancelled": "Connecting with {name} was cancelled. Nothing changed.",
-    "failed": "Connecting with {name} did not work. Nothing changed; try again.",
-    "removed": "{name} is removed from your sign-in methods. You were signed out everywhere "
-               "else.",
-    "last": "{name} is your only way to sign in, so it cannot be removed.",
+    "linked": N_("Your %(name)s account is connected. You were signed out everywhere else."),
+    "already": N_("This %(name)s account is already connected to your account."),
+    "taken": N_("This %(name)s account is already connected to another account."),
+    "cancelled": N_("Connecting with %(name)s was cancelled. Nothing changed."),
+    "failed": N_("Connecting with %(name)s did not work. Nothing changed; try again."),
+    "removed": N_("%(name)s is removed from your sign-in methods. You were signed out "
+                  "everywhere else."),
+    "last": N_("%(name)s is your only way to sign in, so it cannot be removed."),
     **REAUTH_OUTCOMES,
 }
-NOT_BOUND = ("This request expired, was already used, or began in another browser or for "
-             "another account. Nothing was changed. Return to your account and try again.")
+# Where a connect round trip comes back to: the account center's sign-in methods.
+SIGN_IN_METHODS = "/account/security"
+NOT_BOUND = N_("This request expired, was already used, or began in another browser or for "
+               "another account. Nothing was changed. Return to your account and try again.")
 
 
 @dataclass(frozen=True)
@@ -110,13 +114,13 @@ def outcome_location(base: str, outcome: str, alias: str) -> str:
 async def outcome_message(ctx: Context, outcome: str | None, alias: str | None) -> str | None:
     if outcome not in OUTCOMES or not alias:
         return None
-    return OUTCOMES[outcome].format(name=await provider_name(ctx, alias))
+    return gettext(OUTCOMES[outcome], name=await provider_name(ctx, alias))
 
 
 async def provider_name(ctx: Context, alias: str) -> str:
     async with ctx.db.transaction() as session:
         row = await store.get_upstream(session, alias)
-    return display_name(row) if row is not None else "the provider"
+    return display_name(row) if row is not None else gettext("the provider")
 
 
 async def sign_in_methods(ctx: Context, user: User) -> SignInMethods:
@@ -139,7 +143,7 @@ async def sign_in_methods(ctx: Context, user: User) -> SignInMethods:
 
 async def start_link(ctx: Context, alias: str, user_id: str, browser_id: str) -> str:
     """The upstream authorization URL that connects `alias` to this account."""
-    return await start_round_trip(ctx, ACCOUNT_LINK, alias, user_id, browser_id, "/account")
+    return await start_round_trip(ctx, ACCOUNT_LINK, alias, user_id, browser_id, SIGN_IN_METHODS)
 
 
 async def finish_round_trip(ctx: Context, row: FederationState, alias: str,
@@ -152,10 +156,11 @@ async def finish_round_trip(ctx: Context, row: FederationState, alias: str,
     info = await _bound_session(ctx, row, alias, browser_id, session_cookie)
     client = await upstream_client(ctx, alias)
     if client is None:
-        raise errors.InvalidRequest("This sign-in provider is not available", redirectable=False)
+        raise errors.InvalidRequest(N_("This sign-in provider is not available"),
+                                    redirectable=False)
     transaction, carried = open_transaction(ctx, row)
     next_path = safe_next(carried)
-    back = "/account" if row.purpose == ACCOUNT_LINK else reauth_location(next_path)
+    back = SIGN_IN_METHODS if row.purpose == ACCOUNT_LINK else reauth_location(next_path)
     try:
         result = await client.handle_callback(params, transaction)
     except FederationError:  # requirements 7, 13; also an upstream that did not ask again
@@ -233,14 +238,15 @@ async def remove_identity(ctx: Context, info: SessionInfo, identity_id: str) -> 
     """Unlink one identity of the account, unless it is the last way to sign in."""
     now = ctx.now()
     if not ID_SHAPE.fullmatch(identity_id):
-        raise errors.InvalidRequest("No such sign-in method on your account", redirectable=False)
+        raise errors.InvalidRequest(N_("No such sign-in method on your account"),
+                                    redirectable=False)
     async with ctx.db.transaction() as session:
         # The account row is locked first, so two removals from two browsers cannot each see
         # the other's identity and together leave no way in (PostgreSQL READ COMMITTED).
         await session.scalar(select(User.id).where(User.id == info.user_id).with_for_update())
         identity = await session.get(Identity, identity_id)
         if identity is None or identity.user_id != info.user_id:
-            raise errors.InvalidRequest("No such sign-in method on your account",
+            raise errors.InvalidRequest(N_("No such sign-in method on your account"),
                                         redirectable=False)
         user = await session.get(User, identity.user_id)
         if user is None or not await has_way_in(session, user, besides=identity.id):

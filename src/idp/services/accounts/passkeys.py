@@ -25,6 +25,7 @@ from webauthn.helpers.structs import (
 
 from idp.crypto.handles import new_handle
 from idp.domain import SessionInfo
+from idp.locales import N_
 from idp.services.context import Context
 from idp.services.signin import security_events
 from idp.services.signin.passkeys import (
@@ -46,10 +47,10 @@ from idp.store.models import Passkey, User
 
 PLACE = "register"
 MAX_NAME = 64
-REFUSED = ("Your passkey could not be added. Try again, and use a passkey made for this "
-           "site.")
-DUPLICATE = "That passkey is already registered."
-NOT_FOUND = "That passkey is not one of yours, or it was already removed."
+REFUSED = N_("Your passkey could not be added. Try again, and use a passkey made for this "
+             "site.")
+DUPLICATE = N_("That passkey is already registered.")
+NOT_FOUND = N_("That passkey is not one of yours, or it was already removed.")
 _TRANSPORTS = {t.value for t in AuthenticatorTransport}
 
 
@@ -133,7 +134,7 @@ async def register(ctx: Context, info: SessionInfo, browser_id: str, name: str,
 async def rename(ctx: Context, info: SessionInfo, passkey_id: str, name: str) -> str:
     chosen = " ".join(name.split())[:MAX_NAME]
     if not chosen:
-        raise PasskeyRefused("Enter a name for the passkey.")
+        raise PasskeyRefused(N_("Enter a name for the passkey."))
     async with ctx.db.transaction() as session:
         if not await store.rename_passkey(session, info.user_id, passkey_id[:64], chosen):
             raise PasskeyRefused(NOT_FOUND)

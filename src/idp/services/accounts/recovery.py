@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from idp.crypto.handles import digest, new_handle
+from idp.locales import current_locale
 from idp.notifications.mail import enqueue_mail, sealer
 from idp.notifications.outbox import enqueue
 from idp.notifications.senders import Outcome
@@ -52,8 +53,10 @@ async def request_reset(ctx: Context, email: str) -> None:
         return
     await throttle.count_reset_request(ctx, email)
     async with ctx.db.transaction() as session:
+        # The mail goes out later, in the language of this request (issue 15 item 1).
         enqueue(session, RESET_REQUEST, None, "reset",
-                {"sealed": sealer(ctx.settings).encrypt({"email": email})}, ctx.now())
+                {"sealed": sealer(ctx.settings).encrypt({"email": email}),
+                 "locale": current_locale()}, ctx.now())
     ctx.notify_outbox()
 
 
@@ -79,7 +82,8 @@ class ResetRequestSender:
                                                now + ctx.settings.password_reset_ttl)
             enqueue_mail(session, ctx.settings, user.email, RESET, {
                 "link": reset_link(ctx, token), "brand": ctx.settings.controller_name,
-                "minutes": ctx.settings.password_reset_ttl // 60}, now)
+                "minutes": ctx.settings.password_reset_ttl // 60}, now,
+                locale=message.payload.get("locale") or user.ui_locale)
             security_events.record(session, "password_reset_requested", user.id, now)
         ctx.notify_outbox()
         return Outcome(True, False, None, None)

@@ -18,11 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from idp import errors
 from idp.crypto.handles import digest, digest_matches, new_handle
 from idp.domain import ClientConfig
+from idp.protocol.client_display import DISPLAY_URIS
 from idp.protocol.registration import SERVER_FIELDS, Policy, registration_fields
 from idp.services import InvalidInput, NotFound, RedirectUriRefused
 from idp.services.accounts import admin, audit
 from idp.services.context import Context
 from idp.services.signin import throttle
+from idp.services.tokens import pairwise
 from idp.store import clients as client_store
 from idp.store.models import Client, InitialAccessToken
 
@@ -72,6 +74,28 @@ def _columns(ctx: Context, metadata: dict[str, Any]) -> dict[str, Any]:
         raise errors.InvalidClientMetadata(str(refused)) from None
 
 
+async def _sector(ctx: Context, uri: str | None, redirect_uris: list[str]
+                  ) -> pairwise.SectorDocument | None:
+    """OIDC Registration §5: the sector identifier document, fetched and checked before any
+    unit of work opens; a failure is `invalid_client_metadata`."""
+    try:
+        return await pairwise.checked_sector(ctx, {"sector_identifier_uri": uri,
+                                                   "redirect_uris": redirect_uris})
+    except InvalidInput as refused:
+        raise errors.InvalidClientMetadata(str(refused)) from None
+
+
+async def _sector_for(ctx: Context, current: ClientConfig, fields: dict[str, Any]
+                      ) -> pairwise.SectorDocument | None:
+    """`_sector` for a replaced registration: fetched only when it changes what to check."""
+    try:
+        return await pairwise.sector_for_changes(ctx, current, {
+            name: fields[name] for name in ("subject_type", "sector_identifier_uri",
+                                            "redirect_uris")})
+    except InvalidInput as refused:
+        raise errors.InvalidClientMetadata(str(refused)) from None
+
+
 def _enabled(ctx: Context) -> None:
     if ctx.settings.registration == "off":
         raise RegistrationOff()
@@ -86,7 +110,9 @@ async def register(ctx: Context, metadata: dict[str, Any], initial_token: str | 
     if gated and not initial_token:
         raise errors.InvalidToken("An initial access token is required to register")
     await throttle.count_registration(ctx)
-    row, secret = admin.new_row(ctx, _columns(ctx, metadata))
+    columns = _columns(ctx, metadata)
+    await _sector(ctx, columns.get("sector_identifier_uri"), columns["redirect_uris"])
+    row, secret = admin.new_row(ctx, columns)
     registration_token = new_handle()
     row.registration_token_hash = digest(registration_token)
     async with ctx.db.transaction() as session:
@@ -136,6 +162,13 @@ async def replace(ctx: Context, client_id: str, token: str, metadata: dict[str, 
         raise errors.InvalidClientMetadata(f"{present[0]} is set by the server, not sent")
     if metadata.get("client_id") != client_id:
         raise errors.InvalidClientMetadata("client_id must be this client's identifier")
+    sector = None
+    if isinstance(metadata.get("sector_identifier_uri"), str):
+        async with ctx.db.transaction(read_only=True) as session:
+            # Authenticated first: nothing is fetched for anyone else.
+            current = client_store.to_config(await _own_row(session, client_id, token,
+                                                            lock=False))
+        sector = await _sector_for(ctx, current, registration_fields(metadata, policy(ctx)))
     async with ctx.db.transaction() as session:
         row = await _own_row(session, client_id, token)
         secret = metadata.get("client_secret")
@@ -154,12 +187,14 @@ async def replace(ctx: Context, client_id: str, token: str, metadata: dict[str, 
                     "id_token_signed_response_alg", "require_pkce",
                     "post_logout_redirect_uris", "backchannel_logout_uri",
                     "backchannel_logout_session_required", "jwks", "jwks_uri",
-                    "require_par", "dpop_bound_access_tokens")}
+                    "require_par", "dpop_bound_access_tokens", *DISPLAY_URIS,
+                    "subject_type", "sector_identifier_uri")}
         # Scopes an operator made optional stay optional while still allowed.
         changes["optional_scopes"] = [s for s in row.optional_scopes or ()
                                       if s in changes["scopes"] and s != "openid"]
         try:
-            config = admin.apply_changes(ctx, session, row, changes, f"client:{client_id}")
+            config = admin.apply_changes(ctx, session, row, changes, f"client:{client_id}",
+                                         sector)
         except RedirectUriRefused as refused:
             raise errors.InvalidRedirectUri(str(refused)) from None
         except InvalidInput as refused:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from idp.crypto.handles import digest, new_handle, new_public_id
 from idp.domain import AuthorizationRequest
+from idp.locales import current_locale
 from idp.notifications.mail import enqueue_mail, sealer
 from idp.notifications.outbox import enqueue
 from idp.notifications.senders import Outcome
@@ -78,7 +79,7 @@ async def request_signup(ctx: Context, interaction_id: str, browser_id: str, ema
         interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
         enqueue(session, SIGNUP_REQUEST, None, "signup", {"sealed": sealer(ctx.settings).encrypt({
             "email": email, "request": interaction.request, "client_id": client.client_id,
-            "client_name": client.name})}, ctx.now())
+            "client_name": client.name}), "locale": current_locale()}, ctx.now())
     ctx.notify_outbox()
 
 
@@ -106,8 +107,10 @@ class SignupRequestSender:
             purpose = SIGNUP if user is None else SIGNUP_SIGNIN
             user_store.add_unowned_token(session, digest(token), purpose, now,
                                          now + ctx.settings.signup_ttl, detail)
+            # In the language of the page the customer asked on (issue 15 item 1).
             enqueue_mail(session, ctx.settings, email,
-                         "signup" if user is None else "signup_existing", context, now)
+                         "signup" if user is None else "signup_existing", context, now,
+                         locale=message.payload.get("locale"))
             if user is not None:
                 security_events.record(session, "registration_attempted", user.id, now)
         ctx.notify_outbox()

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from idp.crypto import otp
 from idp.crypto.keys import KeyEncryptor
 from idp.domain import SessionInfo
+from idp.locales import N_, gettext
 from idp.services.context import Context
 from idp.services.signin import security_events
 from idp.services.signin.second_factor import (
@@ -36,12 +37,12 @@ from idp.store.models import User
 ENROLMENT_PURPOSE = "totp-enrolment"
 ENROLMENT_SECONDS = 900
 
-SETUP_EXPIRED = "This setup has expired. Scan the new code below and try again."
-CONFIRM_MALFORMED = "Enter the 6-digit code your authenticator app shows."
-CONFIRM_WRONG = ("That code is not right. Check that the app shows a code for this account, "
-                 "and that your phone's clock is right, then try again.")
-ALREADY_ON = "Two-step sign-in is already on for this account."
-NOT_ON = "Two-step sign-in is not on for this account."
+SETUP_EXPIRED = N_("This setup has expired. Scan the new code below and try again.")
+CONFIRM_MALFORMED = N_("Enter the 6-digit code your authenticator app shows.")
+CONFIRM_WRONG = N_("That code is not right. Check that the app shows a code for this account, "
+                   "and that your phone's clock is right, then try again.")
+ALREADY_ON = N_("Two-step sign-in is already on for this account.")
+NOT_ON = N_("Two-step sign-in is not on for this account.")
 
 
 class TwoStepRefused(Exception):
@@ -49,7 +50,7 @@ class TwoStepRefused(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
+        self.message = gettext(message)  # a catalog text (idp.locales), in the page's language
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,11 @@ def reopen_enrolment(ctx: Context, user: User, sealed: str) -> Enrolment:
 def _enrolment(ctx: Context, user: User, secret: str, sealed: str) -> Enrolment:
     uri = otp.provisioning_uri(secret, user.email or user.id, ctx.settings.controller_name)
     svg = io.BytesIO()
-    # A light background of its own, so dark mode does not leave a QR code no camera reads.
+    # A light background of its own, so dark mode does not leave a QR code no camera reads;
+    # a viewBox instead of a fixed size, so the stylesheet can shrink it to a narrow phone.
     segno.make(uri, error="m").save(svg, kind="svg", xmldecl=False, scale=5, border=4,
-                                    dark="#000", light="#fff", nl=False,
-                                    title="QR code for your authenticator app")
+                                    dark="#000", light="#fff", nl=False, omitsize=True,
+                                    title=gettext("QR code for your authenticator app"))
     return Enrolment(secret, sealed, svg.getvalue().decode())
 
 

@@ -21,6 +21,7 @@ from idp.services.upstream.identities import DEAD, REVOKED, has_way_in
 from idp.store import clients as client_store
 from idp.store import federation as store
 from idp.store import grants as grant_store
+from idp.store import profile as profile_store
 from idp.store import tokens as token_store
 from idp.store import users as user_store
 from idp.store.models import Identity, Picture, SessionClient, User
@@ -114,7 +115,8 @@ async def _tell_apps(ctx: Context, session: AsyncSession, identity: Identity,
     for client_id in client_ids:
         client = await client_store.get_client(session, client_id)
         if client is not None:
-            enqueue_security_event(session, client, ctx.settings.issuer, identity.user_id,
+            enqueue_security_event(session, client, ctx.settings.issuer,
+                                   ctx.subject_of(client, identity.user_id),
                                    CREDENTIAL_CHANGE_EVENT, event, now)
 
 
@@ -155,6 +157,9 @@ async def erase_imported(session: AsyncSession, identity: Identity) -> None:
         elsewhere = any(_imported(o, name) == value for o in others)
         if name in profile and profile[name] == value and not elsewhere:
             del profile[name]
+    # The provenance of what went goes with it (issue 16 item 1).
+    await profile_store.forget_provenance(session, user.id,
+                                          sorted(set(user.profile) - set(profile)))
     user.profile = profile
     # Facebook's address is never verified (requirement 22): an unverified address on an
     # account without a password is the one Facebook gave us, so it goes too.

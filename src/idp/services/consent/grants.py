@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from idp import errors
 from idp.crypto.handles import new_handle
 from idp.domain import ClientConfig
+from idp.locales import N_, current_locale
 from idp.notifications.outbox import (
     CLAIMS_CHANGE_EVENT,
     SESSION_REVOKED_EVENT,
@@ -23,10 +24,14 @@ from idp.notifications.outbox import (
     enqueue_security_event,
 )
 from idp.protocol.consent import ConsentAsk, GrantView, PurposeInfo, consent_claim, versions
+from idp.protocol.privacy import NO_STANDING, Standing
 from idp.services.consent import ledger
+from idp.services.consent.texts import purpose_record, words_in
 from idp.services.context import Context
 from idp.store import clients as client_store
 from idp.store import grants as grant_store
+from idp.store import pairwise as pairwise_store
+from idp.store import privacy as privacy_store
 from idp.store import purposes as purpose_store
 from idp.store import tokens as token_store
 from idp.store.models import Grant, OutboxMessage, SessionClient
@@ -42,9 +47,10 @@ def grant_view(grant: Grant | None) -> GrantView | None:
     )
 
 
-def grant_consent_claim(grant: Grant, scopes: Iterable[str] | None = None) -> dict[str, Any]:
+def grant_consent_claim(grant: Grant, scopes: Iterable[str] | None = None,
+                        standing: Standing = NO_STANDING) -> dict[str, Any]:
     return consent_claim(grant.id, grant.scopes if scopes is None else scopes, grant.purposes,
-                         grant.created_at, grant.updated_at, grant.gpc)
+                         grant.created_at, grant.updated_at, grant.gpc, standing)
 
 
 def channel_of(client: ClientConfig) -> str:
@@ -58,9 +64,25 @@ def _snapshot(grant: Grant | None) -> dict[str, Any]:
             "claims": list(grant.claims)}
 
 
+def _shown_on_page(ctx: Context, shown: tuple[str, str] | None) -> dict[str, Any]:
+    if shown is None:
+        return {"language": ctx.settings.default_locale}
+    return {"language": shown[0], "texts_digest": shown[1]}
+
+
+async def _in_language(ctx: Context, session: AsyncSession, purposes: tuple[PurposeInfo, ...]
+                       ) -> tuple[tuple[PurposeInfo, ...], str]:
+    """The purposes in the words of the customer's language (a change made on a page in it),
+    and the language, for the ledger."""
+    words = await words_in(ctx, session, current_locale())
+    return tuple(map(words.purpose, purposes)), words.locale
+
+
 def _payload(client: ClientConfig, user_id: str, before: dict[str, Any], grant: Grant,
-             change_id: str, purposes: tuple[PurposeInfo, ...], **extra: Any) -> dict[str, Any]:
+             change_id: str, purposes: tuple[PurposeInfo, ...], language: str | None = None,
+             **extra: Any) -> dict[str, Any]:
     return {
+        "language": language,
         "user_id": user_id,
         "client_id": client.client_id,
         "client_name": client.name,
@@ -70,10 +92,8 @@ def _payload(client: ClientConfig, user_id: str, before: dict[str, Any], grant: 
         "declined": {"scopes": list(grant.declined_scopes),
                      "purposes": list(grant.declined_purposes)},
         # The wording and legal basis agreed to, as shown, for proof of consent (PRIV-05).
-        "policy": [{"id": p.id, "version": p.version, "title": p.title,
-                    "description": p.description, "legal_basis": p.legal_basis,
-                    "sale_or_share": p.sale_or_share, "data_categories": list(p.data_categories)}
-                   for p in purposes],
+        # In the language shown, with its version and digest (issue 15 item 4).
+        "policy": [purpose_record(p, language) for p in purposes],
         **extra,
     }
 
@@ -81,10 +101,13 @@ def _payload(client: ClientConfig, user_id: str, before: dict[str, Any], grant: 
 async def record_consent(ctx: Context, session: AsyncSession, *, user_id: str,
                          client: ClientConfig, ask: ConsentAsk, accepted_scopes: Iterable[str],
                          accepted_purposes: Iterable[str], gpc: bool,
-                         extra: dict[str, Any] | None = None) -> Grant:
+                         extra: dict[str, Any] | None = None,
+                         shown: tuple[str, str] | None = None) -> Grant:
     """The customer answered the consent page. Required items are always part of the answer
     (the page cannot submit without them); optional ones are granted or declined one by one.
-    `extra` goes into the ledger payload (the profile import answer, federation.md §9 req 38)."""
+    `extra` goes into the ledger payload (the profile import answer, federation.md §9 req 38);
+    `shown`: the page's language and the digest of its consent texts (`ask.purposes` are in
+    that language: idp.services.consent.texts)."""
     now = ctx.now()
     accepted = set(accepted_scopes) | set(ask.required_scopes)
     chosen = set(accepted_purposes) | {p.id for p in ask.purposes if p.required}
@@ -118,12 +141,16 @@ async def record_consent(ctx: Context, session: AsyncSession, *, user_id: str,
     grant.channel = channel_of(client)
     grant.updated_at = now
     await session.flush()
+    if client.sector_identifier is not None:
+        # The way back from the pairwise `sub` this client will be given (OIDC Core §8.1).
+        await pairwise_store.remember(session, client.sector_identifier,
+                                      ctx.subject_of(client, user_id), user_id, now)
     change_id = new_handle(16)
     await ledger.append(
         ctx, session, grant_id=grant.id, client_id=client.client_id, user_id=user_id,
         action=action, channel=grant.channel, gpc=gpc,
         payload=_payload(client, user_id, before, grant, change_id, ask.purposes,
-                         method="consent page", **(extra or {})),
+                         method="consent page", **_shown_on_page(ctx, shown), **(extra or {})),
     )
     removed = _removed(before, grant)
     if removed and action == "reconsent":
@@ -147,9 +174,11 @@ async def _apply_change(ctx: Context, session: AsyncSession, client: ClientConfi
                         user_id: str, change_id: str) -> None:
     now = ctx.now()
     await token_store.revoke_by_grant(session, grant.id, now)
+    standing = await privacy_store.standing_of_user(session, user_id)
     enqueue_security_event(
-        session, client, ctx.settings.issuer, user_id, CLAIMS_CHANGE_EVENT,
-        {"claims": {"consent": grant_consent_claim(grant)}, "initiating_entity": "user"},
+        session, client, ctx.settings.issuer, ctx.subject_of(client, user_id),
+        CLAIMS_CHANGE_EVENT, {"claims": {"consent": grant_consent_claim(grant, None, standing)},
+                              "initiating_entity": "user"},
         now, change_id,
     )
 
@@ -216,8 +245,8 @@ async def _set_choices(ctx: Context, session: AsyncSession, grant: Grant, client
     await ledger.append(
         ctx, session, grant_id=grant.id, client_id=client.client_id, user_id=grant.user_id,
         action="change", channel=channel, gpc=grant.gpc,
-        payload=_payload(client, grant.user_id, before, grant, change_id, purposes,
-                         method="account center"),
+        payload=_payload(client, grant.user_id, before, grant, change_id,
+                         *await _in_language(ctx, session, purposes), method="account center"),
     )
     await _apply_change(ctx, session, client, grant, grant.user_id, change_id)
 
@@ -246,22 +275,26 @@ async def withdraw_in(ctx: Context, session: AsyncSession, user_id: str, client_
     await ledger.append(
         ctx, session, grant_id=grant.id, client_id=client_id, user_id=user_id,
         action="withdraw", channel=channel, gpc=grant.gpc,
-        payload=_payload(client, user_id, before, grant, change_id, purposes, method=method),
+        payload=_payload(client, user_id, before, grant, change_id,
+                         *await _in_language(ctx, session, purposes), method=method),
     )
     await token_store.revoke_by_grant(session, grant.id, now)
     sids = list(await session.scalars(select(SessionClient.sid).where(
         SessionClient.client_id == client_id, SessionClient.user_id == user_id)))
+    sub = ctx.subject_of(client, user_id)
     for sid in sids:
-        enqueue_backchannel_logout(session, client, ctx.settings.issuer, user_id, sid, now,
+        enqueue_backchannel_logout(session, client, ctx.settings.issuer, sub, sid, now,
                                    change_id)
-        enqueue_security_event(session, client, ctx.settings.issuer, user_id,
+        enqueue_security_event(session, client, ctx.settings.issuer, sub,
                                SESSION_REVOKED_EVENT, {"initiating_entity": "user"}, now,
                                change_id)
     await session.execute(delete(SessionClient).where(
         SessionClient.client_id == client_id, SessionClient.user_id == user_id))
+    standing = await privacy_store.standing_of_user(session, user_id)
     enqueue_security_event(
-        session, client, ctx.settings.issuer, user_id, CLAIMS_CHANGE_EVENT,
-        {"claims": {"consent": grant_consent_claim(grant)}, "initiating_entity": "user"},
+        session, client, ctx.settings.issuer, sub, CLAIMS_CHANGE_EVENT,
+        {"claims": {"consent": grant_consent_claim(grant, None, standing)},
+         "initiating_entity": "user"},
         now, change_id,
     )
     return ChangeResult(change_id, grant.id)
@@ -272,7 +305,7 @@ async def _live_grant(session: AsyncSession, user_id: str, client_id: str
     grant = await grant_store.find_grant(session, user_id, client_id)
     client = await client_store.get_client(session, client_id)
     if grant is None or grant.revoked_at is not None or client is None:
-        raise errors.InvalidRequest("This app is not connected to your account",
+        raise errors.InvalidRequest(N_("This app is not connected to your account"),
                                     redirectable=False)
     return grant, client
 

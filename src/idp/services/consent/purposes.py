@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from types import EllipsisType
 from typing import Any
 
 from idp.protocol.consent import DATA_CATEGORIES, LEGAL_BASES
@@ -28,24 +29,34 @@ def view(row: Purpose) -> dict[str, Any]:
     return {"id": row.id, "title": row.title, "description": row.description,
             "data_categories": list(row.data_categories), "legal_basis": row.legal_basis,
             "sale_or_share": row.sale_or_share, "version": row.version,
+            "retention_days": row.retention_days, "text_version": row.text_version,
             "created_at": row.created_at, "updated_at": row.updated_at}
+
+
+def _check_retention(days: int | None) -> None:
+    # Issue 16 item 6: values collected only for this purpose are purged after it.
+    if days is not None and not 1 <= days <= 36_500:
+        raise InvalidInput("retention days: from 1 to 36500, or none")
 
 
 async def create_purpose(ctx: Context, *, purpose_id: str, title: str, description: str,
                          data_categories: list[str], legal_basis: str = "consent",
-                         sale_or_share: bool = False, actor: str = "cli") -> Purpose:
+                         sale_or_share: bool = False, retention_days: int | None = None,
+                         actor: str = "cli") -> Purpose:
     if not _PURPOSE_ID.match(purpose_id):
         raise InvalidInput("purpose id: lower-case letters, digits and _ (e.g. marketing_email)")
     if not title.strip() or not description.strip():
         raise InvalidInput("a purpose needs a title and a plain-words description")
     _check(data_categories, legal_basis)
+    _check_retention(retention_days)
     now = ctx.now()
     async with ctx.db.transaction() as session:
         if await purpose_store.get_purpose(session, purpose_id) is not None:
             raise InvalidInput(f"purpose {purpose_id} exists; use `idp purposes update`")
         row = Purpose(id=purpose_id, title=title.strip(), description=description.strip(),
                       data_categories=data_categories, legal_basis=legal_basis,
-                      sale_or_share=sale_or_share, version=1, created_at=now, updated_at=now)
+                      sale_or_share=sale_or_share, version=1, created_at=now, updated_at=now,
+                      retention_days=retention_days, text_version=1)
         session.add(row)
         audit.record(session, now, actor, "purpose.create", "purpose", purpose_id, None,
                      view(row))
@@ -55,7 +66,8 @@ async def create_purpose(ctx: Context, *, purpose_id: str, title: str, descripti
 async def update_purpose(ctx: Context, purpose_id: str, *, title: str | None = None,
                          description: str | None = None, data_categories: list[str] | None = None,
                          legal_basis: str | None = None, sale_or_share: bool | None = None,
-                         material: bool = True, actor: str = "cli") -> Purpose:
+                         material: bool = True, actor: str = "cli",
+                         retention_days: int | EllipsisType | None = ...) -> Purpose:
     """Change a purpose. A material change raises its version, which makes every earlier
     answer stale: the next authorization of any app that uses it asks again."""
     async with ctx.db.transaction() as session:
@@ -63,12 +75,18 @@ async def update_purpose(ctx: Context, purpose_id: str, *, title: str | None = N
         if row is None:
             raise NotFound(f"no purpose {purpose_id}")
         before = view(row)
+        words = (row.title, row.description)
         row.title = title.strip() if title else row.title
         row.description = description.strip() if description else row.description
+        if (row.title, row.description) != words:
+            row.text_version += 1  # the ledger names the words shown (issue 15 item 4)
         row.data_categories = data_categories or row.data_categories
         row.legal_basis = legal_basis or row.legal_basis
         if sale_or_share is not None:
             row.sale_or_share = sale_or_share
+        if not isinstance(retention_days, EllipsisType):  # None: kept while granted
+            _check_retention(retention_days)
+            row.retention_days = retention_days
         _check(row.data_categories, row.legal_basis)
         if material:
             row.version += 1

@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from idp import errors
 from idp.crypto.handles import digest
 from idp.domain import AuthorizationRequest
+from idp.locales import N_, current_locale
 from idp.protocol.device import display_user_code, normalize_user_code
 from idp.protocol.scopes import describe_scopes
+from idp.services.consent.texts import words_in
 from idp.services.context import Context
 from idp.services.signin import throttle
 from idp.services.signin.authorization import Outcome, continue_request
@@ -34,8 +36,8 @@ class DeviceRequest:
 def _unknown() -> errors.InvalidRequest:
     # One message for a code that never existed, expired, or was used: a guesser learns
     # nothing from it.
-    return errors.InvalidRequest("That code is not valid. Check the code on your device: it "
-                                 "may have expired, then the device shows a new one.",
+    return errors.InvalidRequest(N_("That code is not valid. Check the code on your device: "
+                                    "it may have expired, then the device shows a new one."),
                                  redirectable=False)
 
 
@@ -57,12 +59,14 @@ async def find_device_request(ctx: Context, entered: str) -> DeviceRequest:
     async with ctx.db.transaction(read_only=True) as session:
         row = await _pending(ctx, session, entered)
         client = await client_store.get_client(session, row.client_id)
+        # The scopes in the customer's words (issue 15 item 4).
+        words = await words_in(ctx, session, current_locale())
     if client is None:
         raise _unknown()
     scopes = list(AuthorizationRequest.from_json(row.request).scopes)
     return DeviceRequest(display_user_code(normalize_user_code(entered) or ""),
                          client.client_id, client.name,
-                         tuple(info.description for info in describe_scopes(scopes)))
+                         tuple(words.scope(info).description for info in describe_scopes(scopes)))
 
 
 async def confirm_device_request(ctx: Context, entered: str, browser_id: str,

@@ -25,8 +25,10 @@ from idp.protocol.prompt import InteractionState, Step, decide_interaction
 from idp.protocol.scopes import claims_for_scopes
 from idp.services.consent.grants import grant_view
 from idp.services.context import Context
+from idp.services.profile import collect
 from idp.services.signin import pushed as pushed_requests
 from idp.services.signin import second_factor
+from idp.services.tokens import pairwise
 from idp.services.upstream.profile_import import needs_answer
 from idp.store import clients as client_store
 from idp.store import device_codes as device_store
@@ -104,7 +106,14 @@ async def begin_authorization(ctx: Context, params: checks.Params, browser_id: s
             request = checks.check_request(
                 values, repeated, target, ctx.settings.require_pkce_for_confidential_clients
             )
-            request = replace(request, hinted_sub=_hinted_sub(request, hint))
+            hinted = _hinted_sub(request, hint)
+            if hinted is not None:
+                # OIDC Core §8.1: a pairwise client names the end-user by its own `sub`.
+                audience = hint.get("aud") if hint is not None else None
+                hinted = await pairwise.account_named(
+                    ctx, session, client, hinted,
+                    audience if isinstance(audience, str) else None)
+            request = replace(request, hinted_sub=hinted)
             await warn_on_reuse(ctx, session, request)
             return await _advance(ctx, session, client, request, browser_id, session_cookie,
                                   interaction=None)
@@ -291,7 +300,12 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
         # Issue 4 item 6: attributes an upstream login offered wait for the customer's answer
         # on the consent page, even when the app's consent already covers this request.
         consent_covered=covers(grant_view(grant), ask) and not (
-            interaction is not None and needs_answer(interaction.pending_import)),
+            interaction is not None and needs_answer(interaction.pending_import))
+        # Issue 16 item 3: attributes the app asks for that the profile lacks are asked on
+        # the consent page (never under prompt=none: the app then goes without them).
+        and not (browser_session is not None and "none" not in request.prompt and
+                 await collect.fields_to_collect(session, browser_session.user_id,
+                                                 request.claims, {p.id for p in ask.purposes})),
         hinted_sub=request.hinted_sub,
         step_up=step_up,
         has_second_factor=has_second_factor,

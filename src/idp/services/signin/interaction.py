@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -12,16 +12,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from idp import errors
 from idp.crypto.handles import digest, new_handle
 from idp.domain import AuthorizationRequest, ClientConfig, SessionInfo
+from idp.locales import N_, current_locale, gettext, ngettext
 from idp.protocol.acr import session_acr
 from idp.protocol.consent import (
-    CATEGORY_TITLES,
     PurposeInfo,
     default_choice,
     group_scopes_by_category,
 )
+from idp.protocol.profile import AttributeDef
 from idp.protocol.scopes import ScopeInfo, describe_scopes
+from idp.services.consent import privacy_choices
 from idp.services.consent.grants import grant_view, record_consent
+from idp.services.consent.texts import shown_digest, words_in
 from idp.services.context import Context
+from idp.services.profile import collect
 from idp.services.signin.authentication import begin_password_check, settle, verify_password
 from idp.services.signin.authorization import (
     Outcome,
@@ -42,19 +46,21 @@ from idp.services.upstream.profile_import import (
 )
 from idp.services.upstream.providers import display_name
 from idp.store import grants as grant_store
+from idp.store import privacy as privacy_store
 from idp.store import sessions as session_store
 from idp.store import users as user_store
 from idp.store.models import BrowserSession, Upstream, User
 
-LOGIN_FAILED = "The email address or password is not correct."
+LOGIN_FAILED = N_("The email address or password is not correct.")
 
 
 class LoginFailed(Exception):
-    """Shown on the login page; the same words whatever went wrong (no user enumeration)."""
+    """Shown on the login page; the same words whatever went wrong (no user enumeration).
+    `message`: a catalog text (marked N_) or words already in the customer's language."""
 
     def __init__(self, message: str = LOGIN_FAILED) -> None:
         super().__init__(message)
-        self.message = message
+        self.message = gettext(message)
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,13 @@ class PageContext:
     profile_import: ImportOffer | None = None
     # The customer has a live consent for this app: the page is a request to agree again.
     returning: bool = False
+    # The consent texts shown, in the customer's language (idp.services.consent.texts): their
+    # digest goes with the answer; claims asked for one by one, and offered, in plain words.
+    texts_digest: str = ""
+    claim_titles: dict[str, str] = field(default_factory=dict)
+    # Progressive profiling (issue 16 item 3): attributes the app asked for and the profile
+    # lacks, asked beside the consent.
+    profile_fields: list[AttributeDef] = field(default_factory=list)
 
     # Issue 13 item 2: a returning customer sees what changed first; what they answered
     # before, unchanged, is shown apart (and still submitted with the form).
@@ -126,9 +139,11 @@ async def page_context(ctx: Context, interaction_id: str, browser_id: str,
         interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
         request = AuthorizationRequest.from_json(interaction.request)
         ask = await consent_ask(session, client, request)
+        words = await words_in(ctx, session, current_locale())
         offer = await _import_offer(session, interaction.pending_import)
         email = None
         earlier = None  # the customer's answers so far, when asked again (a "no" stays "no")
+        asked: list[AttributeDef] = []
         if session_cookie:
             live = await session_store.find_live_session(session, digest(session_cookie), ctx.now())
             user = await user_store.get_user(session, live.user_id) if live else None
@@ -136,19 +151,25 @@ async def page_context(ctx: Context, interaction_id: str, browser_id: str,
             if user is not None:
                 earlier = grant_view(await grant_store.find_grant(session, user.id,
                                                                   client.client_id))
+                # Opted out of sale and sharing: such purposes start off, as under GPC.
+                gpc = gpc or (await privacy_store.choices_of(session, user.id)
+                              ).do_not_sell_or_share
+                asked = await collect.fields_to_collect(session, user.id, request.claims,
+                                                        {p.id for p in ask.purposes})
     declined_scopes = earlier.declined_scopes if earlier else frozenset()
     declined_purposes = earlier.declined_purposes if earlier else {}
     answered_scopes = (earlier.scopes | declined_scopes) if earlier else frozenset()
     agreed_purposes = earlier.purposes if earlier else {}
     data = {
-        CATEGORY_TITLES[category]: [ScopeChoice(info, info.name in ask.optional_scopes,
-                                                info.name not in declined_scopes,
-                                                info.name in answered_scopes)
-                                    for info in describe_scopes(scopes)]
+        words.category(category): [ScopeChoice(words.scope(info),
+                                               info.name in ask.optional_scopes,
+                                               info.name not in declined_scopes,
+                                               info.name in answered_scopes)
+                                   for info in describe_scopes(scopes)]
         for category, scopes in group_scopes_by_category(ask.scopes).items()
     }
     purposes = []
-    for p in ask.purposes:
+    for p in map(words.purpose, ask.purposes):
         answered = {agreed_purposes.get(p.id), declined_purposes.get(p.id)} - {None}
         purposes.append(PurposeOffer(
             p, default_choice(p, gpc) and p.id not in declined_purposes,
@@ -157,8 +178,13 @@ async def page_context(ctx: Context, interaction_id: str, browser_id: str,
     changed = any(not c.agreed for choices in data.values() for c in choices) or any(
         not p.agreed for p in purposes) or bool(
         set(ask.claims) - (earlier.claims if earlier else frozenset()))
+    shown = shown_digest(words, ask)
+    claims = {*ask.claims, *(offer.attributes if offer else ())}
     return PageContext(interaction_id, client, request, email, data, list(ask.claims), purposes,
-                       offer, returning=earlier is not None and changed)
+                       offer, returning=earlier is not None and changed, texts_digest=shown,
+                       claim_titles={name: title for name in claims
+                                     if (title := words.claim(name)) is not None},
+                       profile_fields=asked)
 
 
 async def _import_offer(session: AsyncSession, pending: dict[str, Any] | None
@@ -238,16 +264,20 @@ def password_problem(ctx: Context, password: str, email: str | None = None) -> s
     range and no composition rules, but not a password of breach lists, nor one built on
     the account's own address (a context-specific word)."""
     if len(password) < ctx.settings.password_min_length:
-        return f"Choose a password of at least {ctx.settings.password_min_length} characters."
+        return ngettext("Choose a password of at least %(num)s character.",
+                        "Choose a password of at least %(num)s characters.",
+                        ctx.settings.password_min_length)
     if len(password) > ctx.settings.password_max_length:
-        return f"Choose a password of at most {ctx.settings.password_max_length} characters."
+        return ngettext("Choose a password of at most %(num)s character.",
+                        "Choose a password of at most %(num)s characters.",
+                        ctx.settings.password_max_length)
     folded = password.casefold()
     if folded in common_passwords():
-        return "That password is one of the most common ones, which attackers try first. " \
-               "Choose another."
+        return gettext("That password is one of the most common ones, which attackers try "
+                       "first. Choose another.")
     local = (email or "").strip().casefold().partition("@")[0]
     if len(local) >= 3 and local in folded:
-        return "Choose a password that does not contain your email address."
+        return gettext("Choose a password that does not contain your email address.")
     return None
 
 
@@ -258,7 +288,7 @@ def email_problem(email: str) -> str | None:
     if not local or "." not in domain or len(email) > 254 or any(
         c.isspace() or not c.isprintable() for c in email
     ):
-        return "Enter a valid email address."
+        return gettext("Enter a valid email address.")
     return None
 
 
@@ -300,6 +330,16 @@ class ConsentAnswer:
     purposes: list[str]
     gpc: bool
     imports: frozenset[str] = frozenset()  # attributes ticked "Save to my profile"
+    # The page's language and the digest of the consent texts it showed (issue 15 item 4).
+    language: str | None = None
+    texts: str | None = None
+    # What the customer typed for the attributes the app asked for (issue 16 item 3).
+    profile: dict[str, str] = field(default_factory=dict)
+
+
+class ConsentTextsChanged(Exception):
+    """The consent texts changed (an operator reworded them, the page's language changed)
+    between the page and its answer: the page is shown again, nothing is recorded."""
 
 
 async def give_consent(ctx: Context, interaction_id: str, browser_id: str,
@@ -335,13 +375,30 @@ async def _give_consent(ctx: Context, interaction_id: str, browser_id: str,
             raise errors.LoginRequired(redirectable=False)
         request = AuthorizationRequest.from_json(interaction.request)
         ask = await consent_ask(session, client, request)
+        # Recorded in the words and language the customer read, and only in those.
+        words = await words_in(ctx, session, answer.language or current_locale())
+        shown = shown_digest(words, ask)
+        if answer.texts is not None and answer.texts != shown:
+            raise ConsentTextsChanged()
+        ask = replace(ask, purposes=tuple(map(words.purpose, ask.purposes)))
         pending, interaction.pending_import = interaction.pending_import, None
         # Copies fetched for another offer (a sign-in in another tab since) are not used.
         copies = fetched[1] if pending == fetched[0] else {}
         # Declined attributes are never stored; the pending copy goes in this transaction.
         imported = await apply_decision(ctx, session, pending, live.user_id,
                                         set(answer.imports), copies) if pending else None
-        await record_consent(ctx, session, user_id=live.user_id, client=client, ask=ask,
-                             accepted_scopes=answer.scopes, accepted_purposes=answer.purposes,
-                             gpc=answer.gpc, extra=imported)
+        asked = await collect.fields_to_collect(session, live.user_id, request.claims,
+                                                {p.id for p in ask.purposes})
+        grant = await record_consent(
+            ctx, session, user_id=live.user_id, client=client, ask=ask,
+            accepted_scopes=answer.scopes, accepted_purposes=answer.purposes, gpc=answer.gpc,
+            extra=imported, shown=(words.locale, shown))
+        # Kept for the purposes just granted; a refused value (AnswersRefused) undoes it all.
+        await collect.save_answers(session, live.user_id, client.client_id, asked,
+                                   answer.profile, {str(p["id"]) for p in grant.purposes},
+                                   ctx.now())
+        if answer.gpc:
+            # A signed-in customer's Global Privacy Control signal opts the account out of
+            # sale and sharing (Cal. Code Regs. tit. 11 §7025), before any token is issued.
+            await privacy_choices.apply_gpc_in(ctx, session, live.user_id)
         interaction.consent_given = True

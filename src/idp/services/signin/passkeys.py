@@ -27,6 +27,7 @@ from webauthn.helpers.structs import (
 )
 
 from idp.crypto.handles import digest
+from idp.locales import N_, gettext
 from idp.services.context import Context
 from idp.services.signin import security_events
 from idp.settings import Settings
@@ -39,12 +40,12 @@ TIMEOUT_MS = CHALLENGE_SECONDS * 1000
 # certificates); anything far larger is refused before it is parsed.
 MAX_CREDENTIAL_CHARS = 16 * 1024
 
-REFUSED = ("That passkey could not sign you in. Try again, or sign in with your email "
-           "address and password.")
-EXPIRED = "This passkey request has expired or was already used. Try again."
-MALFORMED = "Your browser sent an answer we could not read. Try again."
-CLONED = ("That passkey could not be used: its sign-in counter went backwards, which can mean "
-          "it was copied. Sign in another way, then check the passkeys in your account.")
+REFUSED = N_("That passkey could not sign you in. Try again, or sign in with your email "
+             "address and password.")
+EXPIRED = N_("This passkey request has expired or was already used. Try again.")
+MALFORMED = N_("Your browser sent an answer we could not read. Try again.")
+CLONED = N_("That passkey could not be used: its sign-in counter went backwards, which can mean "
+            "it was copied. Sign in another way, then check the passkeys in your account.")
 
 # The errors py_webauthn raises for an answer that does not verify or does not parse.
 VERIFY_ERRORS = (webauthn_errors.WebAuthnException, ValueError, KeyError, TypeError,
@@ -56,7 +57,7 @@ class PasskeyRefused(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
+        self.message = gettext(message)  # a catalog text (idp.locales), in the page's language
 
 
 class CounterRegressed(PasskeyRefused):

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from idp import errors
 from idp.domain import SessionInfo
 from idp.federation.identity import UpstreamIdentity
+from idp.locales import N_
 from idp.protocol.redirect_uri import well_formed
 from idp.services.context import Context
 from idp.services.signin import second_factor
@@ -30,11 +31,12 @@ from idp.store import federation as store
 from idp.store.models import User
 
 # What the re-authentication page says after a round trip; {name} is the provider's.
+# Catalog texts (idp.locales); %(name)s is the provider's.
 OUTCOMES = {
-    "reauth_cancelled": "Confirming with {name} was cancelled.",
-    "reauth_failed": ("Confirming with {name} did not work: {name} has to ask for your "
-                      "sign-in again. Try again."),
-    "mismatch": "That {name} account is not the one connected to this account.",
+    "reauth_cancelled": N_("Confirming with %(name)s was cancelled."),
+    "reauth_failed": N_("Confirming with %(name)s did not work: %(name)s has to ask for your "
+                        "sign-in again. Try again."),
+    "mismatch": N_("That %(name)s account is not the one connected to this account."),
 }
 SECOND_FACTOR_LOCATION = "/account/reauth/otp"
 # How long a right first factor waits for the second at the account center.

@@ -22,6 +22,7 @@ from idp.crypto import otp
 from idp.crypto.handles import digest
 from idp.crypto.keys import KeyEncryptor, derive_key
 from idp.errors import Throttled
+from idp.locales import N_, gettext
 from idp.observability import metrics
 from idp.services.context import Context
 from idp.services.signin import security_events, throttle
@@ -35,13 +36,13 @@ RECOVERY_PURPOSE = "recovery-codes"
 ACCOUNT = "account"
 REAUTH = "reauth"
 
-MALFORMED = ("Enter the 6-digit code your authenticator app shows, or one of your recovery "
-             "codes.")
-WRONG = "That code is not right, or it has expired. Enter the code your app shows now."
-REPLAYED = ("That code was already used. Wait for your app to show a new code, then "
-            "enter it.")
-RECOVERY_WRONG = "That recovery code is not right, or it was already used."
-GONE = "This sign-in has expired. Sign in again."
+MALFORMED = N_("Enter the 6-digit code your authenticator app shows, or one of your recovery "
+               "codes.")
+WRONG = N_("That code is not right, or it has expired. Enter the code your app shows now.")
+REPLAYED = N_("That code was already used. Wait for your app to show a new code, then "
+              "enter it.")
+RECOVERY_WRONG = N_("That recovery code is not right, or it was already used.")
+GONE = N_("This sign-in has expired. Sign in again.")
 
 # RFC 8176 §2: "otp" names RFC 4226/6238 one-time passwords, the app's codes; "mfa" says
 # more than one factor was used. A recovery code is a look-up secret (NIST SP 800-63B
@@ -56,7 +57,7 @@ class CodeRefused(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
+        self.message = gettext(message)  # a catalog text (idp.locales), in the page's language
 
 
 class SecondFactorRequired(Exception):

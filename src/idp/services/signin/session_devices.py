@@ -17,8 +17,8 @@ when an unrecognised device signs in to the account (issue 12 item 8; security.m
 
 from __future__ import annotations
 
-import datetime
 from contextvars import ContextVar
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,8 +73,10 @@ async def note_sign_in(ctx: Context, session: AsyncSession, row: BrowserSession,
               and not await _first_sign_in(session, row.user_id))
     if notify and await _notice_allowed(session, row.user_id, device, row.created_at):
         assert user is not None and user.email is not None
+        # In the account's language, not the new device's (which may be a stranger's).
         enqueue_mail(session, ctx.settings, user.email, NOTICE_TEMPLATE,
-                     notice_context(ctx, device, network, row.created_at), row.created_at)
+                     notice_context(ctx, device, network, row.created_at), row.created_at,
+                     locale=user.ui_locale)
     else:
         notify = False
     security_events.record(session, SIGNED_IN, row.user_id, row.created_at, device=device,
@@ -82,12 +84,11 @@ async def note_sign_in(ctx: Context, session: AsyncSession, row: BrowserSession,
                            new_device=is_browser and not known, notified=notify)
 
 
-def notice_context(ctx: Context, device: str, network: str | None, at: int) -> dict[str, str]:
+def notice_context(ctx: Context, device: str, network: str | None, at: int) -> dict[str, Any]:
     issuer = ctx.settings.issuer  # never the Host header (ATO-10)
-    when = datetime.datetime.fromtimestamp(at, datetime.UTC)
-    return {"brand": ctx.settings.controller_name, "device": device,
-            "network": network or "an unknown network",
-            "when": when.strftime("%d %B %Y at %H:%M UTC"),
+    # The time and the unknown network are written in the mail's language, by its template.
+    return {"brand": ctx.settings.controller_name, "device": device, "network": network,
+            "at": at,
             "reset_link": f"{issuer}/account/forgot",
             "sessions_link": f"{issuer}/account/sessions"}
 

@@ -10,6 +10,7 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import digest
+from idp.locales import N_
 from idp.notifications.outbox import enqueue_backchannel_logout
 from idp.services.context import Context
 from idp.services.signin import security_events
@@ -36,7 +37,7 @@ async def end_session(ctx: Context, session: AsyncSession, sid: str) -> int:
     for client_id in await session_store.clients_of_session(session, sid):
         client = await client_store.get_client(session, client_id)
         if client is not None and enqueue_backchannel_logout(
-            session, client, ctx.settings.issuer, user_id, sid, now
+            session, client, ctx.settings.issuer, ctx.subject_of(client, user_id), sid, now
         ):
             told += 1
     return told
@@ -60,7 +61,7 @@ async def change_password(ctx: Context, email: str, current: str, new: str,
     ones included. This browser continues in a new session; returns its cookie."""
     user = await verify_password_login(ctx, email, current)
     if user is None:
-        raise LoginFailed("Your current password is not correct.")
+        raise LoginFailed(N_("Your current password is not correct."))
     problem = password_problem(ctx, new, email)
     if problem:
         raise LoginFailed(problem)

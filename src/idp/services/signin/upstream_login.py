@@ -20,6 +20,7 @@ from idp.federation.callback import AuthorizationDenied
 from idp.federation.config import LinkingPolicy, SyncMode
 from idp.federation.errors import FederationError
 from idp.federation.identity import MappedClaim, UpstreamIdentity
+from idp.locales import N_, gettext
 from idp.observability import metrics
 from idp.services.context import Context
 from idp.services.signin import second_factor, security_events
@@ -58,7 +59,8 @@ class FederatedLogin:
 async def start_login(ctx: Context, alias: str, interaction_id: str, browser_id: str) -> str:
     client = await upstream_client(ctx, alias)
     if client is None:
-        raise errors.InvalidRequest("This sign-in provider is not available", redirectable=False)
+        raise errors.InvalidRequest(N_("This sign-in provider is not available"),
+                                    redirectable=False)
     async with ctx.db.transaction() as session:
         await load_interaction(ctx, session, interaction_id, browser_id)
     start = await client.start(callback_uri(ctx, alias))
@@ -79,7 +81,8 @@ async def finish_login(ctx: Context, row: FederationState, alias: str,
         raise errors.InvalidRequest(EXPIRED, redirectable=False)
     client = await upstream_client(ctx, alias)
     if client is None:
-        raise errors.InvalidRequest("This sign-in provider is not available", redirectable=False)
+        raise errors.InvalidRequest(N_("This sign-in provider is not available"),
+                                    redirectable=False)
     transaction, _ = open_transaction(ctx, row)
     name = alias.capitalize()
     try:
@@ -88,11 +91,13 @@ async def finish_login(ctx: Context, row: FederationState, alias: str,
         # Requirement 7 and 13: nothing is created; the reason is logged without secrets.
         metrics.SIGNINS.labels(alias, "failure").inc()
         return FederatedLogin(row.interaction_id,
-                              message=f"Signing in with {name} did not work. Try again.")
+                              message=gettext("Signing in with %(provider)s did not work. "
+                                              "Try again.", provider=name))
     if isinstance(result, AuthorizationDenied):
         metrics.SIGNINS.labels(alias, "cancelled").inc()
         return FederatedLogin(row.interaction_id,
-                              message=f"Signing in with {name} was cancelled.")
+                              message=gettext("Signing in with %(provider)s was cancelled.",
+                                              provider=name))
     login = await resolve_account(ctx, result, client.config.linking_policy,
                                   row.interaction_id, browser_id, previous_cookie)
     metrics.SIGNINS.labels(alias, "success" if login.session_cookie else "failure").inc()
@@ -117,7 +122,8 @@ async def resolve_account(ctx: Context, identity: UpstreamIdentity, policy: Link
                 security_events.record(session, security_events.IDENTITY_RELINKED,
                                        linked.user_id, now, alias=identity.alias)
             if linked.status != "active" or await _disabled(session, linked.user_id):
-                return FederatedLogin(interaction_id, message="This sign-in method is disabled.")
+                return FederatedLogin(interaction_id,
+                                      message=gettext("This sign-in method is disabled."))
             _refresh_identity(ctx, linked, identity, now)
         else:
             resolved = await _resolve_by_email(ctx, session, identity, policy, interaction_id,
@@ -161,12 +167,13 @@ async def _resolve_by_email(ctx: Context, session: AsyncSession, identity: Upstr
         security_events.record(session, security_events.UPSTREAM_SUBJECT_CHANGED,
                                match.id, now, alias=identity.alias)
     if match.disabled_at is not None:
-        return FederatedLogin(interaction_id, message="This sign-in method is disabled.")
+        return FederatedLogin(interaction_id, message=gettext("This sign-in method is disabled."))
     if policy is LinkingPolicy.deny:
         return FederatedLogin(interaction_id, message=(
-            "An account already uses this email address. " + (
-                "Sign in with your password." if match.password_hash is not None
-                else "Sign in the way you did before.")))
+            gettext("An account already uses this email address. Sign in with your password.")
+            if match.password_hash is not None else
+            gettext("An account already uses this email address. Sign in the way you did "
+                    "before.")))
     if replaced:
         return await _ask_to_prove(ctx, session, identity, match, interaction_id, browser_id,
                                    now)
@@ -189,7 +196,8 @@ async def _import_profile(session: AsyncSession, interaction: Interaction, linke
     undecided ones wait in the interaction for the consent page. Returns the expiring pictures
     to copy again once the transaction is over (requirement 37)."""
     user = await session.get(User, linked.user_id)
-    refresh = profile_import.sync_allowed(user, linked, identity, now) if user else {}
+    refresh = await profile_import.sync_allowed(session, user, linked, identity, now) \
+        if user else {}
     interaction.pending_import = profile_import.offer(linked, identity,
                                                       new=not linked.import_choices)
     return refresh
@@ -277,9 +285,10 @@ async def _ask_to_prove(ctx: Context, session: AsyncSession, identity: UpstreamI
         # No password to prove it with: the customer signs in the way they did before and
         # connects this provider from the account center (which asks for a fresh sign-in).
         # Which providers the account uses is not said: the email alone proves nothing.
-        return FederatedLogin(interaction_id, message=(
-            f"An account already uses this email address. Sign in the way you did before, "
-            f"then connect your {name} account under Sign-in methods on your account page."))
+        return FederatedLogin(interaction_id, message=gettext(
+            "An account already uses this email address. Sign in the way you did before, then "
+            "connect your %(provider)s account under Sign-in methods on your account page.",
+            provider=name))
     handle = new_handle()
     pending = {"alias": identity.alias, "namespace": identity.namespace,
                "subject": identity.subject, "email": identity.email,
@@ -296,9 +305,9 @@ async def _ask_to_prove(ctx: Context, session: AsyncSession, identity: UpstreamI
         browser_hash=digest(browser_id), interaction_id=interaction_id, user_id=match.id,
         transaction_encrypted=state_encryptor(ctx).encrypt(pending), created_at=now,
         expires_at=now + STATE_TTL, used_at=None))
-    return FederatedLogin(interaction_id, link_handle=handle, message=(
-        f"An account already uses this email address. Sign in with its password to connect "
-        f"your {name} account to it."))
+    return FederatedLogin(interaction_id, link_handle=handle, message=gettext(
+        "An account already uses this email address. Sign in with its password to connect "
+        "your %(provider)s account to it.", provider=name))
 
 
 async def complete_link(ctx: Context, session: AsyncSession, handle_hash: str,

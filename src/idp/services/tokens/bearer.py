@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from idp import errors
+from idp.protocol.privacy import NO_STANDING, Standing
 from idp.services.context import Context
 from idp.services.tokens.dpop import BEARER, Presentation, check_presentation, consume
 from idp.services.tokens.state import (
@@ -24,6 +25,13 @@ class Bearer:
     claims: dict[str, Any]
     grant: Grant
     user: User
+    standing: Standing = NO_STANDING  # the account's privacy choices
+
+    @property
+    def sub(self) -> str:
+        """The `sub` the token's client knows the account by (checked against the grant's
+        account by `live_grant`; a pairwise client's own, OIDC Core §8.1)."""
+        return str(self.claims["sub"])
 
     @property
     def scopes(self) -> list[str]:
@@ -41,7 +49,7 @@ async def _live(ctx: Context, access_token: str, *, of_end_user: bool,
         raise errors.InvalidToken()
     proof = check_presentation(ctx, presentation, access_token, claims)
     async with ctx.db.statements() as connection:
-        found = await access_token_state(connection, claims)
+        found = await access_token_state(ctx, connection, claims)
     # live_grant: False when not live, the grant for an end-user's token, None for a client's.
     if found is None or live_grant(found, ctx.now()) is False:
         raise errors.InvalidToken()
@@ -58,7 +66,7 @@ async def authenticate_bearer(ctx: Context, access_token: str,
     claims, found = await _live(ctx, access_token, of_end_user=True,
                                 presentation=presentation)
     assert found.grant is not None and found.user is not None  # a live end-user token's
-    return Bearer(claims, found.grant, found.user)
+    return Bearer(claims, found.grant, found.user, found.standing)
 
 
 async def authenticate_client_bearer(ctx: Context, access_token: str,

@@ -9,6 +9,7 @@ from typing import Any
 from idp import errors
 from idp.observability import metrics
 from idp.services.context import Context
+from idp.services.profile.release import issuing
 from idp.services.tokens.client_auth import authenticated_client
 from idp.services.tokens.dpop import BOUND_KEY, bind_token_request
 from idp.services.tokens.grant_types import GRANT_HANDLERS, load_handlers
@@ -33,7 +34,10 @@ async def exchange(ctx: Context, form: Mapping[str, str], repeated: set[str],
         dpop or client.dpop_bound_access_tokens) else None
     bound = BOUND_KEY.set(jkt) if jkt is not None else None
     try:
-        body = await handler(ctx, client, form)
+        # The profile schema ID tokens release by; their releases go on record once the
+        # tokens are committed (issue 16 items 2 and 4).
+        async with issuing(ctx):
+            body = await handler(ctx, client, form)
     except errors.OAuthError as error:
         metrics.TOKENS.labels(grant_type, error.error).inc()
         raise

@@ -33,7 +33,7 @@ async def read_grant(ctx: Context, access_token: str, grant_id: str) -> dict[str
                      "purposes": list(grant.declined_purposes)},
         "created_at": grant.created_at,
         "updated_at": grant.updated_at,
-        "consent": grant_consent_claim(grant),
+        "consent": grant_consent_claim(grant, standing=bearer.standing),
     }
 
 

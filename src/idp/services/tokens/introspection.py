@@ -30,7 +30,8 @@ async def introspect(ctx: Context, form: Mapping[str, str], repeated: set[str],
     claims = await presented_claims(ctx, token)
     # One read answers it: the token with its grant and user.
     async with ctx.db.statements() as connection:
-        found = await find_token(connection, token, form.get("token_type_hint"), claims)
+        found = await find_token(ctx, connection, token, form.get("token_type_hint"),
+                                 claims)
     if found is None:
         return INACTIVE
     # Refresh tokens are the business of the client that holds them alone.
@@ -44,7 +45,8 @@ async def introspect(ctx: Context, form: Mapping[str, str], repeated: set[str],
                             "client_id": found.client_id, "iss": ctx.settings.issuer}
     if found.refresh is not None:
         record = found.refresh
-        body.update(sub=record.user_id, exp=record.expires_at, iat=record.created_at,
+        # The `sub` this client knows the account by (OIDC Core §8.1 for pairwise clients).
+        body.update(sub=found.subject, exp=record.expires_at, iat=record.created_at,
                     aud=record.client_id)
         body["token_type"] = "refresh_token"
         if record.dpop_jkt is not None:
@@ -59,5 +61,5 @@ async def introspect(ctx: Context, form: Mapping[str, str], repeated: set[str],
         if jkt is not None:
             body["cnf"] = {"jkt": jkt}
     if isinstance(grant, Grant):
-        body["consent"] = grant_consent_claim(grant, scopes)
+        body["consent"] = grant_consent_claim(grant, scopes, found.standing)
     return body

@@ -17,8 +17,10 @@ from idp.crypto.handles import digest, new_handle
 from idp.crypto.keys import KeyRing
 from idp.domain import ClientConfig
 from idp.protocol.claims import at_hash, release, user_claims
+from idp.protocol.privacy import NO_STANDING, Standing
 from idp.services.consent.grants import grant_consent_claim
 from idp.services.context import Context
+from idp.services.profile.release import id_token_claims
 from idp.services.tokens.dpop import BOUND_KEY
 from idp.store.models import Grant, RefreshToken, User
 from idp.store.prepared import Prepared
@@ -44,12 +46,15 @@ class Authentication:
 
 @dataclass(frozen=True)
 class Subject:
-    """Who a token is about: an end-user under a grant, or a client acting for itself."""
+    """Who a token is about: an end-user under a grant, or a client acting for itself.
+    `sub` is what the client knows the end-user by (`Context.subject_of`: pairwise clients
+    have their own, OIDC Core §8.1); `standing` the account's privacy choices."""
 
     sub: str
     user: User | None = None
     grant: Grant | None = None
     auth: Authentication | None = None
+    standing: Standing = NO_STANDING
 
 
 def mint_access_token(ctx: Context, ring: KeyRing, client: ClientConfig, subject: Subject,
@@ -79,7 +84,7 @@ def mint_access_token(ctx: Context, ring: KeyRing, client: ClientConfig, subject
             claims["sid"] = auth.sid
     if grant is not None:
         # What this token was granted under, so a backend can enforce consent from it alone.
-        claims["consent"] = grant_consent_claim(grant, scopes)
+        claims["consent"] = grant_consent_claim(grant, scopes, subject.standing)
         claims["epoch"] = grant.token_epoch
     if code_hash is not None:
         # Descended from this authorization code: a replay of the code ends it.
@@ -102,10 +107,13 @@ def mint_id_token(ctx: Context, ring: KeyRing, client: ClientConfig, subject: Su
     now = ctx.now()
     available = user_claims(user.email, user.email_verified, user.profile, user.updated_at)
     claims: dict[str, Any] = release(available, scopes, grant.claims, "id_token", claims_param)
+    # Issue 16 item 2: custom attributes under operator scopes, for granted purposes only.
+    claims = id_token_claims(ctx, user, grant, client.client_id, scopes, claims_param,
+                             subject.standing, claims)
     claims.update(
         {
             "iss": ctx.settings.issuer,
-            "sub": user.id,
+            "sub": subject.sub,
             "aud": client.client_id,
             "azp": client.client_id,
             "exp": now + ctx.settings.id_token_ttl,
@@ -113,7 +121,7 @@ def mint_id_token(ctx: Context, ring: KeyRing, client: ClientConfig, subject: Su
             "auth_time": auth.auth_time,
             "amr": list(auth.amr),
             "acr": auth.acr,
-            "consent": grant_consent_claim(grant, scopes),
+            "consent": grant_consent_claim(grant, scopes, subject.standing),
         }
     )
     if auth.sid is not None:

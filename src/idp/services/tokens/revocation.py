@@ -23,7 +23,7 @@ async def revoke(ctx: Context, form: Mapping[str, str], repeated: set[str],
     now = ctx.now()
     claims = await presented_claims(ctx, token)
     async with ctx.db.transaction() as session:
-        found = await find_token(session, token, hint, claims)
+        found = await find_token(ctx, session, token, hint, claims)
         # RFC 7009 §2.2: an invalid or unknown token is answered with 200 all the same.
         if found is None:
             return

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from idp.crypto.handles import digest
+from idp.protocol.privacy import NO_STANDING, Standing
 from idp.services.context import Context
 from idp.store import tokens as token_store
 from idp.store.models import Grant, RefreshToken, User
@@ -30,6 +31,9 @@ class FoundToken:
     grant: Grant | None  # the grant it was issued under (None for a client's own token)
     user: User | None  # the end-user it is about (None for a client's own token)
     revoked: bool = False  # an access token named on the revocation list
+    standing: Standing = NO_STANDING  # the account's privacy choices
+    # The `sub` the grant's client knows the account by (pairwise clients: their own).
+    subject: str | None = None
 
     @property
     def scopes(self) -> list[str]:
@@ -54,8 +58,8 @@ def grant_id_of(claims: dict[str, Any]) -> str | None:
     return grant_id if isinstance(grant_id, str) else None
 
 
-async def access_token_state(session: AsyncSession | AsyncConnection, claims: dict[str, Any]
-                             ) -> FoundToken | None:
+async def access_token_state(ctx: Context, session: AsyncSession | AsyncConnection,
+                             claims: dict[str, Any]) -> FoundToken | None:
     """An access token's live state in one statement; None when what it hangs off (its grant
     or its client) is gone."""
     client_id = claims.get("client_id")
@@ -70,16 +74,18 @@ async def access_token_state(session: AsyncSession | AsyncConnection, claims: di
         state = await token_store.user_token_state(session, grant_id, keys)
         if state is None:
             return None
-        grant, user, revoked = state
-        return FoundToken("access_token", client_id, claims, None, grant, user, revoked)
+        found, revoked = state
+        return FoundToken("access_token", client_id, claims, None, found.grant, found.user,
+                          revoked, found.standing,
+                          ctx.subject_in(found.sector, found.user.id))
     exists, revoked = await token_store.client_token_state(session, client_id, keys)
     if not exists or claims.get("sub") != client_id:
         return None
     return FoundToken("access_token", client_id, claims, None, None, None, revoked)
 
 
-async def find_token(session: AsyncSession | AsyncConnection, token: str, hint: str | None,
-                     claims: dict[str, Any] | None) -> FoundToken | None:
+async def find_token(ctx: Context, session: AsyncSession | AsyncConnection, token: str,
+                     hint: str | None, claims: dict[str, Any] | None) -> FoundToken | None:
     """The token's state, whatever `token_type_hint` says (RFC 7009 §2.1: the hint only
     speeds up the lookup; a wrong hint must not make the token unfindable). `claims` are
     `presented_claims(token)`. One statement reads it."""
@@ -89,14 +95,16 @@ async def find_token(session: AsyncSession | AsyncConnection, token: str, hint: 
         "access_token", "refresh_token")
     for kind in order:
         if kind == "access_token" and claims is not None:
-            found = await access_token_state(session, claims)
+            found = await access_token_state(ctx, session, claims)
             if found is not None:
                 return found
         elif kind == "refresh_token" and "." not in token:
             refresh = await token_store.refresh_token_state(session, digest(token))
             if refresh is not None:
-                record, grant, user = refresh
-                return FoundToken(kind, record.client_id, {}, record, grant, user)
+                record, state = refresh
+                return FoundToken(kind, record.client_id, {}, record, state.grant, state.user,
+                                  False, state.standing,
+                                  ctx.subject_in(state.sector, state.user.id))
     return None
 
 
@@ -122,6 +130,6 @@ def live_grant(found: FoundToken, now: int) -> Grant | bool | None:
         return None  # a client's own token: its client exists (access_token_state)
     if user is None or grant.revoked_at is not None or (
             claims.get("epoch") != grant.token_epoch or grant.client_id != found.client_id
-            or claims.get("sub") != user.id):
+            or claims.get("sub") != found.subject):
         return False
     return grant

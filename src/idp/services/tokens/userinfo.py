@@ -8,6 +8,9 @@ from idp import errors
 from idp.protocol.claims import release, user_claims
 from idp.services.consent.grants import grant_consent_claim
 from idp.services.context import Context
+from idp.services.profile import access_log
+from idp.services.profile.cache import current_schema
+from idp.services.profile.release import profile_claims
 from idp.services.tokens.bearer import authenticate_bearer
 from idp.services.tokens.dpop import BEARER, Presentation
 
@@ -23,4 +26,12 @@ async def userinfo(ctx: Context, access_token: str, presentation: Presentation =
     requested = bearer.claims.get("userinfo_claims")
     claims_param = {"userinfo": requested} if isinstance(requested, dict) else None
     body = release(available, scopes, grant.claims, "userinfo", claims_param)
-    return {"sub": user.id, **body, "consent": grant_consent_claim(grant, scopes)}
+    # Issue 16 items 2 and 4: custom attributes for granted purposes, and the release on
+    # record (no write when today's is already).
+    body = profile_claims(await current_schema(ctx), user, grant, scopes, "userinfo",
+                          claims_param, bearer.standing, body)
+    await access_log.record(ctx, access_log.release(user.id, grant.client_id, "userinfo",
+                                                    body, ctx.now()))
+    # OIDC Core §5.3.2: the ID token's `sub` (a pairwise client's own, §8.1).
+    return {"sub": bearer.sub, **body,
+            "consent": grant_consent_claim(grant, scopes, bearer.standing)}

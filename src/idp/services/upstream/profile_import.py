@@ -24,7 +24,9 @@ from idp.federation.config import SyncMode
 from idp.federation.identity import UpstreamIdentity
 from idp.net.fetch import FetchError, fetch_bytes
 from idp.services.context import Context
+from idp.services.profile import values as profile_values
 from idp.store.models import Identity, Picture, User
+from idp.store.profile import Source
 
 log = logging.getLogger("idp.federation")
 
@@ -72,8 +74,8 @@ def needs_answer(pending: dict[str, Any] | None) -> bool:
     return bool(pending and pending.get("claims"))
 
 
-def sync_allowed(user: User, linked: Identity, upstream: UpstreamIdentity, now: int
-                 ) -> dict[str, str]:
+async def sync_allowed(session: AsyncSession, user: User, linked: Identity,
+                       upstream: UpstreamIdentity, now: int) -> dict[str, str]:
     """Requirement 35, at a later login: an allowed attribute is updated silently when its
     mapping says `update_every_login` and left alone when `import_once` (unless it was never
     stored, e.g. its picture could not be copied). A claim absent from this login changes
@@ -89,20 +91,22 @@ def sync_allowed(user: User, linked: Identity, upstream: UpstreamIdentity, now: 
         if name in upstream.expiring_claims:
             refresh[name] = str(claim.value)
         else:
-            store_value(user, linked, name, claim.value, now)
+            await store_value(session, user, linked, name, claim.value, now)
     return refresh
 
 
-def store_value(user: User, linked: Identity, name: str, value: Any, now: int) -> None:
-    """The value in the account's profile (what UserInfo and ID tokens release) and, with its
-    source and time, in the identity's (issue 4 item 6)."""
+async def store_value(session: AsyncSession, user: User, linked: Identity, name: str,
+                      value: Any, now: int) -> None:
+    """The value in the account's profile (what UserInfo and ID tokens release) with the
+    upstream as its provenance (issue 16 item 1) and, with its source and time, in the
+    identity's (issue 4 item 6)."""
     if (linked.profile or {}).get(name, {}).get("value") == value and \
             (user.profile or {}).get(name) == value:
         return
     linked.profile = {**(linked.profile or {}),
                       name: {"value": value, "source": linked.alias, "at": now}}
-    user.profile = {**(user.profile or {}), name: value}
-    user.updated_at = now
+    await profile_values.apply(session, user, {name: value}, Source("upstream", linked.alias),
+                               now)
 
 
 def record_choices(linked: Identity, pending: dict[str, Any], accepted: set[str]) -> set[str]:
@@ -134,7 +138,7 @@ async def apply_decision(ctx: Context, session: AsyncSession, pending: dict[str,
             if image is None:
                 continue  # could not be copied: skipped; tried again at the next login
             value = await save_picture(ctx, session, linked, image, now)
-        store_value(user, linked, name, value, now)
+        await store_value(session, user, linked, name, value, now)
     declined = sorted(set(claims) - allowed)
     return {"upstream": {"alias": linked.alias,
                          "granted_scopes": list(pending.get("granted_scopes") or ()),
@@ -172,7 +176,7 @@ async def refresh_copies(ctx: Context, identity_id: str, urls: dict[str, str]) -
         for name, image in copies.items():
             if (linked.import_choices or {}).get(name) is True:
                 url = await save_picture(ctx, session, linked, image, now)
-                store_value(user, linked, name, url, now)
+                await store_value(session, user, linked, name, url, now)
 
 
 async def fetch_image(ctx: Context, url: str) -> Image | None:

@@ -15,6 +15,7 @@ from idp import errors
 from idp.crypto.handles import digest
 from idp.crypto.keys import KeyEncryptor
 from idp.federation.base import Transaction
+from idp.locales import N_
 from idp.services.context import Context
 from idp.services.upstream.providers import upstream_client
 from idp.store import federation as store
@@ -25,8 +26,8 @@ ACCOUNT_LINK = "acctlink"  # connecting a provider from the account center
 REAUTH = "reauth"  # confirming who you are with a connected provider
 LINK = "link"  # an identity waiting for the password of the account it is to join
 STATE_TTL = 600  # requirement 3: at most 10 minutes
-EXPIRED = ("This sign-in attempt expired, was already used, or began in another browser. "
-           "Return to the app and start again.")
+EXPIRED = N_("This sign-in attempt expired, was already used, or began in another browser. "
+             "Return to the app and start again.")
 
 
 def state_encryptor(ctx: Context) -> KeyEncryptor:
@@ -65,7 +66,8 @@ async def start_round_trip(ctx: Context, purpose: str, alias: str, user_id: str,
     interaction: the brand apps have no part in this."""
     client = await upstream_client(ctx, alias)
     if client is None:
-        raise errors.InvalidRequest("This sign-in provider is not available", redirectable=False)
+        raise errors.InvalidRequest(N_("This sign-in provider is not available"),
+                                    redirectable=False)
     # A live upstream session must not stand in for the person at this browser: the upstream
     # is asked to authenticate again (prompt=login, max_age=0, or Facebook's
     # auth_type=reauthenticate), and the transaction, sealed with its start time, makes the
@@ -81,7 +83,8 @@ async def claim_callback_state(ctx: Context, params: list[tuple[str, str]]) -> F
     """The state of an upstream callback, used up now, in one write, whatever it was for."""
     states = [v for k, v in params if k == "state"]
     if len(states) != 1 or not states[0] or len(states[0]) > 256:
-        raise errors.InvalidRequest("The sign-in response is not valid", redirectable=False)
+        raise errors.InvalidRequest(N_("The sign-in response is not valid"),
+                                    redirectable=False)
     async with ctx.db.transaction() as session:
         row = await store.claim_state(session, digest(states[0]), (LOGIN, ACCOUNT_LINK, REAUTH),
                                       ctx.now())

@@ -26,8 +26,11 @@ from idp.store.models.federation import (
     Upstream,
     UpstreamDeletion,
 )
+from idp.store.models.languages import ConsentText
 from idp.store.models.outbox import DeliveryAttempt, OutboxMessage
 from idp.store.models.passkeys import Passkey, WebAuthnChallenge
+from idp.store.models.privacy import PairwiseSubject, PrivacyChoice
+from idp.store.models.profile import ProfileAttribute, ProfileProvenance, ProfileRelease
 from idp.store.models.security import AdminEvent, SecurityEvent, Throttle
 from idp.store.models.sessions import BrowserSession, Interaction, PushedRequest, SessionClient
 from idp.store.models.tokens import (
@@ -47,6 +50,7 @@ __all__ = [
     "BrowserSession",
     "Client",
     "ClientPurpose",
+    "ConsentText",
     "DeliveryAttempt",
     "DeviceCode",
     "DpopProof",
@@ -58,9 +62,14 @@ __all__ = [
     "Json",
     "LedgerEntry",
     "OutboxMessage",
+    "PairwiseSubject",
     "Passkey",
     "PendingSignIn",
     "Picture",
+    "PrivacyChoice",
+    "ProfileAttribute",
+    "ProfileProvenance",
+    "ProfileRelease",
     "Purpose",
     "PushedRequest",
     "RecoveryCode",

@@ -42,6 +42,17 @@ class Client(Base):
     dpop_bound_access_tokens: Mapped[bool] = mapped_column(Boolean, default=False)
     # Every sign-in to this client uses a second factor (issue 12 item 7, step-up).
     require_mfa: Mapped[bool] = mapped_column(Boolean, default=False)
+    # OIDC Core §8 / Registration §2: "public" (the account id) or "pairwise" (a `sub` per
+    # sector, OIDC Core §8.1); the sector, fixed at registration, is the host of
+    # `sector_identifier_uri` or of the one redirect URI host (None for public clients).
+    subject_type: Mapped[str] = mapped_column(String(16), default="public",
+                                              server_default="public")
+    sector_identifier_uri: Mapped[str | None] = mapped_column(Text)
+    sector_identifier: Mapped[str | None] = mapped_column(String(255))
+    # OIDC Registration §2 / RFC 7591 §2: the app's logo and policy pages, on the consent page.
+    logo_uri: Mapped[str | None] = mapped_column(Text)
+    policy_uri: Mapped[str | None] = mapped_column(Text)
+    tos_uri: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int]
     # RFC 7592: the digest of the registration access token of a client that registered
     # itself (RFC 7591); None for clients an operator registered.
@@ -79,6 +90,9 @@ class User(Base):
     # Set when the account may no longer sign in (e.g. Apple `account-delete` took its only
     # sign-in method, federation.md §9 requirement 27); None while it is usable.
     disabled_at: Mapped[int | None]
+    # The language the customer picked for pages and mails (a BCP 47 tag with a catalog,
+    # idp.locales); None: the browser's (issue 15 item 2).
+    ui_locale: Mapped[str | None] = mapped_column(String(35))
 
 
 class AccountToken(Base):

@@ -21,6 +21,12 @@ class Purpose(Base):
     legal_basis: Mapped[str] = mapped_column(String(32))  # consent | contract | legitimate_interest
     sale_or_share: Mapped[bool] = mapped_column(Boolean, default=False)  # CCPA/CPRA
     version: Mapped[int] = mapped_column(default=1)
+    # Rises with every change of the title or description, material or not: the consent
+    # ledger names the words shown (their translations: idp.store.models.languages).
+    text_version: Mapped[int] = mapped_column(default=1)
+    # Values collected only for this purpose are purged this many days after they were
+    # set (None: kept while the purpose is granted; issue 16 item 6).
+    retention_days: Mapped[int | None]
     created_at: Mapped[int]
     updated_at: Mapped[int]
 

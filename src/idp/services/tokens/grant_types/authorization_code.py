@@ -25,7 +25,6 @@ from idp.services.tokens.issuance import (
 from idp.store import codes as code_store
 from idp.store import grants as grant_store
 from idp.store import tokens as token_store
-from idp.store import users as user_store
 from idp.store.models import AuthorizationCode
 
 
@@ -73,12 +72,12 @@ async def _redeem(ctx: Context, ring: KeyRing, session: AsyncSession, client: Cl
     if form.get("redirect_uri") != row.redirect_uri:
         raise errors.InvalidGrant("redirect_uri does not match the authorization request")
     check_code_verifier(row.code_challenge, form.get("code_verifier"))
-    grant = await grant_store.get_grant(session, row.grant_id)
-    user = await user_store.get_user(session, row.user_id)
-    if grant is None or grant.revoked_at is not None or user is None:
+    found = await grant_store.grant_for_tokens(session, row.grant_id)
+    if found is None or found[0].revoked_at is not None or found[1].id != row.user_id:
         raise errors.InvalidGrant("The grant behind this code was revoked")
+    grant, user, standing = found
     auth = Authentication(row.auth_time, tuple(row.amr), row.acr, row.sid, row.nonce)
-    subject = Subject(user.id, user, grant, auth)
+    subject = Subject(ctx.subject_of(client, user.id), user, grant, auth, standing)
     scopes = list(row.scopes)
     access_token = mint_access_token(ctx, ring, client, subject, scopes, row.claims, code_hash)
     body = token_response(access_token, ctx.settings.access_token_ttl, scopes)

@@ -24,7 +24,6 @@ from idp.services.tokens.issuance import (
 )
 from idp.store import device_codes as device_store
 from idp.store import grants as grant_store
-from idp.store import users as user_store
 from idp.store.models import DeviceCode
 
 
@@ -83,12 +82,12 @@ async def _redeem(ctx: Context, ring: KeyRing, session: AsyncSession, client: Cl
     # Set together when the customer approved (`store.device_codes.settle`).
     assert row.grant_id is not None and row.user_id is not None and row.scopes is not None
     assert row.auth_time is not None and row.amr is not None and row.acr is not None
-    grant = await grant_store.get_grant(session, row.grant_id)
-    user = await user_store.get_user(session, row.user_id)
-    if grant is None or grant.revoked_at is not None or user is None:
+    found = await grant_store.grant_for_tokens(session, row.grant_id)
+    if found is None or found[0].revoked_at is not None or found[1].id != row.user_id:
         raise errors.InvalidGrant("The consent behind this device code was withdrawn")
+    grant, user, standing = found
     auth = Authentication(row.auth_time, tuple(row.amr), row.acr, None, None)
-    subject = Subject(user.id, user, grant, auth)
+    subject = Subject(ctx.subject_of(client, user.id), user, grant, auth, standing)
     scopes = list(row.scopes)
     # `code_hash` ties the tokens to this device code as an authorization code's are tied
     # to it: revoking the chain revokes them.

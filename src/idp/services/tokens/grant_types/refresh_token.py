@@ -53,7 +53,7 @@ async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[
             try:
                 granted = list(row.scopes)
                 scopes = narrow_scope(form.get("scope"), granted)
-                grant, user = locked if locked is not None else (None, None)
+                grant, user = (locked.grant, locked.user) if locked else (None, None)
                 if grant is None or grant.revoked_at is not None or user is None or (
                         grant.id != row.grant_id or user.id != row.user_id):
                     if row.device:
@@ -63,7 +63,9 @@ async def refresh_token_grant(ctx: Context, client: ClientConfig, form: Mapping[
                                                              granted):
                     raise errors.InvalidGrant(CONSENT_AGAIN)
                 auth = Authentication(row.auth_time, tuple(row.amr), row.acr, row.sid, None)
-                subject = Subject(user.id, user, grant, auth)
+                assert locked is not None  # the grant and user above are its
+                subject = Subject(ctx.subject_of(client, user.id), user, grant, auth,
+                                  locked.standing)
                 access_token = mint_access_token(ctx, ring, client, subject, scopes,
                                                  row.claims, row.code_hash)
                 body = token_response(access_token, ctx.settings.access_token_ttl, scopes)

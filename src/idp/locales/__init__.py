@@ -153,11 +153,13 @@ def is_translated(message: str, locale: str) -> bool:
     return bool(catalog.get(message))
 
 
+@functools.cache  # every page asks, for each language of the switcher
 def direction(locale: str) -> str:
     """`rtl` or `ltr`, for `<html dir>` (Arabic is written right to left)."""
     return "rtl" if _locale(locale).character_order == "right-to-left" else "ltr"
 
 
+@functools.cache
 def native_name(locale: str) -> str:
     """The language's name in itself ("العربية", "English"), for the language switcher."""
     name = _locale(locale).get_display_name(locale) or locale

@@ -381,3 +381,28 @@ async def test_the_cli_reads_and_sets_choices(ctx: Context, alice: str,
     assert code == 0 and figures["bucket"] == "week"
     assert figures["privacy_choices"] == {"do_not_sell_or_share": 0,
                                           "limit_sensitive_use": None}
+
+
+async def test_the_export_holds_each_choice_with_how_and_when_it_was_set(
+        client: httpx.AsyncClient, ctx: Context, alice: str) -> None:
+    async def exported() -> dict[str, Any]:
+        page = await client.get("/account/export")
+        response = await client.post("/account/export", data={
+            "csrf_token": csrf_token(page.text)})
+        assert response.status_code == 200, response.text
+        document: dict[str, Any] = response.json()
+        return document
+
+    await account_sign_in(client)
+    document = await exported()
+    assert document["privacy_choices"] == {
+        "do_not_sell_or_share": {"on": False, "set_by": None, "set_at": None},
+        "limit_sensitive_use": {"on": False, "set_by": None, "set_at": None}}
+    await client.get("/account", headers=GPC)
+    # The form answers both; the unchanged one keeps how it was set.
+    await post_choices(client, do_not_sell_or_share="on", limit_sensitive_use="on")
+    document = await exported()
+    at = document["exported_at"]
+    assert document["privacy_choices"] == {
+        "do_not_sell_or_share": {"on": True, "set_by": "gpc", "set_at": at},
+        "limit_sensitive_use": {"on": True, "set_by": "account", "set_at": at}}

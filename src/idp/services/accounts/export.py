@@ -30,6 +30,7 @@ from idp.store import factors as factor_store
 from idp.store import federation as federation_store
 from idp.store import grants as grant_store
 from idp.store import passkeys as passkey_store
+from idp.store import privacy as privacy_store
 from idp.store import users as user_store
 from idp.store.models import (
     BrowserSession,
@@ -82,7 +83,22 @@ async def export_account(ctx: Context, user_id: str) -> Json:
             "pictures": await _pictures(ctx, session, user_id),
             # Issue 16 item 4: what each app received from the profile, and when.
             "profile_access": part.access,
+            # Issue 16 item 5: the CCPA/CPRA choices, with how and when each was set.
+            "privacy_choices": await _privacy_choices(session, user_id),
         }
+
+
+async def _privacy_choices(session: AsyncSession, user_id: str) -> Json:
+    row = await privacy_store.find_choices(session, user_id)
+    if row is None:  # never chosen: both off
+        return {"do_not_sell_or_share": {"on": False, "set_by": None, "set_at": None},
+                "limit_sensitive_use": {"on": False, "set_by": None, "set_at": None}}
+    return {"do_not_sell_or_share": {"on": row.do_not_sell_or_share,
+                                     "set_by": row.do_not_sell_set_by,
+                                     "set_at": rfc3339(row.do_not_sell_set_at)},
+            "limit_sensitive_use": {"on": row.limit_sensitive_use,
+                                    "set_by": row.limit_sensitive_set_by,
+                                    "set_at": rfc3339(row.limit_sensitive_set_at)}}
 
 
 async def _snapshot(session: AsyncSession) -> None:

@@ -48,6 +48,18 @@ class FakeClock:
         self.value += seconds
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Headless Chromium runs on the SQLite pass only (CI time: the two passes share two
+    cores). What a browser does (pages, scripts, cookies, CSP, focus) does not depend on the
+    database; every flow those tests drive is also tested through HTTP on both databases."""
+    if not os.environ.get("IDP_TEST_DATABASE_URL"):
+        return
+    skip = pytest.mark.skip(reason="Chromium runs on the SQLite pass (CI time)")
+    for item in items:
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(skip)
+
+
 def _postgres_admin_url(url: str) -> str:
     return make_url(url).set(database="postgres").render_as_string(hide_password=False)
 

@@ -14,6 +14,7 @@ endpoints never come here, and JSON answers get no Content-Language.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -22,6 +23,7 @@ from starlette.requests import Request, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from idp import locales
+from idp.crypto.handles import digest
 from idp.locales import N_, gettext, ngettext
 from idp.services.accounts.language import account_language, requested_languages
 from idp.settings import Settings
@@ -39,6 +41,29 @@ _NOT_PAGES = ("/static/", "/theme/", "/admin/", "/metrics", "/health", "/docs",
               "/openapi.json", "/.well-known/", "/par", "/device_authorization", "/grants",
               "/register", "/profile/")
 _MAX_NEXT = 2048
+# What the database said, remembered per process for a while (every page of a sign-in, and
+# every page of a signed-in browser without a language cookie, would otherwise read it again).
+# An account's language set from another browser reaches this one within REMEMBER_SECONDS.
+REMEMBER_SECONDS = 300
+_MAX_REMEMBERED = 10_000
+
+
+class _Remembered:
+    """A small time-bounded memo: key -> (time read, value)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[Any, tuple[float, Any]] = {}
+
+    def get(self, key: Any) -> tuple[bool, Any]:
+        found = self._entries.get(key)
+        if found is None or time.monotonic() - found[0] > REMEMBER_SECONDS:
+            return False, None
+        return True, found[1]
+
+    def put(self, key: Any, value: Any) -> None:
+        if len(self._entries) >= _MAX_REMEMBERED:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic(), value)
 
 
 def language_cookie_name(settings: Settings) -> str:
@@ -64,6 +89,8 @@ class LanguageNegotiation:
         self.default = settings.default_locale
         self.cookie = language_cookie_name(settings)
         self.session_cookie = settings.session_cookie_name
+        self.accounts = _Remembered()  # session cookie digest -> the account's language
+        self.requests = _Remembered()  # (interaction, language cookie) -> its ui_locales
         self.set_cookie_attributes = (
             f"Max-Age={COOKIE_MAX_AGE}; Path=/; HttpOnly; SameSite=lax"
             + ("; Secure" if settings.secure_cookies else ""))
@@ -93,30 +120,41 @@ class LanguageNegotiation:
 
     async def choose(self, scope: Scope) -> tuple[str, bool]:
         """The language, and whether it came from the account (to remember in the browser)."""
-        requested = await self._requested(scope)
+        cookies = cookie_parser(_header(scope, b"cookie"))
+        picked = cookies.get(self.cookie)
+        requested = await self._requested(scope, picked)
         found = locales.negotiate(requested, self.languages)
         if found:
             return found, False
-        cookies = cookie_parser(_header(scope, b"cookie"))
-        picked = cookies.get(self.cookie)
         if picked in self.languages:
             return str(picked), False
         session = cookies.get(self.session_cookie)
         if session and len(session) <= 64:
-            account = await self._read(account_language, scope, session)
+            key = digest(session)
+            known, account = self.accounts.get(key)
+            if not known:
+                account = await self._read(account_language, scope, session)
+                self.accounts.put(key, account)
             if account in self.languages:
                 return str(account), True
         preferred = locales.parse_accept_language(_header(scope, b"accept-language"))
         return locales.negotiate(preferred, self.languages) or self.default, False
 
-    async def _requested(self, scope: Scope) -> list[str]:
+    async def _requested(self, scope: Scope, picked: str | None) -> list[str]:
         path = scope["path"]
         if path == "/authorize":
             query = scope.get("query_string", b"").decode("latin-1")
             return [tag for name, value in parse_qsl(query) if name == "ui_locales"
                     for tag in value.split()]
         if path.startswith("/interaction/"):
-            found = await self._read(requested_languages, scope, path.split("/")[2])
+            # Keyed with the language cookie too: the switcher changes an interaction's
+            # ui_locales and the cookie together, so a switch is always read afresh.
+            key = (path.split("/")[2], picked)
+            known, found = self.requests.get(key)
+            if not known:
+                found = await self._read(requested_languages, scope, key[0])
+                if isinstance(found, list):
+                    self.requests.put(key, found)
             return found if isinstance(found, list) else []
         return []
 

@@ -8,6 +8,7 @@ httpx client talking to the ASGI app under an https issuer (so `__Host-` cookies
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import threading
@@ -15,10 +16,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from idp.main import create_app
@@ -120,6 +121,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
 
 
 _KEY_POOL: dict[str, list[object]] = {}
+_IMPORTED: dict[str, object] = {}
 
 
 @pytest.fixture(autouse=True)
@@ -142,6 +144,17 @@ def reuse_signing_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(key_service, "generate_key", pooled)
 
+    def imported(private_jwk: dict[str, Any]):  # type: ignore[no-untyped-def]
+        # Parsing an RSA private key checks it (~40 ms): each test's new context loads the
+        # same pooled keys again, so the parsed ones are kept for the session.
+        found = _IMPORTED.get(json.dumps(private_jwk, sort_keys=True))
+        if found is None:
+            found = _IMPORTED[json.dumps(private_jwk, sort_keys=True)] = \
+                key_module.import_private_key(private_jwk)
+        return found
+
+    monkeypatch.setattr(key_service, "import_private_key", imported)
+
 
 @pytest.fixture
 def clock() -> FakeClock:
@@ -154,25 +167,29 @@ def settings(database_url: str) -> Settings:
 
 
 async def _empty_tables(ctx: Context) -> None:
-    async with ctx.db.transaction() as session:
+    """Every table emptied, in one round trip: a statement per table (some sixty) had been
+    a tenth of a typical test's time."""
+    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+    deletes = "".join(f'DELETE FROM "{name}"; ' for name in tables)  # noqa: S608 (ours)
+    async with ctx.db.engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
         if ctx.db.dialect == "postgresql":
             # Replica mode switches off triggers for this transaction (the ledger's
             # append-only guard, and the foreign-key checks): a DELETE per table then empties
             # a test's few rows far faster than TRUNCATE, which rewrites every table's files.
-            await session.execute(text("SET LOCAL session_replication_role = replica"))
-            for table in reversed(Base.metadata.sorted_tables):
-                await session.execute(table.delete())
+            # One simple-protocol query: asyncpg runs the statements in it together.
+            await raw.execute("BEGIN; SET LOCAL session_replication_role = replica; "
+                              f"{deletes}COMMIT;")
         else:
             # The ledger's append-only triggers stand aside while the test database is emptied.
-            triggers = list(await session.execute(text(
+            cursor = await raw.execute(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-                "AND tbl_name = 'consent_ledger'")))
-            for name, _ in triggers:
-                await session.execute(text(f'DROP TRIGGER IF EXISTS "{name}"'))
-            for table in reversed(Base.metadata.sorted_tables):
-                await session.execute(table.delete())
-            for _, statement in triggers:
-                await session.execute(text(statement))
+                "AND tbl_name = 'consent_ledger'")
+            triggers = list(await cursor.fetchall())
+            drops = "".join(f'DROP TRIGGER IF EXISTS "{name}"; ' for name, _ in triggers)
+            creates = "".join(f"{statement}; " for _, statement in triggers)
+            await raw.executescript(f"BEGIN IMMEDIATE; {drops}{deletes}{creates}COMMIT;")
 
 
 @pytest.fixture

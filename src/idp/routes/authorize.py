@@ -7,8 +7,9 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.responses import Response
 
 from idp.protocol.authorize import single_values
-from idp.services.signin.authorization import AuthorizationResponse, Outcome, begin_authorization
+from idp.services.signin.authorization import Outcome, begin_authorization
 from idp.services.signin.pushed import push
+from idp.services.signin.respond import AuthorizationResponse
 from idp.web.browser import CookiesDep
 from idp.web.deps import CtxDep, read_form
 from idp.web.responses import NO_STORE, deliver

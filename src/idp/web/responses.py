@@ -17,7 +17,7 @@ from starlette.responses import Response
 from idp import errors, locales
 from idp.protocol.dpop import DPOP_SIGNING_ALGS
 from idp.services.context import Context
-from idp.services.signin.authorization import AuthorizationResponse
+from idp.services.signin.respond import AuthorizationResponse
 from idp.services.tokens.dpop import fresh_nonce
 from idp.web.i18n import error_summary, page_language, shown_description
 from idp.web.security import CSP

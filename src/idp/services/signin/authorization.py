@@ -28,28 +28,24 @@ from idp.services.context import Context
 from idp.services.profile import collect
 from idp.services.signin import pushed as pushed_requests
 from idp.services.signin import second_factor
+from idp.services.signin.respond import (
+    AuthorizationResponse,
+    approve_device,
+    deny_device,
+    issue_code,
+)
 from idp.services.tokens import pairwise
 from idp.services.upstream.profile_import import needs_answer
 from idp.store import clients as client_store
-from idp.store import device_codes as device_store
 from idp.store import grants as grant_store
 from idp.store import interactions as interaction_store
 from idp.store import purposes as purpose_store
 from idp.store import sessions as session_store
-from idp.store.models import AuthorizationCode, BrowserSession, Interaction
+from idp.store.models import BrowserSession, Interaction
 from idp.store.prepared import Connection
 
 log = logging.getLogger("idp.signin")
 REUSE_WINDOW_SECONDS = 60
-
-
-@dataclass(frozen=True)
-class AuthorizationResponse:
-    """What goes back to the client's verified redirect URI (RFC 6749 §4.1.2, RFC 9207)."""
-
-    redirect_uri: str
-    response_mode: str
-    params: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -362,62 +358,3 @@ async def wait_to_step_up(ctx: Context, session: AsyncSession, interaction: Inte
         second_factor.interaction_place(interaction.id), list(browser_session.amr),
         expires_at=interaction.expires_at, interaction_id=interaction.id,
         identity_id=row.identity_id if row is not None else None)
-
-
-async def approve_device(ctx: Context, session: AsyncSession, request: AuthorizationRequest,
-                         browser_session: SessionInfo, grant_id: str) -> AuthorizationResponse:
-    """RFC 8628 §3.3: the customer approved the device's request; its next poll redeems it.
-    The device's tokens carry no browser session (`sid`): signing out on the phone does not
-    sign the speaker out; withdrawing the app's consent does."""
-    assert request.device_code_hash is not None
-    approved = await device_store.settle(
-        session, request.device_code_hash, ctx.now(), device_store.APPROVED,
-        user_id=browser_session.user_id, grant_id=grant_id, scopes=list(request.scopes),
-        auth_time=browser_session.auth_time, amr=list(browser_session.amr),
-        acr=browser_session.acr)
-    if not approved:
-        raise errors.InvalidRequest("The code from the device has expired or was already "
-                                    "used. Start again on the device.", redirectable=False)
-    return AuthorizationResponse(request.redirect_uri, "query",
-                                 {"result": "approved", "iss": ctx.settings.issuer})
-
-
-async def deny_device(ctx: Context, session: AsyncSession, request: AuthorizationRequest
-                      ) -> None:
-    """The customer said no, or the request failed: the device's next poll gets
-    access_denied (RFC 8628 §3.5)."""
-    if request.device_code_hash is not None:
-        await device_store.settle(session, request.device_code_hash, ctx.now(),
-                                  device_store.DENIED)
-
-
-async def issue_code(ctx: Context, session: AsyncSession, request: AuthorizationRequest,
-                     browser_session: SessionInfo, grant_id: str) -> AuthorizationResponse:
-    now = ctx.now()
-    code = new_handle()
-    session.add(
-        AuthorizationCode(
-            code_hash=digest(code),
-            client_id=request.client_id,
-            user_id=browser_session.user_id,
-            grant_id=grant_id,
-            redirect_uri=request.redirect_uri,
-            code_challenge=request.code_challenge,
-            nonce=request.nonce,
-            scopes=list(request.scopes),
-            claims=request.claims,
-            sid=browser_session.sid,
-            auth_time=browser_session.auth_time,
-            amr=list(browser_session.amr),
-            acr=browser_session.acr,
-            created_at=now,
-            expires_at=now + ctx.settings.authorization_code_ttl,
-            used_at=None,
-        )
-    )
-    await session_store.record_client(session, browser_session, request.client_id, now)
-    params = {"code": code}
-    if request.state is not None:
-        params["state"] = request.state
-    params["iss"] = ctx.settings.issuer
-    return AuthorizationResponse(request.redirect_uri, request.response_mode, params)

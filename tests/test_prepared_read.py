@@ -11,10 +11,13 @@ import httpx
 import pytest
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from idp.services.context import Context
-from idp.store.models import User
-from idp.store.prepared import Prepared
+from idp.store import interactions as interaction_store
+from idp.store import sessions as session_store
+from idp.store.models import BrowserSession, Interaction, User
+from idp.store.prepared import Prepared, _direct
 from tests.helpers import Flow, get_code, make_app, make_user, redeem
 
 USER = Prepared(select(User.__table__).where(User.__table__.c.email == bindparam("email"))
@@ -93,3 +96,88 @@ async def test_an_atomic_unit_of_work_is_all_or_nothing(ctx: Context) -> None:
         await VERIFY.run(connection, {"b_email": "ana@example.com", "b_verified": False})
         await VERIFY.run(connection, {"b_email": "bo@example.com", "b_verified": False})
     assert await verified() == [False, False]
+
+
+SET_EMAIL = Prepared(update(User.__table__).where(User.__table__.c.email == bindparam("b_from"))
+                     .values(email=bindparam("b_to")))
+
+
+async def _verified(ctx: Context, email: str) -> bool | None:
+    async with ctx.db.statements() as connection:
+        row = await USER.first(connection, {"email": email})
+    return None if row is None else bool(row["email_verified"])
+
+
+async def test_in_a_unit_of_work_a_statement_is_part_of_its_transaction(ctx: Context) -> None:
+    """In an ORM unit of work on PostgreSQL, once its transaction has begun, a Prepared
+    statement goes to asyncpg on the session's own connection: the rest of the unit of work
+    sees what it wrote, and a failure takes it back with everything else."""
+    ana = await make_user(ctx, email="ana@example.com")
+    with pytest.raises(RuntimeError):
+        async with ctx.db.transaction() as session:
+            assert (await session.get(User, ana)) is not None  # begins the transaction
+            if ctx.db.dialect == "postgresql":
+                assert await _direct(session) is not None  # past SQLAlchemy from here on
+            await VERIFY.run(session, {"b_email": "ana@example.com", "b_verified": False})
+            seen = await session.scalar(select(User.email_verified).where(User.id == ana))
+            assert seen is False
+            assert await _verified(ctx, "ana@example.com") is True  # not committed yet
+            raise RuntimeError("the unit of work fails after its write")
+    assert await _verified(ctx, "ana@example.com") is True
+    async with ctx.db.transaction() as session:
+        await session.get(User, ana)
+        await VERIFY.run(session, {"b_email": "ana@example.com", "b_verified": False})
+    assert await _verified(ctx, "ana@example.com") is False
+
+
+async def test_a_constraint_in_a_unit_of_work_raises_as_sqlalchemy_does(ctx: Context) -> None:
+    """Callers of an ORM unit of work catch SQLAlchemy's IntegrityError (two tabs racing to
+    the same row); the direct path raises the same, and the unit of work rolls back."""
+    ana = await make_user(ctx, email="ana@example.com")
+    await make_user(ctx, email="bo@example.com")
+    with pytest.raises(IntegrityError):
+        async with ctx.db.transaction() as session:
+            await session.get(User, ana)
+            await VERIFY.run(session, {"b_email": "ana@example.com", "b_verified": False})
+            await SET_EMAIL.run(session, {"b_from": "ana@example.com", "b_to": "bo@example.com"})
+    assert await _verified(ctx, "ana@example.com") is True
+    # The connection went back to the pool in working order.
+    async with ctx.db.transaction() as session:
+        await session.get(User, ana)
+        await VERIFY.run(session, {"b_email": "ana@example.com", "b_verified": False})
+    assert await _verified(ctx, "ana@example.com") is False
+
+
+async def test_rows_the_unit_of_work_added_are_written_before_a_row_that_refers_to_them(
+        ctx: Context) -> None:
+    """An account added to the unit of work (not yet written) and a browser session of it,
+    written at once: the account goes first, as the ORM would have ordered the two."""
+    ana = await make_user(ctx, email="ana@example.com")
+    async with ctx.db.transaction() as session:
+        await session.get(User, ana)
+        session.add(User(id="new-account", email="new@example.com", email_verified=True,
+                         password_hash=None, profile={}, created_at=1, updated_at=1))
+        await session_store.add_session(session, BrowserSession(
+            id_hash="h" * 64, sid="s" * 22, user_id="new-account", auth_time=1, amr=["pwd"],
+            acr="0", created_at=1, expires_at=ctx.now() + 60, ended_at=None, identity_id=None,
+            device=None, network=None, last_used_at=1))
+    async with ctx.db.transaction(read_only=True) as session:
+        live = await session_store.find_live_session(session, "h" * 64, ctx.now())
+    assert live is not None and live.user_id == "new-account" and live.amr == ("pwd",)
+
+
+async def test_an_ended_interaction_leaves_the_unit_of_work(ctx: Context) -> None:
+    """Deleting an interaction the unit of work holds, with a change not yet written: the
+    row goes, and the commit does not try to write the change to a row that is gone."""
+    client = await make_app(ctx)
+    async with ctx.db.transaction() as session:
+        session.add(Interaction(id="i" * 32, browser_hash="b" * 64, client_id=client.client_id,
+                                request={}, session_sid=None, consent_given=False,
+                                pending_import=None, created_at=1, expires_at=ctx.now() + 60))
+    async with ctx.db.transaction() as session:
+        held = await interaction_store.get_interaction(session, "i" * 32, ctx.now())
+        assert held is not None
+        held.consent_given = True
+        await interaction_store.delete_interaction(session, "i" * 32)
+    async with ctx.db.transaction(read_only=True) as session:
+        assert await interaction_store.get_interaction(session, "i" * 32, ctx.now()) is None

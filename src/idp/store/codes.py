@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.store.models import AuthorizationCode
+from idp.store.prepared import Connection, Prepared
+
+_CODES = cast(Table, AuthorizationCode.__table__)
+_INSERT_CODE = Prepared(insert(_CODES).values(
+    {column.name: bindparam(column.name) for column in _CODES.c}), after_pending=True)
+
+
+async def add_code(connection: Connection, **values: Any) -> None:
+    """A new code (every column given), written at once."""
+    await _INSERT_CODE.run(connection, values)
 
 
 async def claim_code(session: AsyncSession, code_hash: str, client_id: str, now: int

@@ -4,11 +4,14 @@ concurrent attempts with the same code only one wins."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from typing import cast
+
+from sqlalchemy import Table, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import new_handle
 from idp.store.models import Passkey, PendingSignIn, RecoveryCode, TotpFactor
+from idp.store.prepared import Connection, Prepared
 
 
 async def totp_factor(session: AsyncSession, user_id: str) -> TotpFactor | None:
@@ -20,11 +23,17 @@ async def has_totp(session: AsyncSession, user_id: str) -> bool:
         select(TotpFactor.user_id).where(TotpFactor.user_id == user_id)) is not None
 
 
-async def has_second_factor(session: AsyncSession, user_id: str) -> bool:
+_TOTP = cast(Table, TotpFactor.__table__)
+_PASSKEYS = cast(Table, Passkey.__table__)
+_HAS_SECOND_FACTOR = Prepared(select(
+    (exists().where(_TOTP.c.user_id == bindparam("b_user_id"))
+     | exists().where(_PASSKEYS.c.user_id == bindparam("b_user_id"))).label("has")))
+
+
+async def has_second_factor(connection: Connection, user_id: str) -> bool:
     """An authenticator app or a passkey, in one statement (every password sign-in asks)."""
-    return bool(await session.scalar(select(
-        exists().where(TotpFactor.user_id == user_id)
-        | exists().where(Passkey.user_id == user_id))))
+    row = await _HAS_SECOND_FACTOR.first(connection, {"b_user_id": user_id})
+    return row is not None and bool(row["has"])
 
 
 async def save_totp(session: AsyncSession, user_id: str, secret_encrypted: str, step: int,

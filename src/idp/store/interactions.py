@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from idp.store.models import AuthorizationCode, Interaction, PushedRequest
 from idp.store.prepared import Connection, Prepared
@@ -43,8 +44,17 @@ async def pending_client(connection: Connection, interaction_id: str, browser_ha
     return None if row is None else str(row["client_id"])
 
 
-async def delete_interaction(session: AsyncSession, interaction_id: str) -> None:
-    await session.execute(delete(Interaction).where(Interaction.id == interaction_id))
+_DELETE = Prepared(delete(_INTERACTIONS).where(_INTERACTIONS.c.id == bindparam("b_id")))
+
+
+async def delete_interaction(connection: Connection, interaction_id: str) -> None:
+    """The interaction ends. A unit of work that loaded it lets go of its object, with any
+    change to it not yet written, as the ORM's own DELETE would."""
+    await _DELETE.run(connection, {"b_id": interaction_id})
+    if isinstance(connection, AsyncSession):
+        held = connection.identity_map.get(identity_key(Interaction, interaction_id))
+        if held is not None:
+            connection.expunge(held)
 
 
 async def purge_expired(session: AsyncSession, now: int) -> None:

@@ -2,11 +2,44 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select, update
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.domain import SessionInfo
 from idp.store.models import BrowserSession, SessionClient
+from idp.store.prepared import Connection, Prepared, dialect_of
+
+_SESSIONS = cast(Table, BrowserSession.__table__)
+_SESSION_CLIENTS = cast(Table, SessionClient.__table__)
+# Every sign-in writes these: statements built once, run as `Prepared` (idp.store.prepared).
+_INSERT_SESSION = Prepared(insert(_SESSIONS).values(
+    {column.name: bindparam(column.name) for column in _SESSIONS.c}), after_pending=True)
+_TOUCH = Prepared(
+    update(_SESSIONS)
+    .where(_SESSIONS.c.sid == bindparam("b_sid"),
+           or_(_SESSIONS.c.last_used_at.is_(None),
+               _SESSIONS.c.last_used_at <= bindparam("b_before")))
+    .values(last_used_at=bindparam("b_now")))
+
+
+def _remember(insert: Any) -> Prepared:
+    return Prepared(insert(_SESSION_CLIENTS).values(
+        sid=bindparam("b_sid"), client_id=bindparam("b_client_id"),
+        user_id=bindparam("b_user_id"), created_at=bindparam("b_now"),
+    ).on_conflict_do_nothing(), after_pending=True)
+
+
+_REMEMBER = {"postgresql": _remember(postgresql_insert), "sqlite": _remember(sqlite_insert)}
+
+
+async def add_session(connection: Connection, row: BrowserSession) -> None:
+    """Write a new session (`row` stays outside the unit of work's objects)."""
+    await _INSERT_SESSION.run(connection, {column.name: getattr(row, column.key)
+                                           for column in _SESSIONS.c})
 
 
 async def find_live_session(session: AsyncSession, id_hash: str, now: int) -> SessionInfo | None:
@@ -49,28 +82,16 @@ async def touch(session: AsyncSession, id_hash: str, now: int) -> None:
         row.last_used_at = now
 
 
-async def record_client(session: AsyncSession, info: SessionInfo, client_id: str, now: int
+async def record_client(connection: Connection, info: SessionInfo, client_id: str, now: int
                         ) -> None:
     """Remember that the app got tokens in this session (once, even under concurrency); the
     session was used: its last use moves forward when the one `info` was read with is older
     than the granularity (no statement otherwise: this is on every code issued)."""
-    sid, user_id = info.sid, info.user_id
     if info.last_used_at is None or info.last_used_at <= now - LAST_USE_GRANULARITY:
-        await session.execute(
-            update(BrowserSession)
-            .where(BrowserSession.sid == sid, or_(BrowserSession.last_used_at.is_(None),
-                                                  BrowserSession.last_used_at
-                                                  <= now - LAST_USE_GRANULARITY))
-            .values(last_used_at=now).execution_options(synchronize_session=False))
-    values = {"sid": sid, "client_id": client_id, "user_id": user_id, "created_at": now}
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        await session.execute(pg_insert(SessionClient).values(values).on_conflict_do_nothing())
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        await session.execute(sqlite_insert(SessionClient).values(values).on_conflict_do_nothing())
+        await _TOUCH.run(connection, {"b_sid": info.sid, "b_now": now,
+                                      "b_before": now - LAST_USE_GRANULARITY})
+    await _REMEMBER[dialect_of(connection)].run(connection, {
+        "b_sid": info.sid, "b_client_id": client_id, "b_user_id": info.user_id, "b_now": now})
 
 
 async def clients_of_session(session: AsyncSession, sid: str) -> list[str]:

@@ -260,7 +260,7 @@ async def consent_ask(session: AsyncSession, client: ClientConfig,
     # A claim that a requested scope releases is consented with that scope, not on its own.
     claims = requested_individual_claims(request.claims) - claims_for_scopes(list(request.scopes))
     optional = frozenset(client.optional_scopes) & set(request.scopes) - {"openid"}
-    purposes = await purpose_store.purposes_of_client(session, client.client_id)
+    purposes = await purpose_store.current_purposes_of_client(session, client.client_id)
     return ConsentAsk(request.scopes, optional, tuple(sorted(claims)), purposes)
 
 
@@ -278,7 +278,7 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
     grant = None
     step_up, has_second_factor = contexts.StepUp.NONE, False
     if browser_session is not None:
-        grant = await grant_store.find_grant(session, browser_session.user_id, client.client_id)
+        grant = await grant_store.grant_of(session, browser_session.user_id, client.client_id)
         step_up = contexts.step_up(request.acr_values, request.claims, client.require_mfa,
                                    browser_session.amr)
         if step_up is not contexts.StepUp.NONE:

@@ -320,7 +320,7 @@ async def open_session(ctx: Context, session: AsyncSession, user_id: str,
     )
     # Device, network, the security event and a new-device notice (issue 12 item 8).
     await note_sign_in(ctx, session, row, replaced_own=replaced == user_id, account=account)
-    session.add(row)
+    await session_store.add_session(session, row)
     return cookie, SessionInfo(sid, user_id, now, tuple(row.amr), row.acr, row.last_used_at)
 
 

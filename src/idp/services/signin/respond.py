@@ -12,9 +12,9 @@ from idp import errors
 from idp.crypto.handles import digest, new_handle
 from idp.domain import AuthorizationRequest, SessionInfo
 from idp.services.context import Context
+from idp.store import codes as code_store
 from idp.store import device_codes as device_store
 from idp.store import sessions as session_store
-from idp.store.models import AuthorizationCode
 
 
 @dataclass(frozen=True)
@@ -58,25 +58,24 @@ async def issue_code(ctx: Context, session: AsyncSession, request: Authorization
                      browser_session: SessionInfo, grant_id: str) -> AuthorizationResponse:
     now = ctx.now()
     code = new_handle()
-    session.add(
-        AuthorizationCode(
-            code_hash=digest(code),
-            client_id=request.client_id,
-            user_id=browser_session.user_id,
-            grant_id=grant_id,
-            redirect_uri=request.redirect_uri,
-            code_challenge=request.code_challenge,
-            nonce=request.nonce,
-            scopes=list(request.scopes),
-            claims=request.claims,
-            sid=browser_session.sid,
-            auth_time=browser_session.auth_time,
-            amr=list(browser_session.amr),
-            acr=browser_session.acr,
-            created_at=now,
-            expires_at=now + ctx.settings.authorization_code_ttl,
-            used_at=None,
-        )
+    await code_store.add_code(
+        session,
+        code_hash=digest(code),
+        client_id=request.client_id,
+        user_id=browser_session.user_id,
+        grant_id=grant_id,
+        redirect_uri=request.redirect_uri,
+        code_challenge=request.code_challenge,
+        nonce=request.nonce,
+        scopes=list(request.scopes),
+        claims=request.claims,
+        sid=browser_session.sid,
+        auth_time=browser_session.auth_time,
+        amr=list(browser_session.amr),
+        acr=browser_session.acr,
+        created_at=now,
+        expires_at=now + ctx.settings.authorization_code_ttl,
+        used_at=None,
     )
     await session_store.record_client(session, browser_session, request.client_id, now)
     params = {"code": code}

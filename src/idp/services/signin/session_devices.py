@@ -79,9 +79,10 @@ async def note_sign_in(ctx: Context, session: AsyncSession, row: BrowserSession,
                      locale=user.ui_locale)
     else:
         notify = False
-    security_events.record(session, SIGNED_IN, row.user_id, row.created_at, device=device,
-                           network=network, method=sign_in_method(list(row.amr)),
-                           new_device=is_browser and not known, notified=notify)
+    await security_events.write(session, SIGNED_IN, row.user_id, row.created_at,
+                                device=device, network=network,
+                                method=sign_in_method(list(row.amr)),
+                                new_device=is_browser and not known, notified=notify)
 
 
 def notice_context(ctx: Context, device: str, network: str | None, at: int) -> dict[str, Any]:

@@ -30,10 +30,12 @@ async def test_both_paths_answer_alike(ctx: Context) -> None:
     async with ctx.db.statements() as connection:  # asyncpg directly on PostgreSQL
         direct = await USER.first(connection, {"email": "ana@example.com"})
         missing = await USER.first(connection, {"email": "nobody@example.com"})
-    async with ctx.db.transaction(read_only=True) as session:  # always SQLAlchemy's way
-        ordinary = await USER.first(session, {"email": "ana@example.com"})
+    async with ctx.db.transaction(read_only=True) as session:
+        in_unit = await USER.first(session, {"email": "ana@example.com"})
+        ordinary = (await session.execute(USER.statement, {"email": "ana@example.com"})
+                    ).first()  # SQLAlchemy's own execution
     assert direct is not None and ordinary is not None and missing is None
-    assert dict(direct) == dict(ordinary)
+    assert dict(direct) == dict(ordinary._mapping) == dict(in_unit or {})
     assert direct["email_verified"] is True
     assert direct["profile"]["address"] == {"country": "PT", "lines": ["Rua 1", None]}
 
@@ -128,6 +130,21 @@ async def test_in_a_unit_of_work_a_statement_is_part_of_its_transaction(ctx: Con
         await session.get(User, ana)
         await VERIFY.run(session, {"b_email": "ana@example.com", "b_verified": False})
     assert await _verified(ctx, "ana@example.com") is False
+
+
+async def test_a_unit_of_work_that_opens_with_a_statement_is_one_transaction(
+        ctx: Context) -> None:
+    """The session's transaction begins with its first statement even when that one goes
+    past SQLAlchemy: a later failure takes it back."""
+    await make_user(ctx, email="ana@example.com")
+    with pytest.raises(RuntimeError):
+        async with ctx.db.transaction() as session:
+            await VERIFY.run(session, {"b_email": "ana@example.com", "b_verified": False})
+            assert await USER.first(session, {"email": "ana@example.com"}) is not None
+            if ctx.db.dialect == "postgresql":
+                assert await _direct(session) is not None
+            raise RuntimeError("the unit of work fails after its write")
+    assert await _verified(ctx, "ana@example.com") is True
 
 
 async def test_a_constraint_in_a_unit_of_work_raises_as_sqlalchemy_does(ctx: Context) -> None:

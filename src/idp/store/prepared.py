@@ -12,9 +12,8 @@ the ordinary way, so both paths answer alike and the suite runs each on its data
 `Database.atomic()` gives such statements a transaction.
 
 In an ORM unit of work on PostgreSQL (`Database.transaction()`), a statement goes to asyncpg
-on the session's own connection, inside the transaction SQLAlchemy began there, once it has
-begun one (the first statement of a unit of work takes the ordinary way and begins it). It
-sees and is rolled back with everything else of the unit of work, as through
+on the session's own connection, inside the session's transaction (begun as SQLAlchemy's
+adapter begins it, when the unit of work opens with such a statement). It sees and is rolled back with everything else of the unit of work, as through
 `session.execute` with the sessions' `autoflush=False`: objects added to the session and not
 yet flushed are not seen by it, and the objects the session holds are not changed by it (a
 `Prepared` statement is a Core statement, which the ORM would not synchronise either). The
@@ -27,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import asyncpg  # type: ignore[import-untyped]
@@ -90,12 +90,10 @@ class Prepared:
 
     async def first(self, connection: AsyncSession | AsyncConnection,
                     params: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        direct = await _direct(connection)
-        if direct is not None:
-            compiled = self._for(direct.dialect)
-            record = await _on_asyncpg(direct, "fetchrow", compiled,
-                                       compiled.values(params), isinstance(connection,
-                                                                           AsyncSession))
+        target = await _direct(connection)
+        if target is not None:
+            compiled = self._for(target.connection.dialect)
+            record = await _on_asyncpg(target, "fetchrow", compiled, compiled.values(params))
             if record is None:
                 return None
             return {name: (process(value) if process is not None else value)
@@ -107,11 +105,10 @@ class Prepared:
     async def all(self, connection: AsyncSession | AsyncConnection,
                   params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         """Every row, as mappings."""
-        direct = await _direct(connection)
-        if direct is not None:
-            compiled = self._for(direct.dialect)
-            records = await _on_asyncpg(direct, "fetch", compiled, compiled.values(params),
-                                        isinstance(connection, AsyncSession))
+        target = await _direct(connection)
+        if target is not None:
+            compiled = self._for(target.connection.dialect)
+            records = await _on_asyncpg(target, "fetch", compiled, compiled.values(params))
             return [{name: (process(value) if process is not None else value)
                      for (name, process), value in zip(compiled.columns, record.values(),
                                                        strict=True)}
@@ -124,60 +121,84 @@ class Prepared:
         if self.after_pending and isinstance(connection, AsyncSession) and (
                 connection.new or connection.dirty or connection.deleted):
             await connection.flush()
-        direct = await _direct(connection)
-        if direct is not None:
-            compiled = self._for(direct.dialect)
-            await _on_asyncpg(direct, "execute", compiled, compiled.values(params),
-                              isinstance(connection, AsyncSession))
+        target = await _direct(connection)
+        if target is not None:
+            compiled = self._for(target.connection.dialect)
+            await _on_asyncpg(target, "execute", compiled, compiled.values(params))
             return
         await connection.execute(self.statement, params)
 
 
-# Where a session's unit of work keeps its connection for `_direct`, with the transaction it
-# belongs to (a session that begins another after a commit has another connection).
-_SESSION_CONNECTION = "idp.prepared.connection"
+@dataclass(frozen=True)
+class _Target:
+    """Where a statement goes to asyncpg: the pooled connection, its asyncpg connection, and
+    whether errors are raised as SQLAlchemy's (for an ORM unit of work's callers)."""
+
+    connection: AsyncConnection
+    driver: Any
+    as_sqlalchemy: bool
 
 
-async def _direct(connection: AsyncSession | AsyncConnection) -> AsyncConnection | None:
-    """The connection to send a statement to asyncpg on, or None for the ordinary way (SQLite,
-    or a unit of work whose transaction has not begun on PostgreSQL yet)."""
+# Where a session's unit of work keeps its `_Target`, with the transaction it belongs to (a
+# session that begins another after a commit has another connection).
+_SESSION_TARGET = "idp.prepared.target"
+
+
+async def _direct(connection: AsyncSession | AsyncConnection) -> _Target | None:
+    """Where to send a statement to asyncpg, or None for the ordinary way (SQLite)."""
     if isinstance(connection, AsyncConnection):
-        return connection if connection.dialect.driver == "asyncpg" else None
+        if connection.dialect.driver != "asyncpg":
+            return None
+        return _Target(connection, await _driver_of(connection), False)
     bind = connection.bind
     if bind is None or bind.dialect.driver != "asyncpg":
         return None
     transaction = connection.sync_session.get_transaction()
-    if transaction is None:
-        return None
-    kept = connection.info.get(_SESSION_CONNECTION)
-    if kept is not None and kept[0] is transaction:
-        return cast(AsyncConnection, kept[1])
-    own = await connection.connection()
+    kept = connection.info.get(_SESSION_TARGET)
+    if kept is not None and transaction is not None and kept[0] is transaction:
+        return cast(_Target, kept[1])
+    own = await connection.connection()  # begins the session's transaction if need be
     adapted = (await own.get_raw_connection()).dbapi_connection
-    # SQLAlchemy's asyncpg adapter begins the transaction at the unit of work's first
-    # statement; until then a statement sent past it would commit on its own.
+    # SQLAlchemy's asyncpg adapter sends BEGIN with the unit of work's first statement; a
+    # statement sent past it before then would commit on its own. Begun here, as the
+    # adapter itself would, when the unit of work opens with one of these statements.
     if getattr(adapted, "_transaction", None) is None:
-        return None
-    connection.info[_SESSION_CONNECTION] = (transaction, own)
-    return own
+        start = getattr(adapted, "_start_transaction", None)
+        if start is None:
+            return None  # another SQLAlchemy: the ordinary way, always correct
+        await start()
+        if getattr(adapted, "_transaction", None) is None:
+            return None
+    target = _Target(own, await _driver_of(own), True)
+    connection.info[_SESSION_TARGET] = (connection.sync_session.get_transaction(), target)
+    return target
 
 
-async def _on_asyncpg(connection: AsyncConnection, method: str, compiled: _Compiled,
-                      values: list[Any], as_sqlalchemy: bool) -> Any:
-    """`as_sqlalchemy`: raise the server's errors as SQLAlchemy would (an ORM unit of work's
-    callers catch those)."""
-    driver = (await connection.get_raw_connection()).driver_connection
+async def _driver_of(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under a checked-out one: read off it while it is live (no
+    round trip through SQLAlchemy's greenlet), through SQLAlchemy when it must reconnect."""
+    pooled = connection.sync_connection
+    if pooled is not None and not pooled.closed and not pooled.invalidated:
+        driver = pooled.connection.driver_connection
+    else:
+        driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None  # checked out: the pool hands out live connections
+    return driver
+
+
+async def _on_asyncpg(target: _Target, method: str, compiled: _Compiled, values: list[Any]
+                      ) -> Any:
     try:
-        return await getattr(driver, method)(compiled.sql, *values)
+        return await getattr(target.driver, method)(compiled.sql, *values)
     except BaseException as error:
         if not _answered_by_the_server(error):
             # Broken, or cut off mid-statement (a cancelled request): the pool must not
             # hand this connection out again, as SQLAlchemy does for its own statements.
             # (A closed one also fails its reset at check-in; one cut off mid-statement
             # may not, so this is said outright.)
-            await connection.invalidate(error if isinstance(error, Exception) else None)
-        elif as_sqlalchemy and isinstance(error, Exception):
+            await target.connection.invalidate(
+                error if isinstance(error, Exception) else None)
+        elif target.as_sqlalchemy and isinstance(error, Exception):
             raise _as_sqlalchemy(error, compiled.sql, values) from error
         raise
 

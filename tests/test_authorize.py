@@ -755,6 +755,21 @@ async def test_prompt_login_forces_a_new_login_and_a_later_auth_time(
     assert claims["auth_time"] == before["auth_time"] + 30
 
 
+async def test_prompt_login_then_the_consent_page_does_not_ask_to_log_in_again(
+    client: httpx.AsyncClient, shop: App, alice: str
+) -> None:
+    """The password sign-in records on the interaction that the customer signed in there
+    (written at once, past the ORM): the consent page that follows, for an app not yet
+    allowed, leads to the code, not to the login page again as prompt=login would ask."""
+    flow = Flow(shop)
+    page = await authorize(client, flow, prompt="login")
+    assert_login_page(page)
+    consent = await login(client, page)
+    assert path_of(consent).endswith("/consent")
+    claims = await id_token_claims(client, flow, code_of(await approve(client, consent), flow))
+    assert claims["sub"] == alice
+
+
 async def test_max_age_zero_forces_login(client: httpx.AsyncClient, shop: App, alice: str,
                                          clock: FakeClock) -> None:
     first = Flow(shop)

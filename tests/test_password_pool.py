@@ -8,10 +8,11 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from idp.crypto.passwords import HASH_THREAD_NICENESS, PasswordService
+from idp.crypto.passwords import HASH_THREAD_NAME, HASH_THREAD_NICENESS, PasswordService
 from idp.settings import Settings
 
 
@@ -50,6 +51,21 @@ async def test_hashing_threads_run_at_a_lower_priority_than_the_event_loop() -> 
         stored = await service.hash("correct horse")
         assert (await service.verify(stored, "correct horse")).ok
         assert not (await service.verify(stored, "wrong horse")).ok
+    finally:
+        service.close()
+
+
+def _thread_name(tid: int) -> str:
+    return Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread names in /proc are Linux's")
+async def test_hashing_threads_are_named_for_the_system() -> None:
+    """`top -H` (and the sign-in benchmark) tell the hashing apart from the event loop."""
+    service = PasswordService(1, 64, 1, concurrency=1)
+    try:
+        assert _thread_name(await service._run(threading.get_native_id)) == HASH_THREAD_NAME
+        assert _thread_name(threading.get_native_id()) != HASH_THREAD_NAME
     finally:
         service.close()
 

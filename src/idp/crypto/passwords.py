@@ -27,13 +27,23 @@ T = TypeVar("T")
 HASH_THREAD_NICENESS = 10
 
 
+# The hashing threads' name where the system shows threads (`top -H`, /proc/<pid>/task/*/comm):
+# an operator sees what the sign-ins cost apart from everything else (so does
+# bench/signin_cost.py).
+HASH_THREAD_NAME = "idp-argon2"
+
+
 def _lower_priority() -> None:
     """Runs in each hashing thread as it starts. Linux applies `nice` per thread; where the
-    platform does not, the thread keeps the process's priority."""
+    platform does not, the thread keeps the process's priority. On Linux the thread is also
+    named for the system."""
     with contextlib.suppress(AttributeError, OSError):
         tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid)
                        + HASH_THREAD_NICENESS)
+    with contextlib.suppress(OSError), open(
+            f"/proc/self/task/{threading.get_native_id()}/comm", "w") as comm:
+        comm.write(HASH_THREAD_NAME)
 
 
 @dataclass(frozen=True)

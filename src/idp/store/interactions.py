@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, exists, or_, select
+from sqlalchemy import Table, bindparam, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
 from idp.store.models import AuthorizationCode, Interaction, PushedRequest
-from idp.store.prepared import Connection, Prepared
+from idp.store.prepared import Connection, Prepared, detached
 
 
 async def get_interaction(session: AsyncSession, interaction_id: str, now: int
@@ -27,6 +27,31 @@ async def get_interaction(session: AsyncSession, interaction_id: str, now: int
 
 
 _INTERACTIONS = cast(Table, Interaction.__table__)
+_COLUMNS = tuple(column.name for column in _INTERACTIONS.c)
+_LOCK = Prepared(select(*_INTERACTIONS.c).where(_INTERACTIONS.c.id == bindparam("b_id"))
+                 .with_for_update())
+_SET_SESSION_SID = Prepared(update(_INTERACTIONS).where(_INTERACTIONS.c.id == bindparam("b_id"))
+                            .values(session_sid=bindparam("b_sid")))
+
+
+async def lock_interaction(connection: Connection, interaction_id: str, now: int
+                           ) -> Interaction | None:
+    """`get_interaction`, locked the same way, as a detached object from one prepared read
+    (the password sign-in's): read it; its one change, `signed_in_here`, is written at once."""
+    if not interaction_id or len(interaction_id) > 64 or "\x00" in interaction_id:
+        return None
+    values = await _LOCK.first(connection, {"b_id": interaction_id})
+    if values is None or values["expires_at"] <= now:
+        return None
+    return detached(Interaction, "", _COLUMNS, values)
+
+
+async def signed_in_here(connection: Connection, interaction: Interaction, sid: str) -> None:
+    """The customer signed in at this interaction with the session `sid` (the next page sees
+    it): on the unit of work's own object, written with it; on a detached one, now."""
+    interaction.session_sid = sid
+    if not (isinstance(connection, AsyncSession) and interaction in connection):
+        await _SET_SESSION_SID.run(connection, {"b_id": interaction.id, "b_sid": sid})
 _PENDING = Prepared(select(_INTERACTIONS.c.client_id).where(
     _INTERACTIONS.c.id == bindparam("b_id"),
     _INTERACTIONS.c.browser_hash == bindparam("b_browser_hash"),

@@ -13,9 +13,10 @@ the ordinary way, so both paths answer alike and the suite runs each on its data
 
 In an ORM unit of work on PostgreSQL (`Database.transaction()`), a statement goes to asyncpg
 on the session's own connection, inside the session's transaction (begun as SQLAlchemy's
-adapter begins it, when the unit of work opens with such a statement). It sees and is rolled back with everything else of the unit of work, as through
-`session.execute` with the sessions' `autoflush=False`: objects added to the session and not
-yet flushed are not seen by it, and the objects the session holds are not changed by it (a
+adapter begins it when the unit of work opens with such a statement). It sees, and is rolled
+back with, everything else of the unit of work, as through `session.execute` with the
+sessions' `autoflush=False`: objects added to the session and not yet flushed are not seen by
+it (unless `after_pending`), and the objects the session holds are not changed by it (a
 `Prepared` statement is a Core statement, which the ORM would not synchronise either). The
 server's errors are raised as SQLAlchemy raises them (`IntegrityError` for a constraint), so
 callers catch the same exceptions either way. The ORM's execution layers had been more than

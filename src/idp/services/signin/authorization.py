@@ -204,12 +204,14 @@ def _stale() -> errors.InvalidRequest:
 
 
 async def load_interaction(ctx: Context, session: AsyncSession, interaction_id: str,
-                           browser_id: str, client: ClientConfig | None = None
-                           ) -> tuple[Interaction, ClientConfig]:
+                           browser_id: str, client: ClientConfig | None = None, *,
+                           detached: bool = False) -> tuple[Interaction, ClientConfig]:
     """The interaction, only in the browser that began it (Keycloak CVE-2026-7507). `client`:
     its registration when the caller read it already (from the client cache, before the
-    unit of work opened)."""
-    interaction = await interaction_store.get_interaction(session, interaction_id, ctx.now())
+    unit of work opened). `detached`: not an object of the unit of work, for a caller that
+    changes it only through `resume_in` (one prepared read instead of the ORM's load)."""
+    interaction = await (interaction_store.lock_interaction if detached else
+                         interaction_store.get_interaction)(session, interaction_id, ctx.now())
     if interaction is None or interaction.browser_hash != digest(browser_id):
         raise _stale()
     if client is None or client.client_id != interaction.client_id:
@@ -334,8 +336,8 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
             expires_at=now + ctx.settings.interaction_ttl,
         )
         session.add(interaction)
-    elif signed_in is not None:
-        interaction.session_sid = signed_in.sid  # the next page sees it signed in here
+    elif signed_in is not None:  # the next page sees it signed in here
+        await interaction_store.signed_in_here(session, interaction, signed_in.sid)
     if step is Step.SECOND_FACTOR:
         assert browser_session is not None and session_cookie is not None
         await wait_to_step_up(ctx, session, interaction, browser_session, browser_id,

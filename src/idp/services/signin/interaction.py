@@ -236,7 +236,7 @@ async def login_with_password(ctx: Context, interaction_id: str, browser_id: str
     cached = await ctx.clients.get(client_id)
     async with ctx.db.transaction() as session:
         interaction, client = await load_interaction(ctx, session, interaction_id, browser_id,
-                                                     cached)
+                                                     cached, detached=True)
         await settle(ctx, session, proof)
         waiting = await wait_in_interaction(ctx, session, interaction, proof.user.id,
                                             browser_id, ["pwd"])

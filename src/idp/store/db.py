@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from idp.observability import metrics
+from idp.store.prepared import driver_of
 
 READ_ONLY = "idp_read_only"
 AUTOCOMMIT = "AUTOCOMMIT"
@@ -151,8 +152,7 @@ class Database:
                 yield connection
             return
         async with self._statement_engine.connect() as connection:
-            driver = (await connection.get_raw_connection()).driver_connection
-            assert driver is not None  # checked out: the pool hands out live connections
+            driver = await driver_of(connection)
             transaction = driver.transaction()
             await transaction.start()
             try:

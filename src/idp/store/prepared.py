@@ -150,7 +150,7 @@ async def _direct(connection: AsyncSession | AsyncConnection) -> _Target | None:
     if isinstance(connection, AsyncConnection):
         if connection.dialect.driver != "asyncpg":
             return None
-        return _Target(connection, await _driver_of(connection), False)
+        return _Target(connection, await driver_of(connection), False)
     bind = connection.bind
     if bind is None or bind.dialect.driver != "asyncpg":
         return None
@@ -170,12 +170,12 @@ async def _direct(connection: AsyncSession | AsyncConnection) -> _Target | None:
         await start()
         if getattr(adapted, "_transaction", None) is None:
             return None
-    target = _Target(own, await _driver_of(own), True)
+    target = _Target(own, await driver_of(own), True)
     connection.info[_SESSION_TARGET] = (connection.sync_session.get_transaction(), target)
     return target
 
 
-async def _driver_of(connection: AsyncConnection) -> Any:
+async def driver_of(connection: AsyncConnection) -> Any:
     """The asyncpg connection under a checked-out one: read off it while it is live (no
     round trip through SQLAlchemy's greenlet), through SQLAlchemy when it must reconnect."""
     pooled = connection.sync_connection

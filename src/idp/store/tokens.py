@@ -166,10 +166,11 @@ async def claim_refresh_token(session: AsyncSession | AsyncConnection, token_has
                               client_id: str, now: int, jkt: str | None = None
                               ) -> RefreshToken | None:
     """Mark a live refresh token used; only one concurrent caller gets the row (REL-02).
-    `jkt`: the key of the request's DPoP proof."""
+    `jkt`: the key of the request's DPoP proof. The row is detached (read it, never change
+    it): built the way the ORM loads rows, not through the constructor's change tracking."""
     values = await _CLAIM_REFRESH_TOKEN.first(session, {
         "b_token_hash": token_hash, "b_client_id": client_id, "b_now": now, "b_jkt": jkt})
-    return RefreshToken(**values) if values is not None else None
+    return detached(RefreshToken, "", _REFRESH_COLUMNS, values) if values is not None else None
 
 
 def _count(result: object) -> int:

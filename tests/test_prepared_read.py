@@ -110,6 +110,14 @@ async def _verified(ctx: Context, email: str) -> bool | None:
     return None if row is None else bool(row["email_verified"])
 
 
+async def _unverify_and_commit(ctx: Context, user_id: str) -> None:
+    """A unit of work that ends cleanly commits what its statements wrote."""
+    async with ctx.db.transaction() as session:
+        await session.get(User, user_id)
+        await VERIFY.run(session, {"b_email": "ana@example.com", "b_verified": False})
+    assert await _verified(ctx, "ana@example.com") is False
+
+
 async def test_in_a_unit_of_work_a_statement_is_part_of_its_transaction(ctx: Context) -> None:
     """In an ORM unit of work on PostgreSQL, once its transaction has begun, a Prepared
     statement goes to asyncpg on the session's own connection: the rest of the unit of work
@@ -126,10 +134,7 @@ async def test_in_a_unit_of_work_a_statement_is_part_of_its_transaction(ctx: Con
             assert await _verified(ctx, "ana@example.com") is True  # not committed yet
             raise RuntimeError("the unit of work fails after its write")
     assert await _verified(ctx, "ana@example.com") is True
-    async with ctx.db.transaction() as session:
-        await session.get(User, ana)
-        await VERIFY.run(session, {"b_email": "ana@example.com", "b_verified": False})
-    assert await _verified(ctx, "ana@example.com") is False
+    await _unverify_and_commit(ctx, ana)
 
 
 async def test_a_unit_of_work_that_opens_with_a_statement_is_one_transaction(
@@ -159,10 +164,7 @@ async def test_a_constraint_in_a_unit_of_work_raises_as_sqlalchemy_does(ctx: Con
             await SET_EMAIL.run(session, {"b_from": "ana@example.com", "b_to": "bo@example.com"})
     assert await _verified(ctx, "ana@example.com") is True
     # The connection went back to the pool in working order.
-    async with ctx.db.transaction() as session:
-        await session.get(User, ana)
-        await VERIFY.run(session, {"b_email": "ana@example.com", "b_verified": False})
-    assert await _verified(ctx, "ana@example.com") is False
+    await _unverify_and_commit(ctx, ana)
 
 
 async def test_rows_the_unit_of_work_added_are_written_before_a_row_that_refers_to_them(

@@ -8,6 +8,7 @@ httpx client talking to the ASGI app under an https issuer (so `__Host-` cookies
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import os
 import subprocess
@@ -52,7 +53,26 @@ class FakeClock:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Headless Chromium runs on the SQLite pass only (CI time: the two passes share two
     cores). What a browser does (pages, scripts, cookies, CSP, focus) does not depend on the
-    database; every flow those tests drive is also tested through HTTP on both databases."""
+    database; every flow those tests drive is also tested through HTTP on both databases.
+
+    IDP_TEST_SHARD=k/n keeps the test files of shard k of n (whole files, so each keeps its
+    module fixtures; the largest first, each to the shard with the fewest tests so far):
+    `.ci/run` runs a pass as two processes side by side, so the two cores stay busy while one
+    of them waits on a server, a browser or the database."""
+    shard = os.environ.get("IDP_TEST_SHARD")
+    if shard:
+        index, count = (int(part) for part in shard.split("/"))
+        sizes = collections.Counter(item.path for item in items)
+        loads = [0] * count
+        mine = set()
+        for path, size in sorted(sizes.items(), key=lambda entry: (-entry[1], str(entry[0]))):
+            lightest = loads.index(min(loads))
+            loads[lightest] += size
+            if lightest == index - 1:
+                mine.add(path)
+        kept = [item for item in items if item.path in mine]
+        config.hook.pytest_deselected(items=[item for item in items if item.path not in mine])
+        items[:] = kept
     if not os.environ.get("IDP_TEST_DATABASE_URL"):
         return
     skip = pytest.mark.skip(reason="Chromium runs on the SQLite pass (CI time)")

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.store.models import AuthorizationCode
-from idp.store.prepared import Connection, Prepared
+from idp.store.prepared import Connection, inserting_rows
 
 _CODES = cast(Table, AuthorizationCode.__table__)
-_INSERT_CODE = Prepared(insert(_CODES).values(
-    {column.name: bindparam(column.name) for column in _CODES.c}), after_pending=True)
+_INSERT_CODE = inserting_rows(_CODES, after_pending=True)
 
 
 async def add_code(connection: Connection, **values: Any) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import Label, Table, exc
+from sqlalchemy import Label, Table, bindparam, exc, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import configure_mappers
@@ -225,6 +225,14 @@ def dialect_of(connection: Connection) -> str:
     if isinstance(connection, AsyncConnection):
         return connection.dialect.name
     return connection.get_bind().dialect.name
+
+
+def inserting_rows(table: Table, *, after_pending: bool = False) -> Prepared:
+    """An INSERT of one whole row of `table`, its values bound by column name, built once
+    (no ORM flush, no per-request statement construction)."""
+    return Prepared(insert(table).values({column.name: bindparam(column.name)
+                                          for column in table.c}),
+                    after_pending=after_pending)
 
 
 def labelled(table: Table, prefix: str) -> list[Label[Any]]:

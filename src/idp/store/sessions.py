@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.domain import SessionInfo
 from idp.store.models import BrowserSession, SessionClient
-from idp.store.prepared import Connection, Prepared, dialect_of
+from idp.store.prepared import Connection, Prepared, dialect_of, inserting_rows
 
 _SESSIONS = cast(Table, BrowserSession.__table__)
 _SESSION_CLIENTS = cast(Table, SessionClient.__table__)
 # Every sign-in writes these: statements built once, run as `Prepared` (idp.store.prepared).
-_INSERT_SESSION = Prepared(insert(_SESSIONS).values(
-    {column.name: bindparam(column.name) for column in _SESSIONS.c}), after_pending=True)
+_INSERT_SESSION = inserting_rows(_SESSIONS, after_pending=True)
 _TOUCH = Prepared(
     update(_SESSIONS)
     .where(_SESSIONS.c.sid == bindparam("b_sid"),

@@ -8,12 +8,12 @@ import itertools
 import time
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import new_handle
 from idp.store.models import SecurityEvent
-from idp.store.prepared import Connection, Prepared
+from idp.store.prepared import Connection, inserting_rows
 
 # Kinds, so callers and readers agree on the spelling.
 IDENTITY_LINKED = "identity_linked"
@@ -52,8 +52,7 @@ def record(session: AsyncSession, kind: str, user_id: str | None, now: int,
 
 
 _EVENTS = cast(Table, SecurityEvent.__table__)
-_INSERT_EVENT = Prepared(insert(_EVENTS).values(
-    {column.name: bindparam(column.name) for column in _EVENTS.c}))
+_INSERT_EVENT = inserting_rows(_EVENTS)
 
 
 async def write(connection: Connection, kind: str, user_id: str | None, now: int,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from idp.crypto.handles import digest, new_handle
@@ -23,14 +23,13 @@ from idp.services.context import Context
 from idp.services.profile.release import id_token_claims
 from idp.services.tokens.dpop import BOUND_KEY
 from idp.store.models import Grant, RefreshToken, User
-from idp.store.prepared import Prepared
+from idp.store.prepared import inserting_rows
 from idp.store.tokens import chain_of
 
 # A Core insert, built once: each request only binds its values (no ORM flush, no
 # per-request statement construction), straight to the driver on PostgreSQL.
 _REFRESH_TABLE = cast(Table, RefreshToken.__table__)
-INSERT_REFRESH_TOKEN = Prepared(insert(_REFRESH_TABLE).values(
-    {column.name: bindparam(column.name) for column in _REFRESH_TABLE.c}))
+INSERT_REFRESH_TOKEN = inserting_rows(_REFRESH_TABLE)
 
 
 @dataclass(frozen=True)

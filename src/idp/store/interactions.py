@@ -13,10 +13,15 @@ from idp.store.models import AuthorizationCode, Interaction, PushedRequest
 from idp.store.prepared import Connection, Prepared, detached
 
 
+def _could_be_id(interaction_id: str) -> bool:
+    """False for what no interaction's id can be (PostgreSQL text cannot even hold a NUL)."""
+    return bool(interaction_id) and len(interaction_id) <= 64 and "\x00" not in interaction_id
+
+
 async def get_interaction(session: AsyncSession, interaction_id: str, now: int
                           ) -> Interaction | None:
-    if not interaction_id or len(interaction_id) > 64 or "\x00" in interaction_id:
-        return None  # (PostgreSQL text cannot hold NUL: no interaction has such an id)
+    if not _could_be_id(interaction_id):
+        return None
     # Locked (PostgreSQL) for the caller's unit of work: a double-submitted form's two
     # requests take turns, and the second finds what the first left (or nothing) instead of
     # updating a row the first has deleted. SQLite's writers take turns anyway.
@@ -38,7 +43,7 @@ async def lock_interaction(connection: Connection, interaction_id: str, now: int
                            ) -> Interaction | None:
     """`get_interaction`, locked the same way, as a detached object from one prepared read
     (the password sign-in's): read it; its one change, `signed_in_here`, is written at once."""
-    if not interaction_id or len(interaction_id) > 64 or "\x00" in interaction_id:
+    if not _could_be_id(interaction_id):
         return None
     values = await _LOCK.first(connection, {"b_id": interaction_id})
     if values is None or values["expires_at"] <= now:
@@ -52,6 +57,8 @@ async def signed_in_here(connection: Connection, interaction: Interaction, sid: 
     interaction.session_sid = sid
     if not (isinstance(connection, AsyncSession) and interaction in connection):
         await _SET_SESSION_SID.run(connection, {"b_id": interaction.id, "b_sid": sid})
+
+
 _PENDING = Prepared(select(_INTERACTIONS.c.client_id).where(
     _INTERACTIONS.c.id == bindparam("b_id"),
     _INTERACTIONS.c.browser_hash == bindparam("b_browser_hash"),
@@ -62,7 +69,7 @@ async def pending_client(connection: Connection, interaction_id: str, browser_ha
                          now: int) -> str | None:
     """The client of the interaction while it is still open for this browser, else None: the
     cheap check a password attempt makes before it is counted and the hash work is spent."""
-    if not interaction_id or len(interaction_id) > 64 or "\x00" in interaction_id:
+    if not _could_be_id(interaction_id):
         return None
     row = await _PENDING.first(connection, {"b_id": interaction_id,
                                             "b_browser_hash": browser_hash, "b_now": now})

@@ -26,7 +26,6 @@ class AuthorizationResponse:
     params: dict[str, str]
 
 
-
 async def approve_device(ctx: Context, session: AsyncSession, request: AuthorizationRequest,
                          browser_session: SessionInfo, grant_id: str) -> AuthorizationResponse:
     """RFC 8628 §3.3: the customer approved the device's request; its next poll redeems it.

@@ -10,28 +10,12 @@ from idp.store.models import ClientPurpose, Purpose
 from idp.store.prepared import Connection, Prepared
 
 
-def to_info(row: Purpose, required: bool = False) -> PurposeInfo:
-    return PurposeInfo(row.id, row.title, row.description, tuple(row.data_categories),
-                       row.legal_basis, row.sale_or_share, row.version, required,
-                       text_version=row.text_version)
-
-
 async def get_purpose(session: AsyncSession, purpose_id: str) -> Purpose | None:
     return await session.get(Purpose, purpose_id)
 
 
 async def list_purposes(session: AsyncSession) -> list[Purpose]:
     return list(await session.scalars(select(Purpose).order_by(Purpose.id)))
-
-
-async def purposes_of_client(session: AsyncSession, client_id: str) -> tuple[PurposeInfo, ...]:
-    rows = await session.execute(
-        select(Purpose, ClientPurpose.required)
-        .join(ClientPurpose, ClientPurpose.purpose_id == Purpose.id)
-        .where(ClientPurpose.client_id == client_id)
-        .order_by(ClientPurpose.required.desc(), Purpose.id)
-    )
-    return tuple(to_info(purpose, required) for purpose, required in rows)
 
 
 _PURPOSE_COLUMNS = ("id", "title", "description", "data_categories", "legal_basis",
@@ -43,9 +27,9 @@ _PURPOSES_OF_CLIENT = Prepared(
     .order_by(ClientPurpose.required.desc(), Purpose.id))
 
 
-async def current_purposes_of_client(connection: Connection, client_id: str
-                                     ) -> tuple[PurposeInfo, ...]:
-    """`purposes_of_client` as one prepared read, for a bare connection (`Database.atomic()`)."""
+async def purposes_of_client(connection: Connection, client_id: str) -> tuple[PurposeInfo, ...]:
+    """The client's purposes at their current versions, required ones first: one prepared
+    read, in an ORM unit of work or on a bare connection (`Database.atomic()`)."""
     rows = await _PURPOSES_OF_CLIENT.all(connection, {"b_client_id": client_id})
     return tuple(PurposeInfo(row["id"], row["title"], row["description"],
                              tuple(row["data_categories"]), row["legal_basis"],

@@ -262,7 +262,7 @@ async def consent_ask(session: AsyncSession, client: ClientConfig,
     # A claim that a requested scope releases is consented with that scope, not on its own.
     claims = requested_individual_claims(request.claims) - claims_for_scopes(list(request.scopes))
     optional = frozenset(client.optional_scopes) & set(request.scopes) - {"openid"}
-    purposes = await purpose_store.current_purposes_of_client(session, client.client_id)
+    purposes = await purpose_store.purposes_of_client(session, client.client_id)
     return ConsentAsk(request.scopes, optional, tuple(sorted(claims)), purposes)
 
 

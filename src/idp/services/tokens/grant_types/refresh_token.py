@@ -91,7 +91,7 @@ async def _consent_current(connection: Connection, client: ClientConfig, grant: 
     """Issue 13 item 2: a device cannot show a consent page, so its refresh is where an
     outdated consent stops it: a purpose of the app raised to a new version, or a scope or
     purpose the customer withdrew. A browser app's next authorization asks again instead."""
-    purposes = await purpose_store.current_purposes_of_client(connection, client.client_id)
+    purposes = await purpose_store.purposes_of_client(connection, client.client_id)
     optional = frozenset(client.optional_scopes) & set(scopes) - {"openid"}
     return covers(grant_view(grant), ConsentAsk(tuple(scopes), optional, (), purposes))
 

@@ -22,7 +22,7 @@ from idp.protocol.scopes import PROFILE_CLAIMS, SUPPORTED_SCOPES, is_api_scope
 from idp.services import InvalidInput, NotFound, RedirectUriRefused
 from idp.services.accounts import audit
 from idp.services.context import Context
-from idp.services.signin.interaction import email_problem, password_problem
+from idp.services.signin.credential_rules import email_problem, password_problem
 from idp.services.tokens import pairwise
 from idp.services.tokens.pairwise import SectorDocument
 from idp.store import clients as client_store

@@ -25,7 +25,7 @@ from idp.notifications.mail import enqueue_mail
 from idp.services.accounts.recovery import LinkInvalid
 from idp.services.context import Context
 from idp.services.signin import security_events, throttle
-from idp.services.signin.interaction import email_problem
+from idp.services.signin.credential_rules import email_problem
 from idp.services.signin.sessions import end_sessions_of_user
 from idp.store import users as user_store
 from idp.store.models import AccountToken, User

@@ -25,7 +25,8 @@ from idp.notifications.outbox import enqueue
 from idp.notifications.senders import Outcome
 from idp.services.context import Context
 from idp.services.signin import security_events, throttle
-from idp.services.signin.interaction import LoginFailed, email_problem, password_problem
+from idp.services.signin.credential_rules import email_problem, password_problem
+from idp.services.signin.interaction import LoginFailed
 from idp.services.signin.sessions import end_sessions_of_user
 from idp.store import users as user_store
 from idp.store.models import OutboxMessage, User

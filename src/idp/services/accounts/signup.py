@@ -36,11 +36,10 @@ from idp.services.signin.authorization import (
     continue_request,
     load_interaction,
 )
+from idp.services.signin.credential_rules import email_problem, password_problem
 from idp.services.signin.interaction import (
     LoginFailed,
     SignedIn,
-    email_problem,
-    password_problem,
     start_session,
 )
 from idp.store import clients as client_store

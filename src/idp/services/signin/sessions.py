@@ -15,7 +15,8 @@ from idp.notifications.outbox import enqueue_backchannel_logout
 from idp.services.context import Context
 from idp.services.signin import security_events
 from idp.services.signin.authentication import verify_password_login
-from idp.services.signin.interaction import LoginFailed, password_problem, start_session
+from idp.services.signin.credential_rules import password_problem
+from idp.services.signin.interaction import LoginFailed, start_session
 from idp.store import clients as client_store
 from idp.store import sessions as session_store
 from idp.store import tokens as token_store

@@ -50,19 +50,29 @@ class FakeClock:
         self.value += seconds
 
 
+# A headless Chromium test takes about as long as this many others (CI: 23 of them took 3.5
+# minutes, the other 1,500 some 9).
+BROWSER_WEIGHT = 25
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Headless Chromium runs on the SQLite pass only (CI time: the two passes share two
     cores). What a browser does (pages, scripts, cookies, CSP, focus) does not depend on the
     database; every flow those tests drive is also tested through HTTP on both databases.
 
     IDP_TEST_SHARD=k/n keeps the test files of shard k of n (whole files, so each keeps its
-    module fixtures; the largest first, each to the shard with the fewest tests so far):
-    `.ci/run` runs a pass as two processes side by side, so the two cores stay busy while one
-    of them waits on a server, a browser or the database."""
+    module fixtures; the heaviest first, each to the lightest shard so far, a test weighing
+    one and a Chromium test, where it runs, as much as BROWSER_WEIGHT others): `.ci/run`
+    runs a pass as two processes side by side, so the two cores stay busy while one of them
+    waits on a server, a browser or the database."""
     shard = os.environ.get("IDP_TEST_SHARD")
     if shard:
         index, count = (int(part) for part in shard.split("/"))
-        sizes = collections.Counter(item.path for item in items)
+        browsers = not os.environ.get("IDP_TEST_DATABASE_URL")
+        sizes: collections.Counter[Path] = collections.Counter()
+        for item in items:
+            heavy = item.get_closest_marker("browser") is not None
+            sizes[item.path] += (BROWSER_WEIGHT if browsers else 0) if heavy else 1
         loads = [0] * count
         mine = set()
         for path, size in sorted(sizes.items(), key=lambda entry: (-entry[1], str(entry[0]))):

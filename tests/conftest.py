@@ -8,7 +8,6 @@ httpx client talking to the ASGI app under an https issuer (so `__Host-` cookies
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import os
 import subprocess
@@ -50,39 +49,10 @@ class FakeClock:
         self.value += seconds
 
 
-# A headless Chromium test takes about as long as this many others (CI: 23 of them took 3.5
-# minutes, the other 1,500 some 9).
-BROWSER_WEIGHT = 25
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Headless Chromium runs on the SQLite pass only (CI time: the two passes share two
     cores). What a browser does (pages, scripts, cookies, CSP, focus) does not depend on the
-    database; every flow those tests drive is also tested through HTTP on both databases.
-
-    IDP_TEST_SHARD=k/n keeps the test files of shard k of n (whole files, so each keeps its
-    module fixtures; the heaviest first, each to the lightest shard so far, a test weighing
-    one and a Chromium test, where it runs, as much as BROWSER_WEIGHT others): `.ci/run`
-    runs a pass as two processes side by side, so the two cores stay busy while one of them
-    waits on a server, a browser or the database."""
-    shard = os.environ.get("IDP_TEST_SHARD")
-    if shard:
-        index, count = (int(part) for part in shard.split("/"))
-        browsers = not os.environ.get("IDP_TEST_DATABASE_URL")
-        sizes: collections.Counter[Path] = collections.Counter()
-        for item in items:
-            heavy = item.get_closest_marker("browser") is not None
-            sizes[item.path] += (BROWSER_WEIGHT if browsers else 0) if heavy else 1
-        loads = [0] * count
-        mine = set()
-        for path, size in sorted(sizes.items(), key=lambda entry: (-entry[1], str(entry[0]))):
-            lightest = loads.index(min(loads))
-            loads[lightest] += size
-            if lightest == index - 1:
-                mine.add(path)
-        kept = [item for item in items if item.path in mine]
-        config.hook.pytest_deselected(items=[item for item in items if item.path not in mine])
-        items[:] = kept
+    database; every flow those tests drive is also tested through HTTP on both databases."""
     if not os.environ.get("IDP_TEST_DATABASE_URL"):
         return
     skip = pytest.mark.skip(reason="Chromium runs on the SQLite pass (CI time)")

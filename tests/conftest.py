@@ -21,11 +21,14 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from idp.main import create_app
+from idp.services import context as context_module
 from idp.services.context import Context, build_context
 from idp.settings import Settings
 from idp.store import migrate
+from idp.store.db import create_engine
 from idp.store.models import Base
 
 # Google, Apple and Facebook configured against their fakes, and browsers that reach them.
@@ -96,6 +99,19 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         url = f"sqlite+aiosqlite:///{path}"
         migrate.upgrade(url)
         yield url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_migrated_templates() -> Iterator[None]:
+    """The PostgreSQL databases tests.helpers.throwaway_database copied migrated ones from."""
+    yield
+    from tests.helpers import MIGRATED_TEMPLATES
+
+    base = os.environ.get("IDP_TEST_DATABASE_URL")
+    for name in MIGRATED_TEMPLATES.values():
+        if base and base.startswith("postgresql"):
+            asyncio.run(_pg_execute(_postgres_admin_url(base),
+                                    f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
@@ -192,9 +208,29 @@ async def _empty_tables(ctx: Context) -> None:
             await raw.executescript(f"BEGIN IMMEDIATE; {drops}{deletes}{creates}COMMIT;")
 
 
+# One engine per database URL for the session's `ctx` fixtures. Each test still gets its own
+# connections (the context's close disposes the pool, and the next test, on its own event
+# loop, opens new ones), but SQLAlchemy's compiled statements are kept per engine: compiling
+# every statement again in each test's new engine was a fifth of the suite's CPU.
+_ENGINES: dict[tuple[str, int], AsyncEngine] = {}
+
+
+def _shared_engine(url: str, pool_size: int = 10, enforce_foreign_keys: bool = True
+                   ) -> AsyncEngine:
+    if not enforce_foreign_keys:
+        return create_engine(url, pool_size, enforce_foreign_keys)
+    engine = _ENGINES.get((url, pool_size))
+    if engine is None:
+        engine = _ENGINES[(url, pool_size)] = create_engine(url, pool_size)
+    return engine
+
+
 @pytest.fixture
-async def ctx(settings: Settings, clock: FakeClock) -> AsyncIterator[Context]:
-    context = build_context(settings, clock=clock)
+async def ctx(settings: Settings, clock: FakeClock,
+              monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Context]:
+    with monkeypatch.context() as patch:
+        patch.setattr(context_module, "create_engine", _shared_engine)
+        context = build_context(settings, clock=clock)
     await _empty_tables(context)
     await context.keys.ensure_keys()
     try:

@@ -191,13 +191,49 @@ async def redeem(http: httpx.AsyncClient, flow: Flow, code: str, **extra: str) -
                            headers=headers)
 
 
+# The migrated database each throwaway copy starts from, made once per test process (and
+# dropped at the end of the session, tests/conftest.py).
+MIGRATED_TEMPLATES: dict[str, str] = {}
+
+
+def _migrated_template(tmp_path: Path, base: str | None) -> str:
+    """A database migrated to head that nothing writes to: a SQLite file, or a PostgreSQL
+    database that new ones are created from (CREATE DATABASE ... TEMPLATE). Migrating from
+    nothing takes about two seconds; a copy, a fraction of that."""
+    import asyncio
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    from idp.store import migrate
+    from tests.conftest import _pg_execute, _postgres_admin_url
+
+    key = base or "sqlite"
+    if key in MIGRATED_TEMPLATES:
+        return MIGRATED_TEMPLATES[key]
+    if base is None:
+        # Beside the first caller's files, which last the whole test session.
+        url = f"sqlite+aiosqlite:///{tmp_path.parent / f'migrated-{uuid.uuid4().hex[:8]}.db'}"
+        migrate.upgrade(url)
+        MIGRATED_TEMPLATES[key] = url
+        return url
+    name = f"idp_tpl_{uuid.uuid4().hex[:10]}"
+    admin_url = _postgres_admin_url(base)
+    asyncio.run(_pg_execute(admin_url, f'CREATE DATABASE "{name}"'))
+    migrate.upgrade(make_url(base).set(database=name).render_as_string(hide_password=False))
+    MIGRATED_TEMPLATES[key] = name
+    return name
+
+
 @contextlib.contextmanager
-def throwaway_database(tmp_path: Path) -> Iterator[str]:
-    """An empty, unmigrated database of the suite's kind: a SQLite file in `tmp_path`, or a new
-    PostgreSQL database (dropped afterwards) when IDP_TEST_DATABASE_URL names one. Blocking;
-    use from synchronous tests and fixtures."""
+def throwaway_database(tmp_path: Path, migrated: bool = False) -> Iterator[str]:
+    """An empty database of the suite's kind: a SQLite file in `tmp_path`, or a new
+    PostgreSQL database (dropped afterwards) when IDP_TEST_DATABASE_URL names one. Unmigrated,
+    or `migrated` to head (a copy of one migrated once per process). Blocking; use from
+    synchronous tests and fixtures."""
     import asyncio
     import os
+    import shutil
     import uuid
 
     from sqlalchemy.engine import make_url
@@ -206,11 +242,15 @@ def throwaway_database(tmp_path: Path) -> Iterator[str]:
 
     base = os.environ.get("IDP_TEST_DATABASE_URL")
     if not (base and base.startswith("postgresql")):
-        yield f"sqlite+aiosqlite:///{tmp_path / 'throwaway.db'}"
+        path = tmp_path / "throwaway.db"
+        if migrated:
+            shutil.copyfile(make_url(_migrated_template(tmp_path, None)).database or "", path)
+        yield f"sqlite+aiosqlite:///{path}"
         return
     name = f"idp_tmp_{uuid.uuid4().hex[:10]}"
     admin_url = _postgres_admin_url(base)
-    asyncio.run(_pg_execute(admin_url, f'CREATE DATABASE "{name}"'))
+    template = f' TEMPLATE "{_migrated_template(tmp_path, base)}"' if migrated else ""
+    asyncio.run(_pg_execute(admin_url, f'CREATE DATABASE "{name}"{template}'))
     try:
         yield make_url(base).set(database=name).render_as_string(hide_password=False)
     finally:

@@ -1,8 +1,8 @@
 """The `idp` command, run in-process through `idp.cli.main` with the environment it would read,
 and as a real process where the exit status and stderr are the behaviour under test.
 
-Every test gets an empty database of its own, so `migrate` starts from nothing and listings
-are exact.
+Every test gets an empty database of its own, so listings are exact; `migrate` starts from
+nothing where that is under test.
 """
 
 from __future__ import annotations
@@ -53,8 +53,10 @@ def clean_env(**values: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def fresh_url(tmp_path: Path) -> Iterator[str]:
-    with throwaway_database(tmp_path) as url:
+def fresh_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty database of the test's own; for the tests that take `migrated`, a copy of one
+    migrated once (`migrate` on it then has nothing to do, and says so)."""
+    with throwaway_database(tmp_path, migrated="migrated" in request.fixturenames) as url:
         yield url
 
 

@@ -5,12 +5,10 @@ redeemed at another, a key rotation made anywhere is used everywhere within a se
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,18 +17,26 @@ import httpx
 import jwt as pyjwt
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.engine import make_url
 
 from idp.services import maintenance
-from idp.services.context import Context
-from idp.store import migrate
+from idp.services.context import Context, build_context
 from idp.store.models import UsedAssertion
-from tests.conftest import _pg_execute, _postgres_admin_url
-from tests.helpers import PASSWORD, App, Flow, get_code, redeem, wait_until_ready
+from tests.conftest import make_settings
+from tests.helpers import (
+    App,
+    Flow,
+    get_code,
+    make_app,
+    make_user,
+    redeem,
+    throwaway_database,
+    wait_until_ready,
+)
 from tests.receiver import free_port
 
 IDP = str(Path(sys.executable).parent / "idp")
 REDIRECT_URI = "https://app.example/callback"
+SECRET = "a-test-secret-that-is-long-enough-0123"
 
 
 @dataclass
@@ -42,32 +48,38 @@ class Replicas:
     client_secret: str
 
 
+async def _seed(url: str) -> App:
+    """The shop and Alice, written the way `idp clients create` and `idp users create` write
+    them (tests/test_cli.py runs those commands), without two more processes to start."""
+    ctx = build_context(make_settings(url, key_encryption_secret=SECRET))
+    try:
+        app = await make_app(ctx, redirect_uri=REDIRECT_URI, scopes=["openid", "profile"],
+                             grant_types=["authorization_code", "client_credentials"])
+        await make_user(ctx)
+        return app
+    finally:
+        await ctx.close()
+
+
 @pytest.fixture(scope="module")
-def replicas() -> Iterator[Replicas]:
+def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
     base = os.environ.get("IDP_TEST_DATABASE_URL")
     if not base or not base.startswith("postgresql"):
         pytest.skip("replicas share a PostgreSQL (the PostgreSQL pass of the suite)")
-    name = f"idp_replicas_{uuid.uuid4().hex[:10]}"
-    admin = _postgres_admin_url(base)
-    asyncio.run(_pg_execute(admin, f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url)
+    with throwaway_database(tmp_path_factory.mktemp("replicas"), migrated=True) as url:
+        app = asyncio.run(_seed(url))
+        yield from _serve(url, app)
+
+
+def _serve(url: str, app: App) -> Iterator[Replicas]:
     ports = (free_port(), free_port())
     # One service behind a load balancer: one issuer, whichever replica answers.
     issuer = f"http://127.0.0.1:{ports[0]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "PROMETHEUS"))}
     env.update(IDP_DATABASE_URL=url, IDP_ISSUER=issuer, IDP_DEV_MODE="true",
                IDP_LOG_LEVEL="WARNING", IDP_SHUTDOWN_DRAIN_SECONDS="0",
-               IDP_KEY_ENCRYPTION_SECRET="a-test-secret-that-is-long-enough-0123",
+               IDP_KEY_ENCRYPTION_SECRET=SECRET,
                IDP_ARGON2_TIME_COST="1", IDP_ARGON2_MEMORY_KIB="1024")
-    client = json.loads(subprocess.run(
-        [IDP, "clients", "create", "--name", "Shop", "--redirect-uri", REDIRECT_URI,
-         "--grant-type", "authorization_code", "--grant-type", "client_credentials",
-         "--scope", "openid", "--scope", "profile", "--json"],
-        env=env, capture_output=True, text=True, timeout=60, check=True).stdout)
-    subprocess.run([IDP, "users", "create", "--email", "alice@example.com", "--password",
-                    PASSWORD, "--email-verified"], env=env, capture_output=True, timeout=60,
-                   check=True)
     servers = [subprocess.Popen([IDP, "serve", "--port", str(port)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                for port in ports]
@@ -76,7 +88,7 @@ def replicas() -> Iterator[Replicas]:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
                 wait_until_ready(http, server)
         yield Replicas(f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", env,
-                       client["client_id"], client["client_secret"])
+                       app.client_id, app.client_secret or "")
     finally:
         for server in servers:
             server.terminate()
@@ -86,7 +98,6 @@ def replicas() -> Iterator[Replicas]:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
-        asyncio.run(_pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def test_a_code_from_one_replica_is_redeemed_at_the_other(replicas: Replicas) -> None:

@@ -346,23 +346,33 @@ async def served(settings: Settings, clock: Any, address: str = "192.0.2.10",
 async def assert_known_and_unknown_alike(
         post: Callable[[str], Awaitable[httpx.Response]], pairs: int = 50) -> None:
     """Posts `pairs` known and unknown addresses (known{i}@example.com must have accounts),
-    back to back, and asserts byte-identical 200 answers in the same time: the median of each
-    pair's difference within 10 % of the median request. The pairs' differences, not two
-    medians, are compared: work that only known addresses paid shifts every pair, while the
-    other test processes on the same cores shift single requests, which the median of the
-    differences drops (two medians moved 11 % apart under such load, for the same work)."""
+    back to back, and asserts byte-identical 200 answers after the same work in the same time.
+    Each is judged by the median of each pair's difference (known minus unknown) against the
+    median request:
+    - the same work: this process's CPU per request (every thread: the event loop and
+      SQLite's) within 5 %, about 1 ms. Other processes on the same cores (CI runs five) do
+      not enter it: under four CPU hogs it stayed within 2 %;
+    - the same time: the wall time within 20 %, about 4 ms alone. Those processes stretch
+      single requests by several times (a median of 87 ms against 20 ms alone), and two
+      medians of fifty moved 11 % apart for the same work; a wait that only known addresses
+      paid, such as a mail sent inline, shifts every pair.
+    Work or a wait that only known addresses paid shows in every pair of theirs."""
     bodies: dict[str, set[bytes]] = {"known": set(), "unknown": set()}
-    times: dict[str, list[float]] = {"known": [], "unknown": []}
+    cpu: dict[str, list[float]] = {"known": [], "unknown": []}
+    wall: dict[str, list[float]] = {"known": [], "unknown": []}
     for i in range(pairs):
         # Alternate which goes first, so whatever a pair's first request pays (a WAL
         # checkpoint, a collection) falls on both.
         for kind in ("known", "unknown") if i % 2 else ("unknown", "known"):
-            started = time.perf_counter()
+            started, used = time.perf_counter(), time.process_time()
             answer = await post(f"{kind}{i}@example.com")
-            times[kind].append(time.perf_counter() - started)
+            cpu[kind].append(time.process_time() - used)
+            wall[kind].append(time.perf_counter() - started)
             assert answer.status_code == 200
             bodies[kind].add(answer.content)
     assert len(bodies["known"]) == 1 and bodies["known"] == bodies["unknown"]
-    typical = statistics.median(times["known"] + times["unknown"])
-    gap = statistics.median([k - u for k, u in zip(times["known"], times["unknown"], strict=True)])
-    assert abs(gap) / typical < 0.10, (gap, typical)
+    for name, times, bound in (("cpu", cpu, 0.05), ("wall", wall, 0.20)):
+        typical = statistics.median(times["known"] + times["unknown"])
+        gap = statistics.median(
+            [k - u for k, u in zip(times["known"], times["unknown"], strict=True)])
+        assert abs(gap) / typical < bound, (name, gap, typical)

@@ -191,8 +191,9 @@ async def redeem(http: httpx.AsyncClient, flow: Flow, code: str, **extra: str) -
                            headers=headers)
 
 
-# The migrated database each throwaway copy starts from, made once per test process (and
-# dropped at the end of the session, tests/conftest.py).
+# The migrated database each throwaway copy starts from, made once per test process: by the
+# suite's IDP_TEST_DATABASE_URL, a PostgreSQL database's name (dropped at the end of the
+# session, tests/conftest.py), or under "sqlite" a file's URL.
 MIGRATED_TEMPLATES: dict[str, str] = {}
 
 

@@ -44,8 +44,7 @@ class Replicas:
     first: str
     second: str
     env: dict[str, str]
-    client_id: str
-    client_secret: str
+    app: App  # the shop, a confidential client
 
 
 async def _seed(url: str) -> App:
@@ -88,7 +87,7 @@ def _serve(url: str, app: App) -> Iterator[Replicas]:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
                 wait_until_ready(http, server)
         yield Replicas(f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", env,
-                       app.client_id, app.client_secret or "")
+                       app)
     finally:
         for server in servers:
             server.terminate()
@@ -101,7 +100,7 @@ def _serve(url: str, app: App) -> Iterator[Replicas]:
 
 
 async def test_a_code_from_one_replica_is_redeemed_at_the_other(replicas: Replicas) -> None:
-    app = App(replicas.client_id, replicas.client_secret, REDIRECT_URI)
+    app = replicas.app
     flow = Flow(app)
     async with httpx.AsyncClient(base_url=replicas.first, timeout=20) as browser, \
             httpx.AsyncClient(base_url=replicas.second, timeout=20) as other:
@@ -125,7 +124,7 @@ async def test_a_rotation_made_elsewhere_is_used_within_a_second(replicas: Repli
     async def kid_at(base: str) -> str:
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:
             response = await http.post("/token", data={"grant_type": "client_credentials"},
-                                       auth=(replicas.client_id, replicas.client_secret))
+                                       headers=replicas.app.basic())
         assert response.status_code == 200, response.text
         return str(pyjwt.get_unverified_header(response.json()["access_token"])["kid"])
 

@@ -99,6 +99,31 @@ async def test_counters_move_with_a_flow(client: httpx.AsyncClient, ctx: Context
     assert value(after, "idp_db_pool_size", database=ctx.db.dialect) >= 1
 
 
+async def test_the_pool_gauge_counts_the_connections_out_of_the_pool(
+        settings: Settings, ctx: Context, app) -> None:  # type: ignore[no-untyped-def]
+    """Out and back in, the gauge follows; another app on the same database (an embedding
+    caller's, or a test's) does not make each checkout count twice or cost twice."""
+    from prometheus_client import REGISTRY
+
+    from idp.main import create_app
+
+    pool = ctx.db.engine.sync_engine.pool
+    listeners = len(pool.dispatch.checkout), len(pool.dispatch.checkin)
+    create_app(settings, ctx=ctx)
+    assert (len(pool.dispatch.checkout), len(pool.dispatch.checkin)) == listeners
+
+    def in_use() -> float | None:
+        return REGISTRY.get_sample_value("idp_db_pool_connections_in_use",
+                                         {"database": ctx.db.dialect})
+
+    async with ctx.db.engine.connect():
+        assert in_use() == 1
+        async with ctx.db.engine.connect():
+            assert in_use() == 2
+        assert in_use() == 1
+    assert in_use() == 0
+
+
 async def test_paths_and_methods_clients_make_up_are_not_labels(
         client: httpx.AsyncClient) -> None:
     for n in range(3):

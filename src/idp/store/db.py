@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -25,6 +26,10 @@ READ_ONLY = "idp_read_only"
 AUTOCOMMIT = "AUTOCOMMIT"
 # A pooled connection idle longer than this is pinged before use; a busy one is not.
 IDLE_PING_SECONDS = 10.0
+# Engines whose pool feeds the pool gauges. A pool keeps its listeners through dispose(), so
+# each further app on the same engine (tests, an embedding caller) would add another pair,
+# and every checkout would then set the gauge once per pair.
+_OBSERVED: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def create_engine(url: str, pool_size: int = 10, enforce_foreign_keys: bool = True
@@ -195,17 +200,21 @@ class Database:
         in_use = metrics.POOL_IN_USE.labels(self.dialect)
         if callable(size):
             metrics.POOL_SIZE.labels(self.dialect).set(size())
-        checked_out = getattr(pool, "checkedout", None)
-        if not callable(checked_out):
+        engine = self.engine.sync_engine
+        if not callable(getattr(pool, "checkedout", None)) or engine in _OBSERVED:
             return
+        _OBSERVED.add(engine)
 
+        # The engine's pool at the time of the event: dispose() puts a new pool in place and
+        # hands it these listeners.
         @event.listens_for(pool, "checkout")
         def _out(*_args: Any) -> None:
-            in_use.set(checked_out())
+            in_use.set(engine.pool.checkedout())  # type: ignore[attr-defined]
 
         @event.listens_for(pool, "checkin")
         def _in(*_args: Any) -> None:
-            in_use.set(checked_out())
+            # Fired before the pool takes the connection back (its count still holds it).
+            in_use.set(max(engine.pool.checkedout() - 1, 0))  # type: ignore[attr-defined]
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -238,9 +238,23 @@ async def ctx(settings: Settings, clock: FakeClock,
         await context.close()
 
 
+# The app the `app` fixture built last, with the settings it was built from. FastAPI builds
+# an app's routes (their dependencies, their handlers) on the first request through each
+# router, some 40 ms for them all; tests on the suite's settings share one app, each with its
+# own context in `app.state.ctx`, the one thing a request reads from the app that a test
+# changes. A module whose settings fixture makes new settings per test gets a new app each
+# time, as does any test that builds one itself (to change it, as test_hot_routes does).
+_LAST_APP: dict[str, Any] = {}
+
+
 @pytest.fixture
 def app(settings: Settings, ctx: Context):  # type: ignore[no-untyped-def]
-    return create_app(settings, ctx=ctx)
+    if _LAST_APP.get("settings") is not settings:
+        _LAST_APP.update(settings=settings, app=create_app(settings, ctx=ctx))
+    built = _LAST_APP["app"]
+    built.state.ctx = ctx
+    ctx.db.observe_pool()
+    return built
 
 
 @pytest.fixture

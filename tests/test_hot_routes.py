@@ -56,23 +56,28 @@ def observed(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
     return response.status_code, headers, response.content
 
 
-async def test_hot_paths_never_reach_the_router(app: Any, client: httpx.AsyncClient) -> None:
+async def test_hot_paths_never_reach_the_router(settings: Settings, ctx: Context) -> None:
+    # An app of its own: the spy must be in place before the app builds its middleware stack
+    # (on its first request), and must not stay in the suite's shared app.
+    app = create_app(settings, ctx=ctx)
     spy = RouterSpy(app.router)
     app.router = spy
-    for method, path in [("GET", "/.well-known/openid-configuration"),
-                         ("GET", "/.well-known/oauth-authorization-server"),
-                         ("GET", "/jwks"), ("GET", "/userinfo"), ("POST", "/userinfo"),
-                         ("POST", "/token"), ("POST", "/introspect"), ("POST", "/revoke")]:
-        response = await client.request(method, path)
-        assert response.status_code in (200, 400, 401), (path, response.text)
-    assert spy.paths == []
-    # Any other path, and a hot path with another method, goes the usual way.
-    assert (await client.get("/health/live")).status_code == 200
-    assert (await client.get("/token")).status_code == 405
-    assert spy.paths == ["/health/live", "/token"]
-    metrics = (await client.get("/metrics")).text
-    assert 'route="/userinfo",status="401"' in metrics
-    assert 'route="/jwks",status="200"' in metrics
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=ISSUER) as client:
+        for method, path in [("GET", "/.well-known/openid-configuration"),
+                             ("GET", "/.well-known/oauth-authorization-server"),
+                             ("GET", "/jwks"), ("GET", "/userinfo"), ("POST", "/userinfo"),
+                             ("POST", "/token"), ("POST", "/introspect"), ("POST", "/revoke")]:
+            response = await client.request(method, path)
+            assert response.status_code in (200, 400, 401), (path, response.text)
+        assert spy.paths == []
+        # Any other path, and a hot path with another method, goes the usual way.
+        assert (await client.get("/health/live")).status_code == 200
+        assert (await client.get("/token")).status_code == 405
+        assert spy.paths == ["/health/live", "/token"]
+        metrics = (await client.get("/metrics")).text
+        assert 'route="/userinfo",status="401"' in metrics
+        assert 'route="/jwks",status="200"' in metrics
 
 
 async def test_answers_are_those_of_the_full_stack(

@@ -92,6 +92,11 @@ async def test_a_forgotten_password_is_reset_by_mailed_link(
         "csrf_token": csrf_token(page.text), "email": "alice@example.com",
         "password": PASSWORD})
     assert refused.status_code == 200  # the login page again, not the account
+    # The address hears that the password was reset (tests/test_change_notice.py).
+    assert await deliver(ctx) == 1
+    notice = received.messages[-1]
+    assert (notice["To"], notice["Subject"]) == (
+        "alice@example.com", "A change to how you sign in to idp operator")
     async with ctx.db.transaction() as session:
         kinds = [e.kind for e in await session.scalars(
             select(SecurityEvent).where(SecurityEvent.user_id == user_id))]

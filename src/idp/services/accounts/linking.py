@@ -29,7 +29,7 @@ from idp.locales import N_, gettext
 from idp.services.accounts import center
 from idp.services.accounts.upstream_withdrawal import end_logins, erase_imported
 from idp.services.context import Context
-from idp.services.signin import security_events, sessions
+from idp.services.signin import change_notice, security_events, sessions
 from idp.services.signin.interaction import start_session
 from idp.services.signin.reauth import OUTCOMES as REAUTH_OUTCOMES
 from idp.services.signin.reauth import complete_reauth, reauth_location, safe_next
@@ -211,7 +211,7 @@ async def _complete_link(ctx: Context, identity: UpstreamIdentity, info: Session
             if existing is not None:
                 # Requirement 15: an identity belongs to at most one account.
                 return "already" if existing.user_id == info.user_id else "taken"
-            link_identity(ctx, session, info.user_id, identity, now, via="account center")
+            await link_identity(ctx, session, info.user_id, identity, now, via="account center")
             await session.flush()
             # Requirement 24 (unexpired-session defence): every other session and refresh
             # token of the account goes. It also cancels pending email changes: there is no
@@ -260,6 +260,8 @@ async def remove_identity(ctx: Context, info: SessionInfo, identity_id: str) -> 
         await session.delete(identity)
         security_events.record(session, security_events.IDENTITY_UNLINKED, info.user_id, now,
                                alias=alias)
+        await change_notice.notify(ctx, session, info.user_id,
+                                   security_events.IDENTITY_UNLINKED, now, provider=alias)
         # Requirement 24, as for a link.
         await sessions.end_sessions_of_user(ctx, session, info.user_id, keep_sid=info.sid)
         cookie = None

@@ -15,7 +15,7 @@ from idp.services import InvalidInput, NotFound
 from idp.services.accounts import audit, erasure
 from idp.services.accounts.export import export_account
 from idp.services.context import Context
-from idp.services.signin import security_events
+from idp.services.signin import change_notice, security_events
 from idp.services.signin.sessions import end_sessions_of_user
 from idp.store import factors as factor_store
 from idp.store import passkeys as passkey_store
@@ -116,9 +116,13 @@ async def reset_second_factors(ctx: Context, user_id: str, *, actor: str) -> dic
         if removed:
             security_events.record(session, security_events.TOTP_REMOVED, user_id, now,
                                    reason="operator")
+            await change_notice.notify(ctx, session, user_id, security_events.TOTP_REMOVED,
+                                       now, by_operator=True)
         if passkeys:
             security_events.record(session, security_events.PASSKEY_REMOVED, user_id, now,
                                    reason="operator", count=passkeys)
+            await change_notice.notify(ctx, session, user_id,
+                                       security_events.PASSKEY_REMOVED, now, by_operator=True)
         result = {"totp_removed": removed, "recovery_codes_removed": codes,
                   "passkeys_removed": passkeys, "sessions_ended": len(ended)}
         audit.record(session, now, actor, "user.reset_second_factors", "user", user_id,

@@ -27,7 +27,7 @@ from idp.crypto.handles import new_handle
 from idp.domain import SessionInfo
 from idp.locales import N_
 from idp.services.context import Context
-from idp.services.signin import security_events
+from idp.services.signin import change_notice, security_events
 from idp.services.signin.passkeys import (
     MALFORMED,
     TIMEOUT_MS,
@@ -126,8 +126,11 @@ async def register(ctx: Context, info: SessionInfo, browser_id: str, name: str,
                 name=chosen, created_at=now, last_used_at=None))
             security_events.record(session, security_events.PASSKEY_ADDED, info.user_id, now,
                                    passkey=chosen)
+            await change_notice.notify(ctx, session, info.user_id,
+                                       security_events.PASSKEY_ADDED, now)
     except IntegrityError:  # the same credential registered by a concurrent post
         raise PasskeyRefused(DUPLICATE) from None
+    ctx.notify_outbox()
     return chosen
 
 
@@ -146,6 +149,10 @@ async def remove(ctx: Context, info: SessionInfo, passkey_id: str) -> str:
         name = await store.delete_passkey(session, info.user_id, passkey_id[:64])
         if name is None:
             raise PasskeyRefused(NOT_FOUND)
+        now = ctx.now()
         security_events.record(session, security_events.PASSKEY_REMOVED, info.user_id,
-                               ctx.now(), passkey=name)
+                               now, passkey=name)
+        await change_notice.notify(ctx, session, info.user_id,
+                                   security_events.PASSKEY_REMOVED, now)
+    ctx.notify_outbox()
     return name

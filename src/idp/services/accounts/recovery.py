@@ -24,7 +24,7 @@ from idp.notifications.mail import enqueue_mail, sealer
 from idp.notifications.outbox import enqueue
 from idp.notifications.senders import Outcome
 from idp.services.context import Context
-from idp.services.signin import security_events, throttle
+from idp.services.signin import change_notice, security_events, throttle
 from idp.services.signin.credential_rules import email_problem, password_problem
 from idp.services.signin.interaction import LoginFailed
 from idp.services.signin.sessions import end_sessions_of_user
@@ -130,6 +130,7 @@ async def reset_password(ctx: Context, token: str, new_password: str) -> None:
         ended = await end_sessions_of_user(ctx, session, user.id, revoke="refresh")
         if user.email:
             await throttle.forget_account(session, user.email)
-        security_events.record(session, "password_reset", user.id, now,
+        security_events.record(session, change_notice.PASSWORD_RESET, user.id, now,
                                sessions_ended=len(ended))
+        await change_notice.notify(ctx, session, user.id, change_notice.PASSWORD_RESET, now)
     ctx.notify_outbox()

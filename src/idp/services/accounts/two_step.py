@@ -22,7 +22,7 @@ from idp.crypto.keys import KeyEncryptor
 from idp.domain import SessionInfo
 from idp.locales import N_, gettext
 from idp.services.context import Context
-from idp.services.signin import security_events
+from idp.services.signin import change_notice, security_events
 from idp.services.signin.second_factor import (
     CodeRefused,
     count_code,
@@ -142,6 +142,8 @@ async def confirm_enrolment(ctx: Context, info: SessionInfo, sealed: str, code: 
                 raise TwoStepRefused(ALREADY_ON)
             await _store_codes(ctx, info.user_id, codes, now, session)
             security_events.record(session, security_events.TOTP_ENABLED, info.user_id, now)
+            await change_notice.notify(ctx, session, info.user_id,
+                                       security_events.TOTP_ENABLED, now)
             await end_sessions_of_user(ctx, session, info.user_id, keep_sid=info.sid)
     except IntegrityError:  # another tab confirmed the same account's setup at that moment
         raise TwoStepRefused(ALREADY_ON) from None
@@ -166,6 +168,9 @@ async def regenerate_recovery_codes(ctx: Context, user_id: str) -> list[str]:
         await _store_codes(ctx, user_id, codes, now, session)
         security_events.record(session, security_events.RECOVERY_CODES_REGENERATED, user_id,
                                now)
+        await change_notice.notify(ctx, session, user_id,
+                                   security_events.RECOVERY_CODES_REGENERATED, now)
+    ctx.notify_outbox()
     return codes
 
 
@@ -180,5 +185,7 @@ async def remove_totp(ctx: Context, info: SessionInfo, code: str) -> None:
         await verify_code(ctx, session, info.user_id, code, attempt)
         await store.delete_totp(session, info.user_id)
         security_events.record(session, security_events.TOTP_REMOVED, info.user_id, now)
+        await change_notice.notify(ctx, session, info.user_id, security_events.TOTP_REMOVED,
+                                   now)
         await end_sessions_of_user(ctx, session, info.user_id, keep_sid=info.sid)
     ctx.notify_outbox()

@@ -13,7 +13,7 @@ from idp.crypto.handles import digest
 from idp.locales import N_
 from idp.notifications.outbox import enqueue_backchannel_logout
 from idp.services.context import Context
-from idp.services.signin import security_events
+from idp.services.signin import change_notice, security_events
 from idp.services.signin.authentication import verify_password_login
 from idp.services.signin.credential_rules import password_problem
 from idp.services.signin.interaction import LoginFailed, start_session
@@ -76,8 +76,9 @@ async def change_password(ctx: Context, email: str, current: str, new: str,
         kept = list(live.amr) if live is not None and live.user_id == user.id else []
         await user_store.set_password_hash(session, user.id, password_hash, now)
         ended = await end_sessions_of_user(ctx, session, user.id)
-        security_events.record(session, "password_changed", user.id, now,
+        security_events.record(session, change_notice.PASSWORD_CHANGED, user.id, now,
                                sessions_ended=len(ended))
+        await change_notice.notify(ctx, session, user.id, change_notice.PASSWORD_CHANGED, now)
         cookie, _ = await start_session(ctx, session, user.id, previous_cookie,
                                         amr=list(dict.fromkeys(["pwd", *kept])))
     ctx.notify_outbox()

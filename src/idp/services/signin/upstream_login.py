@@ -23,7 +23,7 @@ from idp.federation.identity import MappedClaim, UpstreamIdentity
 from idp.locales import N_, gettext
 from idp.observability import metrics
 from idp.services.context import Context
-from idp.services.signin import second_factor, security_events
+from idp.services.signin import change_notice, second_factor, security_events
 from idp.services.signin.authentication import verify_password_login
 from idp.services.signin.authorization import load_interaction
 from idp.services.signin.interaction import LoginFailed, SignedIn, start_session
@@ -182,11 +182,12 @@ async def _resolve_by_email(ctx: Context, session: AsyncSession, identity: Upstr
         # it may be an attacker's pre-registration. Its password and sessions go before the
         # link, so nothing the pre-registration set up survives.
         await _strip_unverified_account(ctx, session, match)
-        return link_identity(ctx, session, match.id, identity, now, via="authoritative email")
+        return await link_identity(ctx, session, match.id, identity, now,
+                                   via="authoritative email")
     if may_auto_link(policy, email_authoritative=identity.email_authoritative,
                      local_email_verified=match.email_verified):
         # Requirement 20: verified upstream, authoritative for the domain, verified local.
-        return link_identity(ctx, session, match.id, identity, now, via="automatic")
+        return await link_identity(ctx, session, match.id, identity, now, via="automatic")
     return await _ask_to_prove(ctx, session, identity, match, interaction_id, browser_id, now)
 
 
@@ -237,14 +238,21 @@ def _new_identity(ctx: Context, user_id: str, identity: UpstreamIdentity, now: i
     upstream_tokens.keep(ctx, linked, identity)
     return linked
 
+# How an identity came to its account, in its security event: with the account itself.
+NEW_ACCOUNT = "new account"
 
-def link_identity(ctx: Context, session: AsyncSession, user_id: str,
-                  identity: UpstreamIdentity, now: int, *, via: str) -> Identity:
-    """Add the identity to the account, with the security event that says how (ATO-15)."""
+
+async def link_identity(ctx: Context, session: AsyncSession, user_id: str,
+                        identity: UpstreamIdentity, now: int, *, via: str) -> Identity:
+    """Add the identity to the account, with the security event that says how and, unless
+    the account is being created with it, the notice to its address (ATO-15)."""
     linked = _new_identity(ctx, user_id, identity, now)
     session.add(linked)
     security_events.record(session, security_events.IDENTITY_LINKED, user_id, now,
                            alias=identity.alias, via=via)
+    if via != NEW_ACCOUNT:
+        await change_notice.notify(ctx, session, user_id, security_events.IDENTITY_LINKED,
+                                   now, provider=identity.alias)
     return linked
 
 
@@ -258,7 +266,7 @@ async def _create_account(ctx: Context, session: AsyncSession, identity: Upstrea
         profile={}, created_at=now, updated_at=now)
     session.add(user)
     await session.flush()
-    return link_identity(ctx, session, user.id, identity, now, via="new account")
+    return await link_identity(ctx, session, user.id, identity, now, via=NEW_ACCOUNT)
 
 
 async def _strip_unverified_account(ctx: Context, session: AsyncSession, user: User) -> None:
@@ -329,7 +337,8 @@ async def complete_link(ctx: Context, session: AsyncSession, handle_hash: str,
         granted_scopes=frozenset(data.get("granted_scopes", ())))
     if await store.find_identity(session, identity.namespace, identity.subject) is not None:
         return False  # requirement 15: already on an account
-    linked = link_identity(ctx, session, user_id, identity, ctx.now(), via="password proof")
+    linked = await link_identity(ctx, session, user_id, identity, ctx.now(),
+                                 via="password proof")
     interaction = await session.get(Interaction, row.interaction_id or "")
     if interaction is not None:  # issue 4 item 6: the consent page asks what to import
         interaction.pending_import = profile_import.offer(linked, identity, new=True)

@@ -21,11 +21,14 @@ from tests.conftest import FakeClock
 from tests.fakes.google import FakeGoogle
 from tests.helpers import (
     PASSWORD,
+    REDIRECT_URI,
+    App,
     Flow,
     account_sign_in,
     authorize,
     csrf_token,
     follow_to_page,
+    get_code,
     login,
     make_app,
     make_user,
@@ -34,6 +37,8 @@ from tests.helpers import (
     unverified_claims,
 )
 from tests.test_account_linking import identities_token
+from tests.test_admin_api import BASE as ADMIN
+from tests.test_admin_api import NEW_APP, admin_app, bearer, token_of
 from tests.test_totp import SESSION_COOKIE, code, enrol, send_code, tokens_after
 
 UNMET = "The requested authentication context cannot be met"
@@ -342,6 +347,33 @@ async def test_require_mfa_through_the_cli_and_the_admin_api(
     updated = await admin.update_client(ctx, created["client_id"], {"require_mfa": True})
     assert updated.require_mfa is True
     assert admin.public_view(updated)["require_mfa"] is True
+
+
+async def test_require_mfa_set_over_the_admin_api_governs_the_sign_in(
+        client: httpx.AsyncClient, ctx: Context, new_browser: Any) -> None:
+    """The admin API's `require_mfa` (an operator's HTTP client, not the CLI): on, a
+    password alone leads to the two-step set-up; off, the same password signs in; a value
+    that is not a boolean is refused and changes nothing."""
+    await make_user(ctx)
+    ops = bearer(await token_of(client, await admin_app(ctx, ["admin:read", "admin:write"])))
+    created = await client.post(f"{ADMIN}/clients", headers=ops, json={
+        **NEW_APP, "name": "Bank", "redirect_uris": [REDIRECT_URI], "require_mfa": True})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["require_mfa"] is True
+    bank = App(body["client_id"], body["client_secret"], REDIRECT_URI)
+    path = f"{ADMIN}/clients/{bank.client_id}"
+    assert (await client.get(path, headers=ops)).json()["require_mfa"] is True
+    browser = new_browser()
+    page = await login(browser, await authorize(browser, Flow(bank)))
+    assert urlsplit(str(page.url)).path.endswith("/two-step-required"), page.text
+
+    changed = await client.patch(path, headers=ops, json={"require_mfa": False})
+    assert changed.status_code == 200 and changed.json()["require_mfa"] is False
+    assert await get_code(new_browser(), Flow(bank))
+    refused = await client.patch(path, headers=ops, json={"require_mfa": "sometimes"})
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_request"
+    assert (await client.get(path, headers=ops)).json()["require_mfa"] is False
 
 
 # -- Sensitive account-center actions ask for the second factor ------------------------------

@@ -12,6 +12,7 @@ import pyotp
 import pytest
 from playwright.async_api import Page, expect
 
+from idp.protocol.discovery import ACR_MFA
 from idp.services.context import Context
 from tests import test_browser
 from tests.conftest import FakeClock
@@ -122,3 +123,35 @@ async def test_set_up_an_app_then_sign_in_with_password_and_code(
     finally:
         await context.close()
     assert csp_reports == []
+
+
+async def test_an_app_asking_for_two_step_gets_the_code_page_alone(
+        ctx: Context, idp: str, brand: BrandApp, page: Page, clock: FakeClock) -> None:
+    """Step-up (OIDC Core §3.1.2.1 `acr_values`; issue 12 item 7): a browser signed in with
+    the password alone, before two-step sign-in was turned on, is asked for the code and
+    nothing else when an app asks for a second factor; the app gets acr and amr that say so."""
+    await make_user(ctx)
+    shop = await native_app(ctx, brand, "Shop")
+    clock.advance(-60)  # as above: the sign-in's next step stays in the real time's past
+    await page.goto(f"{idp}/account/login")
+    await sign_in(page)
+    await page.wait_for_url(f"{idp}/account")
+    await page.goto(f"{idp}/account/totp")
+    totp = pyotp.TOTP((await page.locator("#setup-key").inner_text()).replace(" ", ""))
+    await page.get_by_label("Code from the app").fill(totp.at(clock.value))
+    await page.get_by_role("button", name="Turn on two-step sign-in").click()
+    await expect(page.get_by_role("heading", name="Two-step sign-in is on")).to_be_visible()
+
+    clock.advance(30)
+    flow = Flow(shop)
+    await page.goto(authorize_url(idp, flow, acr_values=ACR_MFA))
+    await page.wait_for_url("**/otp")
+    assert await page.locator("input[type=password]").count() == 0
+    await page.get_by_label("Code from your authenticator app").fill(totp.at(clock.value))
+    await page.get_by_role("button", name="Continue").click()
+    await page.wait_for_url("**/consent")
+    await page.get_by_role("button", name="Allow").click()
+    await page.wait_for_url(brand.callback + "?**")
+    tokens = await redeem(idp, flow, landed(brand, page, flow, idp))
+    assert (tokens["claims"]["acr"], tokens["claims"]["amr"]) == (ACR_MFA,
+                                                                  ["pwd", "otp", "mfa"])

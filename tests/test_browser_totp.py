@@ -7,6 +7,7 @@ fixtures come from tests/test_browser.py."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
@@ -40,6 +41,17 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),
 ]
+
+
+async def code_then_allow(page: Page, value: str, idp: str, brand: BrandApp, flow: Flow
+                          ) -> dict[str, Any]:
+    """On the code page: the code, then Allow on the consent page; the app's tokens."""
+    await page.get_by_label("Code from your authenticator app").fill(value)
+    await page.get_by_role("button", name="Continue").click()
+    await page.wait_for_url("**/consent")
+    await page.get_by_role("button", name="Allow").click()
+    await page.wait_for_url(brand.callback + "?**")
+    return await redeem(idp, flow, landed(brand, page, flow, idp))
 
 
 async def test_set_up_an_app_then_sign_in_with_password_and_code(
@@ -97,12 +109,7 @@ async def test_set_up_an_app_then_sign_in_with_password_and_code(
     await page.get_by_role("button", name="Continue").click()
     await expect(page.get_by_role("alert")).to_contain_text("That code is not right")
     await screenshot(page, "totp-sign-in")
-    await page.get_by_label("Code from your authenticator app").fill(totp.at(clock.value))
-    await page.get_by_role("button", name="Continue").click()
-    await page.wait_for_url("**/consent")
-    await page.get_by_role("button", name="Allow").click()
-    await page.wait_for_url(brand.callback + "?**")
-    tokens = await redeem(idp, flow, landed(brand, page, flow, idp))
+    tokens = await code_then_allow(page, totp.at(clock.value), idp, brand, flow)
     assert tokens["claims"]["amr"] == ["pwd", "otp", "mfa"]
 
     # A recovery code, through "Use a recovery code instead", in a fresh browser context.
@@ -147,11 +154,6 @@ async def test_an_app_asking_for_two_step_gets_the_code_page_alone(
     await page.goto(authorize_url(idp, flow, acr_values=ACR_MFA))
     await page.wait_for_url("**/otp")
     assert await page.locator("input[type=password]").count() == 0
-    await page.get_by_label("Code from your authenticator app").fill(totp.at(clock.value))
-    await page.get_by_role("button", name="Continue").click()
-    await page.wait_for_url("**/consent")
-    await page.get_by_role("button", name="Allow").click()
-    await page.wait_for_url(brand.callback + "?**")
-    tokens = await redeem(idp, flow, landed(brand, page, flow, idp))
+    tokens = await code_then_allow(page, totp.at(clock.value), idp, brand, flow)
     assert (tokens["claims"]["acr"], tokens["claims"]["amr"]) == (ACR_MFA,
                                                                   ["pwd", "otp", "mfa"])

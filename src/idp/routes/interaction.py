@@ -28,12 +28,12 @@ from idp.services.signin.interaction import (
     login_with_password,
     page_context,
     pending_picture,
+    sign_in_page_context,
 )
 from idp.services.signin.passkey_login import login_options, sign_in_with_passkey
 from idp.services.signin.passkeys import PasskeyRefused
 from idp.services.signin.second_factor import SecondFactorRequired
 from idp.services.signin.upstream_login import login_and_link
-from idp.services.upstream.providers import enabled_upstreams
 from idp.web.browser import BrowserCookies, CookiesDep
 from idp.web.deps import CtxDep, read_form
 from idp.web.i18n import N_, gettext
@@ -79,7 +79,8 @@ async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, i
                       refused: AnswersRefused | None = None) -> Response:
     browser_id = _browser(request, cookies)
     view = await page_context(ctx, interaction_id, browser_id, cookies.session_cookie(request),
-                              gpc=sends_gpc(request))
+                              gpc=sends_gpc(request)) if template == "consent" else \
+        await sign_in_page_context(ctx, interaction_id, browser_id, upstreams=template == "login")
     context: dict[str, Any] = {
         "interaction_id": interaction_id,
         "client_name": view.client.name,
@@ -96,7 +97,7 @@ async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, i
         "min_length": ctx.settings.password_min_length,
         "texts_digest": view.texts_digest,
         "claim_titles": view.claim_titles,
-        "upstreams": await enabled_upstreams(ctx) if template == "login" else [],
+        "upstreams": view.upstreams,
         "federation_token": cookies.csrf_token(browser_id, f"federation:{interaction_id}"),
         "link_handle": link_handle,
         "profile_import": view.profile_import,

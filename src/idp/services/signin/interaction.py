@@ -43,7 +43,7 @@ from idp.services.upstream.profile_import import (
     fetch_image,
     needs_answer,
 )
-from idp.services.upstream.providers import display_name
+from idp.services.upstream.providers import display_name, enabled_upstreams_in
 from idp.store import grants as grant_store
 from idp.store import privacy as privacy_store
 from idp.store import sessions as session_store
@@ -109,6 +109,8 @@ class PageContext:
     # Progressive profiling (issue 16 item 3): attributes the app asked for and the profile
     # lacks, asked beside the consent.
     profile_fields: list[AttributeDef] = field(default_factory=list)
+    # The sign-in page's "Continue with" buttons: alias and name of each enabled upstream.
+    upstreams: list[dict[str, str]] = field(default_factory=list)
 
     # Issue 13 item 2: a returning customer sees what changed first; what they answered
     # before, unchanged, is shown apart (and still submitted with the form).
@@ -130,6 +132,19 @@ class PageContext:
     @property
     def kept_purposes(self) -> list[PurposeOffer]:
         return [p for p in self.purposes if self.returning and p.agreed]
+
+
+async def sign_in_page_context(ctx: Context, interaction_id: str, browser_id: str, *,
+                               upstreams: bool = False) -> PageContext:
+    """What the sign-in and registration pages show of the authorization: the app and the
+    request (its login_hint), and with `upstreams` the enabled upstreams, in one read. The
+    consent's scopes, purposes, texts and earlier answers are the consent page's alone
+    (page_context): reading them for every sign-in page had been half of its statements."""
+    async with ctx.db.transaction(read_only=True) as session:
+        interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
+        offered = await enabled_upstreams_in(session) if upstreams else []
+    return PageContext(interaction_id, client, AuthorizationRequest.from_json(
+        interaction.request), None, {}, [], [], upstreams=offered)
 
 
 async def page_context(ctx: Context, interaction_id: str, browser_id: str,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from idp.crypto.keys import KeyEncryptor
 from idp.federation.apple import AppleUpstream
 from idp.federation.base import OidcUpstream
@@ -73,10 +75,14 @@ async def all_upstreams(ctx: Context) -> list[dict[str, Any]]:
 
 async def enabled_upstreams(ctx: Context) -> list[dict[str, str]]:
     """Alias and display name of each upstream, for the login page's buttons."""
-    async with ctx.db.transaction() as session:
-        rows = await store.list_upstreams(session)
-    return [{"alias": r.alias, "name": display_name(r)} for r in rows
-            if r.enabled and r.type in CLIENTS]
+    async with ctx.db.transaction(read_only=True) as session:
+        return await enabled_upstreams_in(session)
+
+
+async def enabled_upstreams_in(session: AsyncSession) -> list[dict[str, str]]:
+    """enabled_upstreams, in the caller's unit of work."""
+    return [{"alias": r.alias, "name": display_name(r)}
+            for r in await store.list_upstreams(session) if r.enabled and r.type in CLIENTS]
 
 
 def display_name(row: Upstream) -> str:

@@ -3,9 +3,21 @@ end-user."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, exists, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
@@ -113,7 +125,29 @@ async def take_pushed(session: AsyncSession, handle_hash: str, client_id: str, n
     return dict(params) if isinstance(params, dict) else None
 
 
-async def recently_used(session: AsyncSession, client_id: str, since: int,
+_CODE_VALUES = {"code_challenge": AuthorizationCode.code_challenge,
+                "nonce": AuthorizationCode.nonce}
+
+
+@functools.cache
+def _carried(names: tuple[str, ...]) -> Prepared:
+    """recently_used's statement for these request parameters: built and compiled once (the
+    expression and its cache key, built per request, had been a third of an authorization
+    request's CPU)."""
+    client: BindParameter[str] = bindparam("b_client", type_=String)
+    since: BindParameter[int] = bindparam("b_since", type_=Integer)
+    return Prepared(select(*(
+        or_(
+            exists().where(Interaction.client_id == client, Interaction.created_at >= since,
+                           Interaction.request[name].as_string() == bindparam(f"b_{name}")),
+            exists().where(AuthorizationCode.client_id == client,
+                           AuthorizationCode.created_at >= since,
+                           _CODE_VALUES[name] == bindparam(f"b_{name}")),
+        ).label(name)
+        for name in names)))
+
+
+async def recently_used(session: Connection, client_id: str, since: int,
                         values: dict[str, str]) -> set[str]:
     """Which of `values` ("code_challenge", "nonce": the value) an authorization request of
     `client_id` made since `since` already carried: one still waiting for the end-user (an
@@ -121,17 +155,9 @@ async def recently_used(session: AsyncSession, client_id: str, since: int,
     every other replica's requests."""
     if not values:
         return set()
-    codes = {"code_challenge": AuthorizationCode.code_challenge,
-             "nonce": AuthorizationCode.nonce}
-    carried = {
-        name: or_(
-            exists().where(Interaction.client_id == client_id, Interaction.created_at >= since,
-                           Interaction.request[name].as_string() == value),
-            exists().where(AuthorizationCode.client_id == client_id,
-                           AuthorizationCode.created_at >= since,
-                           codes[name] == value),
-        ).label(name)
-        for name, value in values.items()
-    }
-    row = (await session.execute(select(*carried.values()))).one()
-    return {name for name, found in zip(carried, row, strict=True) if found}
+    names = tuple(sorted(values))
+    row = await _carried(names).first(session, {
+        "b_client": client_id, "b_since": since,
+        **{f"b_{name}": value for name, value in values.items()}})
+    assert row is not None  # a SELECT of EXISTS answers one row
+    return {name for name in names if row[name]}

@@ -78,9 +78,12 @@ async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, i
                       link_handle: str | None = None, sent: bool = False,
                       refused: AnswersRefused | None = None) -> Response:
     browser_id = _browser(request, cookies)
-    view = await page_context(ctx, interaction_id, browser_id, cookies.session_cookie(request),
-                              gpc=sends_gpc(request)) if template == "consent" else \
-        await sign_in_page_context(ctx, interaction_id, browser_id, upstreams=template == "login")
+    if template == "consent":
+        view = await page_context(ctx, interaction_id, browser_id,
+                                  cookies.session_cookie(request), gpc=sends_gpc(request))
+    else:  # sign-in and registration show nothing of the consent
+        view = await sign_in_page_context(ctx, interaction_id, browser_id,
+                                          upstreams=template == "login")
     context: dict[str, Any] = {
         "interaction_id": interaction_id,
         "client_name": view.client.name,

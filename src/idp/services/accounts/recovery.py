@@ -130,7 +130,7 @@ async def reset_password(ctx: Context, token: str, new_password: str) -> None:
         ended = await end_sessions_of_user(ctx, session, user.id, revoke="refresh")
         if user.email:
             await throttle.forget_account(session, user.email)
-        security_events.record(session, change_notice.PASSWORD_RESET, user.id, now,
+        security_events.record(session, security_events.PASSWORD_RESET, user.id, now,
                                sessions_ended=len(ended))
-        await change_notice.notify(ctx, session, user.id, change_notice.PASSWORD_RESET, now)
+        await change_notice.notify(ctx, session, user.id, security_events.PASSWORD_RESET, now)
     ctx.notify_outbox()

@@ -26,14 +26,12 @@ from idp.store import federation as upstream_store
 from idp.store.models import User
 
 TEMPLATE = "account_change_notice"
-PASSWORD_CHANGED = "password_changed"
-PASSWORD_RESET = "password_reset"
 
 # Each change as one whole sentence (whole sentences translate; pieces put together do not).
 CHANGES = {
-    PASSWORD_CHANGED: N_("The password of your %(brand)s account was changed."),
-    PASSWORD_RESET: N_("The password of your %(brand)s account was reset with a link we "
-                       "mailed to this address."),
+    security_events.PASSWORD_CHANGED: N_("The password of your %(brand)s account was changed."),
+    security_events.PASSWORD_RESET: N_("The password of your %(brand)s account was reset with a "
+                                       "link we mailed to this address."),
     security_events.TOTP_ENABLED: N_("Two-step sign-in was turned on for your %(brand)s "
                                      "account."),
     security_events.TOTP_REMOVED: N_("Two-step sign-in was turned off for your %(brand)s "

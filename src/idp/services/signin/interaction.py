@@ -139,7 +139,8 @@ async def sign_in_page_context(ctx: Context, interaction_id: str, browser_id: st
     """What the sign-in and registration pages show of the authorization: the app and the
     request (its login_hint), and with `upstreams` the enabled upstreams, in one read. The
     consent's scopes, purposes, texts and earlier answers are the consent page's alone
-    (page_context): reading them for every sign-in page had been half of its statements."""
+    (page_context): reading them for every sign-in page had been about a quarter of its
+    CPU."""
     async with ctx.db.transaction(read_only=True) as session:
         interaction, client = await load_interaction(ctx, session, interaction_id, browser_id)
         offered = await enabled_upstreams_in(session) if upstreams else []

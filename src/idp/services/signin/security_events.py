@@ -23,6 +23,8 @@ IDENTITY_RELINKED = "identity_relinked"
 UPSTREAM_SUBJECT_CHANGED = "upstream_subject_changed"
 ACCOUNT_DISABLED = "account_disabled"
 ACCOUNT_DELETED = "account_deleted"
+PASSWORD_CHANGED = "password_changed"
+PASSWORD_RESET = "password_reset"
 # The second factor (issue 12 item 6): never the secret or a code, only what happened.
 TOTP_ENABLED = "totp_enabled"
 TOTP_REMOVED = "totp_removed"

@@ -76,9 +76,10 @@ async def change_password(ctx: Context, email: str, current: str, new: str,
         kept = list(live.amr) if live is not None and live.user_id == user.id else []
         await user_store.set_password_hash(session, user.id, password_hash, now)
         ended = await end_sessions_of_user(ctx, session, user.id)
-        security_events.record(session, change_notice.PASSWORD_CHANGED, user.id, now,
+        security_events.record(session, security_events.PASSWORD_CHANGED, user.id, now,
                                sessions_ended=len(ended))
-        await change_notice.notify(ctx, session, user.id, change_notice.PASSWORD_CHANGED, now)
+        await change_notice.notify(ctx, session, user.id, security_events.PASSWORD_CHANGED,
+                                   now)
         cookie, _ = await start_session(ctx, session, user.id, previous_cookie,
                                         amr=list(dict.fromkeys(["pwd", *kept])))
     ctx.notify_outbox()

@@ -27,7 +27,8 @@ from idp.services.context import Context
 from idp.settings import Settings
 from idp.store.models import DpopProof
 from tests.conftest import ISSUER, FakeClock
-from tests.helpers import App, Flow, get_code, make_app, make_user, run_cli, served
+from tests.helpers import App, Flow, follow_to_page, get_code, make_app, make_user, run_cli, served
+from tests.test_par import code_from
 
 TOKEN_URL, USERINFO_URL = f"{ISSUER}/token", f"{ISSUER}/userinfo"
 ALGS = 'algs="ES256 RS256 EdDSA"'
@@ -573,3 +574,104 @@ async def test_the_setting_through_cli_admin_api_and_registration(
             "redirect_uris": ["https://app.example/callback"], "dpop_bound_access_tokens": 1})
         assert wrong.status_code == 400
         assert wrong.json()["error"] == "invalid_client_metadata"
+
+
+# -- Authorization codes bound to a DPoP key (RFC 9449 §10) -----------------------------------
+
+PAR_URL = f"{ISSUER}/par"
+BOUND_CODE = ("The authorization code is bound to a DPoP key (dpop_jkt): send a DPoP proof "
+              "of that key")
+
+
+async def redeem_code(client: httpx.AsyncClient, shop: App, flow: Flow, code: str,
+                      *proofs: str) -> httpx.Response:
+    return await client.post("/token", data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": shop.redirect_uri,
+        "code_verifier": flow.verifier, "client_id": shop.client_id},
+        headers=[("DPoP", p) for p in proofs])
+
+
+async def test_a_code_bound_with_dpop_jkt_is_redeemed_only_with_a_proof_of_that_key(
+        client: httpx.AsyncClient, shop: App, holder: Holder, clock: FakeClock) -> None:
+    other = Holder(clock)
+    for proofs in ((), (other.proof(),)):
+        flow = Flow(shop)
+        code = await get_code(client, flow, dpop_jkt=holder.jkt)
+        assert_token_error(await redeem_code(client, shop, flow, code, *proofs),
+                           "invalid_grant", BOUND_CODE)
+        # A refused redemption uses the code up, as a wrong code_verifier does.
+        refused = await redeem_code(client, shop, flow, code, holder.proof())
+        assert refused.json()["error"] == "invalid_grant"
+    flow = Flow(shop)
+    code = await get_code(client, flow, dpop_jkt=holder.jkt)
+    answer = await redeem_code(client, shop, flow, code, holder.proof())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["token_type"] == "DPoP"
+    assert claims_of(answer.json()["access_token"])["cnf"] == {"jkt": holder.jkt}
+    # Without dpop_jkt a code is bound to no key: any proof, or none, redeems it.
+    flow = Flow(shop)
+    assert (await redeem_code(client, shop, flow, await get_code(client, flow))
+            ).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["", "short", "x" * 44, "a" * 42 + "=", "a" * 42 + "+"])
+async def test_a_malformed_dpop_jkt_is_refused_to_the_app(
+        client: httpx.AsyncClient, shop: App, value: str) -> None:
+    flow = Flow(shop)
+    response = await client.get("/authorize", params=flow.params(dpop_jkt=value))
+    assert response.status_code in (302, 303), response.text
+    query = dict(httpx.URL(response.headers["location"]).params)
+    assert response.headers["location"].startswith(shop.redirect_uri)
+    assert query["error"] == "invalid_request" and query["state"] == flow.state
+    assert "dpop_jkt" in query["error_description"]
+
+
+async def test_a_pushed_request_with_a_proof_binds_its_code_to_that_key(
+        client: httpx.AsyncClient, ctx: Context, holder: Holder, clock: FakeClock) -> None:
+    """RFC 9449 §10.1: a DPoP header at /par binds the code as dpop_jkt would; with both,
+    they must name the same key."""
+    await make_user(ctx)
+    web = await make_app(ctx, name="Web shop")
+    flow = Flow(web)
+    data = {k: v for k, v in flow.params().items() if k != "client_id"}
+
+    async def push(*proofs: str, **extra: str) -> httpx.Response:
+        return await client.post("/par", data={**data, **extra},
+                                 headers=[*web.basic().items(), *(("DPoP", p) for p in proofs)])
+
+    mismatch = await push(holder.proof("POST", PAR_URL), dpop_jkt=Holder(clock).jkt)
+    assert mismatch.status_code == 400, mismatch.text
+    assert mismatch.json() == {"error": "invalid_request", "error_description":
+                               "dpop_jkt does not match the key of the DPoP proof"}
+    # A proof made for the token endpoint is not one for /par (htu).
+    wrong_target = await push(holder.proof("POST", TOKEN_URL))
+    assert wrong_target.status_code == 400 and wrong_target.json()["error"] == \
+        "invalid_dpop_proof"
+    pushed = await push(holder.proof("POST", PAR_URL), dpop_jkt=holder.jkt)
+    assert pushed.status_code == 201, pushed.text
+    page = await client.get("/authorize", params={
+        "client_id": web.client_id, "request_uri": pushed.json()["request_uri"]})
+    code = await get_code_after(client, page)
+    token_form = {"grant_type": "authorization_code", "code": code,
+                  "redirect_uri": web.redirect_uri, "code_verifier": flow.verifier}
+    bare = await client.post("/token", data=token_form, headers=web.basic())
+    assert_token_error(bare, "invalid_grant", BOUND_CODE)
+
+    # Once more, the proof alone (no dpop_jkt): the code is bound all the same.
+    flow = Flow(web)
+    data = {k: v for k, v in flow.params().items() if k != "client_id"}
+    pushed = await push(holder.proof("POST", PAR_URL))
+    assert pushed.status_code == 201, pushed.text
+    page = await client.get("/authorize", params={
+        "client_id": web.client_id, "request_uri": pushed.json()["request_uri"]})
+    token_form = {"grant_type": "authorization_code", "code": await get_code_after(client, page),
+                  "redirect_uri": web.redirect_uri, "code_verifier": flow.verifier}
+    answer = await client.post("/token", data=token_form,
+                               headers={**web.basic(), "DPoP": holder.proof()})
+    assert answer.status_code == 200, answer.text
+    assert claims_of(answer.json()["access_token"])["cnf"] == {"jkt": holder.jkt}
+
+
+async def get_code_after(client: httpx.AsyncClient, response: httpx.Response) -> str:
+    """The code at the end of a sign-in that began with `response` (from /authorize)."""
+    return (await code_from(client, await follow_to_page(client, response)))["code"]

@@ -72,6 +72,8 @@ class AuthorizationRequest:
     # Set when the request is a device's (RFC 8628): approving it settles that device code
     # instead of issuing an authorization code.
     device_code_hash: str | None = None
+    # RFC 9449 §10: the DPoP key (its JWK thumbprint) the code is to be bound to.
+    dpop_jkt: str | None = None
 
     @property
     def is_openid(self) -> bool:

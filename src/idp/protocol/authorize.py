@@ -21,7 +21,8 @@ from idp.protocol.scopes import MAX_SCOPE_LENGTH, MAX_SCOPE_VALUES, parse_scope
 
 RESPONSE_MODES = ("query", "form_post")
 PROMPT_VALUES = frozenset({"none", "login", "consent", "select_account"})
-# RFC 7636 §4.2: BASE64URL(SHA256(verifier)) is always 43 characters.
+# RFC 7636 §4.2: BASE64URL(SHA256(verifier)) is always 43 characters; so is RFC 9449 §10's
+# dpop_jkt, a SHA-256 JWK thumbprint (RFC 7638).
 _S256_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 MAX_PARAM_LENGTH = 4096
 MAX_CLAIMS_LENGTH = 8192
@@ -110,6 +111,10 @@ def check_request(values: dict[str, str], repeated: set[str], target: VerifiedTa
     max_age = check_max_age(values.get("max_age"))
     claims = check_claims(values.get("claims"))
     check_acr_claim(claims)
+    dpop_jkt = values.get("dpop_jkt")
+    if dpop_jkt is not None and not _S256_CHALLENGE.match(dpop_jkt):
+        raise errors.InvalidRequest("dpop_jkt must be the base64url SHA-256 JWK thumbprint of "
+                                    "the client's DPoP key (RFC 9449 §10)")
 
     return AuthorizationRequest(
         client_id=client.client_id,
@@ -126,6 +131,7 @@ def check_request(values: dict[str, str], repeated: set[str], target: VerifiedTa
         ui_locales=tuple(values.get("ui_locales", "").split()),
         acr_values=tuple(values.get("acr_values", "").split()),
         claims=claims,
+        dpop_jkt=dpop_jkt,
     )
 
 

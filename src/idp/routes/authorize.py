@@ -12,7 +12,7 @@ from idp.services.signin.pushed import push
 from idp.services.signin.respond import AuthorizationResponse
 from idp.web.browser import CookiesDep
 from idp.web.deps import CtxDep, read_form
-from idp.web.responses import NO_STORE, deliver
+from idp.web.responses import NO_STORE, deliver, with_dpop_nonce
 
 router = APIRouter(tags=["OpenID Connect"])
 
@@ -33,7 +33,7 @@ AUTHORIZE_PARAMETERS = [
     for name in ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
                  "code_challenge", "code_challenge_method", "response_mode", "prompt",
                  "max_age", "login_hint", "id_token_hint", "ui_locales", "acr_values", "claims",
-                 "request_uri")
+                 "dpop_jkt", "request_uri")
 ]
 RESPONSES: dict[int | str, dict[str, str]] = {
     303: {"description": "To the login or consent page, or back to the client"},
@@ -64,7 +64,9 @@ async def authorize(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Respo
     description="The authorization request's parameters, pushed over the back channel with "
                 "the client's authentication (as at /token). The answer's `request_uri` is "
                 "good for 60 s and one use: send the browser to `/authorize?client_id=...&"
-                "request_uri=...`. Errors are the authorization endpoint's, as JSON.",
+                "request_uri=...`. Errors are the authorization endpoint's, as JSON. With a "
+                "`DPoP` proof header (RFC 9449 §10.1) the code is bound to the proof's key, "
+                "as by `dpop_jkt`.",
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/x-www-form-urlencoded": {"schema": {
             "type": "object", "required": ["response_type", "redirect_uri", "scope"],
@@ -76,7 +78,8 @@ async def authorize(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Respo
                401: {"description": "invalid_client"}})
 async def pushed_authorization_request(request: Request, ctx: CtxDep) -> JSONResponse:
     values, repeated = single_values(await read_form(request))
+    proofs = request.headers.getlist("dpop")
     request_uri, expires_in = await push(ctx, values, repeated,
-                                         request.headers.get("authorization"))
+                                         request.headers.get("authorization"), proofs)
     return JSONResponse({"request_uri": request_uri, "expires_in": expires_in},
-                        status_code=201, headers=NO_STORE)
+                        status_code=201, headers=with_dpop_nonce(ctx, NO_STORE, proofs))

@@ -5,13 +5,14 @@ minute, and validated again when redeemed, once, by the same client."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from idp import errors
 from idp.crypto.handles import digest, new_handle
 from idp.protocol import authorize as checks
 from idp.services.context import Context
 from idp.services.tokens.client_auth import authenticated_client
+from idp.services.tokens.dpop import bind_pushed_request
 from idp.store import interactions as interaction_store
 
 # RFC 9126 §2.2: a URN the client treats as opaque.
@@ -22,14 +23,19 @@ _CLIENT_CREDENTIALS = ("client_secret", "client_assertion", "client_assertion_ty
 
 
 async def push(ctx: Context, form: Mapping[str, str], repeated: set[str],
-               authorization: str | None) -> tuple[str, int]:
+               authorization: str | None, dpop: Sequence[str] = ()) -> tuple[str, int]:
     """The request_uri and its lifetime in seconds, or the error the authorization endpoint
-    would have given, as JSON (§2.3)."""
+    would have given, as JSON (§2.3). `dpop`: the request's DPoP headers, whose key the code
+    is bound to (RFC 9449 §10.1)."""
     client = await authenticated_client(ctx, form, repeated, authorization)
     if "request_uri" in form:
         raise errors.InvalidRequest("request_uri must not be pushed (RFC 9126 §2.1)")
     values = {name: value for name, value in form.items() if name not in _CLIENT_CREDENTIALS}
     values["client_id"] = client.client_id
+    jkt = await bind_pushed_request(ctx, dpop)
+    if jkt is not None and values.setdefault("dpop_jkt", jkt) != jkt:
+        # RFC 9449 §10.1: both ways at once must name the same key.
+        raise errors.InvalidRequest("dpop_jkt does not match the key of the DPoP proof")
     target = checks.check_redirect_uri(values, set(), client, ctx.settings.dev_mode)
     checks.check_request(values, set(), target,
                          ctx.settings.require_pkce_for_confidential_clients)

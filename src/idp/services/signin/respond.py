@@ -75,6 +75,7 @@ async def issue_code(ctx: Context, session: AsyncSession, request: Authorization
         created_at=now,
         expires_at=now + ctx.settings.authorization_code_ttl,
         used_at=None,
+        dpop_jkt=request.dpop_jkt,
     )
     await session_store.record_client(session, browser_session, request.client_id, now)
     params = {"code": code}

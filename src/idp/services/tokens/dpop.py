@@ -29,6 +29,7 @@ from idp.store import dpop as dpop_store
 BOUND_KEY: ContextVar[str | None] = ContextVar("dpop_bound_key", default=None)
 
 TOKEN_PATH = "/token"
+PAR_PATH = "/par"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,16 @@ async def bind_token_request(ctx: Context, client: ClientConfig, proofs: Sequenc
             raise errors.InvalidDpopProof("This client must send a DPoP proof")
         return None
     proof = verify(ctx, proofs, "POST", TOKEN_PATH, None)
+    await consume(ctx, proof)
+    return proof.jkt
+
+
+async def bind_pushed_request(ctx: Context, proofs: Sequence[str]) -> str | None:
+    """RFC 9449 §10.1: the key of a pushed authorization request's proof, which the code it
+    leads to is bound to (as by `dpop_jkt`); None without a proof."""
+    if not proofs:
+        return None
+    proof = verify(ctx, proofs, "POST", PAR_PATH, None)
     await consume(ctx, proof)
     return proof.jkt
 

@@ -62,6 +62,9 @@ class AuthorizationCode(Base):
     expires_at: Mapped[int]
     # Kept after redemption as a tombstone so a replay is recognised (REL-01).
     used_at: Mapped[int | None]
+    # RFC 9449 §10: the JWK thumbprint of the DPoP key the code is bound to (the request's
+    # dpop_jkt, or the key of a pushed request's proof); its redemption needs that key's proof.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class TokenRevocation(Base):

@@ -13,6 +13,7 @@ from idp.crypto.keys import KeyRing
 from idp.domain import ClientConfig
 from idp.protocol.pkce import verify_s256
 from idp.services.context import Context
+from idp.services.tokens.dpop import BOUND_KEY
 from idp.services.tokens.grant_types import grant_handler, token_response
 from idp.services.tokens.issuance import (
     Authentication,
@@ -72,6 +73,10 @@ async def _redeem(ctx: Context, ring: KeyRing, session: AsyncSession, client: Cl
     if form.get("redirect_uri") != row.redirect_uri:
         raise errors.InvalidGrant("redirect_uri does not match the authorization request")
     check_code_verifier(row.code_challenge, form.get("code_verifier"))
+    # RFC 9449 §10: a code bound to a DPoP key is redeemed only with a proof of that key.
+    if row.dpop_jkt is not None and BOUND_KEY.get() != row.dpop_jkt:
+        raise errors.InvalidGrant("The authorization code is bound to a DPoP key (dpop_jkt): "
+                                  "send a DPoP proof of that key")
     found = await grant_store.grant_for_tokens(session, row.grant_id)
     if found is None or found[0].revoked_at is not None or found[1].id != row.user_id:
         raise errors.InvalidGrant("The grant behind this code was revoked")

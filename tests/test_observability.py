@@ -122,6 +122,11 @@ async def test_the_pool_gauge_counts_the_connections_out_of_the_pool(
             assert in_use() == 2
         assert in_use() == 1
     assert in_use() == 0
+    # dispose() puts a new pool in place: the gauge reads that one.
+    await ctx.db.engine.dispose()
+    async with ctx.db.engine.connect():
+        assert in_use() == 1
+    assert in_use() == 0
 
 
 async def test_paths_and_methods_clients_make_up_are_not_labels(

@@ -21,6 +21,7 @@ from tests.flows import sign_in_with_google
 from tests.helpers import PASSWORD, account_sign_in, csrf_token, make_app, make_user
 from tests.mailbox import Inbox, deliver, with_relay
 from tests.test_account_linking import connect, identities_of, remove
+from tests.test_passkeys import Authenticator, add_passkey
 from tests.test_totp import code, confirm_again, enrol
 from tests.upstreams import Browsers
 
@@ -109,19 +110,30 @@ async def test_a_password_change_is_mailed_and_a_refused_one_is_not(
     assert f'<a href="{ISSUER}/account/forgot">Reset your password</a>' in html.get_content()
 
 
-async def test_an_operator_reset_says_so_and_names_no_device(
+async def test_an_operator_reset_is_one_notice_that_says_so_and_names_no_device(
         laptop: httpx.AsyncClient, ctx: Context, clock: FakeClock,
         inbox: tuple[Inbox, int]) -> None:
     received, _ = inbox
     user_id = await make_user(ctx)
-    await enrol(laptop, clock)
-    await operators.reset_second_factors(ctx, user_id, actor="support")
+    secret, _ = await enrol(laptop, clock)
+    # Adding a passkey asks for the password and a code again (a sensitive action).
+    clock.advance(30)
+    await confirm_again(laptop, secret, clock, "/account/passkeys")
+    await add_passkey(laptop, Authenticator(), "Phone")
     assert await deliver(ctx) == 2
-    on, off = sorted(notices(received), key=lambda text: "turned off" in text)
-    assert "turned on" in on and "Device:" in on
-    assert "Two-step sign-in was turned off for your idp operator account." in off
-    assert "An administrator of idp operator made this change." in off
-    assert "Device:" not in off and "Network:" not in off
+    added, on = sorted(notices(received), key=lambda text: "turned on" in text)
+    assert "A passkey was added to your idp operator account." in added
+    assert "Device: Firefox on Windows" in added and "Phone" not in added
+    assert "Two-step sign-in was turned on for your idp operator account." in on
+
+    # Support resets both second factors at once: one mail names both, and who did it.
+    await operators.reset_second_factors(ctx, user_id, actor="support")
+    assert await deliver(ctx) == 1
+    reset = notices(received)[-1]
+    assert "Two-step sign-in was turned off for your idp operator account.\r\n" \
+           "A passkey was removed from your idp operator account." in reset
+    assert "An administrator of idp operator made this change." in reset
+    assert "Device:" not in reset and "Network:" not in reset
 
 
 async def test_the_notice_is_in_the_accounts_language(

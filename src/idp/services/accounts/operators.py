@@ -113,16 +113,18 @@ async def reset_second_factors(ctx: Context, user_id: str, *, actor: str) -> dic
         passkeys = await passkey_store.delete_passkeys_of_user(session, user_id)
         await factor_store.drop_pending_of_user(session, user_id)
         ended = await end_sessions_of_user(ctx, session, user_id, revoke="refresh")
+        changes = []
         if removed:
             security_events.record(session, security_events.TOTP_REMOVED, user_id, now,
                                    reason="operator")
-            await change_notice.notify(ctx, session, user_id, security_events.TOTP_REMOVED,
-                                       now, by_operator=True)
+            changes.append(security_events.TOTP_REMOVED)
         if passkeys:
             security_events.record(session, security_events.PASSKEY_REMOVED, user_id, now,
                                    reason="operator", count=passkeys)
-            await change_notice.notify(ctx, session, user_id,
-                                       security_events.PASSKEY_REMOVED, now, by_operator=True)
+            changes.append(security_events.PASSKEY_REMOVED)
+        if changes:  # one mail for the one reset
+            await change_notice.notify(ctx, session, user_id, changes[0], now,
+                                       also=changes[1:], by_operator=True)
         result = {"totp_removed": removed, "recovery_codes_removed": codes,
                   "passkeys_removed": passkeys, "sessions_ended": len(ended)}
         audit.record(session, now, actor, "user.reset_second_factors", "user", user_id,

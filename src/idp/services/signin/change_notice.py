@@ -13,6 +13,8 @@ change that needed a signed-in session and, for most, a fresh password or code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.locales import N_
@@ -49,11 +51,13 @@ CHANGES = {
 
 
 async def notify(ctx: Context, session: AsyncSession, user_id: str, change: str, now: int, *,
-                 provider: str | None = None, by_operator: bool = False) -> None:
-    """Put the notice of `change` (a key of CHANGES) to the account's address in the outbox,
-    in the caller's unit of work; the caller wakes the outbox once it commits. `provider`:
-    the upstream's alias, named in the mail as the login page names it. An account without
-    an address (an upstream that gave none) gets nothing."""
+                 also: Sequence[str] = (), provider: str | None = None,
+                 by_operator: bool = False) -> None:
+    """Put the notice of `change` (a key of CHANGES), and of the changes in `also` made at
+    the same time, in one mail to the account's address in the outbox, in the caller's unit
+    of work; the caller wakes the outbox once it commits. `provider`: the upstream's alias,
+    named in the mail as the login page names it. An account without an address (an
+    upstream that gave none) gets nothing."""
     user = await session.get(User, user_id)
     if user is None or not user.email:
         return
@@ -66,7 +70,8 @@ async def notify(ctx: Context, session: AsyncSession, user_id: str, change: str,
     device, network = request_device() if served else (None, None)
     issuer = ctx.settings.issuer  # never the Host header (ATO-10)
     enqueue_mail(session, ctx.settings, user.email, TEMPLATE, {
-        "brand": ctx.settings.controller_name, "change": CHANGES[change],
+        "brand": ctx.settings.controller_name,
+        "changes": [CHANGES[kind] for kind in (change, *also)],
         "provider": provider or "", "by_operator": by_operator, "at": now,
         "device": device, "network": network,
         "reset_link": f"{issuer}/account/forgot",

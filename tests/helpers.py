@@ -351,8 +351,9 @@ async def assert_known_and_unknown_alike(
     Each is judged by the median of each pair's difference (known minus unknown) against the
     median request:
     - the same work: this process's CPU per request (every thread: the event loop and
-      SQLite's) within 5 %, about 1 ms. Other processes on the same cores (CI runs five) do
-      not enter it: under four CPU hogs it stayed within 2 %;
+      SQLite's) within 10 %, about 1 ms. Other processes on the same cores (CI runs five)
+      enter it only a little: under four CPU hogs it stayed within 2 %, and one CI-like run
+      of the whole suite read 5.2 % for a path that does the same work for both;
     - the same time: the wall time within 20 %, about 4 ms alone. Those processes stretch
       single requests by several times (a median of 87 ms against 20 ms alone), and two
       medians of fifty moved 11 % apart for the same work; a wait that only known addresses
@@ -372,7 +373,7 @@ async def assert_known_and_unknown_alike(
             assert answer.status_code == 200
             bodies[kind].add(answer.content)
     assert len(bodies["known"]) == 1 and bodies["known"] == bodies["unknown"]
-    for name, times, bound in (("cpu", cpu, 0.05), ("wall", wall, 0.20)):
+    for name, times, bound in (("cpu", cpu, 0.10), ("wall", wall, 0.20)):
         typical = statistics.median(times["known"] + times["unknown"])
         gap = statistics.median(
             [k - u for k, u in zip(times["known"], times["unknown"], strict=True)])

@@ -36,7 +36,12 @@ from idp.services.signin.reauth import complete_reauth, reauth_location, safe_ne
 from idp.services.signin.second_factor import SecondFactorRequired
 from idp.services.signin.upstream_login import link_identity
 from idp.services.upstream.identities import DEAD, REVOKED, has_way_in
-from idp.services.upstream.providers import display_name, enabled_upstreams, upstream_client
+from idp.services.upstream.providers import (
+    display_name,
+    enabled_upstreams,
+    name_of,
+    upstream_client,
+)
 from idp.services.upstream.revocation_sender import enqueue_upstream_revocations
 from idp.services.upstream.state import (
     ACCOUNT_LINK,
@@ -126,10 +131,7 @@ async def provider_name(ctx: Context, alias: str) -> str:
 async def sign_in_methods(ctx: Context, user: User) -> SignInMethods:
     async with ctx.db.transaction() as session:
         rows = await store.identities_of_user(session, user.id)
-        names = {}
-        for alias in {row.alias for row in rows}:
-            upstream = await store.get_upstream(session, alias)
-            names[alias] = display_name(upstream) if upstream else alias.capitalize()
+        names = {alias: await name_of(session, alias) for alias in {row.alias for row in rows}}
     linked = {row.alias for row in rows}
     return SignInMethods(
         has_password=user.password_hash is not None,
@@ -260,8 +262,8 @@ async def remove_identity(ctx: Context, info: SessionInfo, identity_id: str) -> 
         await session.delete(identity)
         security_events.record(session, security_events.IDENTITY_UNLINKED, info.user_id, now,
                                alias=alias)
-        await change_notice.notify(ctx, session, info.user_id,
-                                   security_events.IDENTITY_UNLINKED, now, provider=alias)
+        await change_notice.notify(ctx, session, info.user_id, now,
+                                   security_events.IDENTITY_UNLINKED, provider=alias)
         # Requirement 24, as for a link.
         await sessions.end_sessions_of_user(ctx, session, info.user_id, keep_sid=info.sid)
         cookie = None

@@ -113,7 +113,7 @@ async def reset_second_factors(ctx: Context, user_id: str, *, actor: str) -> dic
         passkeys = await passkey_store.delete_passkeys_of_user(session, user_id)
         await factor_store.drop_pending_of_user(session, user_id)
         ended = await end_sessions_of_user(ctx, session, user_id, revoke="refresh")
-        changes = []
+        changes: list[str] = []
         if removed:
             security_events.record(session, security_events.TOTP_REMOVED, user_id, now,
                                    reason="operator")
@@ -123,8 +123,7 @@ async def reset_second_factors(ctx: Context, user_id: str, *, actor: str) -> dic
                                    reason="operator", count=passkeys)
             changes.append(security_events.PASSKEY_REMOVED)
         if changes:  # one mail for the one reset
-            await change_notice.notify(ctx, session, user_id, changes[0], now,
-                                       also=changes[1:], by_operator=True)
+            await change_notice.notify(ctx, session, user_id, now, *changes, by_operator=True)
         result = {"totp_removed": removed, "recovery_codes_removed": codes,
                   "passkeys_removed": passkeys, "sessions_ended": len(ended)}
         audit.record(session, now, actor, "user.reset_second_factors", "user", user_id,

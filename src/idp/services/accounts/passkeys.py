@@ -126,8 +126,8 @@ async def register(ctx: Context, info: SessionInfo, browser_id: str, name: str,
                 name=chosen, created_at=now, last_used_at=None))
             security_events.record(session, security_events.PASSKEY_ADDED, info.user_id, now,
                                    passkey=chosen)
-            await change_notice.notify(ctx, session, info.user_id,
-                                       security_events.PASSKEY_ADDED, now)
+            await change_notice.notify(ctx, session, info.user_id, now,
+                                       security_events.PASSKEY_ADDED)
     except IntegrityError:  # the same credential registered by a concurrent post
         raise PasskeyRefused(DUPLICATE) from None
     ctx.notify_outbox()
@@ -152,7 +152,7 @@ async def remove(ctx: Context, info: SessionInfo, passkey_id: str) -> str:
         now = ctx.now()
         security_events.record(session, security_events.PASSKEY_REMOVED, info.user_id,
                                now, passkey=name)
-        await change_notice.notify(ctx, session, info.user_id,
-                                   security_events.PASSKEY_REMOVED, now)
+        await change_notice.notify(ctx, session, info.user_id, now,
+                                   security_events.PASSKEY_REMOVED)
     ctx.notify_outbox()
     return name

@@ -132,5 +132,5 @@ async def reset_password(ctx: Context, token: str, new_password: str) -> None:
             await throttle.forget_account(session, user.email)
         security_events.record(session, security_events.PASSWORD_RESET, user.id, now,
                                sessions_ended=len(ended))
-        await change_notice.notify(ctx, session, user.id, security_events.PASSWORD_RESET, now)
+        await change_notice.notify(ctx, session, user.id, now, security_events.PASSWORD_RESET)
     ctx.notify_outbox()

@@ -142,8 +142,8 @@ async def confirm_enrolment(ctx: Context, info: SessionInfo, sealed: str, code: 
                 raise TwoStepRefused(ALREADY_ON)
             await _store_codes(ctx, info.user_id, codes, now, session)
             security_events.record(session, security_events.TOTP_ENABLED, info.user_id, now)
-            await change_notice.notify(ctx, session, info.user_id,
-                                       security_events.TOTP_ENABLED, now)
+            await change_notice.notify(ctx, session, info.user_id, now,
+                                       security_events.TOTP_ENABLED)
             await end_sessions_of_user(ctx, session, info.user_id, keep_sid=info.sid)
     except IntegrityError:  # another tab confirmed the same account's setup at that moment
         raise TwoStepRefused(ALREADY_ON) from None
@@ -168,8 +168,8 @@ async def regenerate_recovery_codes(ctx: Context, user_id: str) -> list[str]:
         await _store_codes(ctx, user_id, codes, now, session)
         security_events.record(session, security_events.RECOVERY_CODES_REGENERATED, user_id,
                                now)
-        await change_notice.notify(ctx, session, user_id,
-                                   security_events.RECOVERY_CODES_REGENERATED, now)
+        await change_notice.notify(ctx, session, user_id, now,
+                                   security_events.RECOVERY_CODES_REGENERATED)
     ctx.notify_outbox()
     return codes
 
@@ -185,7 +185,7 @@ async def remove_totp(ctx: Context, info: SessionInfo, code: str) -> None:
         await verify_code(ctx, session, info.user_id, code, attempt)
         await store.delete_totp(session, info.user_id)
         security_events.record(session, security_events.TOTP_REMOVED, info.user_id, now)
-        await change_notice.notify(ctx, session, info.user_id, security_events.TOTP_REMOVED,
-                                   now)
+        await change_notice.notify(ctx, session, info.user_id, now,
+                                   security_events.TOTP_REMOVED)
         await end_sessions_of_user(ctx, session, info.user_id, keep_sid=info.sid)
     ctx.notify_outbox()

@@ -13,8 +13,6 @@ change that needed a signed-in session and, for most, a fresh password or code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.locales import N_
@@ -23,8 +21,7 @@ from idp.services.context import Context
 from idp.services.signin import security_events
 from idp.services.signin.devices import request_devices
 from idp.services.signin.session_devices import request_device
-from idp.services.upstream.providers import display_name
-from idp.store import federation as upstream_store
+from idp.services.upstream.providers import name_of
 from idp.store.models import User
 
 TEMPLATE = "account_change_notice"
@@ -50,30 +47,25 @@ CHANGES = {
 }
 
 
-async def notify(ctx: Context, session: AsyncSession, user_id: str, change: str, now: int, *,
-                 also: Sequence[str] = (), provider: str | None = None,
-                 by_operator: bool = False) -> None:
-    """Put the notice of `change` (a key of CHANGES), and of the changes in `also` made at
-    the same time, in one mail to the account's address in the outbox, in the caller's unit
-    of work; the caller wakes the outbox once it commits. `provider`: the upstream's alias,
-    named in the mail as the login page names it. An account without an address (an
-    upstream that gave none) gets nothing."""
+async def notify(ctx: Context, session: AsyncSession, user_id: str, now: int, *changes: str,
+                 provider: str | None = None, by_operator: bool = False) -> None:
+    """Put the notice of `changes` (keys of CHANGES, made together) in one mail to the
+    account's address in the outbox, in the caller's unit of work; the caller wakes the
+    outbox once it commits. `provider`: the upstream's alias, named in the mail as the login
+    page names it. An account without an address (an upstream that gave none) gets
+    nothing."""
     user = await session.get(User, user_id)
     if user is None or not user.email:
         return
-    if provider is not None:
-        upstream = await upstream_store.get_upstream(session, provider)
-        provider = display_name(upstream) if upstream is not None else provider
     # The device and network of the request that made the change: never an operator's (their
     # tool and network are not the customer's business, nor an attacker's to learn).
     served = request_devices.get() is not None and not by_operator
     device, network = request_device() if served else (None, None)
     issuer = ctx.settings.issuer  # never the Host header (ATO-10)
     enqueue_mail(session, ctx.settings, user.email, TEMPLATE, {
-        "brand": ctx.settings.controller_name,
-        "changes": [CHANGES[kind] for kind in (change, *also)],
-        "provider": provider or "", "by_operator": by_operator, "at": now,
-        "device": device, "network": network,
+        "brand": ctx.settings.controller_name, "changes": [CHANGES[kind] for kind in changes],
+        "provider": await name_of(session, provider) if provider else "",
+        "by_operator": by_operator, "at": now, "device": device, "network": network,
         "reset_link": f"{issuer}/account/forgot",
         "security_link": f"{issuer}/account/security",
         "sessions_link": f"{issuer}/account/sessions",

@@ -43,12 +43,12 @@ from idp.services.upstream.profile_import import (
     fetch_image,
     needs_answer,
 )
-from idp.services.upstream.providers import display_name, enabled_upstreams_in
+from idp.services.upstream.providers import enabled_upstreams_in, name_of
 from idp.store import grants as grant_store
 from idp.store import privacy as privacy_store
 from idp.store import sessions as session_store
 from idp.store import users as user_store
-from idp.store.models import BrowserSession, Upstream, User
+from idp.store.models import BrowserSession, User
 
 LOGIN_FAILED = N_("The email address or password is not correct.")
 
@@ -207,9 +207,8 @@ async def _import_offer(session: AsyncSession, pending: dict[str, Any] | None
     if not needs_answer(pending):
         return None
     assert pending is not None
-    upstream = await session.get(Upstream, str(pending.get("alias")))
-    provider = display_name(upstream) if upstream else str(pending.get("alias")).capitalize()
-    return ImportOffer(provider, dict(pending["claims"]))
+    return ImportOffer(await name_of(session, str(pending.get("alias"))),
+                       dict(pending["claims"]))
 
 
 async def pending_picture(ctx: Context, interaction_id: str, browser_id: str) -> Image | None:

@@ -78,8 +78,7 @@ async def change_password(ctx: Context, email: str, current: str, new: str,
         ended = await end_sessions_of_user(ctx, session, user.id)
         security_events.record(session, security_events.PASSWORD_CHANGED, user.id, now,
                                sessions_ended=len(ended))
-        await change_notice.notify(ctx, session, user.id, security_events.PASSWORD_CHANGED,
-                                   now)
+        await change_notice.notify(ctx, session, user.id, now, security_events.PASSWORD_CHANGED)
         cookie, _ = await start_session(ctx, session, user.id, previous_cookie,
                                         amr=list(dict.fromkeys(["pwd", *kept])))
     ctx.notify_outbox()

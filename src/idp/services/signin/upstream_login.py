@@ -251,8 +251,8 @@ async def link_identity(ctx: Context, session: AsyncSession, user_id: str,
     security_events.record(session, security_events.IDENTITY_LINKED, user_id, now,
                            alias=identity.alias, via=via)
     if via != NEW_ACCOUNT:
-        await change_notice.notify(ctx, session, user_id, security_events.IDENTITY_LINKED,
-                                   now, provider=identity.alias)
+        await change_notice.notify(ctx, session, user_id, now, security_events.IDENTITY_LINKED,
+                                   provider=identity.alias)
     return linked
 
 

@@ -55,17 +55,18 @@ async def bind_token_request(ctx: Context, client: ClientConfig, proofs: Sequenc
             # §5.2: such a client's token requests without a DPoP header are refused.
             raise errors.InvalidDpopProof("This client must send a DPoP proof")
         return None
-    proof = verify(ctx, proofs, "POST", TOKEN_PATH, None)
-    await consume(ctx, proof)
-    return proof.jkt
+    return await _proven_key(ctx, proofs, TOKEN_PATH)
 
 
 async def bind_pushed_request(ctx: Context, proofs: Sequence[str]) -> str | None:
     """RFC 9449 §10.1: the key of a pushed authorization request's proof, which the code it
     leads to is bound to (as by `dpop_jkt`); None without a proof."""
-    if not proofs:
-        return None
-    proof = verify(ctx, proofs, "POST", PAR_PATH, None)
+    return await _proven_key(ctx, proofs, PAR_PATH) if proofs else None
+
+
+async def _proven_key(ctx: Context, proofs: Sequence[str], path: str) -> str:
+    """The key of a POST's proof to `path`, checked and used up."""
+    proof = verify(ctx, proofs, "POST", path, None)
     await consume(ctx, proof)
     return proof.jkt
 

@@ -85,6 +85,13 @@ async def enabled_upstreams_in(session: AsyncSession) -> list[dict[str, str]]:
             for r in await store.list_upstreams(session) if r.enabled and r.type in CLIENTS]
 
 
+async def name_of(session: AsyncSession, alias: str) -> str:
+    """The display name of the upstream `alias`, as the login page names it; for one that
+    is gone (removed since), its alias, capitalised."""
+    row = await store.get_upstream(session, alias)
+    return display_name(row) if row is not None else alias.capitalize()
+
+
 def display_name(row: Upstream) -> str:
     return {"google": "Google", "apple": "Apple", "facebook": "Facebook"}.get(
         row.type, str(row.config.get("display_name") or row.alias.capitalize()))

@@ -242,8 +242,10 @@ async def ctx(settings: Settings, clock: FakeClock,
 # an app's routes (their dependencies, their handlers) on the first request through each
 # router, some 40 ms for them all; tests on the suite's settings share one app, each with its
 # own context in `app.state.ctx`, the one thing a request reads from the app that a test
-# changes. A module whose settings fixture makes new settings per test gets a new app each
-# time, as does any test that builds one itself (to change it, as test_hot_routes does).
+# changes. The middlewares' per-process memos (a session's or an interaction's language)
+# carry over, keyed by ids each test makes at random. A module whose settings fixture makes
+# new settings per test gets a new app each time, as does any test that builds one itself
+# (to change it, as test_hot_routes does).
 _LAST_APP: dict[str, Any] = {}
 
 

@@ -30,7 +30,7 @@ from idp.services.signin.interaction import (
     pending_picture,
     sign_in_page_context,
 )
-from idp.services.signin.passkey_login import login_options, sign_in_with_passkey
+from idp.services.signin.passkey_login import login_challenge, sign_in_with_passkey
 from idp.services.signin.passkeys import PasskeyRefused
 from idp.services.signin.second_factor import SecondFactorRequired
 from idp.services.signin.upstream_login import login_and_link
@@ -82,8 +82,11 @@ async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, i
         view = await page_context(ctx, interaction_id, browser_id,
                                   cookies.session_cookie(request), gpc=sends_gpc(request))
     else:  # sign-in and registration show nothing of the consent
-        view = await sign_in_page_context(ctx, interaction_id, browser_id,
-                                          upstreams=template == "login")
+        # Username-less passkey sign-in (issue 12 item 5): a fresh challenge for this page.
+        passkey = template == "login" and not link_handle
+        view = await sign_in_page_context(
+            ctx, interaction_id, browser_id, upstreams=template == "login",
+            challenge=login_challenge(interaction_id, browser_id) if passkey else None)
     context: dict[str, Any] = {
         "interaction_id": interaction_id,
         "client_name": view.client.name,
@@ -107,9 +110,7 @@ async def render_page(request: Request, ctx: Context, cookies: BrowserCookies, i
         "returning": view.returning,
         "sent": sent,
         "signup_minutes": ctx.settings.signup_ttl // 60,
-        # Username-less passkey sign-in (issue 12 item 5): a fresh challenge for this page.
-        "passkey_options": await login_options(ctx, interaction_id, browser_id)
-        if template == "login" and not link_handle else None,
+        "passkey_options": view.passkey_options,
         "passkey_token": cookies.csrf_token(browser_id, f"passkey:{interaction_id}"),
         # Issue 16 item 3: the inputs for what the app asked for (consent_profile_fields.html).
         "profile_fields": collect.fields(view.profile_fields, *(

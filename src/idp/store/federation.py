@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.store.models import BrowserSession, FederationState, Identity, Upstream
+from idp.store.prepared import Connection, Prepared, detached
 
 
 async def get_upstream(session: AsyncSession, alias: str) -> Upstream | None:
@@ -18,6 +20,19 @@ async def get_upstream(session: AsyncSession, alias: str) -> Upstream | None:
 
 async def list_upstreams(session: AsyncSession) -> list[Upstream]:
     return list(await session.scalars(select(Upstream).order_by(Upstream.alias)))
+
+
+_UPSTREAMS = cast(Table, Upstream.__table__)
+_SHOWN = ("alias", "type", "config")
+_ENABLED = Prepared(select(*(_UPSTREAMS.c[name] for name in _SHOWN))
+                    .where(_UPSTREAMS.c.enabled == true()).order_by(_UPSTREAMS.c.alias))
+
+
+async def enabled_upstreams(connection: Connection) -> list[Upstream]:
+    """The enabled upstreams' alias, type and settings (detached, read-only objects with
+    nothing else loaded: no secrets), by alias; the sign-in page's read."""
+    return [detached(Upstream, "", _SHOWN, values)
+            for values in await _ENABLED.all(connection, {})]
 
 
 async def find_identity(session: AsyncSession, namespace: str, subject: str) -> Identity | None:

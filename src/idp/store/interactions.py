@@ -21,8 +21,10 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
-from idp.store.models import AuthorizationCode, Interaction, PushedRequest
-from idp.store.prepared import Connection, Prepared, detached
+from idp.domain import ClientConfig
+from idp.store.clients import to_config
+from idp.store.models import AuthorizationCode, Client, Interaction, PushedRequest
+from idp.store.prepared import Connection, Prepared, detached, labelled
 
 
 def _could_be_id(interaction_id: str) -> bool:
@@ -47,6 +49,32 @@ _INTERACTIONS = cast(Table, Interaction.__table__)
 _COLUMNS = tuple(column.name for column in _INTERACTIONS.c)
 _LOCK = Prepared(select(*_INTERACTIONS.c).where(_INTERACTIONS.c.id == bindparam("b_id"))
                  .with_for_update())
+_CLIENTS = cast(Table, Client.__table__)
+_CLIENT_COLUMNS = tuple(column.name for column in _CLIENTS.c)
+# A sign-in page's read: the interaction and its app's registration, in one statement and
+# without a lock (the page only shows them; the form's POST locks the interaction).
+_FOR_PAGE = Prepared(
+    select(*labelled(_INTERACTIONS, "i_"), *labelled(_CLIENTS, "c_"))
+    .select_from(_INTERACTIONS.outerjoin(
+        _CLIENTS, _CLIENTS.c.client_id == _INTERACTIONS.c.client_id))
+    .where(_INTERACTIONS.c.id == bindparam("b_id")))
+
+
+async def interaction_for_page(connection: Connection, interaction_id: str, now: int
+                               ) -> tuple[Interaction, ClientConfig | None] | None:
+    """The open interaction (detached, read-only) and its app's registration (None when the
+    app is gone), from one prepared read; None when there is no such open interaction."""
+    if not _could_be_id(interaction_id):
+        return None
+    values = await _FOR_PAGE.first(connection, {"b_id": interaction_id})
+    if values is None or values["i_expires_at"] <= now:
+        return None
+    interaction = detached(Interaction, "i_", _COLUMNS, values)
+    if values["c_client_id"] is None:
+        return interaction, None
+    return interaction, to_config(detached(Client, "c_", _CLIENT_COLUMNS, values))
+
+
 _SET_SESSION_SID = Prepared(update(_INTERACTIONS).where(_INTERACTIONS.c.id == bindparam("b_id"))
                             .values(session_sid=bindparam("b_sid")))
 

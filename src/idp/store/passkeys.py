@@ -3,12 +3,15 @@ conditional DELETE, so of two posts answering the same challenge only one goes o
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select, update
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.store.models import Passkey, WebAuthnChallenge
+from idp.store.prepared import Connection, Prepared, dialect_of
 
 
 async def passkeys_of_user(session: AsyncSession, user_id: str) -> list[Passkey]:
@@ -67,19 +70,29 @@ async def delete_passkeys_of_user(session: AsyncSession, user_id: str) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def put_challenge(session: AsyncSession, row: WebAuthnChallenge, now: int) -> None:
-    """A new ceremony here replaces this browser's earlier one (one upsert: two pages of the
-    same browser rendered at once both succeed, the later challenge stands); expired ones
-    are forgotten."""
-    await session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at <= now))
-    values = {"id": row.id, "challenge": row.challenge, "user_id": row.user_id,
-              "expires_at": row.expires_at}
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(WebAuthnChallenge).values(values)
-    await session.execute(statement.on_conflict_do_update(
-        index_elements=[WebAuthnChallenge.id],
+def _put(insert: Any) -> Prepared:
+    statement = insert(_CHALLENGES).values(
+        id=bindparam("b_id"), challenge=bindparam("b_challenge"),
+        user_id=bindparam("b_user_id"), expires_at=bindparam("b_expires_at"))
+    return Prepared(statement.on_conflict_do_update(
+        index_elements=[_CHALLENGES.c.id],
         set_={"challenge": statement.excluded.challenge, "user_id": statement.excluded.user_id,
               "expires_at": statement.excluded.expires_at}))
+
+
+_CHALLENGES = cast(Table, WebAuthnChallenge.__table__)
+_PUT = {"postgresql": _put(pg_insert), "sqlite": _put(sqlite_insert)}
+
+
+async def put_challenge(connection: Connection, key: str, challenge: str,
+                        user_id: str | None, expires_at: int) -> None:
+    """A new ceremony here replaces this browser's earlier one (one upsert: two pages of the
+    same browser rendered at once both succeed, the later challenge stands). Expired ones
+    are never taken (take_challenge) and the maintenance loop deletes them
+    (purge_challenges)."""
+    await _PUT[dialect_of(connection)].run(connection, {
+        "b_id": key, "b_challenge": challenge, "b_user_id": user_id,
+        "b_expires_at": expires_at})
 
 
 async def take_challenge(session: AsyncSession, key: str, now: int

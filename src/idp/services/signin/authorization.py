@@ -216,9 +216,24 @@ async def load_interaction(ctx: Context, session: AsyncSession, interaction_id: 
         raise _stale()
     if client is None or client.client_id != interaction.client_id:
         client = await client_store.get_client(session, interaction.client_id)
+    return interaction, _known(client)
+
+
+async def interaction_to_show(ctx: Context, connection: Connection, interaction_id: str,
+                              browser_id: str) -> tuple[Interaction, ClientConfig]:
+    """load_interaction for a page that only shows the interaction: detached, unlocked, and
+    read with its app in one statement."""
+    found = await interaction_store.interaction_for_page(connection, interaction_id,
+                                                         ctx.now())
+    if found is None or found[0].browser_hash != digest(browser_id):
+        raise _stale()
+    return found[0], _known(found[1])
+
+
+def _known(client: ClientConfig | None) -> ClientConfig:
     if client is None:
         raise errors.InvalidClient("The client is not known", redirectable=False)
-    return interaction, client
+    return client
 
 
 async def check_pending(ctx: Context, connection: Connection, interaction_id: str,

@@ -23,7 +23,6 @@ from idp.services.signin.passkeys import (
     REFUSED,
     CounterRegressed,
     PasskeyRefused,
-    authentication_options,
     challenge_key,
     consume_challenge,
     parse_credential,
@@ -44,10 +43,9 @@ def login_place(interaction_id: str) -> str:
     return f"login:{interaction_place(interaction_id)}"
 
 
-async def login_options(ctx: Context, interaction_id: str, browser_id: str) -> str:
-    async with ctx.db.transaction() as session:
-        return await authentication_options(
-            ctx, session, challenge_key(browser_id, login_place(interaction_id)), None)
+def login_challenge(interaction_id: str, browser_id: str) -> str:
+    """Where the login page's challenge waits: for this browser at this interaction."""
+    return challenge_key(browser_id, login_place(interaction_id))
 
 
 async def sign_in_with_passkey(ctx: Context, interaction_id: str, browser_id: str,
@@ -66,7 +64,7 @@ async def sign_in_with_passkey(ctx: Context, interaction_id: str, browser_id: st
     try:
         parsed = parse_credential(credential)
         challenge = await consume_challenge(
-            ctx, challenge_key(browser_id, login_place(interaction_id)), None)
+            ctx, login_challenge(interaction_id, browser_id), None)
         async with ctx.db.transaction() as session:
             interaction, client = await load_interaction(ctx, session, interaction_id,
                                                          browser_id)

@@ -32,7 +32,8 @@ from idp.services.context import Context
 from idp.services.signin import security_events
 from idp.settings import Settings
 from idp.store import passkeys as store
-from idp.store.models import Passkey, WebAuthnChallenge
+from idp.store.models import Passkey
+from idp.store.prepared import Connection
 
 CHALLENGE_SECONDS = 300
 TIMEOUT_MS = CHALLENGE_SECONDS * 1000
@@ -98,13 +99,11 @@ def from_b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-async def store_challenge(ctx: Context, session: AsyncSession, key: str,
+async def store_challenge(ctx: Context, connection: Connection, key: str,
                           user_id: str | None) -> bytes:
     challenge = secrets.token_bytes(32)  # §13.4.3: at least 16 random bytes
-    now = ctx.now()
-    await store.put_challenge(session, WebAuthnChallenge(
-        id=key, challenge=b64url(challenge), user_id=user_id,
-        expires_at=now + CHALLENGE_SECONDS), now)
+    await store.put_challenge(connection, key, b64url(challenge), user_id,
+                              ctx.now() + CHALLENGE_SECONDS)
     return challenge
 
 
@@ -120,18 +119,25 @@ async def consume_challenge(ctx: Context, key: str, user_id: str | None) -> byte
 
 
 async def authentication_options(ctx: Context, session: AsyncSession, key: str,
-                                 user_id: str | None) -> str:
-    """PublicKeyCredentialRequestOptions as JSON. Username-less (user_id None): an empty
-    allowCredentials, so the authenticator offers its discoverable credentials (§5.4.6);
-    as a second factor: that account's credentials only."""
-    allowed = None
-    if user_id is not None:
-        allowed = [PublicKeyCredentialDescriptor(id=from_b64url(p.credential_id))
-                   for p in await store.passkeys_of_user(session, user_id)]
+                                 user_id: str) -> str:
+    """PublicKeyCredentialRequestOptions as JSON for a second factor: that account's
+    credentials only."""
+    allowed = [PublicKeyCredentialDescriptor(id=from_b64url(p.credential_id))
+               for p in await store.passkeys_of_user(session, user_id)]
+    return _request_options(ctx, await store_challenge(ctx, session, key, user_id), allowed)
+
+
+async def usernameless_options(ctx: Context, connection: Connection, key: str) -> str:
+    """PublicKeyCredentialRequestOptions as JSON for the login page: an empty
+    allowCredentials, so the authenticator offers its discoverable credentials (§5.4.6)."""
+    return _request_options(ctx, await store_challenge(ctx, connection, key, None), None)
+
+
+def _request_options(ctx: Context, challenge: bytes,
+                     allowed: list[PublicKeyCredentialDescriptor] | None) -> str:
     options = webauthn.generate_authentication_options(
-        rp_id=rp_id(ctx.settings), challenge=await store_challenge(ctx, session, key, user_id),
-        timeout=TIMEOUT_MS, allow_credentials=allowed,
-        user_verification=UserVerificationRequirement.PREFERRED)
+        rp_id=rp_id(ctx.settings), challenge=challenge, timeout=TIMEOUT_MS,
+        allow_credentials=allowed, user_verification=UserVerificationRequirement.PREFERRED)
     return webauthn.options_to_json(options)
 
 

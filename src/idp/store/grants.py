@@ -7,10 +7,8 @@ from typing import cast
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.protocol.privacy import Standing
-from idp.store.models import Grant, User
+from idp.store.models import Grant
 from idp.store.prepared import Connection, Prepared, detached
-from idp.store.privacy import standing_from, with_standing
 
 _GRANTS = cast(Table, Grant.__table__)
 _GRANT_COLUMNS = tuple(column.name for column in _GRANTS.c)
@@ -38,23 +36,6 @@ async def grant_of(connection: Connection, user_id: str, client_id: str) -> Gran
 
 async def get_grant(session: AsyncSession, grant_id: str) -> Grant | None:
     return await session.get(Grant, grant_id)
-
-
-# A code's or a device code's grant, its account and the account's privacy choices: one
-# statement where two reads (grant, account) used to be.
-_GRANT_FOR_TOKENS = with_standing(
-    select(Grant, User).join(User, User.id == Grant.user_id)
-    .where(Grant.id == bindparam("grant_id")), User.id)
-
-
-async def grant_for_tokens(session: AsyncSession, grant_id: str
-                           ) -> tuple[Grant, User, Standing] | None:
-    """What tokens issued under the grant say: the grant, its account, and the account's
-    standing (`idp.store.privacy`); None when either is gone."""
-    row = (await session.execute(_GRANT_FOR_TOKENS, {"grant_id": grant_id})).first()
-    if row is None:
-        return None
-    return row[0], row[1], standing_from(row._mapping)
 
 
 async def live_grants_of_user(session: AsyncSession, user_id: str) -> list[Grant]:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from idp.protocol.privacy import Standing
 from idp.store.models import Client, Grant, RefreshToken, TokenRevocation, User
-from idp.store.prepared import Prepared, detached, labelled
+from idp.store.prepared import Connection, Prepared, detached, labelled
 from idp.store.privacy import standing_from, with_standing
 
 
@@ -51,6 +51,12 @@ _SECTOR = (select(_CLIENTS.c.sector_identifier)
 _USER_TOKEN_STATE = Prepared(with_standing(
     select(*labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"), _REVOKED.label("revoked"),
            _SECTOR)
+    .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
+    .where(_GRANTS.c.id == bindparam("grant_id")), _USERS.c.id))
+# A code's or a device code's grant, with the same (no lock: a redemption changes nothing of
+# the grant).
+_GRANT_STATE = Prepared(with_standing(
+    select(*labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"), _SECTOR)
     .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
     .where(_GRANTS.c.id == bindparam("grant_id")), _USERS.c.id))
 _CLIENT_TOKEN_STATE = Prepared(select(
@@ -127,6 +133,13 @@ async def user_token_state(session: AsyncSession | AsyncConnection, grant_id: st
     if values is None:
         return None
     return _grant_state(values), values["revoked"] is not None
+
+
+async def grant_state(connection: Connection, grant_id: str) -> GrantState | None:
+    """What tokens issued under the grant say: the grant, its account, and the account's
+    standing, in one statement (all detached); None when either is gone."""
+    values = await _GRANT_STATE.first(connection, {"grant_id": grant_id})
+    return _grant_state(values) if values is not None else None
 
 
 async def client_token_state(session: AsyncSession | AsyncConnection, client_id: str,

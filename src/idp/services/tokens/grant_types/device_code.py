@@ -23,7 +23,7 @@ from idp.services.tokens.issuance import (
     wants_refresh_token,
 )
 from idp.store import device_codes as device_store
-from idp.store import grants as grant_store
+from idp.store import tokens as token_store
 from idp.store.models import DeviceCode
 
 
@@ -82,12 +82,12 @@ async def _redeem(ctx: Context, ring: KeyRing, session: AsyncSession, client: Cl
     # Set together when the customer approved (`store.device_codes.settle`).
     assert row.grant_id is not None and row.user_id is not None and row.scopes is not None
     assert row.auth_time is not None and row.amr is not None and row.acr is not None
-    found = await grant_store.grant_for_tokens(session, row.grant_id)
-    if found is None or found[0].revoked_at is not None or found[1].id != row.user_id:
+    found = await token_store.grant_state(session, row.grant_id)
+    if found is None or found.grant.revoked_at is not None or found.user.id != row.user_id:
         raise errors.InvalidGrant("The consent behind this device code was withdrawn")
-    grant, user, standing = found
+    grant, user = found.grant, found.user
     auth = Authentication(row.auth_time, tuple(row.amr), row.acr, None, None)
-    subject = Subject(ctx.subject_of(client, user.id), user, grant, auth, standing)
+    subject = Subject(ctx.subject_of(client, user.id), user, grant, auth, found.standing)
     scopes = list(row.scopes)
     # `code_hash` ties the tokens to this device code as an authorization code's are tied
     # to it: revoking the chain revokes them.

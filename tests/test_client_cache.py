@@ -1,7 +1,7 @@
 """Client registrations are held in memory at the token, introspection and revocation
-endpoints (Settings.client_cache_seconds), and a change made elsewhere (the CLI, another
-replica) still decides in time: a new secret works at once, a removed client stops within
-the cache time, and an unknown client is never remembered."""
+endpoints and at /authorize (Settings.client_cache_seconds), and a change made elsewhere
+(the CLI, another replica) still decides in time: a new secret works at once, a removed
+client stops within the cache time, and an unknown client is never remembered."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from idp.crypto.handles import digest
 from idp.services.context import Context
 from idp.store.models import Client
 from tests.conftest import FakeClock
-from tests.helpers import App, make_app
+from tests.helpers import App, Flow, make_app
+from tests.test_admin_api import admin_app, bearer, token_of
 
 CC = {"grant_type": "client_credentials"}
 
@@ -60,3 +61,34 @@ async def test_an_unknown_client_is_not_remembered(client: httpx.AsyncClient,
         wrong = App(f"nobody-{attempt}", "secret", "https://app.example/cb")
         await client.post("/token", data=CC, headers=wrong.basic())
     assert ctx.clients.cached_ids() == [app.client_id]
+
+
+async def test_authorize_reads_the_cache_and_a_redirect_uri_taken_off_stops_within_its_time(
+        client: httpx.AsyncClient, ctx: Context, clock: FakeClock) -> None:
+    """/authorize checks the redirect URI against the cached registration too: one taken off
+    the client elsewhere (another replica, the CLI) is refused once the cache time has
+    passed, with the error page, never a redirect to it (RFC 6749 §4.1.2.1)."""
+    app = await make_app(ctx, name="Shop")
+    first = await client.get("/authorize", params=Flow(app).params())
+    assert first.status_code == 303 and "/interaction/" in first.headers["location"]
+    async with ctx.db.transaction() as session:
+        await session.execute(update(Client).where(Client.client_id == app.client_id)
+                              .values(redirect_uris=["https://elsewhere.example/cb"]))
+    clock.advance(ctx.settings.client_cache_seconds)
+    gone = await client.get("/authorize", params=Flow(app).params())
+    assert gone.status_code == 400 and "location" not in gone.headers
+    assert "invalid_request" in gone.text
+
+
+async def test_a_change_through_the_admin_api_decides_at_authorize_at_once(
+        client: httpx.AsyncClient, ctx: Context) -> None:
+    app = await make_app(ctx, name="Shop")
+    assert (await client.get("/authorize", params=Flow(app).params())).status_code == 303
+    ops = bearer(await token_of(client, await admin_app(ctx, ["admin:read", "admin:write"])))
+    changed = await client.patch(f"/admin/v1/clients/{app.client_id}", headers=ops,
+                                 json={"redirect_uris": ["https://elsewhere.example/cb"]})
+    assert changed.status_code == 200, changed.text
+    refused = await client.get("/authorize", params=Flow(app).params())
+    assert refused.status_code == 400 and "location" not in refused.headers
+    moved = App(app.client_id, app.client_secret, "https://elsewhere.example/cb")
+    assert (await client.get("/authorize", params=Flow(moved).params())).status_code == 303

@@ -14,6 +14,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    insert,
     or_,
     select,
     update,
@@ -73,6 +74,18 @@ async def interaction_for_page(connection: Connection, interaction_id: str, now:
     if values["c_client_id"] is None:
         return interaction, None
     return interaction, to_config(detached(Client, "c_", _CLIENT_COLUMNS, values))
+
+
+# A new interaction is written with every column but the pending import (NULL until an
+# upstream login offers one).
+_NEW = tuple(name for name in _COLUMNS if name != "pending_import")
+_INSERT = Prepared(insert(_INTERACTIONS).values({name: bindparam(name) for name in _NEW}))
+
+
+async def add_interaction(connection: Connection, row: Interaction) -> None:
+    """A new interaction, written at once (the object stays outside any unit of work: a
+    change to it later goes through this module, as to a detached one)."""
+    await _INSERT.run(connection, {name: getattr(row, name) for name in _NEW})
 
 
 _SET_SESSION_SID = Prepared(update(_INTERACTIONS).where(_INTERACTIONS.c.id == bindparam("b_id"))

@@ -88,8 +88,11 @@ async def begin_authorization(ctx: Context, params: checks.Params, browser_id: s
         # part of it.
         values, repeated = await pushed_requests.redeem(ctx, values, repeated), set()
     hint = await _verify_hint(ctx, values.get("id_token_hint"))
+    # The registration from the client cache, before the unit of work opens (its own
+    # connection on a miss: on SQLite the unit of work holds the write lock); a change made
+    # in another process decides here within Settings.client_cache_seconds.
+    client = await ctx.clients.get(values.get("client_id", ""))
     async with ctx.db.transaction() as session:
-        client = await client_store.get_client(session, values.get("client_id", ""))
         checks.check_client(values, repeated, client)
         assert client is not None
         target = checks.check_redirect_uri(values, repeated, client, ctx.settings.dev_mode)
@@ -350,7 +353,7 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
             created_at=now,
             expires_at=now + ctx.settings.interaction_ttl,
         )
-        session.add(interaction)
+        await interaction_store.add_interaction(session, interaction)
     elif signed_in is not None:  # the next page sees it signed in here
         await interaction_store.signed_in_here(session, interaction, signed_in.sid)
     if step is Step.SECOND_FACTOR:
@@ -368,7 +371,6 @@ async def wait_to_step_up(ctx: Context, session: AsyncSession, interaction: Inte
     first factor typed here would. The code page then starts a new session (a new id,
     ATO-14) with both, and the authorization carries on; the password is not asked again
     unless `prompt=login` or `max_age` asked for it (needs_login, decided before)."""
-    await session.flush()  # a new interaction first: the wait refers to it
     row = await session.get(BrowserSession, digest(session_cookie))
     await second_factor.wait_for_second_factor(
         ctx, session, browser_session.user_id, browser_id,

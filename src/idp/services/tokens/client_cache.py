@@ -1,13 +1,14 @@
 """Registered clients held in memory for the endpoints apps call on every request (token,
-introspection, revocation): a client lookup per request was a database round trip for a row
-that almost never changes.
+introspection, revocation) and for the sign-in's requests (`/authorize`, the password
+post): a client lookup per request was a database round trip for a row that almost never
+changes.
 
 An entry is trusted for `Settings.client_cache_seconds`. A miss reads the database and is not
 remembered (unknown ids cannot fill the cache), and a presented secret that does not match the
 cached registration is checked once more against the database, so a client registered or
-given a new secret a moment ago is never refused, and a removed one stops within
-`client_cache_seconds`. (Nothing changes a registration yet; the use case that will must drop
-the entry here too.)
+given a new secret a moment ago is never refused, and a removed one (or a redirect URI taken
+off it) stops within `client_cache_seconds`. A change made through this process (the admin
+API, dynamic client management) drops its entry at once (`forget`).
 """
 
 from __future__ import annotations

@@ -5,13 +5,15 @@ not be handed out again."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Float, bindparam, func, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SAWarning
 
 from idp.services.context import Context
 from idp.store import interactions as interaction_store
@@ -88,16 +90,55 @@ async def test_an_atomic_unit_of_work_is_all_or_nothing(ctx: Context) -> None:
             return [bool((await USER.first(connection, {"email": e}) or {})["email_verified"])
                     for e in ("ana@example.com", "bo@example.com")]
 
-    with pytest.raises(RuntimeError):
-        async with ctx.db.atomic() as connection:
-            await VERIFY.run(connection, {"b_email": "ana@example.com", "b_verified": False})
-            await VERIFY.run(connection, {"b_email": "bo@example.com", "b_verified": False})
-            raise RuntimeError("the unit of work fails after its writes")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(RuntimeError) as raised:
+            async with ctx.db.atomic() as connection:
+                await VERIFY.run(connection, {"b_email": "ana@example.com",
+                                              "b_verified": False})
+                await VERIFY.run(connection, {"b_email": "bo@example.com",
+                                              "b_verified": False})
+                raise RuntimeError("the unit of work fails after its writes")
+        del raised, connection  # what still referred to the unit of work
+        gc.collect()
     assert await verified() == [True, True]
+    # Its connection went back to the pool, not left for the garbage collector (which
+    # SQLAlchemy warns of, terminating it).
+    assert not [w for w in caught if issubclass(w.category, SAWarning)], caught
     async with ctx.db.atomic() as connection:
         await VERIFY.run(connection, {"b_email": "ana@example.com", "b_verified": False})
         await VERIFY.run(connection, {"b_email": "bo@example.com", "b_verified": False})
     assert await verified() == [False, False]
+
+
+SLEEP = Prepared(select(func.pg_sleep(bindparam("b_seconds", type_=Float))))
+
+
+async def test_an_atomic_unit_cut_off_mid_statement_writes_nothing_and_frees_its_connection(
+        ctx: Context) -> None:
+    """A request cancelled while its unit of work waits on the database (the client went
+    away): nothing of it is written, its connection goes back to the pool (not handed out
+    again: it may still be busy with the statement), and the next unit of work runs."""
+    if ctx.db.dialect != "postgresql":
+        pytest.skip("the direct path is PostgreSQL's")
+    await make_user(ctx, email="ana@example.com")
+    pool = ctx.db.engine.sync_engine.pool
+
+    async def cut_off() -> None:
+        async with ctx.db.atomic() as connection:
+            await VERIFY.run(connection, {"b_email": "ana@example.com", "b_verified": False})
+            await SLEEP.first(connection, {"b_seconds": 5})
+
+    task = asyncio.create_task(cut_off())
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert await _verified(ctx, "ana@example.com") is True
+    async with ctx.db.atomic() as connection:
+        await VERIFY.run(connection, {"b_email": "ana@example.com", "b_verified": False})
+    assert await _verified(ctx, "ana@example.com") is False
 
 
 SET_EMAIL = Prepared(update(User.__table__).where(User.__table__.c.email == bindparam("b_from"))

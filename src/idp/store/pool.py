@@ -80,3 +80,6 @@ class FairAsyncQueuePool(AsyncAdaptedQueuePool):
     """SQLAlchemy's asyncio queue pool with `FairQueue`."""
 
     _queue_class = FairQueue  # type: ignore[assignment]
+    # Its log lines go where SQLAlchemy's own pool's go (its logger, its level), not into
+    # the service's `idp.*` log at INFO ("Pool recreating" at every dispose).
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"

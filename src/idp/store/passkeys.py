@@ -70,6 +70,9 @@ async def delete_passkeys_of_user(session: AsyncSession, user_id: str) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+_CHALLENGES = cast(Table, WebAuthnChallenge.__table__)
+
+
 def _put(insert: Any) -> Prepared:
     statement = insert(_CHALLENGES).values(
         id=bindparam("b_id"), challenge=bindparam("b_challenge"),
@@ -80,7 +83,6 @@ def _put(insert: Any) -> Prepared:
               "expires_at": statement.excluded.expires_at}))
 
 
-_CHALLENGES = cast(Table, WebAuthnChallenge.__table__)
 _PUT = {"postgresql": _put(pg_insert), "sqlite": _put(sqlite_insert)}
 
 

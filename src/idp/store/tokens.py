@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Table, bindparam, delete, or_, select, update
+from sqlalchemy import BindParameter, Select, Table, bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -46,19 +46,22 @@ _CLIENTS = cast(Table, Client.__table__)
 _SECTOR = (select(_CLIENTS.c.sector_identifier)
            .where(_CLIENTS.c.client_id == _GRANTS.c.client_id)
            .scalar_subquery().label("c_sector"))
-# Each grant read on a token path also reads the account's privacy choices (the `consent`
-# claim carries them) in the same statement: `idp.store.privacy.with_standing`.
-_USER_TOKEN_STATE = Prepared(with_standing(
-    select(*labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"), _REVOKED.label("revoked"),
-           _SECTOR)
-    .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
-    .where(_GRANTS.c.id == bindparam("grant_id")), _USERS.c.id))
-# A code's or a device code's grant, with the same (no lock: a redemption changes nothing of
-# the grant).
-_GRANT_STATE = Prepared(with_standing(
-    select(*labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"), _SECTOR)
-    .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
-    .where(_GRANTS.c.id == bindparam("grant_id")), _USERS.c.id))
+
+
+def _grant_with_user(*extra: Any) -> Select[*tuple[Any, ...]]:
+    """A grant with its account, the account's standing and its client's sector (and
+    `extra` columns), as each token path reads it: `GrantState`'s columns. The account's
+    privacy choices (the `consent` claim carries them) come in the same statement
+    (`idp.store.privacy.with_standing`)."""
+    return with_standing(
+        select(*labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"), *extra, _SECTOR)
+        .join(_USERS, _USERS.c.id == _GRANTS.c.user_id), _USERS.c.id)
+
+
+_USER_TOKEN_STATE = Prepared(_grant_with_user(_REVOKED.label("revoked"))
+                             .where(_GRANTS.c.id == bindparam("grant_id")))
+# A code's or a device code's grant (no lock: a redemption changes nothing of the grant).
+_GRANT_STATE = Prepared(_grant_with_user().where(_GRANTS.c.id == bindparam("grant_id")))
 _CLIENT_TOKEN_STATE = Prepared(select(
     select(Client.client_id).where(Client.client_id == bindparam("client_id"))
     .scalar_subquery().label("client_id"), _REVOKED.label("revoked")))
@@ -70,12 +73,11 @@ _REFRESH_TOKEN_STATE = Prepared(with_standing(
     .join(_GRANTS, _GRANTS.c.id == _REFRESHES.c.grant_id)
     .join(_USERS, _USERS.c.id == _REFRESHES.c.user_id)
     .where(_REFRESHES.c.token_hash == bindparam("token_hash")), _USERS.c.id))
-_LOCK_GRANT_OF_REFRESH_TOKEN = Prepared(with_standing(
-    select(*labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"), _SECTOR)
-    .join(_USERS, _USERS.c.id == _GRANTS.c.user_id)
+_LOCK_GRANT_OF_REFRESH_TOKEN = Prepared(
+    _grant_with_user()
     .where(_GRANTS.c.id == select(_REFRESHES.c.grant_id)
            .where(_REFRESHES.c.token_hash == bindparam("token_hash")).scalar_subquery())
-    .with_for_update(of=_GRANTS), _USERS.c.id))
+    .with_for_update(of=_GRANTS))
 _CLAIM_REFRESH_TOKEN = Prepared(
     update(_REFRESHES)
     .where(

@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError, SAWarning
 from idp.services.context import Context
 from idp.store import interactions as interaction_store
 from idp.store import sessions as session_store
-from idp.store.models import BrowserSession, Interaction, User
-from idp.store.prepared import Prepared, _direct
+from idp.store.models import BrowserSession, Interaction, SecurityEvent, User
+from idp.store.prepared import Prepared, _direct, orm_session
 from tests.helpers import Flow, get_code, make_app, make_user, redeem
 
 USER = Prepared(select(User.__table__).where(User.__table__.c.email == bindparam("email"))
@@ -109,6 +109,41 @@ async def test_an_atomic_unit_of_work_is_all_or_nothing(ctx: Context) -> None:
         await VERIFY.run(connection, {"b_email": "ana@example.com", "b_verified": False})
         await VERIFY.run(connection, {"b_email": "bo@example.com", "b_verified": False})
     assert await verified() == [False, False]
+
+
+async def test_the_orm_inside_an_atomic_unit_stands_or_falls_with_it(ctx: Context) -> None:
+    """`orm_session`: a rare branch of an atomic unit of work uses the ORM on the same
+    connection and transaction. Its writes are seen by the unit's next statements,
+    committed with them, and rolled back with them; nothing is written on its own."""
+    user_id = await make_user(ctx, email="ana@example.com")
+
+    async def kinds() -> list[str]:
+        async with ctx.db.transaction(read_only=True) as session:
+            return sorted(await session.scalars(select(SecurityEvent.kind).where(
+                SecurityEvent.user_id == user_id)))
+
+    def event(kind: str) -> SecurityEvent:
+        return SecurityEvent(id=kind, user_id=user_id, kind=kind, detail={}, created_at=1)
+
+    with pytest.raises(RuntimeError):
+        async with ctx.db.atomic() as connection:
+            async with orm_session(connection) as session:
+                session.add(event("orm-then-fail"))
+            await VERIFY.run(connection, {"b_email": "ana@example.com", "b_verified": False})
+            raise RuntimeError("the unit of work fails after the session's block")
+    assert await kinds() == []
+    async with ctx.db.atomic() as connection:
+        async with orm_session(connection) as session:
+            session.add(event("orm"))
+        seen = await connection.scalar(select(func.count()).select_from(SecurityEvent).where(
+            SecurityEvent.user_id == user_id))
+        await VERIFY.run(connection, {"b_email": "ana@example.com", "b_verified": False})
+    assert seen == 1
+    assert await kinds() == ["orm"]
+    # A session given to it is used as it is.
+    async with ctx.db.transaction() as unit:
+        async with orm_session(unit) as session:
+            assert session is unit
 
 
 SLEEP = Prepared(select(func.pg_sleep(bindparam("b_seconds", type_=Float))))

@@ -57,9 +57,9 @@ async def find_by_sid(session: AsyncSession, sid: str, now: int) -> SessionInfo 
                        row.last_used_at)
 
 
-async def end_session(session: AsyncSession, id_hash: str, now: int) -> str | None:
+async def end_session(session: Connection, id_hash: str, now: int) -> str | None:
     """End the session with this cookie digest; returns its user id, or None if it was not
-    live."""
+    live. (A Core UPDATE: an ORM unit of work's loaded row is not changed by it.)"""
     return await session.scalar(
         update(BrowserSession)
         .where(BrowserSession.id_hash == id_hash, BrowserSession.ended_at.is_(None))

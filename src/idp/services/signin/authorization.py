@@ -21,6 +21,7 @@ from idp.protocol import acr as contexts
 from idp.protocol import authorize as checks
 from idp.protocol.claims import requested_individual_claims, requested_sub
 from idp.protocol.consent import ConsentAsk, covers
+from idp.protocol.profile_release import requested_names
 from idp.protocol.prompt import InteractionState, Step, decide_interaction
 from idp.protocol.scopes import claims_for_scopes
 from idp.services.consent.grants import grant_view
@@ -42,7 +43,7 @@ from idp.store import interactions as interaction_store
 from idp.store import purposes as purpose_store
 from idp.store import sessions as session_store
 from idp.store.models import BrowserSession, Interaction
-from idp.store.prepared import Connection
+from idp.store.prepared import Connection, orm_session
 
 log = logging.getLogger("idp.signin")
 REUSE_WINDOW_SECONDS = 60
@@ -167,7 +168,7 @@ async def resume_authorization(ctx: Context, interaction_id: str, browser_id: st
         return await resume_in(ctx, session, interaction, client, browser_id, session_cookie)
 
 
-async def resume_in(ctx: Context, session: AsyncSession, interaction: Interaction,
+async def resume_in(ctx: Context, session: Connection, interaction: Interaction,
                     client: ClientConfig, browser_id: str, session_cookie: str | None,
                     signed_in: SessionInfo | None = None) -> Outcome:
     """Continue a loaded interaction in the caller's unit of work (a page that has just
@@ -207,18 +208,27 @@ def _stale() -> errors.InvalidRequest:
 
 
 async def load_interaction(ctx: Context, session: AsyncSession, interaction_id: str,
-                           browser_id: str, client: ClientConfig | None = None, *,
-                           detached: bool = False) -> tuple[Interaction, ClientConfig]:
-    """The interaction, only in the browser that began it (Keycloak CVE-2026-7507). `client`:
-    its registration when the caller read it already (from the client cache, before the
-    unit of work opened). `detached`: not an object of the unit of work, for a caller that
-    changes it only through `resume_in` (one prepared read instead of the ORM's load)."""
-    interaction = await (interaction_store.lock_interaction if detached else
-                         interaction_store.get_interaction)(session, interaction_id, ctx.now())
+                           browser_id: str) -> tuple[Interaction, ClientConfig]:
+    """The interaction, only in the browser that began it (Keycloak CVE-2026-7507)."""
+    interaction = await interaction_store.get_interaction(session, interaction_id, ctx.now())
     if interaction is None or interaction.browser_hash != digest(browser_id):
         raise _stale()
-    if client is None or client.client_id != interaction.client_id:
-        client = await client_store.get_client(session, interaction.client_id)
+    return interaction, _known(await client_store.get_client(session, interaction.client_id))
+
+
+async def lock_for_sign_in(ctx: Context, connection: Connection, interaction_id: str,
+                           browser_id: str, client: ClientConfig | None
+                           ) -> tuple[Interaction, ClientConfig]:
+    """load_interaction for the unit of work that signs the customer in and continues the
+    authorization (`resume_in`): locked, read as a detached object with one prepared
+    statement, with `client` its app as the caller read it from the client cache before
+    the unit of work opened (None: the app is gone)."""
+    interaction = await interaction_store.lock_interaction(connection, interaction_id,
+                                                           ctx.now())
+    if interaction is None or interaction.browser_hash != digest(browser_id):
+        raise _stale()
+    if client is not None and client.client_id != interaction.client_id:
+        raise _stale()  # not the interaction the caller checked before its first unit of work
     return interaction, _known(client)
 
 
@@ -272,7 +282,7 @@ def _hinted_sub(request: AuthorizationRequest, claims: dict[str, Any] | None) ->
     return str(claims["sub"])
 
 
-async def consent_ask(session: AsyncSession, client: ClientConfig,
+async def consent_ask(session: Connection, client: ClientConfig,
                       request: AuthorizationRequest) -> ConsentAsk:
     """What this request asks the customer to agree to: its scopes (optional ones as the client
     registered them; `openid` never is), individually requested claims, and the client's
@@ -284,7 +294,7 @@ async def consent_ask(session: AsyncSession, client: ClientConfig,
     return ConsentAsk(request.scopes, optional, tuple(sorted(claims)), purposes)
 
 
-async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
+async def _advance(ctx: Context, session: Connection, client: ClientConfig,
                    request: AuthorizationRequest, browser_id: str, session_cookie: str | None,
                    interaction: Interaction | None, signed_in: SessionInfo | None = None
                    ) -> Outcome:
@@ -292,9 +302,9 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
     contexts.check_essential_supported(request.claims)
     browser_session: SessionInfo | None = signed_in
     if signed_in is None and session_cookie:
-        browser_session = await session_store.find_live_session(
-            session, digest(session_cookie), now
-        )
+        async with orm_session(session) as orm:
+            browser_session = await session_store.find_live_session(
+                orm, digest(session_cookie), now)
     grant = None
     step_up, has_second_factor = contexts.StepUp.NONE, False
     if browser_session is not None:
@@ -320,8 +330,8 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
         # Issue 16 item 3: attributes the app asks for that the profile lacks are asked on
         # the consent page (never under prompt=none: the app then goes without them).
         and not (browser_session is not None and "none" not in request.prompt and
-                 await collect.fields_to_collect(session, browser_session.user_id,
-                                                 request.claims, {p.id for p in ask.purposes})),
+                 await _fields_to_collect(session, browser_session.user_id, request,
+                                          ask)),
         hinted_sub=request.hinted_sub,
         step_up=step_up,
         has_second_factor=has_second_factor,
@@ -363,7 +373,18 @@ async def _advance(ctx: Context, session: AsyncSession, client: ClientConfig,
     return ShowPage(interaction.id, step)
 
 
-async def wait_to_step_up(ctx: Context, session: AsyncSession, interaction: Interaction,
+async def _fields_to_collect(connection: Connection, user_id: str,
+                             request: AuthorizationRequest, ask: ConsentAsk) -> bool:
+    """Attributes the app asks for (its `claims` request) that the profile lacks; no read
+    without such a request."""
+    if not requested_names(request.claims):
+        return False
+    async with orm_session(connection) as session:
+        return bool(await collect.fields_to_collect(session, user_id, request.claims,
+                                                    {p.id for p in ask.purposes}))
+
+
+async def wait_to_step_up(ctx: Context, connection: Connection, interaction: Interaction,
                           browser_session: SessionInfo, browser_id: str, session_cookie: str
                           ) -> None:
     """Step-up (OIDC Core §5.5.1.1 "re-authenticate with additional factors"): what the
@@ -371,9 +392,10 @@ async def wait_to_step_up(ctx: Context, session: AsyncSession, interaction: Inte
     first factor typed here would. The code page then starts a new session (a new id,
     ATO-14) with both, and the authorization carries on; the password is not asked again
     unless `prompt=login` or `max_age` asked for it (needs_login, decided before)."""
-    row = await session.get(BrowserSession, digest(session_cookie))
+    async with orm_session(connection) as session:
+        row = await session.get(BrowserSession, digest(session_cookie))
     await second_factor.wait_for_second_factor(
-        ctx, session, browser_session.user_id, browser_id,
+        ctx, connection, browser_session.user_id, browser_id,
         second_factor.interaction_place(interaction.id), list(browser_session.amr),
         expires_at=interaction.expires_at, interaction_id=interaction.id,
         identity_id=row.identity_id if row is not None else None)

@@ -32,6 +32,7 @@ from idp.services.signin.authorization import (
     consent_ask,
     interaction_to_show,
     load_interaction,
+    lock_for_sign_in,
     resume_in,
 )
 from idp.services.signin.passkeys import usernameless_options
@@ -51,6 +52,7 @@ from idp.store import privacy as privacy_store
 from idp.store import sessions as session_store
 from idp.store import users as user_store
 from idp.store.models import BrowserSession, User
+from idp.store.prepared import Connection
 
 LOGIN_FAILED = N_("The email address or password is not correct.")
 
@@ -248,6 +250,9 @@ async def login_with_password(ctx: Context, interaction_id: str, browser_id: str
     two units of work around the hash: the interaction is checked and the attempt counted
     (committed before the hash work, so parallel guesses all count); then the counters are
     cleared, the session starts and the code is issued (or the next page chosen) together.
+    Both are atomic units of prepared statements with no ORM session around them; the rare
+    branches that still use the ORM (a notice to a new device, a wait for the second factor)
+    take one on the same transaction (`orm_session`).
     An account with a second factor gets no session here: the password waits for it
     (SecondFactorRequired, raised once that is committed)."""
     async with ctx.db.atomic() as connection:
@@ -259,17 +264,17 @@ async def login_with_password(ctx: Context, interaction_id: str, browser_id: str
     # From the client cache, before the unit of work opens (its own connection: on SQLite
     # the unit of work holds the write lock).
     cached = await ctx.clients.get(client_id)
-    async with ctx.db.transaction() as session:
-        interaction, client = await load_interaction(ctx, session, interaction_id, browser_id,
-                                                     cached, detached=True)
-        await settle(ctx, session, proof)
-        waiting = await wait_in_interaction(ctx, session, interaction, proof.user.id,
+    async with ctx.db.atomic() as connection:
+        interaction, client = await lock_for_sign_in(ctx, connection, interaction_id,
+                                                     browser_id, cached)
+        await settle(ctx, connection, proof)
+        waiting = await wait_in_interaction(ctx, connection, interaction, proof.user.id,
                                             browser_id, ["pwd"])
         if waiting is None:
-            cookie, signed_in = await open_session(ctx, session, proof.user.id,
+            cookie, signed_in = await open_session(ctx, connection, proof.user.id,
                                                    previous_cookie, account=proof.user)
-            outcome = await resume_in(ctx, session, interaction, client, browser_id, cookie,
-                                      signed_in)
+            outcome = await resume_in(ctx, connection, interaction, client, browser_id,
+                                      cookie, signed_in)
     if waiting is not None:
         raise waiting
     return SignedIn(cookie, outcome)
@@ -284,7 +289,7 @@ async def start_session(ctx: Context, session: AsyncSession, user_id: str,
     return cookie, info.sid
 
 
-async def open_session(ctx: Context, session: AsyncSession, user_id: str,
+async def open_session(ctx: Context, session: Connection, user_id: str,
                        previous_cookie: str | None, amr: list[str] | None = None,
                        identity_id: str | None = None, account: User | None = None
                        ) -> tuple[str, SessionInfo]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from idp import errors
 from idp.crypto.handles import digest, new_handle
 from idp.domain import AuthorizationRequest, SessionInfo
@@ -15,6 +13,7 @@ from idp.services.context import Context
 from idp.store import codes as code_store
 from idp.store import device_codes as device_store
 from idp.store import sessions as session_store
+from idp.store.prepared import Connection, orm_session
 
 
 @dataclass(frozen=True)
@@ -26,17 +25,18 @@ class AuthorizationResponse:
     params: dict[str, str]
 
 
-async def approve_device(ctx: Context, session: AsyncSession, request: AuthorizationRequest,
+async def approve_device(ctx: Context, connection: Connection, request: AuthorizationRequest,
                          browser_session: SessionInfo, grant_id: str) -> AuthorizationResponse:
     """RFC 8628 §3.3: the customer approved the device's request; its next poll redeems it.
     The device's tokens carry no browser session (`sid`): signing out on the phone does not
     sign the speaker out; withdrawing the app's consent does."""
     assert request.device_code_hash is not None
-    approved = await device_store.settle(
-        session, request.device_code_hash, ctx.now(), device_store.APPROVED,
-        user_id=browser_session.user_id, grant_id=grant_id, scopes=list(request.scopes),
-        auth_time=browser_session.auth_time, amr=list(browser_session.amr),
-        acr=browser_session.acr)
+    async with orm_session(connection) as session:
+        approved = await device_store.settle(
+            session, request.device_code_hash, ctx.now(), device_store.APPROVED,
+            user_id=browser_session.user_id, grant_id=grant_id, scopes=list(request.scopes),
+            auth_time=browser_session.auth_time, amr=list(browser_session.amr),
+            acr=browser_session.acr)
     if not approved:
         raise errors.InvalidRequest("The code from the device has expired or was already "
                                     "used. Start again on the device.", redirectable=False)
@@ -44,16 +44,17 @@ async def approve_device(ctx: Context, session: AsyncSession, request: Authoriza
                                  {"result": "approved", "iss": ctx.settings.issuer})
 
 
-async def deny_device(ctx: Context, session: AsyncSession, request: AuthorizationRequest
+async def deny_device(ctx: Context, connection: Connection, request: AuthorizationRequest
                       ) -> None:
     """The customer said no, or the request failed: the device's next poll gets
     access_denied (RFC 8628 §3.5)."""
     if request.device_code_hash is not None:
-        await device_store.settle(session, request.device_code_hash, ctx.now(),
-                                  device_store.DENIED)
+        async with orm_session(connection) as session:
+            await device_store.settle(session, request.device_code_hash, ctx.now(),
+                                      device_store.DENIED)
 
 
-async def issue_code(ctx: Context, session: AsyncSession, request: AuthorizationRequest,
+async def issue_code(ctx: Context, session: Connection, request: AuthorizationRequest,
                      browser_session: SessionInfo, grant_id: str) -> AuthorizationResponse:
     now = ctx.now()
     code = new_handle()

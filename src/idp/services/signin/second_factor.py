@@ -28,6 +28,7 @@ from idp.services.context import Context
 from idp.services.signin import security_events, throttle
 from idp.store import factors as store
 from idp.store.models import Interaction, PendingSignIn
+from idp.store.prepared import Connection, orm_session
 
 SECRET_PURPOSE = "totp-secret"
 RECOVERY_PURPOSE = "recovery-codes"
@@ -95,25 +96,26 @@ def combined_amr(first: list[str] | tuple[str, ...], added: tuple[str, ...]) -> 
     return list(dict.fromkeys([*first, *added]))
 
 
-async def needs_second_factor(session: AsyncSession, user_id: str) -> bool:
+async def needs_second_factor(session: Connection, user_id: str) -> bool:
     """An authenticator app or a passkey: either one is asked for after a first factor."""
     return await store.has_second_factor(session, user_id)
 
 
-async def wait_for_second_factor(ctx: Context, session: AsyncSession, user_id: str,
+async def wait_for_second_factor(ctx: Context, connection: Connection, user_id: str,
                                  browser_id: str, place: str, amr: list[str], *,
                                  expires_at: int, interaction_id: str | None = None,
                                  identity_id: str | None = None, link_hash: str | None = None,
                                  next_path: str | None = None) -> None:
     """In the caller's unit of work: the first factor waits for the second, in this browser
     and at this place only; a newer first factor there replaces it."""
-    await store.put_pending(session, PendingSignIn(
+    async with orm_session(connection) as session:
+        await store.put_pending(session, PendingSignIn(
         id=pending_key(browser_id, place), interaction_id=interaction_id, user_id=user_id,
-        amr=list(amr), identity_id=identity_id, link_hash=link_hash, next_path=next_path,
-        created_at=ctx.now(), expires_at=expires_at))
+            amr=list(amr), identity_id=identity_id, link_hash=link_hash, next_path=next_path,
+            created_at=ctx.now(), expires_at=expires_at))
 
 
-async def wait_in_interaction(ctx: Context, session: AsyncSession, interaction: Interaction,
+async def wait_in_interaction(ctx: Context, session: Connection, interaction: Interaction,
                               user_id: str, browser_id: str, amr: list[str], *,
                               identity_id: str | None = None, link_hash: str | None = None
                               ) -> SecondFactorRequired | None:

@@ -21,7 +21,6 @@ from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import digest
 from idp.notifications.mail import enqueue_mail
@@ -32,6 +31,7 @@ from idp.services.signin.throttle import account_key, request_source, source_key
 from idp.services.signin.user_agents import describe
 from idp.store import throttles as throttle_store
 from idp.store.models import BrowserSession, SecurityEvent, User
+from idp.store.prepared import Connection, orm_session
 
 # The User-Agent of the request being served (at most MAX_AGENT_LENGTH characters), set by
 # `idp.web.source.ClientSource`.
@@ -57,29 +57,33 @@ def sign_in_method(amr: list[str]) -> str:
     return f"{first}+second_factor" if "mfa" in amr else first
 
 
-async def note_sign_in(ctx: Context, session: AsyncSession, row: BrowserSession,
+async def note_sign_in(ctx: Context, connection: Connection, row: BrowserSession,
                        replaced_own: bool, account: User | None = None) -> None:
     """In the sign-in's unit of work, for the session `row` about to be added: record its
     device and network, the security event, and the notice for an unrecognised device.
     `replaced_own`: the browser's previous session was of the same account."""
     device, network = request_device()
     row.device, row.network, row.last_used_at = device, network, row.created_at
-    user = account if account is not None else await session.get(User, row.user_id)
+    user = account
+    if user is None:
+        async with orm_session(connection) as session:
+            user = await session.get(User, row.user_id)
     key = account_key(user.email) if user is not None and user.email else f"user:{row.user_id}"
     is_browser = request_devices.get() is not None
     known = replaced_own or trusted_device(ctx, key) is not None
     remember(ctx, key)
     notify = (is_browser and not known and user is not None and user.email is not None
-              and not await _first_sign_in(session, row.user_id))
-    if notify and await _notice_allowed(session, row.user_id, device, row.created_at):
+              and not await _first_sign_in(connection, row.user_id))
+    if notify and await _notice_allowed(connection, row.user_id, device, row.created_at):
         assert user is not None and user.email is not None
         # In the account's language, not the new device's (which may be a stranger's).
-        enqueue_mail(session, ctx.settings, user.email, NOTICE_TEMPLATE,
-                     notice_context(ctx, device, network, row.created_at), row.created_at,
-                     locale=user.ui_locale)
+        async with orm_session(connection) as session:
+            enqueue_mail(session, ctx.settings, user.email, NOTICE_TEMPLATE,
+                         notice_context(ctx, device, network, row.created_at),
+                         row.created_at, locale=user.ui_locale)
     else:
         notify = False
-    await security_events.write(session, SIGNED_IN, row.user_id, row.created_at,
+    await security_events.write(connection, SIGNED_IN, row.user_id, row.created_at,
                                 device=device, network=network,
                                 method=sign_in_method(list(row.amr)),
                                 new_device=is_browser and not known, notified=notify)
@@ -94,7 +98,7 @@ def notice_context(ctx: Context, device: str, network: str | None, at: int) -> d
             "sessions_link": f"{issuer}/account/sessions"}
 
 
-async def _first_sign_in(session: AsyncSession, user_id: str) -> bool:
+async def _first_sign_in(session: Connection, user_id: str) -> bool:
     """No earlier session or sign-in of the account: it was just created."""
     earlier = await session.scalar(
         select(BrowserSession.id_hash).where(BrowserSession.user_id == user_id).limit(1))
@@ -105,7 +109,7 @@ async def _first_sign_in(session: AsyncSession, user_id: str) -> bool:
     return signed_in is None
 
 
-async def _notice_allowed(session: AsyncSession, user_id: str, device: str, now: int) -> bool:
+async def _notice_allowed(session: Connection, user_id: str, device: str, now: int) -> bool:
     """One more notice for this account and device name, counted atomically like password
     attempts (two parallel sign-ins send one); False once either limit is reached."""
     per_device = await throttle_store.count_in_window(

@@ -141,9 +141,8 @@ async def test_the_orm_inside_an_atomic_unit_stands_or_falls_with_it(ctx: Contex
     assert seen == 1
     assert await kinds() == ["orm"]
     # A session given to it is used as it is.
-    async with ctx.db.transaction() as unit:
-        async with orm_session(unit) as session:
-            assert session is unit
+    async with ctx.db.transaction() as unit, orm_session(unit) as session:
+        assert session is unit
 
 
 SLEEP = Prepared(select(func.pg_sleep(bindparam("b_seconds", type_=Float))))

@@ -380,6 +380,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("bench: wrk is not on PATH (Debian: apt-get install -y wrk)")
     if args.connections < args.threads:
         raise SystemExit("bench: --connections must be at least --threads")
+    if args.pool_size is not None:
+        if args.pool_size < 1:
+            raise SystemExit("bench: --pool-size must be at least 1")
+        # Both servers' pools alike: the servers started below inherit the environment.
+        os.environ["IDP_DB_POOL_SIZE"] = os.environ["PG_POOL_SIZE"] = str(args.pool_size)
     peer_factory = load_peer(args.peer) if args.peer else None
     workdir = Path(tempfile.mkdtemp(prefix="idp-oidc-bench-"))
     run_id = secrets.token_hex(4)
@@ -393,7 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{os.cpu_count()} CPUs, shared by wrk, the server and the database (wrk's CPU is not "
           f"counted); wrk {args.threads} threads, {args.connections} connections; "
           f"{args.duration} s per scenario after {args.warmup} s of warm-up; servers: "
-          f"{args.workers} workers; idp on {args.database}; {args.customers} customers",
+          f"{args.workers} workers"
+          f"{'' if args.pool_size is None else f' with {args.pool_size} connections each'}; "
+          f"idp on {args.database}; {args.customers} customers",
           flush=True)
     print(HEADER, flush=True)
     problems: list[str] = []
@@ -490,6 +497,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds of unreported load before each scenario (0: none)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--pool-size", type=int, default=None,
+                        help="database connections per worker, the same for idp "
+                             "(IDP_DB_POOL_SIZE) and the peer (PG_POOL_SIZE); default: each "
+                             "server's own (10)")
     parser.add_argument("--customers", type=int, default=200,
                         help="customers signed in per server; their tokens feed the scenarios")
     parser.add_argument("--peer", choices=PEERS, default=None,

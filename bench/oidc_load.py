@@ -48,6 +48,7 @@ import json
 import os
 import secrets
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -279,7 +280,17 @@ def measure(name: str, base: str, endpoint: Endpoint, window: CpuWindow, workdir
 
 def run_target(target: Target, scenarios: tuple[str, ...], database: str | None,
                on_postgres: bool, workdir: Path, args: argparse.Namespace) -> list[Measurement]:
-    """Sign the customers in, then measure each scenario against `target`."""
+    """Each round: sign the customers in (a refresh run uses its tokens up), then measure
+    each scenario against `target`."""
+    results: list[Measurement] = []
+    for _ in range(args.rounds):
+        results += _one_round(target, scenarios, database, on_postgres, workdir, args)
+    return results
+
+
+def _one_round(target: Target, scenarios: tuple[str, ...], database: str | None,
+               on_postgres: bool, workdir: Path, args: argparse.Namespace
+               ) -> list[Measurement]:
     started = time.monotonic()
     tokens = target.user_tokens(args.customers)
     print(f"{target.name}: {len(tokens)} customers signed in through the code flow in "
@@ -305,6 +316,36 @@ def run_target(target: Target, scenarios: tuple[str, ...], database: str | None,
         base = split_url(target.issuer)[0]
         results.append(measure(target.name, base, endpoint, window, workdir, args, enough))
     return results
+
+
+def combined(measurements: list[Measurement]) -> list[Measurement]:
+    """One row per target and scenario over its rounds: the median throughput, p50 and p99
+    (a single run's tail moves with the machine), the CPU per request over all of the
+    rounds' requests, every error counted."""
+    groups: dict[tuple[str, str], list[Measurement]] = {}
+    for m in measurements:
+        groups.setdefault((m.target, m.scenario), []).append(m)
+    rows = []
+    for runs in groups.values():
+        if len(runs) == 1:
+            rows.append(runs[0])
+            continue
+        rows.append(Measurement(
+            target=runs[0].target, scenario=runs[0].scenario,
+            requests=sum(m.requests for m in runs),
+            requests_per_second=statistics.median(m.requests_per_second for m in runs),
+            p50_ms=statistics.median(m.p50_ms for m in runs),
+            p99_ms=statistics.median(m.p99_ms for m in runs),
+            max_ms=max(m.max_ms for m in runs),
+            non2xx=sum(m.non2xx for m in runs), unexpected=sum(m.unexpected for m in runs),
+            socket_errors=sum(m.socket_errors for m in runs),
+            server_cpu_ms=sum(m.server_cpu_ms for m in runs),
+            db_cpu_ms=sum(m.db_cpu_ms for m in runs),
+            db_cpu_all_postgres_ms=sum(m.db_cpu_all_postgres_ms for m in runs),
+            wrk_cpu_ms=sum(m.wrk_cpu_ms for m in runs),
+            window_seconds=sum(m.window_seconds for m in runs),
+            other_cpu_percent=statistics.fmean(m.other_cpu_percent for m in runs)))
+    return rows
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -378,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("bench: wrk is not on PATH (Debian: apt-get install -y wrk)")
+    if args.rounds < 1:
+        raise SystemExit("bench: --rounds must be at least 1")
     if args.connections < args.threads:
         raise SystemExit("bench: --connections must be at least --threads")
     if args.pool_size is not None:
@@ -419,10 +462,11 @@ def main(argv: list[str] | None = None) -> int:
 
         port = free_port()
         with floor_server(workdir / "floor", port, args.workers) as floor_pids:
-            results.append(measure(
-                "floor", f"http://127.0.0.1:{port}",
-                Endpoint("floor", "/token", method="POST", expect='"access_token"'),
-                CpuWindow(floor_pids, None, False), workdir, args))
+            for _ in range(args.rounds):
+                results.append(measure(
+                    "floor", f"http://127.0.0.1:{port}",
+                    Endpoint("floor", "/token", method="POST", expect='"access_token"'),
+                    CpuWindow(floor_pids, None, False), workdir, args))
 
         peer_results: list[Measurement] = []
         if peer_factory is not None:
@@ -442,6 +486,11 @@ def main(argv: list[str] | None = None) -> int:
                 problems.append(f"the peer {args.peer} failed: {type(exc).__name__}: {exc}")
             results += peer_results
 
+        every_run = results
+        results, peer_results = combined(results), combined(peer_results)
+        if args.rounds > 1:
+            print(f"\n{args.rounds} rounds: below, each scenario's median throughput, p50 and "
+                  "p99, and its CPU per request over all rounds", flush=True)
         ours = [m for m in results if m.target == "idp"]
         floor = next(m for m in results if m.target == "floor")
         ratios = [ratio(m, p) for m in ours for p in peer_results if p.scenario == m.scenario]
@@ -449,11 +498,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\nidp server log:", end="")
         report_server_log(idp_log)
         report.update(results=[m.as_json() for m in results],
+                      runs=[m.as_json() for m in every_run],
                       ratios_to_floor=[ratio(m, floor) for m in results if m is not floor],
                       peer=args.peer, ratios_to_peer=ratios)
         problems += [f"{m.target} {m.scenario}: {m.errors} errors ({m.non2xx} non-2xx, "
                      f"{m.unexpected} unexpected bodies, {m.socket_errors} socket errors)"
-                     for m in results if m.errors]
+                     for m in every_run if m.errors]
 
         if args.mixed:
             from bench import mixed_load
@@ -493,6 +543,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="PostgreSQL: where to create (and drop) the throwaway databases")
     parser.add_argument("--workers", type=int, default=2, help="server processes, each server")
     parser.add_argument("--duration", type=int, default=10, help="measured seconds per scenario")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure each scenario this many times per server and report "
+                             "the medians (a single run's p99 moves with the machine)")
     parser.add_argument("--warmup", type=int, default=2,
                         help="seconds of unreported load before each scenario (0: none)")
     parser.add_argument("--connections", type=int, default=32)

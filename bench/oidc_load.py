@@ -3,14 +3,18 @@ hot endpoint, for the IdP, a bare-stack floor, and optionally a peer OpenID Prov
 
     .venv/bin/python bench/oidc_load.py [--database sqlite|postgres] [--workers 2]
         [--duration 10] [--warmup 2] [--connections 32] [--threads 2] [--customers 200]
-        [--peer node-oidc-provider] [--mixed] [--json FILE] [--keep]
+        [--rounds 1] [--pool-size N] [--peer node-oidc-provider] [--mixed] [--json FILE]
+        [--keep]
 
 wrk (Debian: apt-get install -y wrk) drives each scenario from its own process, with the Lua
 response checks of bench/http_load.py: a non-2xx answer, or a 2xx body without what the
 scenario expects, is an error, and the script exits non-zero if any scenario had one.
 
 Scenarios, one after another, each for --duration seconds after --warmup seconds of unreported
-load, against `idp serve --workers N` (and, with --peer, the same ones against the peer):
+load, against `idp serve --workers N` (and, with --peer, the same ones against the peer). With
+--rounds R the servers take turns R times (idp's scenarios, the floor, the peer's; all of them
+up throughout), so a change in the machine's speed falls on each alike, and the report gives
+each scenario's median throughput and latency and its CPU per request over the rounds:
 
 - discovery       GET the discovery document
 - jwks            GET the `jwks_uri`
@@ -278,19 +282,11 @@ def measure(name: str, base: str, endpoint: Endpoint, window: CpuWindow, workdir
     return measured
 
 
-def run_target(target: Target, scenarios: tuple[str, ...], database: str | None,
-               on_postgres: bool, workdir: Path, args: argparse.Namespace) -> list[Measurement]:
-    """Each round: sign the customers in (a refresh run uses its tokens up), then measure
-    each scenario against `target`."""
-    results: list[Measurement] = []
-    for _ in range(args.rounds):
-        results += _one_round(target, scenarios, database, on_postgres, workdir, args)
-    return results
-
-
-def _one_round(target: Target, scenarios: tuple[str, ...], database: str | None,
+def run_round(target: Target, scenarios: tuple[str, ...], database: str | None,
                on_postgres: bool, workdir: Path, args: argparse.Namespace
                ) -> list[Measurement]:
+    """Sign the customers in (a refresh run uses its tokens up), then measure each scenario
+    against `target`."""
     started = time.monotonic()
     tokens = target.user_tokens(args.customers)
     print(f"{target.name}: {len(tokens)} customers signed in through the code flow in "
@@ -447,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     print(HEADER, flush=True)
     problems: list[str] = []
+    peer_results: list[Measurement] = []
     try:
         with contextlib.ExitStack() as stack:
             if on_postgres:
@@ -456,35 +453,45 @@ def main(argv: list[str] | None = None) -> int:
                 url = f"sqlite+aiosqlite:///{workdir}/idp.db"
             server = stack.enter_context(idp_server(workdir / "idp", url, free_port(),
                                                     args.workers, args.log_level))
-            results += run_target(server.target(), SCENARIOS, database_name(url), on_postgres,
-                                  workdir, args)
-        idp_log = server.log.read_text(errors="replace")
-
-        port = free_port()
-        with floor_server(workdir / "floor", port, args.workers) as floor_pids:
-            for _ in range(args.rounds):
-                results.append(measure(
-                    "floor", f"http://127.0.0.1:{port}",
-                    Endpoint("floor", "/token", method="POST", expect='"access_token"'),
-                    CpuWindow(floor_pids, None, False), workdir, args))
-
-        peer_results: list[Measurement] = []
-        if peer_factory is not None:
-            try:
-                # The peer creates its own database on the admin URL's server, and drops it.
-                existing = asyncio.run(databases(args.admin_url))
-                with peer_factory(workdir / "peer", libpq_url(args.admin_url), free_port(),
-                                  args.workers) as peer:
+            port = free_port()
+            floor_pids = stack.enter_context(floor_server(workdir / "floor", port,
+                                                          args.workers))
+            floor = Endpoint("floor", "/token", method="POST", expect='"access_token"')
+            peer: Target | None = None
+            peer_database: str | None = None
+            if peer_factory is not None:
+                try:
+                    # The peer creates its own database on the admin URL's server, and drops
+                    # it.
+                    existing = asyncio.run(databases(args.admin_url))
+                    peer = relabel(stack.enter_context(peer_factory(
+                        workdir / "peer", libpq_url(args.admin_url), free_port(),
+                        args.workers)), "peer")
                     new = sorted(asyncio.run(databases(args.admin_url)) - existing)
                     if len(new) != 1:
                         print(f"bench: cannot tell the peer's database among {new}: its "
                               "database CPU is that of every postgres process", flush=True)
-                    peer_results = run_target(relabel(peer, "peer"), PEER_SCENARIOS,
-                                              new[0] if len(new) == 1 else None, True,
-                                              workdir, args)
-            except (Exception, SystemExit) as exc:
-                problems.append(f"the peer {args.peer} failed: {type(exc).__name__}: {exc}")
-            results += peer_results
+                    peer_database = new[0] if len(new) == 1 else None
+                except (Exception, SystemExit) as exc:
+                    problems.append(f"the peer {args.peer} failed: {type(exc).__name__}: "
+                                    f"{exc}")
+            # Round after round, each server in turn (all of them up, the others idle), so
+            # a change in the machine's speed during the run falls on every one alike.
+            for _ in range(args.rounds):
+                results += run_round(server.target(), SCENARIOS, database_name(url),
+                                     on_postgres, workdir, args)
+                results.append(measure("floor", f"http://127.0.0.1:{port}", floor,
+                                       CpuWindow(floor_pids, None, False), workdir, args))
+                if peer is not None:
+                    try:
+                        peer_results += run_round(peer, PEER_SCENARIOS, peer_database, True,
+                                                  workdir, args)
+                    except (Exception, SystemExit) as exc:
+                        problems.append(f"the peer {args.peer} failed: "
+                                        f"{type(exc).__name__}: {exc}")
+                        peer = None
+        idp_log = server.log.read_text(errors="replace")
+        results += peer_results
 
         every_run = results
         results, peer_results = combined(results), combined(peer_results)

@@ -107,6 +107,23 @@ async def test_sessions_are_listed_with_device_and_network_and_a_new_device_is_t
     assert "This device" in page.text and "stay connected" in page.text
 
 
+async def test_a_new_device_signing_in_to_an_app_is_told_too(
+        browser: Any, ctx: Context, inbox: tuple[Inbox, int], clock: FakeClock) -> None:
+    """The notice comes from an app's login page as from the account center's: that sign-in's
+    unit of work writes it to the outbox beside the session and the code."""
+    received, _ = inbox
+    await make_user(ctx)
+    await account_sign_in(browser(PHONE_UA))
+    assert await deliver(ctx) == 0
+    clock.advance(60)
+    laptop = browser(LAPTOP_UA, "2001:db8:1:2::5")
+    assert await get_code(laptop, Flow(await make_app(ctx)))
+    assert await deliver(ctx) == 1
+    (notice,) = notices(received)
+    assert notice["Subject"] == "New sign-in to your account from Firefox on Windows"
+    assert "Network: 2001:db8:1:2::/64" in text_of(notice)
+
+
 async def test_a_recognised_device_gets_no_notice_and_the_limit_holds(
         browser: Any, ctx: Context, inbox: tuple[Inbox, int], clock: FakeClock) -> None:
     received, _ = inbox

@@ -559,8 +559,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--pool-size", type=int, default=None,
                         help="database connections per worker, the same for idp "
-                             "(IDP_DB_POOL_SIZE) and the peer (PG_POOL_SIZE); default: each "
-                             "server's own (10)")
+                             "(IDP_DB_POOL_SIZE; the --mixed run's server too) and the peer "
+                             "(PG_POOL_SIZE); default: each server's own (10)")
     parser.add_argument("--customers", type=int, default=200,
                         help="customers signed in per server; their tokens feed the scenarios")
     parser.add_argument("--peer", choices=PEERS, default=None,

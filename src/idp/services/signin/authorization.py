@@ -375,8 +375,9 @@ async def _advance(ctx: Context, session: Connection, client: ClientConfig,
 
 async def _fields_to_collect(connection: Connection, user_id: str,
                              request: AuthorizationRequest, ask: ConsentAsk) -> bool:
-    """Attributes the app asks for (its `claims` request) that the profile lacks; no read
-    without such a request."""
+    """Attributes the app asks for (its `claims` request) that the profile lacks. Without
+    such a request, no session is opened (collect.fields_to_collect would then read nothing
+    either)."""
     if not requested_names(request.claims):
         return False
     async with orm_session(connection) as session:

@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import exc
+from sqlalchemy import exc, literal, select
 from sqlalchemy.util import greenlet_spawn
 
 from idp.services.context import Context
 from idp.store.db import Database, create_engine
 from idp.store.pool import FairQueue
+from idp.store.prepared import Prepared
+
+ONE = Prepared(select(literal(1).label("one")))
 
 
 @pytest.fixture
@@ -75,7 +78,7 @@ async def test_a_waiter_that_gives_up_leaves_the_line(one_connection: Database) 
     # The connection came back to the pool and serves the next request at once.
     async with asyncio.timeout(1):
         async with db.statements() as connection:
-            assert (await connection.exec_driver_sql("SELECT 1")).scalar() == 1
+            assert await ONE.first(connection, {}) == {"one": 1}
     assert db.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 

@@ -146,6 +146,8 @@ async def test_the_orm_inside_an_atomic_unit_stands_or_falls_with_it(ctx: Contex
 
 
 SLEEP = Prepared(select(func.pg_sleep(bindparam("b_seconds", type_=Float))))
+BACKEND = Prepared(select(func.pg_backend_pid().label("pid")))
+ROOT = Prepared(select(func.sqrt(bindparam("b_x", type_=Float))))  # refused below zero
 
 
 async def test_an_atomic_unit_cut_off_mid_statement_writes_nothing_and_frees_its_connection(
@@ -173,6 +175,84 @@ async def test_an_atomic_unit_cut_off_mid_statement_writes_nothing_and_frees_its
     async with ctx.db.atomic() as connection:
         await VERIFY.run(connection, {"b_email": "ana@example.com", "b_verified": False})
     assert await _verified(ctx, "ana@example.com") is False
+
+
+async def test_a_leased_connection_goes_back_to_the_pool_however_its_block_ends(
+        ctx: Context) -> None:
+    """`Database.statements()` on PostgreSQL leases a pool connection without SQLAlchemy's
+    connection layer. It goes back whether its block ends cleanly, fails, or is cancelled
+    mid-statement (then it is dropped: it may still be busy); each lease after that gets a
+    working connection; and nothing is left for the garbage collector."""
+    if ctx.db.dialect != "postgresql":
+        pytest.skip("leased connections are PostgreSQL's")
+    await make_user(ctx, email="ana@example.com")
+    pool = ctx.db.engine.sync_engine.pool
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        async with ctx.db.statements() as connection:
+            assert (await USER.first(connection, {"email": "ana@example.com"})) is not None
+            assert pool.checkedout() == 1  # type: ignore[attr-defined]
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        with pytest.raises(RuntimeError):
+            async with ctx.db.statements() as connection:
+                await USER.first(connection, {"email": "ana@example.com"})
+                raise RuntimeError("the request fails after its read")
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        # A statement the server refuses leaves the connection fine, and back in the pool.
+        with pytest.raises(asyncpg.PostgresError):
+            async with ctx.db.statements() as connection:
+                refused = await BACKEND.first(connection, {})
+                await ROOT.first(connection, {"b_x": -1.0})
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        async with ctx.db.statements() as connection:
+            assert await BACKEND.first(connection, {}) == refused  # the same, kept (LIFO)
+
+        backends: list[int] = []
+
+        async def cut_off() -> None:
+            async with ctx.db.statements() as connection:
+                backends.append((await BACKEND.first(connection, {}) or {})["pid"])
+                await SLEEP.first(connection, {"b_seconds": 5})
+
+        task = asyncio.create_task(cut_off())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        for _ in range(pool.size() + 1):  # type: ignore[attr-defined]
+            async with ctx.db.statements() as connection:
+                row = await USER.first(connection, {"email": "ana@example.com"})
+                backend = await BACKEND.first(connection, {})
+            assert row is not None and backend is not None and backend["pid"] != backends[0]
+        del connection, task
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, SAWarning)], caught
+
+
+async def test_a_leased_connection_that_sat_idle_is_checked_first(
+        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool's own checks run for a leased connection as for any other: one idle past
+    IDLE_PING_SECONDS whose backend has gone (a database restart) is found before it is
+    handed out, and the read runs on a fresh one; no request sees the dead one."""
+    if ctx.db.dialect != "postgresql":
+        pytest.skip("leased connections are PostgreSQL's")
+    await make_user(ctx, email="ana@example.com")
+    async with ctx.db.statements() as connection:
+        first = (await BACKEND.first(connection, {}) or {})["pid"]
+    url = make_url(ctx.settings.database_url)
+    killer = await asyncpg.connect(host=url.host, port=url.port, user=url.username,
+                                   password=url.password, database=url.database)
+    try:
+        assert await killer.fetchval("SELECT pg_terminate_backend($1)", first)
+    finally:
+        await killer.close()
+    await asyncio.sleep(0.2)
+    monkeypatch.setattr("idp.store.db.IDLE_PING_SECONDS", 0.0)
+    async with ctx.db.statements() as connection:
+        row = await USER.first(connection, {"email": "ana@example.com"})
+        second = await BACKEND.first(connection, {})
+    assert row is not None and second is not None and second["pid"] != first
 
 
 SET_EMAIL = Prepared(update(User.__table__).where(User.__table__.c.email == bindparam("b_from"))

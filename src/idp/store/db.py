@@ -7,6 +7,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from sqlalchemy import event, exc
@@ -18,10 +19,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import greenlet_spawn
 
 from idp.observability import metrics
 from idp.store.pool import FairAsyncQueuePool
-from idp.store.prepared import driver_of
+from idp.store.prepared import Leased, driver_of
 
 READ_ONLY = "idp_read_only"
 AUTOCOMMIT = "AUTOCOMMIT"
@@ -181,20 +183,19 @@ class Database:
                 await connection.invalidate(error if isinstance(error, Exception) else None)
                 raise
 
-    def statements(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A pooled connection for Core statements, each committed as it runs, with no ORM
-        session around it: the lightest way to the database, for the hot reads that answer
-        a request in one statement (UserInfo, introspection)."""
-        # On PostgreSQL every statement here is `Prepared` and goes to asyncpg directly, which
-        # runs it in its own implicit transaction: the connection needs no AUTOCOMMIT switch
-        # (setting and resetting the isolation level on each checkout was 3 % of a UserInfo
-        # request's CPU). A statement sent through SQLAlchemy would still be correct: it
-        # begins a transaction that the check-in rolls back. SQLite begins every transaction
-        # IMMEDIATE (a write lock), so its reads stay on the autocommit engine. The
-        # connection is its own context manager: a generator-based one around it cost 10-20
-        # us a checkout, 2-3 % of a UserInfo request's CPU.
-        return (self.engine if self.dialect == "postgresql" else self._statement_engine
-                ).connect()
+    def statements(self) -> AbstractAsyncContextManager[AsyncConnection | Leased]:
+        """A pooled connection for `Prepared` statements, each committed as it runs, with no
+        ORM session around it: the lightest way to the database, for the hot reads that
+        answer a request in one statement (UserInfo, introspection)."""
+        # On PostgreSQL every statement goes to asyncpg directly, which runs it in its own
+        # implicit transaction, on a connection leased from the pool with nothing of
+        # SQLAlchemy's around it (`Leased`). SQLite begins every transaction IMMEDIATE (a
+        # write lock), so its reads run on the autocommit engine. Neither is a
+        # generator-based context manager: one cost 10-20 us a checkout, 2-3 % of a UserInfo
+        # request's CPU.
+        if self.dialect == "postgresql":
+            return _Lease(self.engine)
+        return self._statement_engine.connect()
 
     def observe_pool(self) -> None:
         """Keep /metrics' pool figures for this serving process: the pool's size, and the
@@ -223,3 +224,38 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class _Lease:
+    """`async with _Lease(engine) as leased`: a connection of the engine's pool as `Leased`.
+
+    Checked out in a greenlet, as `AsyncEngine.connect()` does, since the pool may have to
+    wait for a connection, open one, or ping one that sat idle. Checked in without one when
+    SQLAlchemy holds no transaction on it (it never begins one here: every statement goes
+    to asyncpg), so the check-in's reset has nothing to roll back and does no I/O; in a
+    greenlet otherwise. A connection invalidated meanwhile is out of the pool already."""
+
+    __slots__ = ("engine", "leased")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def __aenter__(self) -> Leased:
+        sync = self.engine.sync_engine
+        fairy = await greenlet_spawn(sync.pool.connect)
+        self.leased = Leased(fairy, sync.dialect)
+        return self.leased
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        fairy = self.leased.fairy
+        adapted = fairy.dbapi_connection
+        if adapted is None:
+            return  # invalidated: closed and returned
+        if getattr(adapted, "_transaction", _UNKNOWN) is None:
+            fairy.close()
+        else:
+            await greenlet_spawn(fairy.close)
+
+
+_UNKNOWN = object()  # another SQLAlchemy's adapter: check in the way SQLAlchemy does

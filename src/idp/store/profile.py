@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +18,7 @@ from idp.store.models import (
     ProfileRelease,
     Purpose,
 )
-from idp.store.prepared import Connection, dialect_of
+from idp.store.prepared import Connection, Prepared, Statements, dialect_of
 
 # --- the schema ---------------------------------------------------------------------------
 
@@ -82,10 +82,14 @@ class Source:
     purposes: tuple[str, ...] = ()
 
 
-async def provenance_of(session: Connection, user_id: str) -> dict[str, ProfileProvenance]:
-    rows = await session.execute(select(*ProfileProvenance.__table__.c).where(
-        ProfileProvenance.user_id == user_id))
-    return {row.name: ProfileProvenance(**row._mapping) for row in rows}
+_PROVENANCE_OF = Prepared(select(*ProfileProvenance.__table__.c).where(
+    ProfileProvenance.user_id == bindparam("b_user_id")))
+
+
+async def provenance_of(connection: Statements, user_id: str
+                        ) -> dict[str, ProfileProvenance]:
+    rows = await _PROVENANCE_OF.all(connection, {"b_user_id": user_id})
+    return {row["name"]: ProfileProvenance(**row) for row in rows}
 
 
 async def set_provenance(session: AsyncSession, user_id: str, names: Iterable[str],

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from idp.protocol.privacy import Standing
 from idp.store.models import Client, Grant, RefreshToken, TokenRevocation, User
-from idp.store.prepared import Connection, Prepared, detached, labelled
+from idp.store.prepared import Connection, Prepared, Statements, detached, labelled
 from idp.store.privacy import standing_from, with_standing
 
 
@@ -127,7 +127,7 @@ def revocation_keys(jti: str, sid: str | None, chain: str | None) -> dict[str, s
             "k_chain": f"code:{chain}" if chain else ""}
 
 
-async def user_token_state(session: AsyncSession | AsyncConnection, grant_id: str,
+async def user_token_state(session: Statements, grant_id: str,
                            keys: dict[str, str]) -> tuple[GrantState, bool] | None:
     """What an end-user's access token is judged by, in one statement: its grant with the
     grant's user, and whether any of its revocation keys was revoked."""
@@ -144,7 +144,7 @@ async def grant_state(connection: Connection, grant_id: str) -> GrantState | Non
     return _grant_state(values) if values is not None else None
 
 
-async def client_token_state(session: AsyncSession | AsyncConnection, client_id: str,
+async def client_token_state(session: Statements, client_id: str,
                              keys: dict[str, str]) -> tuple[bool, bool]:
     """A client's own access token, in one statement: whether the client still exists, and
     whether the token was revoked."""
@@ -153,7 +153,7 @@ async def client_token_state(session: AsyncSession | AsyncConnection, client_id:
     return values["client_id"] is not None, values["revoked"] is not None
 
 
-async def refresh_token_state(session: AsyncSession | AsyncConnection, token_hash: str
+async def refresh_token_state(session: Statements, token_hash: str
                               ) -> tuple[RefreshToken, GrantState] | None:
     """A refresh token with its grant and its user, in one statement (all detached). None
     when any of them is gone."""

@@ -19,7 +19,7 @@ from idp.services.context import Context
 from idp.store import interactions as interaction_store
 from idp.store import sessions as session_store
 from idp.store.models import BrowserSession, Interaction, SecurityEvent, User
-from idp.store.prepared import Prepared, _direct, orm_session
+from idp.store.prepared import Prepared, _direct, executable, orm_session
 from tests.helpers import Flow, get_code, make_app, make_user, redeem
 
 USER = Prepared(select(User.__table__).where(User.__table__.c.email == bindparam("email"))
@@ -135,14 +135,26 @@ async def test_the_orm_inside_an_atomic_unit_stands_or_falls_with_it(ctx: Contex
     async with ctx.db.atomic() as connection:
         async with orm_session(connection) as session:
             session.add(event("orm"))
-        seen = await connection.scalar(select(func.count()).select_from(SecurityEvent).where(
-            SecurityEvent.user_id == user_id))
+        # SQLAlchemy's own execution on the unit's connection (a leased one's is made
+        # for it) sees it too.
+        seen = await (await executable(connection)).scalar(
+            select(func.count()).select_from(SecurityEvent).where(
+                SecurityEvent.user_id == user_id))
         await VERIFY.run(connection, {"b_email": "ana@example.com", "b_verified": False})
     assert seen == 1
     assert await kinds() == ["orm"]
     # A session given to it is used as it is.
     async with ctx.db.transaction() as unit, orm_session(unit) as session:
         assert session is unit
+    # The connection went back to the pool as it came: the next ORM unit of work on it (the
+    # pool hands out the most recently returned first) is one transaction again, not a
+    # statement at a time.
+    with pytest.raises(RuntimeError):
+        async with ctx.db.transaction() as unit:
+            unit.add(event("orm-unit-then-fail"))
+            await unit.flush()
+            raise RuntimeError("the ORM unit of work fails after its flush")
+    assert await kinds() == ["orm"]
 
 
 SLEEP = Prepared(select(func.pg_sleep(bindparam("b_seconds", type_=Float))))
@@ -225,6 +237,14 @@ async def test_a_leased_connection_goes_back_to_the_pool_however_its_block_ends(
                 row = await USER.first(connection, {"email": "ana@example.com"})
                 backend = await BACKEND.first(connection, {})
             assert row is not None and backend is not None and backend["pid"] != backends[0]
+        # One that broke under its block (closed) is dropped, not handed out again.
+        async with ctx.db.statements() as connection:
+            broken = (await BACKEND.first(connection, {}) or {})["pid"]
+            await connection.target.driver.close()
+        async with ctx.db.atomic() as connection:
+            backend = await BACKEND.first(connection, {})
+        assert backend is not None and backend["pid"] != broken
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
         del connection, task
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, SAWarning)], caught

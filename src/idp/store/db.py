@@ -23,7 +23,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from idp.observability import metrics
 from idp.store.pool import FairAsyncQueuePool
-from idp.store.prepared import Leased, driver_of
+from idp.store.prepared import Leased
 
 READ_ONLY = "idp_read_only"
 AUTOCOMMIT = "AUTOCOMMIT"
@@ -153,35 +153,15 @@ class Database:
         async with self._statements() as session, session.begin():
             yield session
 
-    @asynccontextmanager
-    async def atomic(self) -> AsyncIterator[AsyncConnection]:
+    def atomic(self) -> AbstractAsyncContextManager[AsyncConnection | Leased]:
         """A short unit of work of `Prepared` statements (idp.store.prepared): all of them
-        or none. On PostgreSQL the transaction is asyncpg's own, so a unit of work is BEGIN,
-        its statements and COMMIT with nothing of SQLAlchemy's around them; on SQLite it is
-        SQLAlchemy's, begun IMMEDIATE like every writing unit of work."""
-        if self.dialect != "postgresql":
-            async with self.engine.connect() as connection, connection.begin():
-                yield connection
-            return
-        async with self._statement_engine.connect() as connection:
-            driver = await driver_of(connection)
-            transaction = driver.transaction()
-            await transaction.start()
-            try:
-                yield connection
-            except BaseException:
-                if not driver.is_closed():
-                    try:
-                        await transaction.rollback()
-                    except Exception as error:
-                        # Cut off mid-statement: the pool must not hand it out again.
-                        await connection.invalidate(error)
-                raise
-            try:
-                await transaction.commit()
-            except BaseException as error:
-                await connection.invalidate(error if isinstance(error, Exception) else None)
-                raise
+        or none. On PostgreSQL the transaction is asyncpg's own, on a leased connection, so a
+        unit of work is BEGIN, its statements and COMMIT with nothing of SQLAlchemy's around
+        them; on SQLite it is SQLAlchemy's, begun IMMEDIATE like every writing unit of
+        work."""
+        if self.dialect == "postgresql":
+            return _Atomic(self._statement_engine)
+        return _sqlite_atomic(self.engine)
 
     def statements(self) -> AbstractAsyncContextManager[AsyncConnection | Leased]:
         """A pooled connection for `Prepared` statements, each committed as it runs, with no
@@ -194,7 +174,7 @@ class Database:
         # generator-based context manager: one cost 10-20 us a checkout, 2-3 % of a UserInfo
         # request's CPU.
         if self.dialect == "postgresql":
-            return _Lease(self.engine)
+            return _Lease(self._statement_engine)
         return self._statement_engine.connect()
 
     def observe_pool(self) -> None:
@@ -226,14 +206,22 @@ class Database:
         await self.engine.dispose()
 
 
+@asynccontextmanager
+async def _sqlite_atomic(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as connection, connection.begin():
+        yield connection
+
+
 class _Lease:
     """`async with _Lease(engine) as leased`: a connection of the engine's pool as `Leased`.
 
     Checked out in a greenlet, as `AsyncEngine.connect()` does, since the pool may have to
     wait for a connection, open one, or ping one that sat idle. Checked in without one when
-    SQLAlchemy holds no transaction on it (it never begins one here: every statement goes
-    to asyncpg), so the check-in's reset has nothing to roll back and does no I/O; in a
-    greenlet otherwise. A connection invalidated meanwhile is out of the pool already."""
+    SQLAlchemy holds no transaction on it (it never begins one on a lease: its statements go
+    to asyncpg, and the AUTOCOMMIT engine's `AsyncConnection`, if a rare branch asked for
+    one, sends no BEGIN), so the check-in's reset has nothing to roll back and does no I/O;
+    in a greenlet otherwise. A connection invalidated meanwhile is out of the pool already.
+    Not a generator-based context manager: one cost 10-20 us a checkout."""
 
     __slots__ = ("engine", "leased")
 
@@ -241,21 +229,62 @@ class _Lease:
         self.engine = engine
 
     async def __aenter__(self) -> Leased:
-        sync = self.engine.sync_engine
-        fairy = await greenlet_spawn(sync.pool.connect)
-        self.leased = Leased(fairy, sync.dialect)
+        fairy = await greenlet_spawn(self.engine.sync_engine.pool.connect)
+        self.leased = Leased(fairy, self.engine)
         return self.leased
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         traceback: TracebackType | None) -> None:
-        fairy = self.leased.fairy
+        await self._check_in()
+
+    async def _check_in(self) -> None:
+        leased = self.leased
+        fairy, made = leased.fairy, leased.made
         adapted = fairy.dbapi_connection
         if adapted is None:
             return  # invalidated: closed and returned
-        if getattr(adapted, "_transaction", _UNKNOWN) is None:
+        if leased.target.driver.is_closed():
+            await leased.invalidate()  # broken under the block: not to be handed out again
+        elif made is not None:
+            await made.close()  # its Connection holds the lease and checks it in
+        elif getattr(adapted, "_transaction", _UNKNOWN) is None:
             fairy.close()
         else:
             await greenlet_spawn(fairy.close)
 
 
 _UNKNOWN = object()  # another SQLAlchemy's adapter: check in the way SQLAlchemy does
+
+
+class _Atomic(_Lease):
+    """`Database.atomic()` on PostgreSQL: asyncpg's transaction on a leased connection,
+    committed when the block ends cleanly and rolled back otherwise. A connection whose
+    commit or rollback failed (cut off mid-statement, broken) is not handed out again."""
+
+    __slots__ = ("transaction",)
+
+    async def __aenter__(self) -> Leased:
+        leased = await super().__aenter__()
+        try:
+            self.transaction = leased.target.driver.transaction()
+            await self.transaction.start()
+        except BaseException as error:
+            await leased.invalidate(error if isinstance(error, Exception) else None)
+            raise
+        return leased
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        leased = self.leased
+        try:
+            if error is None:
+                await self.transaction.commit()
+            elif not leased.target.driver.is_closed():
+                await self.transaction.rollback()
+        except BaseException as failed:
+            await leased.invalidate(failed if isinstance(failed, Exception) else None)
+            # The block's own error goes on, unless the end was cancelled or fails itself.
+            if error is None or not isinstance(failed, Exception):
+                raise
+        finally:
+            await self._check_in()

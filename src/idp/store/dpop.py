@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import digest
 from idp.store.models import DpopProof
-from idp.store.prepared import Prepared, Statements, dialect_of
+from idp.store.prepared import Connection, Prepared, dialect_of
 
 _TABLE = cast(Table, DpopProof.__table__)
 
@@ -27,7 +27,7 @@ def _remember(insert: Any) -> Prepared:
 _REMEMBER = {"postgresql": _remember(postgresql_insert), "sqlite": _remember(sqlite_insert)}
 
 
-async def remember_proof(connection: Statements, jkt: str, jti: str, expires_at: int) -> bool:
+async def remember_proof(connection: Connection, jkt: str, jti: str, expires_at: int) -> bool:
     """Record a proof's `jti` (under its key, so clients cannot collide): True the first time,
     False for a replay."""
     key = digest(f"{jkt}\x00{jti}")

@@ -9,7 +9,7 @@ from sqlalchemy import Table, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.store.models import BrowserSession, FederationState, Identity, Upstream
-from idp.store.prepared import Prepared, Statements, detached
+from idp.store.prepared import Connection, Prepared, detached
 
 
 async def get_upstream(session: AsyncSession, alias: str) -> Upstream | None:
@@ -28,7 +28,7 @@ _ENABLED = Prepared(select(*(_UPSTREAMS.c[name] for name in _SHOWN))
                     .where(_UPSTREAMS.c.enabled == true()).order_by(_UPSTREAMS.c.alias))
 
 
-async def enabled_upstreams(connection: Statements) -> list[Upstream]:
+async def enabled_upstreams(connection: Connection) -> list[Upstream]:
     """The enabled upstreams' alias, type and settings (detached, read-only objects with
     nothing else loaded: no secrets), by alias; the sign-in page's read."""
     return [detached(Upstream, "", _SHOWN, values)

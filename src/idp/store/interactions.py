@@ -25,7 +25,7 @@ from sqlalchemy.orm.util import identity_key
 from idp.domain import ClientConfig
 from idp.store.clients import to_config
 from idp.store.models import AuthorizationCode, Client, Interaction, PushedRequest
-from idp.store.prepared import Connection, Prepared, Statements, detached, labelled
+from idp.store.prepared import Connection, Prepared, detached, labelled
 
 
 def _could_be_id(interaction_id: str) -> bool:
@@ -61,7 +61,7 @@ _FOR_PAGE = Prepared(
     .where(_INTERACTIONS.c.id == bindparam("b_id")))
 
 
-async def interaction_for_page(connection: Statements, interaction_id: str, now: int
+async def interaction_for_page(connection: Connection, interaction_id: str, now: int
                                ) -> tuple[Interaction, ClientConfig | None] | None:
     """The open interaction (detached, read-only) and its app's registration (None when the
     app is gone), from one prepared read; None when there is no such open interaction."""

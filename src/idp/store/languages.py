@@ -9,7 +9,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.store.models import BrowserSession, ConsentText, Interaction, User
-from idp.store.prepared import Prepared, Statements
+from idp.store.prepared import Connection, Prepared
 
 _INTERACTIONS = cast(Table, Interaction.__table__)
 _SESSIONS = cast(Table, BrowserSession.__table__)
@@ -24,7 +24,7 @@ _LOCALE_OF_SESSION = Prepared(
            _SESSIONS.c.expires_at > bindparam("b_now")))
 
 
-async def interaction_ui_locales(connection: Statements, interaction_id: str, now: int
+async def interaction_ui_locales(connection: Connection, interaction_id: str, now: int
                                  ) -> list[str]:
     """The `ui_locales` of a pending authorization request (OIDC Core §3.1.2.1)."""
     if not interaction_id or len(interaction_id) > 64 or "\x00" in interaction_id:
@@ -35,7 +35,7 @@ async def interaction_ui_locales(connection: Statements, interaction_id: str, no
     return [str(tag) for tag in found] if isinstance(found, list) else []
 
 
-async def session_user_locale(connection: Statements, session_hash: str, now: int
+async def session_user_locale(connection: Connection, session_hash: str, now: int
                               ) -> str | None:
     """The language the account of a live browser session picked, if it picked one."""
     row = await _LOCALE_OF_SESSION.first(connection, {"b_id_hash": session_hash, "b_now": now})

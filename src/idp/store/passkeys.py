@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.store.models import Passkey, WebAuthnChallenge
-from idp.store.prepared import Prepared, Statements, dialect_of
+from idp.store.prepared import Connection, Prepared, dialect_of
 
 
 async def passkeys_of_user(session: AsyncSession, user_id: str) -> list[Passkey]:
@@ -86,7 +86,7 @@ def _put(insert: Any) -> Prepared:
 _PUT = {"postgresql": _put(pg_insert), "sqlite": _put(sqlite_insert)}
 
 
-async def put_challenge(connection: Statements, key: str, challenge: str,
+async def put_challenge(connection: Connection, key: str, challenge: str,
                         user_id: str | None, expires_at: int) -> None:
     """A new ceremony here replaces this browser's earlier one (one upsert: two pages of the
     same browser rendered at once both succeed, the later challenge stands). Expired ones

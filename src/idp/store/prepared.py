@@ -33,8 +33,9 @@ from typing import Any, TypeVar, cast
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Label, Table, bindparam, exc, insert
+from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.base import manager_of_class as instance_state_manager
 from sqlalchemy.pool import PoolProxiedConnection
@@ -46,32 +47,50 @@ M = TypeVar("M")
 
 
 class Leased:
-    """A pooled PostgreSQL connection held for `Prepared` statements alone, with none of
-    SQLAlchemy's `Connection` and `AsyncConnection` around it (`Database.statements()`).
+    """A pooled PostgreSQL connection held with none of SQLAlchemy's `Connection` and
+    `AsyncConnection` around it (`Database.statements()`, `Database.atomic()`): `Prepared`
+    statements go to asyncpg on it directly.
 
     Checking a connection out and in through `AsyncEngine.connect()` cost 53 us of CPU (two
     greenlets, a `Connection`, and a task for the shielded close), a sixth of a UserInfo
     request's; the pool's own checkout, in one greenlet, and check-in cost 21 us. The pool
     is SQLAlchemy's, with its events (the idle ping, the gauges), its fair queue
     (idp.store.pool) and its invalidation, so these connections are counted and sized with
-    every other."""
+    every other. A rare branch that needs SQLAlchemy's execution (the ORM, a Core statement
+    that is not `Prepared`) gets an `AsyncConnection` on the same connection, made when it
+    first asks (`executable`)."""
 
-    __slots__ = ("dialect", "fairy", "target")
+    __slots__ = ("dialect", "engine", "fairy", "made", "target")
 
-    def __init__(self, fairy: PoolProxiedConnection, dialect: Dialect) -> None:
-        self.fairy, self.dialect = fairy, dialect
+    def __init__(self, fairy: PoolProxiedConnection, engine: AsyncEngine) -> None:
+        # `engine`: the AUTOCOMMIT engine, so SQLAlchemy itself never begins a transaction on
+        # the connection (asyncpg's own, if any, is the unit of work's).
+        self.fairy, self.engine, self.dialect = fairy, engine, engine.dialect
         self.target = _Target(self, fairy.driver_connection, False)
+        self.made: AsyncConnection | None = None
+
+    async def sqlalchemy(self) -> AsyncConnection:
+        """An `AsyncConnection` on this very connection (closing it checks the connection
+        in, which ends the lease)."""
+        if self.made is None:
+            sync = await greenlet_spawn(SyncConnection, self.engine.sync_engine, self.fairy)
+            self.made = AsyncConnection(self.engine, sync)
+        return self.made
 
     async def invalidate(self, exception: Exception | None = None) -> None:
         """Closed and out of the pool, as `AsyncConnection.invalidate`: returned already."""
         await greenlet_spawn(self.fairy.invalidate, exception)
 
 
-# What a store function may run its statements on: the ORM unit of work it is part of, or
-# a bare connection (`Database.atomic()`); `Statements` adds a leased one
-# (`Database.statements()` on PostgreSQL), which takes `Prepared` statements alone.
-Connection = AsyncSession | AsyncConnection
-Statements = AsyncSession | AsyncConnection | Leased
+# What a store function may run its statements on: the ORM unit of work it is part of, a
+# bare connection (`Database.atomic()`, `Database.statements()`), or a leased one. Only
+# `Prepared` statements take them all; SQLAlchemy's own execution needs `executable`.
+Connection = AsyncSession | AsyncConnection | Leased
+
+
+async def executable(connection: Connection) -> AsyncSession | AsyncConnection:
+    """The connection as SQLAlchemy executes on it (a leased one's own `AsyncConnection`)."""
+    return await connection.sqlalchemy() if isinstance(connection, Leased) else connection
 
 
 class _Compiled:
@@ -118,7 +137,7 @@ class Prepared:
             compiled = self._compiled[dialect.name] = _Compiled(self.statement, dialect)
         return compiled
 
-    async def first(self, connection: Statements,
+    async def first(self, connection: Connection,
                     params: Mapping[str, Any]) -> Mapping[str, Any] | None:
         target = await _direct(connection)
         if target is not None:
@@ -133,7 +152,7 @@ class Prepared:
         row = (await connection.execute(self.statement, params)).first()
         return cast(Mapping[str, Any], row._mapping) if row is not None else None
 
-    async def all(self, connection: Statements,
+    async def all(self, connection: Connection,
                   params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         """Every row, as mappings."""
         target = await _direct(connection)
@@ -148,7 +167,7 @@ class Prepared:
         result = await connection.execute(self.statement, params)
         return [cast(Mapping[str, Any], row._mapping) for row in result]
 
-    async def run(self, connection: Statements,
+    async def run(self, connection: Connection,
                   params: Mapping[str, Any]) -> None:
         if self.after_pending and isinstance(connection, AsyncSession) and (
                 connection.new or connection.dirty or connection.deleted):
@@ -177,7 +196,7 @@ class _Target:
 _SESSION_TARGET = "idp.prepared.target"
 
 
-async def _direct(connection: Statements) -> _Target | None:
+async def _direct(connection: Connection) -> _Target | None:
     """Where to send a statement to asyncpg, or None for the ordinary way (SQLite)."""
     if isinstance(connection, Leased):
         return connection.target
@@ -271,16 +290,17 @@ async def orm_session(connection: Connection) -> AsyncIterator[AsyncSession]:
     if isinstance(connection, AsyncSession):
         yield connection
         return
+    bind = await connection.sqlalchemy() if isinstance(connection, Leased) else connection
     # join_transaction_mode "conditional_savepoint" (the default): on SQLite the connection is
     # in a transaction, which the session joins and never commits; on PostgreSQL SQLAlchemy
     # sees none (AUTOCOMMIT), and the session's own begin and end send nothing.
-    async with AsyncSession(bind=connection, autoflush=False, expire_on_commit=False,
+    async with AsyncSession(bind=bind, autoflush=False, expire_on_commit=False,
                             join_transaction_mode="conditional_savepoint") as session:
         yield session
         await session.flush()
 
 
-def dialect_of(connection: Statements) -> str:
+def dialect_of(connection: Connection) -> str:
     if isinstance(connection, AsyncConnection | Leased):
         return connection.dialect.name
     return connection.get_bind().dialect.name

@@ -18,7 +18,7 @@ from idp.store.models import (
     ProfileRelease,
     Purpose,
 )
-from idp.store.prepared import Connection, Prepared, Statements, dialect_of
+from idp.store.prepared import Connection, Prepared, dialect_of
 
 # --- the schema ---------------------------------------------------------------------------
 
@@ -86,7 +86,7 @@ _PROVENANCE_OF = Prepared(select(*ProfileProvenance.__table__.c).where(
     ProfileProvenance.user_id == bindparam("b_user_id")))
 
 
-async def provenance_of(connection: Statements, user_id: str
+async def provenance_of(connection: Connection, user_id: str
                         ) -> dict[str, ProfileProvenance]:
     rows = await _PROVENANCE_OF.all(connection, {"b_user_id": user_id})
     return {row["name"]: ProfileProvenance(**row) for row in rows}
@@ -133,7 +133,7 @@ async def purpose_bound(session: AsyncSession, after_user: str, limit: int
 # --- the access log --------------------------------------------------------------------------
 
 
-async def add_releases(session: Connection, rows: list[dict[str, Any]]) -> None:
+async def add_releases(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """One statement; a release already on record for its day stays as it is."""
     insert = postgresql_insert if dialect_of(session) == "postgresql" else sqlite_insert
     await session.execute(insert(ProfileRelease).values(rows).on_conflict_do_nothing())

@@ -57,14 +57,17 @@ async def find_by_sid(session: AsyncSession, sid: str, now: int) -> SessionInfo 
                        row.last_used_at)
 
 
-async def end_session(session: Connection, id_hash: str, now: int) -> str | None:
+_END_SESSION = Prepared(
+    update(BrowserSession)
+    .where(BrowserSession.id_hash == bindparam("b_id_hash"), BrowserSession.ended_at.is_(None))
+    .values(ended_at=bindparam("b_now")).returning(BrowserSession.user_id))
+
+
+async def end_session(connection: Connection, id_hash: str, now: int) -> str | None:
     """End the session with this cookie digest; returns its user id, or None if it was not
     live. (A Core UPDATE: an ORM unit of work's loaded row is not changed by it.)"""
-    return await session.scalar(
-        update(BrowserSession)
-        .where(BrowserSession.id_hash == id_hash, BrowserSession.ended_at.is_(None))
-        .values(ended_at=now).returning(BrowserSession.user_id)
-    )
+    row = await _END_SESSION.first(connection, {"b_id_hash": id_hash, "b_now": now})
+    return None if row is None else str(row["user_id"])
 
 
 # Last use is kept to this granularity (seconds): at most one UPDATE of a session in that

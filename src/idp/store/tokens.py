@@ -10,11 +10,11 @@ from typing import Any, cast
 from sqlalchemy import BindParameter, Select, Table, bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.protocol.privacy import Standing
 from idp.store.models import Client, Grant, RefreshToken, TokenRevocation, User
-from idp.store.prepared import Connection, Prepared, Statements, detached, labelled
+from idp.store.prepared import Connection, Prepared, detached, labelled
 from idp.store.privacy import standing_from, with_standing
 
 
@@ -127,7 +127,7 @@ def revocation_keys(jti: str, sid: str | None, chain: str | None) -> dict[str, s
             "k_chain": f"code:{chain}" if chain else ""}
 
 
-async def user_token_state(session: Statements, grant_id: str,
+async def user_token_state(session: Connection, grant_id: str,
                            keys: dict[str, str]) -> tuple[GrantState, bool] | None:
     """What an end-user's access token is judged by, in one statement: its grant with the
     grant's user, and whether any of its revocation keys was revoked."""
@@ -144,7 +144,7 @@ async def grant_state(connection: Connection, grant_id: str) -> GrantState | Non
     return _grant_state(values) if values is not None else None
 
 
-async def client_token_state(session: Statements, client_id: str,
+async def client_token_state(session: Connection, client_id: str,
                              keys: dict[str, str]) -> tuple[bool, bool]:
     """A client's own access token, in one statement: whether the client still exists, and
     whether the token was revoked."""
@@ -153,7 +153,7 @@ async def client_token_state(session: Statements, client_id: str,
     return values["client_id"] is not None, values["revoked"] is not None
 
 
-async def refresh_token_state(session: Statements, token_hash: str
+async def refresh_token_state(session: Connection, token_hash: str
                               ) -> tuple[RefreshToken, GrantState] | None:
     """A refresh token with its grant and its user, in one statement (all detached). None
     when any of them is gone."""
@@ -163,7 +163,7 @@ async def refresh_token_state(session: Statements, token_hash: str
     return detached(RefreshToken, "r_", _REFRESH_COLUMNS, values), _grant_state(values)
 
 
-async def lock_grant_of_refresh_token(session: AsyncSession | AsyncConnection, token_hash: str
+async def lock_grant_of_refresh_token(session: Connection, token_hash: str
                                       ) -> GrantState | None:
     """Take the row lock of the grant the refresh token belongs to (PostgreSQL; SQLite's
     BEGIN IMMEDIATE already serialises writers). Every refresh of a grant, and the reuse
@@ -177,7 +177,7 @@ async def lock_grant_of_refresh_token(session: AsyncSession | AsyncConnection, t
     return _grant_state(values) if values is not None else None
 
 
-async def claim_refresh_token(session: AsyncSession | AsyncConnection, token_hash: str,
+async def claim_refresh_token(session: Connection, token_hash: str,
                               client_id: str, now: int, jkt: str | None = None
                               ) -> RefreshToken | None:
     """Mark a live refresh token used; only one concurrent caller gets the row (REL-02).

@@ -22,7 +22,7 @@ from idp.services.signin import security_events, throttle
 from idp.services.signin.session_devices import SIGN_IN_FAILED, request_device
 from idp.store import users as user_store
 from idp.store.models import SecurityEvent, User
-from idp.store.prepared import Connection
+from idp.store.prepared import Connection, Prepared
 
 
 @dataclass(frozen=True)
@@ -88,17 +88,17 @@ async def record_failure(ctx: Context, user_id: str | None) -> None:
     async with ctx.db.atomic() as connection:
         # One statement either way: the row is copied from the account's, so for an unknown
         # address the same INSERT ... SELECT finds nothing to insert.
-        await connection.execute(_RECORD_FAILURE, {
+        await _RECORD_FAILURE.run(connection, {
             "b_id": security_events.event_id(), "b_kind": SIGN_IN_FAILED, "b_now": ctx.now(),
             "b_detail": {"device": device, "network": network, "method": "password"},
             "b_user_id": user_id or ""})
 
 
-_RECORD_FAILURE = insert(SecurityEvent).from_select(
+_RECORD_FAILURE = Prepared(insert(SecurityEvent).from_select(
     ["id", "user_id", "kind", "detail", "created_at"],
     select(cast(bindparam("b_id"), String), User.id, cast(bindparam("b_kind"), String),
            bindparam("b_detail", type_=JSON), cast(bindparam("b_now"), BigInteger))
-    .where(User.id == bindparam("b_user_id")))
+    .where(User.id == bindparam("b_user_id"))))
 
 
 async def settle(ctx: Context, connection: Connection, proof: Proof) -> None:

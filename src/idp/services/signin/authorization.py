@@ -43,7 +43,7 @@ from idp.store import interactions as interaction_store
 from idp.store import purposes as purpose_store
 from idp.store import sessions as session_store
 from idp.store.models import BrowserSession, Interaction
-from idp.store.prepared import Connection, Statements, orm_session
+from idp.store.prepared import Connection, orm_session
 
 log = logging.getLogger("idp.signin")
 REUSE_WINDOW_SECONDS = 60
@@ -232,7 +232,7 @@ async def lock_for_sign_in(ctx: Context, connection: Connection, interaction_id:
     return interaction, _known(client)
 
 
-async def interaction_to_show(ctx: Context, connection: Statements, interaction_id: str,
+async def interaction_to_show(ctx: Context, connection: Connection, interaction_id: str,
                               browser_id: str) -> tuple[Interaction, ClientConfig]:
     """load_interaction for a page that only shows the interaction: detached, unlocked, and
     read with its app in one statement."""

@@ -33,7 +33,7 @@ from idp.services.signin import security_events
 from idp.settings import Settings
 from idp.store import passkeys as store
 from idp.store.models import Passkey
-from idp.store.prepared import Statements
+from idp.store.prepared import Connection
 
 CHALLENGE_SECONDS = 300
 TIMEOUT_MS = CHALLENGE_SECONDS * 1000
@@ -99,7 +99,7 @@ def from_b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-async def store_challenge(ctx: Context, connection: Statements, key: str,
+async def store_challenge(ctx: Context, connection: Connection, key: str,
                           user_id: str | None) -> bytes:
     challenge = secrets.token_bytes(32)  # §13.4.3: at least 16 random bytes
     await store.put_challenge(connection, key, b64url(challenge), user_id,
@@ -127,7 +127,7 @@ async def authentication_options(ctx: Context, session: AsyncSession, key: str,
     return _request_options(ctx, await store_challenge(ctx, session, key, user_id), allowed)
 
 
-async def usernameless_options(ctx: Context, connection: Statements, key: str) -> str:
+async def usernameless_options(ctx: Context, connection: Connection, key: str) -> str:
     """PublicKeyCredentialRequestOptions as JSON for the login page: an empty
     allowCredentials, so the authenticator offers its discoverable credentials (§5.4.6)."""
     return _request_options(ctx, await store_challenge(ctx, connection, key, None), None)

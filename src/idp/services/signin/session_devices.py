@@ -20,7 +20,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from idp.crypto.handles import digest
 from idp.notifications.mail import enqueue_mail
@@ -31,7 +31,7 @@ from idp.services.signin.throttle import account_key, request_source, source_key
 from idp.services.signin.user_agents import describe
 from idp.store import throttles as throttle_store
 from idp.store.models import BrowserSession, SecurityEvent, User
-from idp.store.prepared import Connection, orm_session
+from idp.store.prepared import Connection, Prepared, orm_session
 
 # The User-Agent of the request being served (at most MAX_AGENT_LENGTH characters), set by
 # `idp.web.source.ClientSource`.
@@ -98,15 +98,17 @@ def notice_context(ctx: Context, device: str, network: str | None, at: int) -> d
             "sessions_link": f"{issuer}/account/sessions"}
 
 
-async def _first_sign_in(session: Connection, user_id: str) -> bool:
+_EARLIER_SESSION = Prepared(select(BrowserSession.id_hash).where(
+    BrowserSession.user_id == bindparam("b_user_id")).limit(1))
+_EARLIER_SIGN_IN = Prepared(select(SecurityEvent.id).where(
+    SecurityEvent.user_id == bindparam("b_user_id"), SecurityEvent.kind == SIGNED_IN).limit(1))
+
+
+async def _first_sign_in(connection: Connection, user_id: str) -> bool:
     """No earlier session or sign-in of the account: it was just created."""
-    earlier = await session.scalar(
-        select(BrowserSession.id_hash).where(BrowserSession.user_id == user_id).limit(1))
-    if earlier is not None:
+    if await _EARLIER_SESSION.first(connection, {"b_user_id": user_id}) is not None:
         return False
-    signed_in = await session.scalar(select(SecurityEvent.id).where(
-        SecurityEvent.user_id == user_id, SecurityEvent.kind == SIGNED_IN).limit(1))
-    return signed_in is None
+    return await _EARLIER_SIGN_IN.first(connection, {"b_user_id": user_id}) is None
 
 
 async def _notice_allowed(session: Connection, user_id: str, device: str, now: int) -> bool:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from idp.crypto.handles import digest, new_handle
 from idp.crypto.keys import KeyRing
@@ -23,7 +22,7 @@ from idp.services.context import Context
 from idp.services.profile.release import id_token_claims
 from idp.services.tokens.dpop import BOUND_KEY
 from idp.store.models import Grant, RefreshToken, User
-from idp.store.prepared import inserting_rows
+from idp.store.prepared import Connection, inserting_rows
 from idp.store.tokens import chain_of
 
 # A Core insert, built once: each request only binds its values (no ORM flush, no
@@ -140,7 +139,7 @@ def wants_refresh_token(client: ClientConfig, scopes: list[str]) -> bool:
     return "offline_access" in scopes or client.long_sessions
 
 
-async def mint_refresh_token(ctx: Context, session: AsyncSession | AsyncConnection,
+async def mint_refresh_token(ctx: Context, session: Connection,
                              client: ClientConfig,
                              subject: Subject, scopes: list[str],
                              claims_param: dict[str, Any] | None,

@@ -16,7 +16,7 @@ from idp.protocol.privacy import NO_STANDING, Standing
 from idp.services.context import Context
 from idp.store import tokens as token_store
 from idp.store.models import Grant, RefreshToken, User
-from idp.store.prepared import Statements
+from idp.store.prepared import Connection
 
 MAX_TOKEN_LENGTH = 16 * 1024
 
@@ -57,7 +57,7 @@ def grant_id_of(claims: dict[str, Any]) -> str | None:
     return grant_id if isinstance(grant_id, str) else None
 
 
-async def access_token_state(ctx: Context, session: Statements,
+async def access_token_state(ctx: Context, session: Connection,
                              claims: dict[str, Any]) -> FoundToken | None:
     """An access token's live state in one statement; None when what it hangs off (its grant
     or its client) is gone."""
@@ -83,7 +83,7 @@ async def access_token_state(ctx: Context, session: Statements,
     return FoundToken("access_token", client_id, claims, None, None, None, revoked)
 
 
-async def find_token(ctx: Context, session: Statements, token: str,
+async def find_token(ctx: Context, session: Connection, token: str,
                      hint: str | None, claims: dict[str, Any] | None) -> FoundToken | None:
     """The token's state, whatever `token_type_hint` says (RFC 7009 §2.1: the hint only
     speeds up the lookup; a wrong hint must not make the token unfindable). `claims` are

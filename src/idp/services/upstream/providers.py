@@ -20,7 +20,7 @@ from idp.services.context import Context
 from idp.store import audit
 from idp.store import federation as store
 from idp.store.models import Upstream
-from idp.store.prepared import Statements
+from idp.store.prepared import Connection
 
 SECRET_FIELDS = ("client_secret", "apple_private_key")
 CLIENTS: dict[str, type[OidcUpstream]] = {
@@ -80,7 +80,7 @@ async def enabled_upstreams(ctx: Context) -> list[dict[str, str]]:
         return await enabled_upstreams_in(session)
 
 
-async def enabled_upstreams_in(connection: Statements) -> list[dict[str, str]]:
+async def enabled_upstreams_in(connection: Connection) -> list[dict[str, str]]:
     """enabled_upstreams, in the caller's unit of work."""
     return [{"alias": r.alias, "name": display_name(r)}
             for r in await store.enabled_upstreams(connection) if r.type in CLIENTS]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry import trace
 
 from idp.observability.logs import JsonFormatter
 from idp.services.context import Context
@@ -224,6 +225,50 @@ async def test_log_lines_are_json_with_the_request_id(client: httpx.AsyncClient)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["time"])
     assert second["request_id"] == other.headers["x-request-id"] != "trace-42"
     assert (second["route"], second["status"]) == ("unmatched", 404)
+
+
+class _RecordingTracer(trace.Tracer):
+    """A configured OpenTelemetry tracer, as an SDK set up by the deployment would be: it
+    keeps every span it is asked for, with the attributes it was given."""
+
+    def __init__(self, started: list[dict[str, object]]) -> None:
+        self.started = started
+
+    def start_span(self, name: str, *args: object, **kwargs: object) -> trace.Span:
+        self.started.append({"name": name, **dict(kwargs.get("attributes") or {})})
+        return trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+
+    @contextlib.contextmanager
+    def start_as_current_span(self, name: str, *args: object, **kwargs: object
+                              ) -> Iterator[trace.Span]:
+        yield self.start_span(name, *args, **kwargs)
+
+
+class _RecordingProvider(trace.TracerProvider):
+    def __init__(self) -> None:
+        self.started: list[dict[str, object]] = []
+
+    def get_tracer(self, *args: object, **kwargs: object) -> trace.Tracer:
+        return _RecordingTracer(self.started)
+
+
+async def test_no_opentelemetry_span_carries_a_code_or_a_hint(
+        client: httpx.AsyncClient, ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With OpenTelemetry configured in the process (FASTAPI_OTEL_AUTO_CONFIGURE, or an SDK a
+    wrapper set up), the framework's own spans would carry each request's query string:
+    authorization codes, `state`, `login_hint`, `id_token_hint`. The app gives it nothing."""
+    provider = _RecordingProvider()
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+    assert trace.get_tracer_provider() is provider
+    await make_user(ctx)
+    flow = Flow(await make_app(ctx))
+    code = await get_code(client, flow)
+    tokens = (await redeem(client, flow, code)).json()
+    await client.get("/authorize", params={"client_id": flow.app.client_id,
+                                           "login_hint": "ana@example.com",
+                                           "id_token_hint": tokens["id_token"]})
+    await client.get("/userinfo", params={"access_token": tokens["access_token"]})
+    assert provider.started == []
 
 
 @dataclass

@@ -135,6 +135,13 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     app = FastAPI(
         title="idp", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
         docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+        # FastAPI's own OpenTelemetry spans, metrics and logs stay off, whatever OpenTelemetry
+        # the process has (FASTAPI_OTEL_AUTO_CONFIGURE, an SDK set up by a wrapper): its spans
+        # carry the whole query string (`url.query`), which here holds authorization codes,
+        # `state`, `login_hint` and `id_token_hint`, and its logs the messages of unhandled
+        # exceptions. Requests are observed by idp.web.observe instead (no query string, ever).
+        # Its per-request check for a configured provider also cost 4-5 us of CPU a request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
 
     app.state.settings = settings

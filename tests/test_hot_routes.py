@@ -8,11 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.responses import JSONResponse
 
 from idp.main import create_app
 from idp.services.context import Context
 from idp.settings import Settings
 from idp.web import hot
+from idp.web.responses import JSONBody
 from tests.conftest import ISSUER
 from tests.helpers import Flow, get_code, make_app, make_user, redeem
 
@@ -152,3 +154,23 @@ async def test_an_unexpected_failure_is_a_bare_500_as_anywhere(
     assert answers[0] == answers[1]
     assert answers[0][0] == 500
     assert b"a bug" not in answers[0][2]
+
+
+@pytest.mark.parametrize("body", [
+    {"sub": "ab12", "name": "Zoë Ørsted 山田", "email_verified": True, "updated_at": 1765000000,
+     "consent": {"scopes": ["openid", "email"], "purposes": {"ads": False}, "none": None},
+     "ratio": 0.25, "empty": {}, "list": []},
+    # What orjson refuses is written by the standard library, the same way.
+    {"big": 2**70, "small": -(2**64)},
+    {1: "a key that is not a string"},
+])
+def test_the_hot_answers_json_is_byte_for_byte_the_frameworks(body: dict[Any, Any]) -> None:
+    """The token, introspection and UserInfo answers are written by orjson (JSONBody): the
+    same bytes as FastAPI's JSONResponse gives, whatever the values."""
+    assert JSONBody(body).body == JSONResponse(body).body
+
+
+def test_a_value_json_cannot_hold_is_refused_as_before() -> None:
+    for response in (JSONResponse, JSONBody):
+        with pytest.raises(TypeError):
+            response({"x": object()})

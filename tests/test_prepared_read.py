@@ -42,6 +42,33 @@ async def test_both_paths_answer_alike(ctx: Context) -> None:
     assert direct["profile"]["address"] == {"country": "PT", "lines": ["Rua 1", None]}
 
 
+async def test_json_columns_read_back_as_written(ctx: Context) -> None:
+    """JSON columns are read by orjson, and by the standard library where orjson would read
+    a value differently (an integer beyond 64 bits, which it turns into a float) or refuse
+    it (a lone surrogate): every value reads back as it was written, on the direct path and
+    through SQLAlchemy alike."""
+    profiles = {
+        "ana@example.com": {"nickname": "Zoë 山田", "big": 2**70 + 1, "small": -(2**64) - 1,
+                            "edge": 2**64 - 1, "ratio": 0.1, "phone": "12345678901234567890",
+                            "nested": {"list": [1, None, True, "é"]}},
+        "bo@example.com": {"nickname": "\ud800", "n": 1},
+    }
+    for email, profile in profiles.items():
+        await make_user(ctx, email=email)
+        async with ctx.db.transaction() as session:  # any JSON, past the profile's schema
+            await session.execute(update(User).where(User.email == email)
+                                  .values(profile=profile))
+    for email, profile in profiles.items():
+        async with ctx.db.statements() as connection:
+            direct = await USER.first(connection, {"email": email})
+        async with ctx.db.transaction(read_only=True) as session:
+            user = await session.scalar(select(User).where(User.email == email))
+        assert direct is not None and user is not None
+        for read in (direct["profile"], user.profile):
+            assert {name: read[name] for name in profile} == profile
+            assert [type(read[name]) for name in profile] == [type(v) for v in profile.values()]
+
+
 async def test_a_broken_connection_is_not_handed_out_again(
         client: httpx.AsyncClient, ctx: Context) -> None:
     if ctx.db.dialect != "postgresql":

@@ -10,7 +10,7 @@ from idp.protocol.authorize import single_values
 from idp.services.tokens.introspection import introspect
 from idp.services.tokens.revocation import revoke
 from idp.web.deps import CtxDep, read_form
-from idp.web.responses import NO_STORE
+from idp.web.responses import NO_STORE, JSONBody
 
 router = APIRouter(tags=["OAuth 2.0"])
 
@@ -36,4 +36,4 @@ async def revocation(request: Request, ctx: CtxDep) -> Response:
 async def introspection(request: Request, ctx: CtxDep) -> JSONResponse:
     values, repeated = single_values(await read_form(request))
     body = await introspect(ctx, values, repeated, request.headers.get("authorization"))
-    return JSONResponse(body, headers=NO_STORE)
+    return JSONBody(body, headers=NO_STORE)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from idp.protocol.authorize import single_values
 from idp.services.tokens.endpoint import exchange
 from idp.web.deps import CtxDep, read_form
-from idp.web.responses import NO_STORE, with_dpop_nonce
+from idp.web.responses import NO_STORE, JSONBody, with_dpop_nonce
 
 router = APIRouter(tags=["OAuth 2.0"])
 
@@ -41,4 +41,4 @@ async def token(request: Request, ctx: CtxDep) -> JSONResponse:
     body: dict[str, Any] = await exchange(ctx, values, repeated,
                                           request.headers.get("authorization"), proofs)
     # RFC 6749 §5.1: token responses must not be cached.
-    return JSONResponse(body, headers=with_dpop_nonce(ctx, NO_STORE, proofs))
+    return JSONBody(body, headers=with_dpop_nonce(ctx, NO_STORE, proofs))

@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from idp import errors
 from idp.services.tokens.dpop import Presentation
 from idp.services.tokens.userinfo import userinfo
 from idp.web.deps import FORM_TYPE, CtxDep, read_form
-from idp.web.responses import NO_STORE, with_dpop_nonce
+from idp.web.responses import NO_STORE, JSONBody, with_dpop_nonce
 
 router = APIRouter(tags=["OpenID Connect"])
 
@@ -59,4 +58,4 @@ async def get_userinfo(request: Request, ctx: CtxDep) -> Response:
     proofs = tuple(request.headers.getlist("dpop"))
     presentation = Presentation(scheme, proofs, request.method, "/userinfo")
     body = await userinfo(ctx, access_token, presentation)
-    return JSONResponse(body, headers=with_dpop_nonce(ctx, NO_STORE, proofs))
+    return JSONBody(body, headers=with_dpop_nonce(ctx, NO_STORE, proofs))

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select
 from idp.services import maintenance
 from idp.services.context import Context
 from idp.services.signin.sessions import end_sessions_of_user
+from idp.store import tokens
 from idp.store.models import Client, TokenRevocation
 from idp.store.tokens import REVOCATION_KEPT_SECONDS
 from tests.conftest import FakeClock
@@ -208,3 +209,15 @@ async def test_revocations_are_purged_once_no_token_they_name_can_live(
     assert await entries() == 0
     # Expired long before the entry went: still inactive.
     assert not await active(client, api, tokens["access_token"])
+
+
+def test_the_token_paths_never_read_a_password_hash() -> None:
+    """UserInfo, introspection, refresh and code redemption read the account with its grant;
+    none of those statements selects the password hash, so it never travels on them."""
+    reads = [tokens.__dict__[name] for name in (
+        "_USER_TOKEN_STATE", "_GRANT_STATE", "_REFRESH_TOKEN_STATE",
+        "_LOCK_GRANT_OF_REFRESH_TOKEN")]
+    for read in reads:
+        columns = {column.name for column in read.statement.selected_columns}
+        assert "u_id" in columns and "u_email" in columns and "u_profile" in columns
+        assert not any("password" in name for name in columns), columns

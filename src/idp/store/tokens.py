@@ -40,7 +40,10 @@ _GRANTS, _USERS = cast(Table, Grant.__table__), cast(Table, User.__table__)
 
 
 _GRANT_COLUMNS = tuple(column.name for column in _GRANTS.c)
-_USER_COLUMNS = tuple(column.name for column in _USERS.c)
+# The account as the token paths read it: everything but its password hash, which they
+# never need (and which then never travels on every UserInfo, introspection and refresh).
+_USER_COLUMNS = tuple(column.name for column in _USERS.c if column.name != "password_hash")
+_USER_READ = [_USERS.c[name].label(f"u_{name}") for name in _USER_COLUMNS]
 _CLIENTS = cast(Table, Client.__table__)
 # The pairwise sector of the grant's client (OIDC Core §8.1; NULL for a public client).
 _SECTOR = (select(_CLIENTS.c.sector_identifier)
@@ -54,7 +57,7 @@ def _grant_with_user(*extra: Any) -> Select[*tuple[Any, ...]]:
     privacy choices (the `consent` claim carries them) come in the same statement
     (`idp.store.privacy.with_standing`)."""
     return with_standing(
-        select(*labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"), *extra, _SECTOR)
+        select(*labelled(_GRANTS, "g_"), *_USER_READ, *extra, _SECTOR)
         .join(_USERS, _USERS.c.id == _GRANTS.c.user_id), _USERS.c.id)
 
 
@@ -68,7 +71,7 @@ _CLIENT_TOKEN_STATE = Prepared(select(
 _REFRESHES = cast(Table, RefreshToken.__table__)
 _REFRESH_COLUMNS = tuple(column.name for column in _REFRESHES.c)
 _REFRESH_TOKEN_STATE = Prepared(with_standing(
-    select(*labelled(_REFRESHES, "r_"), *labelled(_GRANTS, "g_"), *labelled(_USERS, "u_"),
+    select(*labelled(_REFRESHES, "r_"), *labelled(_GRANTS, "g_"), *_USER_READ,
            _SECTOR)
     .join(_GRANTS, _GRANTS.c.id == _REFRESHES.c.grant_id)
     .join(_USERS, _USERS.c.id == _REFRESHES.c.user_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import warnings
+from collections.abc import Awaitable, Callable
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
@@ -189,6 +190,15 @@ BACKEND = Prepared(select(func.pg_backend_pid().label("pid")))
 ROOT = Prepared(select(func.sqrt(bindparam("b_x", type_=Float))))  # refused below zero
 
 
+async def _cancel_mid_statement(work: Callable[[], Awaitable[None]]) -> None:
+    """`work` cancelled while it waits on the database (a client that went away)."""
+    task = asyncio.create_task(work())
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def test_an_atomic_unit_cut_off_mid_statement_writes_nothing_and_frees_its_connection(
         ctx: Context) -> None:
     """A request cancelled while its unit of work waits on the database (the client went
@@ -204,11 +214,7 @@ async def test_an_atomic_unit_cut_off_mid_statement_writes_nothing_and_frees_its
             await VERIFY.run(connection, {"b_email": "ana@example.com", "b_verified": False})
             await SLEEP.first(connection, {"b_seconds": 5})
 
-    task = asyncio.create_task(cut_off())
-    await asyncio.sleep(0.3)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await _cancel_mid_statement(cut_off)
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
     assert await _verified(ctx, "ana@example.com") is True
     async with ctx.db.atomic() as connection:
@@ -253,11 +259,7 @@ async def test_a_leased_connection_goes_back_to_the_pool_however_its_block_ends(
                 backends.append((await BACKEND.first(connection, {}) or {})["pid"])
                 await SLEEP.first(connection, {"b_seconds": 5})
 
-        task = asyncio.create_task(cut_off())
-        await asyncio.sleep(0.3)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await _cancel_mid_statement(cut_off)
         assert pool.checkedout() == 0  # type: ignore[attr-defined]
         for _ in range(pool.size() + 1):  # type: ignore[attr-defined]
             async with ctx.db.statements() as connection:
@@ -272,7 +274,7 @@ async def test_a_leased_connection_goes_back_to_the_pool_however_its_block_ends(
             backend = await BACKEND.first(connection, {})
         assert backend is not None and backend["pid"] != broken
         assert pool.checkedout() == 0  # type: ignore[attr-defined]
-        del connection, task
+        del connection
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, SAWarning)], caught
 

@@ -20,7 +20,7 @@ from idp.services.context import Context
 from idp.store import interactions as interaction_store
 from idp.store import sessions as session_store
 from idp.store.models import BrowserSession, Interaction, SecurityEvent, User
-from idp.store.prepared import Prepared, _direct, executable, orm_session
+from idp.store.prepared import Leased, Prepared, _direct, orm_session
 from tests.helpers import Flow, get_code, make_app, make_user, redeem
 
 USER = Prepared(select(User.__table__).where(User.__table__.c.email == bindparam("email"))
@@ -165,7 +165,9 @@ async def test_the_orm_inside_an_atomic_unit_stands_or_falls_with_it(ctx: Contex
             session.add(event("orm"))
         # SQLAlchemy's own execution on the unit's connection (a leased one's is made
         # for it) sees it too.
-        seen = await (await executable(connection)).scalar(
+        executes = await connection.sqlalchemy() if isinstance(connection, Leased) \
+            else connection
+        seen = await executes.scalar(
             select(func.count()).select_from(SecurityEvent).where(
                 SecurityEvent.user_id == user_id))
         await VERIFY.run(connection, {"b_email": "ana@example.com", "b_verified": False})

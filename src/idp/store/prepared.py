@@ -52,13 +52,14 @@ class Leased:
     statements go to asyncpg on it directly.
 
     Checking a connection out and in through `AsyncEngine.connect()` cost 53 us of CPU (two
-    greenlets, a `Connection`, and a task for the shielded close), a sixth of a UserInfo
-    request's; the pool's own checkout, in one greenlet, and check-in cost 21 us. The pool
+    greenlets, a `Connection`, and a task for the shielded close); the pool's own checkout,
+    in one greenlet, and check-in cost 21 us. Leasing took 14 % off a UserInfo request's
+    server CPU under load (README, Performance). The pool
     is SQLAlchemy's, with its events (the idle ping, the gauges), its fair queue
     (idp.store.pool) and its invalidation, so these connections are counted and sized with
     every other. A rare branch that needs SQLAlchemy's execution (the ORM, a Core statement
     that is not `Prepared`) gets an `AsyncConnection` on the same connection, made when it
-    first asks (`executable`)."""
+    first asks (`sqlalchemy`)."""
 
     __slots__ = ("dialect", "engine", "fairy", "made", "target")
 
@@ -83,14 +84,10 @@ class Leased:
 
 
 # What a store function may run its statements on: the ORM unit of work it is part of, a
-# bare connection (`Database.atomic()`, `Database.statements()`), or a leased one. Only
-# `Prepared` statements take them all; SQLAlchemy's own execution needs `executable`.
+# bare connection (SQLite's `Database.atomic()` and `Database.statements()`), or a leased
+# one (PostgreSQL's). `Prepared` statements take them all; SQLAlchemy's own execution on a
+# leased one goes through `Leased.sqlalchemy()` (as `orm_session` does).
 Connection = AsyncSession | AsyncConnection | Leased
-
-
-async def executable(connection: Connection) -> AsyncSession | AsyncConnection:
-    """The connection as SQLAlchemy executes on it (a leased one's own `AsyncConnection`)."""
-    return await connection.sqlalchemy() if isinstance(connection, Leased) else connection
 
 
 class _Compiled:

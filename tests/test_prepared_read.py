@@ -271,7 +271,7 @@ async def test_a_leased_connection_goes_back_to_the_pool_however_its_block_ends(
         # One that broke under its block (closed) is dropped, not handed out again.
         async with ctx.db.statements() as connection:
             broken = (await BACKEND.first(connection, {}) or {})["pid"]
-            await connection.target.driver.close()
+            await connection.driver.close()
         async with ctx.db.atomic() as connection:
             backend = await BACKEND.first(connection, {})
         assert backend is not None and backend["pid"] != broken

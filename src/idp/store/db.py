@@ -268,7 +268,7 @@ class _Lease:
         adapted = fairy.dbapi_connection
         if adapted is None:
             return  # invalidated: closed and returned
-        if leased.target.driver.is_closed():
+        if leased.driver.is_closed():
             await leased.invalidate()  # broken under the block: not to be handed out again
         elif made is not None:
             await made.close()  # its Connection holds the lease and checks it in
@@ -291,7 +291,7 @@ class _Atomic(_Lease):
     async def __aenter__(self) -> Leased:
         leased = await super().__aenter__()
         try:
-            self.transaction = leased.target.driver.transaction()
+            self.transaction = leased.driver.transaction()
             await self.transaction.start()
         except BaseException as error:
             await leased.invalidate(error if isinstance(error, Exception) else None)
@@ -304,7 +304,7 @@ class _Atomic(_Lease):
         try:
             if error is None:
                 await self.transaction.commit()
-            elif not leased.target.driver.is_closed():
+            elif not leased.driver.is_closed():
                 await self.transaction.rollback()
         except BaseException as failed:
             await leased.invalidate(failed if isinstance(failed, Exception) else None)

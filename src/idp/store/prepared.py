@@ -4,12 +4,13 @@ A Core statement through SQLAlchemy's execution layer (cache-key lookup, executi
 result metadata, the greenlet hop into the adapter and back) cost a third of a UserInfo
 request's CPU beside the statement itself, and SQLAlchemy's session and connection layers
 were over a quarter of a rotating refresh. `Prepared` compiles its statement once per dialect
-and, on an `AsyncConnection` to PostgreSQL, hands the SQL and its positional values straight
-to asyncpg, which prepares it once per connection. Values go through the bind processors, and
-columns through the result processors, SQLAlchemy would apply (asyncpg's JSON codec is
-SQLAlchemy's own, set on every pooled connection). Anything else (SQLite) runs the statement
-the ordinary way, so both paths answer alike and the suite runs each on its database.
-`Database.atomic()` gives such statements a transaction.
+and, on a connection to PostgreSQL (`Leased` from `Database.statements()` and
+`Database.atomic()`, or an `AsyncConnection`), hands the SQL and its positional values
+straight to asyncpg, which prepares it once per connection. Values go through the bind
+processors, and columns through the result processors, SQLAlchemy would apply (asyncpg's
+JSON codec is SQLAlchemy's own, set on every pooled connection). Anything else (SQLite)
+runs the statement the ordinary way, so both paths answer alike and the suite runs each on
+its database. `Database.atomic()` gives such statements a transaction.
 
 In an ORM unit of work on PostgreSQL (`Database.transaction()`), a statement goes to asyncpg
 on the session's own connection, inside the session's transaction (begun as SQLAlchemy's
@@ -61,13 +62,13 @@ class Leased:
     that is not `Prepared`) gets an `AsyncConnection` on the same connection, made when it
     first asks (`sqlalchemy`)."""
 
-    __slots__ = ("dialect", "engine", "fairy", "made", "target")
+    __slots__ = ("dialect", "driver", "engine", "fairy", "made")
 
     def __init__(self, fairy: PoolProxiedConnection, engine: AsyncEngine) -> None:
         # `engine`: the AUTOCOMMIT engine, so SQLAlchemy itself never begins a transaction on
         # the connection (asyncpg's own, if any, is the unit of work's).
         self.fairy, self.engine, self.dialect = fairy, engine, engine.dialect
-        self.target = _Target(self, fairy.driver_connection, False)
+        self.driver: Any = fairy.driver_connection  # asyncpg's connection
         self.made: AsyncConnection | None = None
 
     async def sqlalchemy(self) -> AsyncConnection:
@@ -196,7 +197,8 @@ _SESSION_TARGET = "idp.prepared.target"
 async def _direct(connection: Connection) -> _Target | None:
     """Where to send a statement to asyncpg, or None for the ordinary way (SQLite)."""
     if isinstance(connection, Leased):
-        return connection.target
+        # Made per statement: kept on the lease it would be a reference cycle per request.
+        return _Target(connection, connection.driver, False)
     if isinstance(connection, AsyncConnection):
         if connection.dialect.driver != "asyncpg":
             return None

@@ -8,8 +8,12 @@ import asyncio
 import httpx
 import jwt as pyjwt
 import pytest
+from sqlalchemy import text
 
+from idp.crypto.handles import digest, new_handle
 from idp.services.context import Context
+from idp.store import tokens as token_store
+from idp.store.tokens import Successor
 from tests.conftest import FakeClock
 from tests.helpers import App, Flow, get_code, make_app, make_user, redeem
 
@@ -232,3 +236,158 @@ async def test_after_twenty_parallel_refreshes_exactly_these_tokens_are_alive(
         "Authorization": f"Bearer {elsewhere['access_token']}"})
     assert info.status_code == 200
     assert (await refresh(client, magazine, elsewhere["refresh_token"])).status_code == 200
+
+
+# PostgreSQL rotates a token every check passes in one statement (store.tokens._rotation);
+# anything else goes the general path, which the tests above cover on both databases.
+
+def _postgresql_only(ctx: Context) -> None:
+    if ctx.db.dialect != "postgresql":
+        pytest.skip("the single-statement rotation is PostgreSQL's")
+
+
+async def _rows(ctx: Context, sql: str, **values: object) -> list[dict[str, object]]:
+    async with ctx.db.engine.connect() as connection:
+        result = await connection.execute(text(sql), values)
+        rows = [dict(row._mapping) for row in result]
+        await connection.commit()
+        return rows
+
+
+async def _rotate(ctx: Context, token: str, client_id: str, *, requested: list[str] | None = None,
+                  now: int | None = None, jkt: str | None = None,
+                  successor: Successor | None = None):  # type: ignore[no-untyped-def]
+    now = ctx.now() if now is None else now
+    async with ctx.db.statements() as connection:
+        return await token_store.rotate_refresh_token(
+            connection, digest(token), client_id, now, jkt, requested,
+            successor or Successor(digest(new_handle()), now + 600, None))
+
+
+async def test_the_single_statement_rotates_only_what_every_check_passes(
+        client: httpx.AsyncClient, ctx: Context, shop: App) -> None:
+    """Each failed check leaves the token and its grant exactly as they were: no claim, no
+    successor. Then the general path answers (the tests above say what)."""
+    _postgresql_only(ctx)
+    first = await tokens_for(client, ctx, shop)
+    token, hashed = first["refresh_token"], digest(first["refresh_token"])
+
+    async def snapshot() -> list[dict[str, object]]:
+        return await _rows(ctx, "SELECT * FROM refresh_tokens ORDER BY token_hash")
+
+    before = await snapshot()
+    other = await make_app(ctx, name="Other", grant_types=GRANTS)
+    assert await _rotate(ctx, token, other.client_id) is None
+    assert await _rotate(ctx, token, shop.client_id, requested=["openid", "email"]) is None
+    assert await _rotate(ctx, token, shop.client_id,
+                         now=ctx.now() + ctx.settings.refresh_token_idle_ttl + 1) is None
+    own, other_user = before[0]["user_id"], await make_user(ctx, email="other@example.com")
+    for change, undo in (
+            # The grant was revoked.
+            ("UPDATE grants SET revoked_at = 1", "UPDATE grants SET revoked_at = NULL"),
+            # A device's: its refresh asks the app's purposes.
+            ("UPDATE refresh_tokens SET device = true",
+             "UPDATE refresh_tokens SET device = false"),
+            # Bound to a DPoP key, and no proof of it.
+            ("UPDATE refresh_tokens SET dpop_jkt = 'k'",
+             "UPDATE refresh_tokens SET dpop_jkt = NULL"),
+            # Not the grant's account.
+            ("UPDATE refresh_tokens SET user_id = :other",
+             "UPDATE refresh_tokens SET user_id = :own")):
+        await _rows(ctx, change + " RETURNING 1", other=other_user, own=own)
+        assert await _rotate(ctx, token, shop.client_id) is None, change
+        await _rows(ctx, undo + " RETURNING 1", other=other_user, own=own)
+    assert await snapshot() == before
+
+    # Every check passes: claimed, and its successor carries the chain on.
+    now = ctx.now()
+    handle = new_handle()
+    successor = Successor(digest(handle), now + 600, "thumbprint")
+    rotated = await _rotate(ctx, token, shop.client_id, requested=["openid"], successor=successor)
+    assert rotated is not None
+    row, state = rotated
+    assert row.token_hash == hashed and row.used_at == now
+    assert state.grant.id == row.grant_id and state.user.id == row.user_id
+    after = {r["token_hash"]: r for r in await snapshot()}
+    old, new = after[hashed], after[successor.token_hash]
+    assert old == {**before[0], "used_at": now}
+    carried = ("client_id", "user_id", "grant_id", "sid", "code_hash", "scopes", "claims",
+               "offline", "device", "auth_time", "amr", "acr", "expires_at")
+    assert {name: new[name] for name in carried} == {name: old[name] for name in carried}
+    assert (new["created_at"], new["idle_expires_at"], new["used_at"], new["revoked_at"],
+            new["dpop_jkt"]) == (now, now + 600, None, None, "thumbprint")
+    # The spent token is refused; its successor, bound to a key, only with that key's proof;
+    # and the chain's end caps the next one's idle lifetime.
+    assert await _rotate(ctx, token, shop.client_id) is None
+    assert await _rotate(ctx, handle, shop.client_id) is None
+    end = int(str(old["expires_at"]))
+    last = Successor(digest(new_handle()), end + 99, None)
+    assert await _rotate(ctx, handle, shop.client_id, jkt="thumbprint", successor=last)
+    assert (await _rows(ctx, "SELECT idle_expires_at FROM refresh_tokens WHERE token_hash = :h",
+                        h=last.token_hash)) == [{"idle_expires_at": end}]
+
+
+async def test_a_refresh_locks_the_grant_before_its_token_and_loses_to_its_revocation(
+        client: httpx.AsyncClient, ctx: Context, shop: App) -> None:
+    """Locks in one order, grant first (or a refresh and a revocation deadlock), and a grant
+    revoked while a refresh waited for it leaves no live successor: the refresh, queued
+    behind the revocation's lock, holds no lock on its token, and once the revocation
+    commits it is refused."""
+    _postgresql_only(ctx)
+    first = await tokens_for(client, ctx, shop)
+    hashed = digest(first["refresh_token"])
+    grant_id = (await _rows(ctx, "SELECT grant_id FROM refresh_tokens WHERE token_hash = :h",
+                            h=hashed))[0]["grant_id"]
+    async with ctx.db.engine.connect() as revoker:
+        await revoker.execute(text("SELECT 1 FROM grants WHERE id = :g FOR UPDATE"),
+                              {"g": grant_id})
+        pending = asyncio.ensure_future(refresh(client, shop, first["refresh_token"]))
+        for _ in range(200):  # until the refresh waits on the grant's lock
+            waiting = await _rows(
+                ctx, "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database()")
+            if waiting[0]["n"]:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the refresh never waited for the grant's lock")
+        assert not pending.done()
+        # It holds no lock on its token yet: this would wait (here, fail) otherwise.
+        await revoker.execute(text("SET LOCAL lock_timeout = '1s'"))
+        await revoker.execute(text(
+            "SELECT 1 FROM refresh_tokens WHERE token_hash = :h FOR UPDATE NOWAIT"), {"h": hashed})
+        now = ctx.now()
+        await revoker.execute(text("UPDATE grants SET revoked_at = :now WHERE id = :g"),
+                              {"now": now, "g": grant_id})
+        await revoker.execute(text("UPDATE refresh_tokens SET revoked_at = :now"
+                                   " WHERE grant_id = :g AND revoked_at IS NULL"),
+                              {"now": now, "g": grant_id})
+        await revoker.commit()
+    response = await pending
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
+    live = await _rows(ctx, "SELECT token_hash FROM refresh_tokens WHERE grant_id = :g"
+                            " AND revoked_at IS NULL", g=grant_id)
+    assert live == []
+
+
+async def test_a_refresh_that_passes_every_check_is_one_statement(
+        client: httpx.AsyncClient, ctx: Context, shop: App,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The single statement is what a good refresh takes, with or without `scope`: the
+    general path's transaction is not opened (a refresh it would refuse still opens it)."""
+    _postgresql_only(ctx)
+    first = await tokens_for(client, ctx, shop)
+    opened: list[str] = []
+    general = ctx.db.atomic
+
+    def atomic():  # type: ignore[no-untyped-def]
+        opened.append("atomic")
+        return general()
+
+    monkeypatch.setattr(ctx.db, "atomic", atomic)
+    second = await refresh(client, shop, first["refresh_token"])
+    third = await refresh(client, shop, second.json()["refresh_token"], scope="openid profile")
+    assert (second.status_code, third.status_code, opened) == (200, 200, [])
+    assert third.json()["scope"] == "openid profile"
+    assert (await refresh(client, shop, first["refresh_token"])).status_code == 400
+    assert opened == ["atomic"]

@@ -7,7 +7,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Select, Table, bindparam, delete, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,29 +90,79 @@ _REFRESH_TOKEN_STATE = Prepared(with_standing(
     .join(_GRANTS, _GRANTS.c.id == _REFRESHES.c.grant_id)
     .join(_USERS, _USERS.c.id == _REFRESHES.c.user_id)
     .where(_REFRESHES.c.token_hash == bindparam("token_hash")), _USERS.c.id))
-_LOCK_GRANT_OF_REFRESH_TOKEN = Prepared(
-    _grant_with_user()
-    .where(_GRANTS.c.id == select(_REFRESHES.c.grant_id)
-           .where(_REFRESHES.c.token_hash == bindparam("token_hash")).scalar_subquery())
-    .with_for_update(of=_GRANTS))
+_LOCK_GRANT = (_grant_with_user()
+               .where(_GRANTS.c.id == select(_REFRESHES.c.grant_id)
+                      .where(_REFRESHES.c.token_hash == bindparam("token_hash"))
+                      .scalar_subquery())
+               .with_for_update(of=_GRANTS))
+_LOCK_GRANT_OF_REFRESH_TOKEN = Prepared(_LOCK_GRANT)
+_CLAIMABLE = (
+    # (Bind names differ from the column names: an UPDATE reserves those for SET.)
+    _REFRESHES.c.token_hash == bindparam("b_token_hash"),
+    # RFC 6749 §10.4: bound to the client it was issued to.
+    _REFRESHES.c.client_id == bindparam("b_client_id"),
+    _REFRESHES.c.used_at.is_(None),
+    _REFRESHES.c.revoked_at.is_(None),
+    _REFRESHES.c.expires_at > bindparam("b_now"),
+    _REFRESHES.c.idle_expires_at > bindparam("b_now"),
+    # RFC 9449 §5: one bound to a DPoP key only with a proof of that key (a NULL b_jkt,
+    # no proof, matches no bound token). Left unclaimed otherwise: the holder's next
+    # refresh must not look like a reuse.
+    or_(_REFRESHES.c.dpop_jkt.is_(None), _REFRESHES.c.dpop_jkt == bindparam("b_jkt")),
+)
 _CLAIM_REFRESH_TOKEN = Prepared(
-    update(_REFRESHES)
-    .where(
-        # (Bind names differ from the column names: an UPDATE reserves those for SET.)
-        _REFRESHES.c.token_hash == bindparam("b_token_hash"),
-        # RFC 6749 §10.4: bound to the client it was issued to.
-        _REFRESHES.c.client_id == bindparam("b_client_id"),
-        _REFRESHES.c.used_at.is_(None),
-        _REFRESHES.c.revoked_at.is_(None),
-        _REFRESHES.c.expires_at > bindparam("b_now"),
-        _REFRESHES.c.idle_expires_at > bindparam("b_now"),
-        # RFC 9449 §5: one bound to a DPoP key only with a proof of that key (a NULL b_jkt,
-        # no proof, matches no bound token). Left unclaimed otherwise: the holder's next
-        # refresh must not look like a reuse.
-        or_(_REFRESHES.c.dpop_jkt.is_(None), _REFRESHES.c.dpop_jkt == bindparam("b_jkt")),
-    )
-    .values(used_at=bindparam("b_now"))
+    update(_REFRESHES).where(*_CLAIMABLE).values(used_at=bindparam("b_now"))
     .returning(*_REFRESHES.c))
+
+
+def _rotation() -> Any:
+    """The whole of a refresh token's rotation as one PostgreSQL statement (its own
+    transaction): lock the grant, claim the token, insert its successor, and read back the
+    claimed row with the grant and its account. It rotates only a token every check of the
+    refresh grant would pass; anything else it leaves untouched, for the general path.
+
+    - Locks in the order every refresh and revocation takes them, grant first: the claim's
+      condition reads the locked grant, so PostgreSQL locks it before the token's row.
+    - Of concurrent rotations of one token one wins: the loser, waiting on the grant's lock,
+      re-reads the claimed row (READ COMMITTED's recheck) and finds it used.
+    - The claim holds only when the grant is live and is the token's, with the token's
+      account; when the token is not a device's (issue 13 item 2 asks the purposes, in
+      Python); and when `b_requested` (JSON, or NULL for no `scope`) narrows the token's scope
+      (RFC 6749 §6). The successor is inserted from the claimed row, so there is one only
+      when the claim holds; one statement commits both or neither."""
+    state = _LOCK_GRANT.cte("state")
+    scopes = cast(Any, _REFRESHES.c.scopes)
+    # (none_as_null: JSON's None is otherwise the JSON text null, which is not NULL.)
+    requested = bindparam("b_requested", type_=JSONB(none_as_null=True))
+    claimed = (
+        update(_REFRESHES)
+        .where(*_CLAIMABLE,
+               _REFRESHES.c.device.is_(False),
+               _REFRESHES.c.grant_id == select(state.c.g_id)
+               .where(state.c.g_revoked_at.is_(None),
+                      state.c.u_id == _REFRESHES.c.user_id).scalar_subquery(),
+               or_(requested.is_(None),
+                   sql_cast(scopes, JSONB).op("@>")(requested)))
+        .values(used_at=bindparam("b_now"))
+        .returning(*_REFRESHES.c).cte("claimed"))
+    carried = {name: claimed.c[name] for name in _REFRESH_COLUMNS}
+    successor_values = {
+        **carried,
+        "token_hash": bindparam("s_token_hash"), "created_at": bindparam("b_now"),
+        # mint_refresh_token's lifetimes: the chain's end, and the idle one within it.
+        "idle_expires_at": func.least(claimed.c.expires_at, bindparam("s_idle_until")),
+        "used_at": null(), "revoked_at": null(), "dpop_jkt": bindparam("s_jkt"),
+    }
+    successor = (insert(_REFRESHES)
+                 .from_select(list(_REFRESH_COLUMNS),
+                              select(*(successor_values[name] for name in _REFRESH_COLUMNS)))
+                 .returning(_REFRESHES.c.token_hash).cte("successor"))
+    return (select(*labelled(cast(Table, claimed), "r_"), *state.c,
+                   select(successor.c.token_hash).scalar_subquery().label("s_token_hash"))
+            .join_from(claimed, state, state.c.g_id == claimed.c.grant_id))
+
+# PostgreSQL only (a data-modifying WITH); compiled when first run.
+_ROTATE_REFRESH_TOKEN = Prepared(_rotation())
 
 
 @dataclass(frozen=True)
@@ -111,6 +175,17 @@ class GrantState:
     user: User
     standing: Standing
     sector: str | None
+
+
+@dataclass(frozen=True)
+class Successor:
+    """What a rotation's new refresh token does not carry over from the one it replaces:
+    its digest, the end of its idle lifetime (before the chain's end caps it), and the DPoP
+    key it is bound to."""
+
+    token_hash: str
+    idle_until: int
+    jkt: str | None
 
 
 def _grant_state(values: Mapping[Any, Any]) -> GrantState:
@@ -189,6 +264,26 @@ async def claim_refresh_token(session: Connection, token_hash: str,
     values = await _CLAIM_REFRESH_TOKEN.first(session, {
         "b_token_hash": token_hash, "b_client_id": client_id, "b_now": now, "b_jkt": jkt})
     return detached(RefreshToken, "", _REFRESH_COLUMNS, values) if values is not None else None
+
+
+async def rotate_refresh_token(connection: Connection, token_hash: str, client_id: str,
+                               now: int, jkt: str | None, requested: list[str] | None,
+                               successor: Successor) -> tuple[RefreshToken, GrantState] | None:
+    """PostgreSQL: the token rotated to `successor` in one statement and one round trip, with
+    what it was claimed as and its grant's state; None when it was left as it was because
+    some check of the refresh would fail (the caller's general path says which). See
+    `_rotation`; `jkt` and `requested` are as `claim_refresh_token`'s and the `scope`
+    parameter (parsed)."""
+    values = await _ROTATE_REFRESH_TOKEN.first(connection, {
+        "token_hash": token_hash, "b_token_hash": token_hash, "b_client_id": client_id,
+        "b_now": now, "b_jkt": jkt, "b_requested": requested,
+        "s_token_hash": successor.token_hash, "s_idle_until": successor.idle_until,
+        "s_jkt": successor.jkt})
+    if values is None:
+        return None
+    # The successor's row is the statement's own: read back, it proves the insert ran.
+    assert values["s_token_hash"] == successor.token_hash
+    return detached(RefreshToken, "r_", _REFRESH_COLUMNS, values), _grant_state(values)
 
 
 def _count(result: object) -> int:

@@ -158,8 +158,12 @@ async def mint_refresh_token(ctx: Context, session: Connection,
         "created_at": now, "expires_at": expires_at,
         "idle_expires_at": min(expires_at, now + ctx.settings.refresh_token_idle_ttl),
         "used_at": None, "revoked_at": None, "device": device,
-        # RFC 9449 §5: a public client's refresh token is bound to its DPoP key; a
-        # confidential client's is already bound to its credentials.
-        "dpop_jkt": BOUND_KEY.get() if client.is_public else None,
+        "dpop_jkt": refresh_token_binding(client),
     })
     return token
+
+
+def refresh_token_binding(client: ClientConfig) -> str | None:
+    """RFC 9449 §5: a public client's refresh token is bound to the DPoP key of the request
+    (None without a proof); a confidential client's is already bound to its credentials."""
+    return BOUND_KEY.get() if client.is_public else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
 import threading
@@ -15,6 +14,7 @@ from types import FrameType
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from idp import heap
 from idp.notifications.dispatcher import Dispatcher
 from idp.observability import logs, metrics
 from idp.routes import (
@@ -87,15 +87,16 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
         if owned:
             await context.keys.ensure_keys()
         await context.passwords.warm_up()
+        tasks: list[asyncio.Task[None]] = []
         if owned:
             # A serving process: everything built so far (the app, its routes, SQLAlchemy's
             # and pydantic's tables) lives as long as the process. Out of the collector's
             # sight, a full collection no longer walks it; those walks were the tail of every
-            # hot path's latency (UserInfo p99 114 ms -> 36 ms, bench/oidc_load.py). Not for
-            # an embedding caller, whose apps come and go.
-            gc.collect()
-            gc.freeze()
-        tasks: list[asyncio.Task[None]] = []
+            # hot path's latency (UserInfo p99 114 ms -> 36 ms, bench/oidc_load.py). Again
+            # once the first requests have built what they build on first use (idp.heap).
+            # Not for an embedding caller, whose apps come and go.
+            heap.settle()
+            tasks.append(asyncio.create_task(heap.settle_while_warming()))
         delivering: asyncio.Task[None] | None = None
         dispatcher = Dispatcher(context, senders=outbox_senders,
                                 allow_private=settings.dev_mode)

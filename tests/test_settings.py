@@ -37,6 +37,13 @@ def test_dev_mode_allows_http_and_generates_a_secret(tmp_path) -> None:  # type:
     first = settings.resolved_key_secret()
     assert len(first) >= 32
     assert settings.resolved_key_secret() == first  # kept, so keys stay decryptable
+    # In the data directory, where the next start (another process) reads it again; another
+    # directory is another installation, with a secret of its own.
+    assert (tmp_path / "dev-key-encryption-secret").read_text().strip() == first
+    other = Settings(issuer="http://idp.internal", dev_mode=True, data_dir=tmp_path / "other")
+    assert other.resolved_key_secret() not in ("", first)
+    again = Settings(issuer="http://idp.internal", dev_mode=True, data_dir=tmp_path)
+    assert again.resolved_key_secret() == first
 
 
 @pytest.mark.parametrize("issuer", ["https://login.example.com/", "https://a.example?x=1",

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from idp.crypto.handles import digest, new_handle
+from idp.services.consent import grants
 from idp.services.context import Context
 from idp.store import tokens as token_store
 from idp.store.tokens import Successor
@@ -391,3 +392,33 @@ async def test_a_refresh_that_passes_every_check_is_one_statement(
     assert third.json()["scope"] == "openid profile"
     assert (await refresh(client, shop, first["refresh_token"])).status_code == 400
     assert opened == ["atomic"]
+
+
+async def test_refreshes_racing_the_withdrawal_of_their_grant_leave_nothing_alive(
+        client: httpx.AsyncClient, new_browser, ctx: Context, shop: App) -> None:  # type: ignore[no-untyped-def]
+    """The customer disconnects the app (account center) while eight of its devices refresh,
+    each with its own chain of the grant: every request is answered (200 or invalid_grant,
+    no error), and whichever order they took, no refresh token of the grant is alive
+    afterwards and no successor a refresh returned works. (That both lock the grant first
+    is the test above's.)"""
+    chains = [await tokens_for(new_browser(), ctx, shop) for _ in range(8)]
+    grant_id = (await _rows(ctx, "SELECT grant_id FROM refresh_tokens WHERE token_hash = :h",
+                            h=digest(chains[0]["refresh_token"])))[0]["grant_id"]
+    user_id = (await _rows(ctx, "SELECT user_id FROM grants WHERE id = :g",
+                           g=grant_id))[0]["user_id"]
+    results = await asyncio.gather(
+        *(refresh(client, shop, chain["refresh_token"]) for chain in chains[:4]),
+        grants.withdraw(ctx, str(user_id), shop.client_id),
+        *(refresh(client, shop, chain["refresh_token"]) for chain in chains[4:]),
+        return_exceptions=True)
+    responses = [r for r in results if isinstance(r, httpx.Response)]
+    assert len(responses) == 8 and not [r for r in results if isinstance(r, BaseException)]
+    assert {r.status_code for r in responses} <= {200, 400}
+    assert {r.json()["error"] for r in responses if r.status_code == 400} <= {"invalid_grant"}
+    live = await _rows(ctx, "SELECT token_hash FROM refresh_tokens WHERE grant_id = :g"
+                            " AND revoked_at IS NULL AND used_at IS NULL", g=grant_id)
+    assert live == []
+    for response in responses:
+        if response.status_code == 200:
+            again = await refresh(client, shop, response.json()["refresh_token"])
+            assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")

@@ -161,6 +161,7 @@ def _rotation() -> Any:
                    select(successor.c.token_hash).scalar_subquery().label("s_token_hash"))
             .join_from(claimed, state, state.c.g_id == claimed.c.grant_id))
 
+
 # PostgreSQL only (a data-modifying WITH); compiled when first run.
 _ROTATE_REFRESH_TOKEN = Prepared(_rotation())
 

@@ -131,7 +131,6 @@ def _rotation() -> Any:
       (RFC 6749 §6). The successor is inserted from the claimed row, so there is one only
       when the claim holds; one statement commits both or neither."""
     state = _LOCK_GRANT.cte("state")
-    scopes = cast(Any, _REFRESHES.c.scopes)
     # (none_as_null: JSON's None is otherwise the JSON text null, which is not NULL.)
     requested = bindparam("b_requested", type_=JSONB(none_as_null=True))
     claimed = (
@@ -142,7 +141,7 @@ def _rotation() -> Any:
                .where(state.c.g_revoked_at.is_(None),
                       state.c.u_id == _REFRESHES.c.user_id).scalar_subquery(),
                or_(requested.is_(None),
-                   sql_cast(scopes, JSONB).op("@>")(requested)))
+                   sql_cast(_REFRESHES.c.scopes, JSONB).op("@>")(requested)))
         .values(used_at=bindparam("b_now"))
         .returning(*_REFRESHES.c).cte("claimed"))
     carried = {name: claimed.c[name] for name in _REFRESH_COLUMNS}

@@ -14,6 +14,7 @@ import pytest
 from joserfc.jwk import ECKey
 
 from idp.federation.config import UpstreamConfig
+from idp.net.tls import https_context
 from idp.services.context import Context
 from idp.services.upstream.providers import save_upstream
 from tests.conftest import ISSUER, FakeClock
@@ -92,7 +93,9 @@ async def browsers(app) -> AsyncIterator[Browsers]:  # type: ignore[no-untyped-d
     opened: list[httpx.AsyncClient] = []
 
     def factory(*fakes: FakeServer) -> httpx.AsyncClient:
-        http = httpx.AsyncClient(base_url=ISSUER, mounts={
+        # The shared context: a client's own would load the CA bundle for a transport that
+        # every request here bypasses.
+        http = httpx.AsyncClient(base_url=ISSUER, verify=https_context(), mounts={
             ISSUER: httpx.ASGITransport(app=app),
             **{fake.base_url: transport(fake) for fake in fakes}})
         opened.append(http)

@@ -19,6 +19,7 @@ import httpx
 
 from idp.federation.errors import UpstreamUnavailable
 from idp.net.body import BodyTooLarge, read_capped
+from idp.net.tls import https_context
 
 TIMEOUT = httpx.Timeout(5.0, connect=3.0)
 MAX_BODY_BYTES = 512 * 1024
@@ -51,6 +52,7 @@ def new_upstream_client(transport: httpx.AsyncBaseTransport | None = None) -> ht
     install_log_redaction()
     return httpx.AsyncClient(
         transport=transport, follow_redirects=False, trust_env=False, timeout=TIMEOUT,
+        verify=https_context(),
         headers={"Accept": "application/json"},
     )
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from idp.net.body import BodyTooLarge, read_capped
+from idp.net.tls import https_context
 
 TIMEOUT_SECONDS = 2.0
 MAX_BODY_BYTES = 256 * 1024
@@ -43,7 +44,7 @@ def new_http_client(transport: httpx.AsyncBaseTransport | None = None,
     address check); no kept-alive connections, because connections are made to a checked
     address and must not be reused for another host name served at that address."""
     return httpx.AsyncClient(
-        transport=transport, follow_redirects=False, trust_env=False,
+        transport=transport, follow_redirects=False, trust_env=False, verify=https_context(),
         timeout=httpx.Timeout(timeout),
         limits=httpx.Limits(max_keepalive_connections=0),
         headers={"Accept": "application/json", "Accept-Encoding": "identity"},
@@ -109,7 +110,8 @@ class PublicOnlyTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, inner: httpx.AsyncBaseTransport | None = None, *,
                  allow_private: bool = False) -> None:
-        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._inner = inner or httpx.AsyncHTTPTransport(
+            verify=https_context(trust_env=True))
         self._allow_private = allow_private
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -16,7 +16,6 @@ import functools
 import logging
 import re
 import smtplib
-import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -28,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp import locales
 from idp.crypto.keys import KeyEncryptor
+from idp.net.tls import smtp_context
 from idp.notifications.outbox import enqueue
 from idp.notifications.senders import Outcome
 from idp.settings import Settings
@@ -119,7 +119,7 @@ class MailSender:
         settings = self.settings
         assert settings.smtp_host is not None
         timeout = settings.smtp_timeout_seconds
-        context = ssl.create_default_context()
+        context = smtp_context()
         smtp: smtplib.SMTP
         if settings.smtp_security == "tls":
             smtp = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=timeout,

@@ -55,13 +55,22 @@ class FakeClock:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Headless Chromium runs on the SQLite pass only (CI time: the two passes share two
     cores). What a browser does (pages, scripts, cookies, CSP, focus) does not depend on the
-    database; every flow those tests drive is also tested through HTTP on both databases."""
+    database; every flow those tests drive is also tested through HTTP on both databases.
+    Tests marked `no_database` (parsing, upstream fakes, settings, the layers) would run the
+    same on either pass, so they too run on the SQLite one only."""
     if not os.environ.get("IDP_TEST_DATABASE_URL"):
         return
     skip = pytest.mark.skip(reason="Chromium runs on the SQLite pass (CI time)")
+    alike = pytest.mark.skip(reason="no database: runs on the SQLite pass (CI time)")
     for item in items:
         if item.get_closest_marker("browser") is not None:
             item.add_marker(skip)
+        elif item.get_closest_marker("no_database") is not None:
+            # A test marked so must not reach a database at all: on this pass it would
+            # silently test SQLite's answer again, or PostgreSQL's never.
+            if "database_url" in getattr(item, "fixturenames", ()):
+                raise pytest.UsageError(f"{item.nodeid} is marked no_database but uses one")
+            item.add_marker(alike)
 
 
 def _postgres_admin_url(url: str) -> str:

@@ -32,8 +32,16 @@ from tests.conftest import make_settings
 from tests.helpers import PASSWORD, App, Flow, make_app, make_user, query_of
 
 CHROMIUM = os.environ.get("IDP_TEST_CHROMIUM", "/usr/bin/chromium")
+# Playwright's own launch switches that keep a test browser from background work of its own
+# (extensions, field trials, the back-forward cache, crash reports): the session's Chromium
+# is started directly (conftest.chromium_endpoint), so they are named here.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-extensions", "--disable-component-extensions-with-background-pages",
+                 "--disable-default-apps", "--disable-field-trial-config",
+                 "--disable-back-forward-cache", "--disable-dev-shm-usage", "--disable-breakpad",
+                 "--disable-features=PaintHolding,OptimizationHints,MediaRouter,LensOverlay,"
+                 "Translate", "--metrics-recording-only", "--password-store=basic"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 10_000
 

@@ -421,6 +421,7 @@ def test_the_installed_command_runs(env: dict[str, str]) -> None:
     assert (again.returncode, again.stdout) == (0, "database migrated to head\n")
 
 
+@pytest.mark.no_database  # refused before any database is opened (see the last assert)
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"IDP_ISSUER": "http://login.example.com"},
      "idp: invalid settings: issuer must use https outside dev mode (loopback excepted)"),

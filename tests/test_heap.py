@@ -10,6 +10,8 @@ import pytest
 
 from idp import heap
 
+pytestmark = pytest.mark.no_database
+
 
 class _Node:
     """A tracked object that can sit in a cycle."""

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.no_database
+
 SRC = Path(__file__).resolve().parents[1] / "src" / "idp"
 BELOW_SERVICES = ("protocol", "store", "federation", "crypto", "net", "notifications",
                   "observability", "domain", "errors", "settings")

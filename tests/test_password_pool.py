@@ -15,6 +15,8 @@ import pytest
 from idp.crypto.passwords import HASH_THREAD_NAME, HASH_THREAD_NICENESS, PasswordService
 from idp.settings import Settings
 
+pytestmark = pytest.mark.no_database
+
 
 async def test_no_more_hashes_at_once_than_the_pool_allows() -> None:
     service = PasswordService(1, 64, 1, concurrency=2)

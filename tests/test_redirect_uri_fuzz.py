@@ -12,6 +12,8 @@ import pytest
 
 from idp.protocol.redirect_uri import redirect_uri_matches
 
+pytestmark = pytest.mark.no_database
+
 # Every registered form: https web, loopback with the port wildcard (with and without a
 # registered port), a private-use scheme; with a query where a form allows one.
 REGISTERED = [

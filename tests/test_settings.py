@@ -7,6 +7,8 @@ from pydantic import ValidationError
 
 from idp.settings import Settings
 
+pytestmark = pytest.mark.no_database
+
 SECRET = "s" * 40
 
 

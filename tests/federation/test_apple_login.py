@@ -24,6 +24,8 @@ from tests.federation.conftest import (
     apple_config,
 )
 
+pytestmark = pytest.mark.no_database
+
 Params = list[tuple[str, str]]
 
 

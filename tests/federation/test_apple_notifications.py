@@ -13,6 +13,8 @@ from tests.fakes.apple import FakeApple
 from tests.fakes.common import pooled_rsa_key
 from tests.federation.conftest import APPLE_BUNDLE_ID, APPLE_SERVICES_ID
 
+pytestmark = pytest.mark.no_database
+
 
 @pytest.mark.parametrize("kind", ["consent-revoked", "account-delete", "email-disabled",
                                   "email-enabled"])

@@ -21,6 +21,8 @@ from tests.federation.conftest import (
     apple_config,
 )
 
+pytestmark = pytest.mark.no_database
+
 
 async def sign_in(upstream: AppleUpstream, http: httpx.AsyncClient) -> UpstreamIdentity:
     start = await upstream.start(APPLE_REDIRECT)

@@ -11,6 +11,8 @@ from idp.federation.claims import map_claims, normalise_bool
 from idp.federation.config import ClaimMapping, LinkingPolicy, SyncMode, UpstreamConfig
 from idp.federation.identity import MappedClaim, apply_sync
 
+pytestmark = pytest.mark.no_database
+
 APPLE_KEY = "-----BEGIN PRIVATE KEY-----\nnot parsed by the config\n-----END PRIVATE KEY-----"
 
 

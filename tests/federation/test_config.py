@@ -9,6 +9,8 @@ from pydantic import ValidationError
 
 from idp.federation.config import LinkingPolicy, UpstreamConfig
 
+pytestmark = pytest.mark.no_database
+
 BASE: dict[str, Any] = {"alias": "google", "type": "google", "client_id": "c",
                         "client_secret": "s"}
 

@@ -24,6 +24,8 @@ from tests.federation.conftest import (
     facebook_config,
 )
 
+pytestmark = pytest.mark.no_database
+
 
 async def sign_in(upstream: FacebookUpstream, http: httpx.AsyncClient
                   ) -> UpstreamIdentity | AuthorizationDenied:

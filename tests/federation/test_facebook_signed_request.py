@@ -16,6 +16,8 @@ from idp.federation.facebook_signed import parse_signed_request
 from tests.fakes.facebook import FakeFacebook
 from tests.federation.conftest import FB_APP_ID, FB_SECRET
 
+pytestmark = pytest.mark.no_database
+
 
 def test_deauthorize_request_names_the_asid(facebook_upstream: FacebookUpstream,
                                             facebook: FakeFacebook) -> None:

@@ -17,6 +17,8 @@ from tests.fakes.common import Clock, user_agent
 from tests.fakes.google import FakeGoogle
 from tests.federation.conftest import GOOGLE_CLIENT_ID, GOOGLE_REDIRECT, GOOGLE_SECRET
 
+pytestmark = pytest.mark.no_database
+
 
 def generic(fake: FakeGoogle, **overrides: Any) -> UpstreamConfig:
     return UpstreamConfig.model_validate({

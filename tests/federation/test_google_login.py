@@ -16,6 +16,8 @@ from tests.fakes.common import Clock, s256, user_agent
 from tests.fakes.google import FakeGoogle
 from tests.federation.conftest import GOOGLE_CLIENT_ID, GOOGLE_REDIRECT, google_config
 
+pytestmark = pytest.mark.no_database
+
 
 async def sign_in(upstream: GoogleUpstream, http: httpx.AsyncClient
                   ) -> tuple[AuthorizationStart, UpstreamIdentity | AuthorizationDenied]:

@@ -18,6 +18,8 @@ from tests.fakes.common import pooled_rsa_key, unsigned_jwt, user_agent
 from tests.fakes.google import FakeGoogle
 from tests.federation.conftest import GOOGLE_CLIENT_ID, GOOGLE_REDIRECT, GOOGLE_SECRET
 
+pytestmark = pytest.mark.no_database
+
 Hook = Callable[[dict[str, Any]], dict[str, Any]]
 
 

@@ -14,6 +14,8 @@ from tests.fakes.common import Clock, user_agent
 from tests.fakes.google import FakeGoogle
 from tests.federation.conftest import GOOGLE_REDIRECT
 
+pytestmark = pytest.mark.no_database
+
 JWKS = "/oauth2/v3/certs"
 
 

@@ -31,6 +31,8 @@ from tests.federation.conftest import (
 )
 from tests.helpers import texts
 
+pytestmark = pytest.mark.no_database
+
 
 @pytest.fixture
 def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:

@@ -26,6 +26,8 @@ from tests.federation.conftest import (
     google_config,
 )
 
+pytestmark = pytest.mark.no_database
+
 
 async def test_each_upstream_type_logs_in_against_its_fake(
         google: FakeGoogle, apple: FakeApple, facebook: FakeFacebook,

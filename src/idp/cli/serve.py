@@ -52,8 +52,6 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from idp.main import create_app
-
     logs.configure(settings.log_level, settings.log_format)
     if settings.migrate_on_start:
         migrate.upgrade(settings.database_url)
@@ -99,6 +97,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         uvicorn.run("idp.main:app_from_environment", factory=True, workers=args.workers,
                     **options)
     else:
+        # Only here: a supervisor of worker processes never builds the app itself (importing
+        # it costs over a second of CPU, before the workers even start).
+        from idp.main import create_app
+
         uvicorn.run(create_app(settings), **options)
     return 0
 

@@ -8,6 +8,7 @@ namespace whose root filesystem is read-only, with one writable directory as the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -258,7 +259,8 @@ def test_the_container_contract_holds_read_only_and_unprivileged(volume: Path) -
         server = subprocess.Popen(
             container(volume, str(IDP), "serve", "--host", "127.0.0.1", "--port", str(port),
                       "--workers", "2"),
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)  # a group: killed outright, its workers go with it
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
                 wait_until_ready(http, server)
@@ -276,6 +278,6 @@ def test_the_container_contract_holds_read_only_and_unprivileged(volume: Path) -
             # Migrated and keyed by the separate step: the server changed nothing.
             assert "generated signing keys" not in out
         finally:
-            if server.poll() is None:
-                server.kill()
-                server.wait(timeout=30)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)

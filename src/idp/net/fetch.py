@@ -110,6 +110,8 @@ class PublicOnlyTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, inner: httpx.AsyncBaseTransport | None = None, *,
                  allow_private: bool = False) -> None:
+        # httpx's transport default, as before the context was shared: the CA bundle an
+        # operator names in SSL_CERT_FILE or SSL_CERT_DIR (an app behind a private CA).
         self._inner = inner or httpx.AsyncHTTPTransport(
             verify=https_context(trust_env=True))
         self._allow_private = allow_private

@@ -116,6 +116,7 @@ async def https_origin(pki: Pki) -> AsyncIterator[str]:
         await server.wait_closed()
 
 
+@pytest.mark.no_database
 async def test_upstream_and_app_endpoints_refuse_a_certificate_nobody_vouches_for(
         https_origin: str, pki: Pki) -> None:
     for client in (new_upstream_client(),
@@ -128,6 +129,7 @@ async def test_upstream_and_app_endpoints_refuse_a_certificate_nobody_vouches_fo
         assert (await trusting.get(https_origin)).json() == {}
 
 
+@pytest.mark.no_database
 def test_clients_are_made_without_loading_the_ca_bundle_again(
         monkeypatch: pytest.MonkeyPatch) -> None:
     tls.https_context()

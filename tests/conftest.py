@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -256,22 +257,36 @@ async def ctx(settings: Settings, clock: FakeClock,
         await context.close()
 
 
-# The app the `app` fixture built last, with the settings it was built from. FastAPI builds
-# an app's routes (their dependencies, their handlers) on the first request through each
-# router, some 40 ms for them all; tests on the suite's settings share one app, each with its
-# own context in `app.state.ctx`, the one thing a request reads from the app that a test
-# changes. The middlewares' per-process memos (a session's or an interaction's language)
-# carry over, keyed by ids each test makes at random. A module whose settings fixture makes
-# new settings per test gets a new app each time, as does any test that builds one itself
-# (to change it, as test_hot_routes does).
-_LAST_APP: dict[str, Any] = {}
+# Apps the `app` fixture built, by the value of the settings they were built from. FastAPI
+# builds an app's routes (their dependencies, their handlers) on the first request through
+# each router: some 200 ms of CPU for a test that reaches seven routers, which had been a
+# tenth of the test workers' CPU while modules whose settings fixture makes new (equal)
+# settings for each test built an app per test. Tests on equal settings share one app, each
+# with its own context in `app.state.ctx`, the one thing a request reads from the app that a
+# test changes. The middlewares' per-process memos (a session's or an interaction's language)
+# carry over, keyed by ids each test makes at random. A test that builds an app itself (to
+# change it, as test_hot_routes does) gets its own. An app served with its lifespan (the
+# browser tests' uvicorn) takes the context it was built with: those tests' settings name a
+# new port each time, so their apps are never shared.
+_APPS: dict[str, Any] = {}
+_APPS_KEPT = 4
+
+
+def settings_key(settings: Settings) -> str:
+    """Equal for equal settings, secrets included (their dump hides them)."""
+    return repr([(name, value.get_secret_value() if isinstance(value, SecretStr) else value)
+                 for name, value in settings])
 
 
 @pytest.fixture
 def app(settings: Settings, ctx: Context):  # type: ignore[no-untyped-def]
-    if _LAST_APP.get("settings") is not settings:
-        _LAST_APP.update(settings=settings, app=create_app(settings, ctx=ctx))
-    built = _LAST_APP["app"]
+    key = settings_key(settings)
+    built = _APPS.pop(key, None)
+    if built is None:
+        built = create_app(settings, ctx=ctx)
+        while len(_APPS) >= _APPS_KEPT:
+            del _APPS[next(iter(_APPS))]  # the least recently used
+    _APPS[key] = built
     built.state.ctx = ctx
     ctx.db.observe_pool()
     return built

@@ -36,9 +36,11 @@ class Inbox:
         return [m for m in self.messages if m["To"] == address]
 
 
-@pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    """A real SMTP server on loopback, keeping what it receives."""
+@pytest.fixture(scope="session")
+def mail_relay() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server on loopback, keeping what it receives: one per test process. Its
+    port stays the same from test to test, so the settings that name it do too, and so do
+    the apps built from them (conftest's `app`)."""
     handler, port = Inbox(), free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
@@ -46,6 +48,14 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
         yield handler, port
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def inbox(mail_relay: tuple[Inbox, int]) -> tuple[Inbox, int]:
+    """The relay, empty at the start of each test (mail goes out only when a test runs the
+    outbox, `deliver`, so nothing of an earlier test arrives later)."""
+    mail_relay[0].messages.clear()
+    return mail_relay
 
 
 def with_relay(settings: Settings, port: int) -> Settings:

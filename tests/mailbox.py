@@ -3,6 +3,7 @@ the `inbox` fixture (registered in conftest), delivering the outbox, finding a m
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import re
@@ -36,18 +37,26 @@ class Inbox:
         return [m for m in self.messages if m["To"] == address]
 
 
-@pytest.fixture(scope="session")
-def mail_relay() -> Iterator[tuple[Inbox, int]]:
-    """A real SMTP server on loopback, keeping what it receives: one per test process. Its
-    port stays the same from test to test, so the settings that name it do too, and so do
-    the apps built from them (conftest's `app`)."""
+@contextlib.contextmanager
+def running_relay(**options: Any) -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server (aiosmtpd) on a free loopback port, keeping what it receives;
+    `options` go to its Controller (TLS, STARTTLS required)."""
     handler, port = Inbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
     controller.start()
     try:
         yield handler, port
     finally:
         controller.stop()
+
+
+@pytest.fixture(scope="session")
+def mail_relay() -> Iterator[tuple[Inbox, int]]:
+    """The tests' relay: one per test process. Its port stays the same from test to test, so
+    the settings that name it do too, and so do the apps built from them (conftest's
+    `app`)."""
+    with running_relay() as relay:
+        yield relay
 
 
 @pytest.fixture

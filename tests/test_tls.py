@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,8 +26,7 @@ from idp.notifications import mail
 from idp.services.context import Context
 from idp.settings import Settings
 from tests.conftest import FakeClock, make_settings
-from tests.mailbox import Inbox, deliver
-from tests.receiver import free_port
+from tests.mailbox import Inbox, deliver, running_relay
 
 
 @dataclass(frozen=True)
@@ -155,14 +153,8 @@ def test_clients_are_made_without_loading_the_ca_bundle_again(
 @pytest.fixture
 def relay(pki: Pki) -> Iterator[tuple[Inbox, int]]:
     """A relay that takes mail only after STARTTLS, with the test CA's certificate."""
-    handler, port = Inbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port,
-                            tls_context=pki.server_context(), require_starttls=True)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
+    with running_relay(tls_context=pki.server_context(), require_starttls=True) as relay:
+        yield relay
 
 
 @pytest.fixture

@@ -8,8 +8,10 @@ import base64
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
@@ -232,8 +234,6 @@ def throwaway_database(tmp_path: Path, migrated: bool = False) -> Iterator[str]:
     PostgreSQL database (dropped afterwards) when IDP_TEST_DATABASE_URL names one. Unmigrated,
     or `migrated` to head (a copy of one migrated once per process). Blocking; use from
     synchronous tests and fixtures."""
-    import asyncio
-    import os
     import shutil
     import uuid
 
@@ -328,6 +328,14 @@ def wait_until_ready(http: httpx.Client, server: subprocess.Popen[str]) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError("idp serve did not become ready")
+
+
+def kill_group(server: subprocess.Popen[str]) -> None:
+    """Kill a server started with `start_new_session=True`, and every process of its group:
+    a supervisor killed on its own would leave its workers running."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
+    server.wait(timeout=30)
 
 
 @contextlib.asynccontextmanager

@@ -8,7 +8,6 @@ namespace whose root filesystem is read-only, with one writable directory as the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
@@ -28,7 +27,7 @@ from idp.cli import build_parser
 from idp.settings import Settings
 from idp.store import migrate
 from tests.conftest import TEST_SECRET
-from tests.helpers import throwaway_database, wait_until_ready
+from tests.helpers import kill_group, throwaway_database, wait_until_ready
 from tests.receiver import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -278,6 +277,4 @@ def test_the_container_contract_holds_read_only_and_unprivileged(volume: Path) -
             # Migrated and keyed by the separate step: the server changed nothing.
             assert "generated signing keys" not in out
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
+            kill_group(server)

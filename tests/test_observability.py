@@ -31,6 +31,7 @@ from tests.helpers import (
     Flow,
     authorize,
     get_code,
+    kill_group,
     login,
     make_app,
     make_user,
@@ -310,9 +311,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield Served(issuer, created["client_id"], created["client_secret"], process,
                      home / "metrics")
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+        kill_group(process)
 
 
 def workers_of(process: subprocess.Popen[str]) -> list[int]:

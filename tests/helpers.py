@@ -315,8 +315,13 @@ def texts(records: list[logging.LogRecord]) -> str:
 
 
 def wait_until_ready(http: httpx.Client, server: subprocess.Popen[str]) -> None:
-    """Until a started `idp serve` answers /health/ready (or fail with its last words)."""
-    deadline = time.monotonic() + 60
+    """Until a started `idp serve` answers /health/ready (or fail with its last words).
+
+    Bounded generously: a start with two workers is some 5 s of CPU (each process imports
+    the package), and beside CI's two suite passes, their servers and Chromium on two cores
+    it took 20-35 s here, and over 60 s on a slower day (a CI run failed on that bound). The
+    bound only matters to a server that never comes up, and that one still fails the test."""
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if server.poll() is not None:
             assert server.stderr is not None

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
+from sqlalchemy import text
 
-from tests.conftest import ISSUER
+from idp.main import create_app
+from idp.services.context import Context, build_context
+from tests.conftest import ISSUER, make_settings
 
 
 async def test_openid_configuration(client: httpx.AsyncClient) -> None:
@@ -78,3 +83,33 @@ async def test_advertised_endpoints_answer(client: httpx.AsyncClient) -> None:
 async def test_health(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     assert (await client.get("/health/ready")).json() == {"status": "ok"}
+
+
+async def test_readiness_does_not_queue_behind_a_writer(client: httpx.AsyncClient,
+                                                        ctx: Context) -> None:
+    """A probe answers while a unit of work holds the database's write lock (SQLite's one
+    writer; several `idp serve` workers take turns at it): it reads, so it must not wait for
+    the lock, which SQLite would let it do for its 30 s busy timeout."""
+    async with ctx.db.transaction() as writer:  # BEGIN IMMEDIATE on SQLite: the write lock
+        await writer.execute(text("DELETE FROM users"))
+        probe = await asyncio.wait_for(client.get("/health/ready"), timeout=10)
+        assert probe.status_code == 200
+        assert probe.json() == {"status": "ok"}
+
+
+async def test_readiness_fails_when_the_database_does_not_answer() -> None:
+    """Nothing listens where the database should be: not ready (and for how long to stay
+    away), while the process itself is alive."""
+    settings = make_settings("postgresql+asyncpg://postgres@127.0.0.1:9/idp")
+    context = build_context(settings)
+    try:
+        app = create_app(settings, ctx=context)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url=ISSUER) as http:
+            ready = await http.get("/health/ready")
+            assert ready.status_code == 503
+            assert ready.json() == {"status": "unavailable"}
+            assert ready.headers["retry-after"] == "5"
+            assert (await http.get("/health/live")).status_code == 200
+    finally:
+        await context.close()

@@ -9,10 +9,24 @@ import socket
 from urllib.parse import parse_qs
 
 
+# Ports handed out, each held by a bound socket that never listens, for the life of the test
+# process. A port found free and let go was taken in between by a busy CI run's other
+# processes (an outgoing connection's own port, another test's server) before the server it
+# was meant for bound it ("address already in use"). While it is held, the kernel gives the
+# port to no one else: not to a bind to port 0, not to an outgoing connection. A server can
+# still bind it, since both sockets allow address reuse and the holder does not listen
+# (asyncio, aiosmtpd and uvicorn all set SO_REUSEADDR), and a client that connects while no
+# server listens is refused at once, as on a free port.
+_HELD: list[socket.socket] = []
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 that stays free for whoever binds it with address reuse."""
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", 0))
+    _HELD.append(holder)
+    return int(holder.getsockname()[1])
 
 
 class Receiver:

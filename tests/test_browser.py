@@ -41,7 +41,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-default-apps", "--disable-field-trial-config",
                  "--disable-back-forward-cache", "--disable-dev-shm-usage", "--disable-breakpad",
                  "--disable-features=PaintHolding,OptimizationHints,MediaRouter,LensOverlay,"
-                 "Translate", "--metrics-recording-only", "--password-store=basic"]
+                 # The address bar's suggestion popups, which Chromium now builds as web pages
+                 # (chrome://omnibox-popup.top-chrome) for every window, headless included:
+                 # every browser context opened two more renderers, which cost as much CPU as
+                 # the page under test (Puppeteer turns them off by default as well).
+                 "Translate,WebUIOmniboxPopup,WebUIOmniboxAimPopup",
+                 "--metrics-recording-only", "--password-store=basic"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # Per action. Generous: on a loaded CI machine (five test processes and Chromium on two cores)
 # a click on the Swagger UI page once took over 10 s. No test waits for a timeout on purpose.

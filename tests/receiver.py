@@ -8,7 +8,6 @@ import asyncio
 import socket
 from urllib.parse import parse_qs
 
-
 # Ports handed out, each held by a bound socket that never listens, for the life of the test
 # process. A port found free and let go was taken in between by a busy CI run's other
 # processes (an outgoing connection's own port, another test's server) before the server it

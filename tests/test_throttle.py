@@ -335,3 +335,37 @@ async def test_parallel_guesses_are_counted_before_the_hash_and_held_back_ones_c
     assert {(r.status_code, r.headers["retry-after"]) for r in held} == {(429, "2")}
     assert len(checked) == 6 and checked[-1] in let_through
     assert await _counters(ctx) == {account_key(email): (6, clock() + 2), network: (6, 0)}
+
+
+async def test_parallel_guesses_from_a_known_browser_count_on_its_own_key_alone(
+        client: httpx.AsyncClient, ctx: Context, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A browser that signed in before (its device cookie) is counted on its own key, with the
+    account's free failures and delay: of twenty simultaneous guesses from it exactly the
+    five free ones are hashed, the rest are held back before any hash, and neither the
+    account's nor the network's counter moves (a stolen cookie's run is no one else's)."""
+    await make_user(ctx)
+    assert _signed_in(await _try(client, await _login_page(client, ctx), PASSWORD))
+    client.cookies.delete(ctx.settings.session_cookie_name)  # signed out; the device stays
+    before = await _counters(ctx)  # the network's, its attempt given back
+    assert set(before.values()) == {(0, 0)}
+    page = await _login_page(client, ctx)
+    checked: list[str] = []
+    verify = PasswordHasher.verify
+
+    def counting(self: PasswordHasher, hash: str, password: str | bytes) -> bool:
+        checked.append(str(password))
+        return verify(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting)
+    guesses = [f"guess-{i}" for i in range(20)]
+    answers = dict(zip(guesses, await asyncio.gather(*(_try(client, page, g) for g in guesses)),
+                       strict=True))
+    let_through = {g for g, r in answers.items() if r.status_code == 200}
+    assert len(let_through) == 5 and sorted(checked) == sorted(let_through)
+    assert {(r.status_code, r.headers["retry-after"]) for g, r in answers.items()
+            if g not in let_through} == {(429, "1")}
+    counters = await _counters(ctx)
+    (device,) = set(counters) - set(before)
+    assert device.startswith("device:") and counters.pop(device) == (5, clock() + 1)
+    assert counters == before

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.store.models import AccountToken, User
+from idp.store.models import AccountToken, Passkey, TotpFactor, User
 from idp.store.prepared import Connection, Prepared, detached
 
 
@@ -29,18 +29,29 @@ async def find_by_email(session: AsyncSession, email: str) -> User | None:
 # work (an ORM session or `Database.atomic()`).
 _USERS = cast(Table, User.__table__)
 _USER_COLUMNS = tuple(column.name for column in _USERS.c)
-_ACCOUNT_BY_EMAIL = Prepared(select(*_USERS.c).where(_USERS.c.email == bindparam("b_email")))
+_TOTP = cast(Table, TotpFactor.__table__)
+_PASSKEYS = cast(Table, Passkey.__table__)
+# With the account, whether a second factor (an authenticator app or a passkey) will be asked
+# for after the password: the sign-in then needs no statement of its own to find out.
+_ACCOUNT_BY_EMAIL = Prepared(select(
+    *_USERS.c,
+    (exists().where(_TOTP.c.user_id == _USERS.c.id)
+     | exists().where(_PASSKEYS.c.user_id == _USERS.c.id)).label("has_second_factor"),
+).where(_USERS.c.email == bindparam("b_email")))
 _SET_PASSWORD_HASH = Prepared(update(_USERS).where(_USERS.c.id == bindparam("b_id")).values(
     password_hash=bindparam("b_hash"), updated_at=bindparam("b_now")))
 
 
-async def account_by_email(connection: Connection, email: str) -> User | None:
+async def account_by_email(connection: Connection, email: str) -> tuple[User, bool] | None:
     """The account with this address as a detached, read-only object (read it, never change
-    it): the password check's lookup, without the ORM's row loading."""
+    it), and whether it has a second factor: the password check's lookup, without the ORM's
+    row loading."""
     if "\x00" in email:
         return None  # PostgreSQL text cannot hold NUL: no account has such an address
     values = await _ACCOUNT_BY_EMAIL.first(connection, {"b_email": normalize_email(email)})
-    return detached(User, "", _USER_COLUMNS, values) if values is not None else None
+    if values is None:
+        return None
+    return detached(User, "", _USER_COLUMNS, values), bool(values["has_second_factor"])
 
 
 async def set_password_hash(connection: Connection, user_id: str, password_hash: str, now: int

@@ -33,6 +33,7 @@ class PasswordCheck:
     attempt: throttle.Attempt
     user: User | None
     well_formed: bool
+    second_factor: bool = False  # the account has one (read with it)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Proof:
     user: User
     attempt: throttle.Attempt
     new_hash: str | None  # the password under today's parameters, when the stored hash is older
+    second_factor: bool = False  # asked for next (an authenticator app or a passkey)
 
 
 async def begin_password_check(ctx: Context, connection: Connection, email: str,
@@ -54,8 +56,10 @@ async def begin_password_check(ctx: Context, connection: Connection, email: str,
     except Throttled:
         metrics.SIGNINS.labels("password", "throttled").inc()
         raise
-    user = await user_store.account_by_email(connection, email) if well_formed else None
-    return PasswordCheck(attempt, user, well_formed)
+    found = await user_store.account_by_email(connection, email) if well_formed else None
+    if found is None:
+        return PasswordCheck(attempt, None, well_formed)
+    return PasswordCheck(attempt, found[0], well_formed, second_factor=found[1])
 
 
 async def verify_password(ctx: Context, check: PasswordCheck, password: str) -> Proof | None:
@@ -75,7 +79,7 @@ async def verify_password(ctx: Context, check: PasswordCheck, password: str) -> 
         await record_failure(ctx, user.id if user is not None else None)
         return None
     metrics.SIGNINS.labels("password", "success").inc()
-    return Proof(user, check.attempt, result.new_hash)
+    return Proof(user, check.attempt, result.new_hash, second_factor=check.second_factor)
 
 
 async def record_failure(ctx: Context, user_id: str | None) -> None:

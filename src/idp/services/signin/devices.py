@@ -38,6 +38,9 @@ class DeviceCookie:
 
     presented: tuple[str, ...]
     issued: str | None = field(default=None)
+    # The presented entry found for each account key asked about (`_entry_for`): a password
+    # sign-in asks four times, and each time checked a MAC per entry.
+    found: dict[str, str | None] = field(default_factory=dict)
 
 
 request_devices: ContextVar[DeviceCookie | None] = ContextVar("request_devices", default=None)
@@ -63,11 +66,14 @@ def _mac(ctx: Context, account_key: str, nonce: str) -> str:
 def _entry_for(ctx: Context, account_key: str) -> str | None:
     """The presented entry that binds this browser to the account, if any."""
     cookie = request_devices.get()
-    for entry in cookie.presented if cookie else ():
-        nonce, _, mac = entry.partition(".")
-        if hmac.compare_digest(_mac(ctx, account_key, nonce), mac):
-            return entry
-    return None
+    if cookie is None:
+        return None
+    if account_key not in cookie.found:
+        cookie.found[account_key] = next(
+            (entry for entry in cookie.presented
+             if hmac.compare_digest(_mac(ctx, account_key, entry.partition(".")[0]),
+                                    entry.partition(".")[2])), None)
+    return cookie.found[account_key]
 
 
 def trusted_device(ctx: Context, account_key: str) -> str | None:

@@ -269,7 +269,8 @@ async def login_with_password(ctx: Context, interaction_id: str, browser_id: str
                                                      browser_id, cached)
         await settle(ctx, connection, proof)
         waiting = await wait_in_interaction(ctx, connection, interaction, proof.user.id,
-                                            browser_id, ["pwd"])
+                                            browser_id, ["pwd"],
+                                            has_second_factor=proof.second_factor)
         if waiting is None:
             cookie, signed_in = await open_session(ctx, connection, proof.user.id,
                                                    previous_cookie, account=proof.user)

@@ -117,12 +117,16 @@ async def wait_for_second_factor(ctx: Context, connection: Connection, user_id: 
 
 async def wait_in_interaction(ctx: Context, session: Connection, interaction: Interaction,
                               user_id: str, browser_id: str, amr: list[str], *,
-                              identity_id: str | None = None, link_hash: str | None = None
+                              identity_id: str | None = None, link_hash: str | None = None,
+                              has_second_factor: bool | None = None
                               ) -> SecondFactorRequired | None:
     """What to raise once the caller's unit of work commits when the account has a second
     factor (the first factor then waits, until the interaction ends); None when it has
-    none and the caller signs the customer in."""
-    if not await needs_second_factor(session, user_id):
+    none and the caller signs the customer in. `has_second_factor`: whether it has, when
+    the caller read it already (with the account, for a password)."""
+    if has_second_factor is None:
+        has_second_factor = await needs_second_factor(session, user_id)
+    if not has_second_factor:
         return None
     await wait_for_second_factor(
         ctx, session, user_id, browser_id, interaction_place(interaction.id), amr,

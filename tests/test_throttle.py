@@ -290,6 +290,19 @@ async def _counters(ctx: Context) -> dict[str, tuple[int, int]]:
         return {row.key: (row.failures, row.blocked_until) for row in rows}
 
 
+def _hashed_passwords(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every password argon2 verifies from now on, in order (what reached the hash)."""
+    checked: list[str] = []
+    verify = PasswordHasher.verify
+
+    def counting(self: PasswordHasher, hash: str, password: str | bytes) -> bool:
+        checked.append(str(password))
+        return verify(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting)
+    return checked
+
+
 @pytest.mark.parametrize("email", [EMAIL, "nobody@example.com"], ids=["account", "no-account"])
 async def test_parallel_guesses_are_counted_before_the_hash_and_held_back_ones_cost_none(
         client: httpx.AsyncClient, ctx: Context, clock: FakeClock,
@@ -302,14 +315,7 @@ async def test_parallel_guesses_are_counted_before_the_hash_and_held_back_ones_c
     attempts that were checked, and an address without an account costs the same hashes."""
     await make_user(ctx)
     page = await _login_page(client, ctx)
-    checked: list[str] = []
-    verify = PasswordHasher.verify
-
-    def counting(self: PasswordHasher, hash: str, password: str | bytes) -> bool:
-        checked.append(str(password))
-        return verify(self, hash, password)
-
-    monkeypatch.setattr(PasswordHasher, "verify", counting)
+    checked = _hashed_passwords(monkeypatch)
     network = source_key("127.0.0.1")
     assert network is not None
 
@@ -350,14 +356,7 @@ async def test_parallel_guesses_from_a_known_browser_count_on_its_own_key_alone(
     before = await _counters(ctx)  # the network's, its attempt given back
     assert set(before.values()) == {(0, 0)}
     page = await _login_page(client, ctx)
-    checked: list[str] = []
-    verify = PasswordHasher.verify
-
-    def counting(self: PasswordHasher, hash: str, password: str | bytes) -> bool:
-        checked.append(str(password))
-        return verify(self, hash, password)
-
-    monkeypatch.setattr(PasswordHasher, "verify", counting)
+    checked = _hashed_passwords(monkeypatch)
     guesses = [f"guess-{i}" for i in range(20)]
     answers = dict(zip(guesses, await asyncio.gather(*(_try(client, page, g) for g in guesses)),
                        strict=True))

@@ -4,9 +4,9 @@ concurrent attempts with the same code only one wins."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.crypto.handles import new_handle
@@ -25,9 +25,16 @@ async def has_totp(session: AsyncSession, user_id: str) -> bool:
 
 _TOTP = cast(Table, TotpFactor.__table__)
 _PASSKEYS = cast(Table, Passkey.__table__)
-_HAS_SECOND_FACTOR = Prepared(select(
-    (exists().where(_TOTP.c.user_id == bindparam("b_user_id"))
-     | exists().where(_PASSKEYS.c.user_id == bindparam("b_user_id"))).label("has")))
+
+
+def second_factor_of(user_id: Any) -> ColumnElement[bool]:
+    """Whether the account `user_id` (a value or a column) has a second factor: an
+    authenticator app or a passkey."""
+    return (exists().where(_TOTP.c.user_id == user_id)
+            | exists().where(_PASSKEYS.c.user_id == user_id))
+
+
+_HAS_SECOND_FACTOR = Prepared(select(second_factor_of(bindparam("b_user_id")).label("has")))
 
 
 async def has_second_factor(connection: Connection, user_id: str) -> bool:

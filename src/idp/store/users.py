@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, exists, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from idp.store.models import AccountToken, Passkey, TotpFactor, User
+from idp.store.factors import second_factor_of
+from idp.store.models import AccountToken, User
 from idp.store.prepared import Connection, Prepared, detached
 
 
@@ -29,15 +30,11 @@ async def find_by_email(session: AsyncSession, email: str) -> User | None:
 # work (an ORM session or `Database.atomic()`).
 _USERS = cast(Table, User.__table__)
 _USER_COLUMNS = tuple(column.name for column in _USERS.c)
-_TOTP = cast(Table, TotpFactor.__table__)
-_PASSKEYS = cast(Table, Passkey.__table__)
-# With the account, whether a second factor (an authenticator app or a passkey) will be asked
-# for after the password: the sign-in then needs no statement of its own to find out.
-_ACCOUNT_BY_EMAIL = Prepared(select(
-    *_USERS.c,
-    (exists().where(_TOTP.c.user_id == _USERS.c.id)
-     | exists().where(_PASSKEYS.c.user_id == _USERS.c.id)).label("has_second_factor"),
-).where(_USERS.c.email == bindparam("b_email")))
+# With the account, whether a second factor will be asked for after the password: the
+# sign-in then needs no statement of its own to find out.
+_ACCOUNT_BY_EMAIL = Prepared(
+    select(*_USERS.c, second_factor_of(_USERS.c.id).label("has_second_factor"))
+    .where(_USERS.c.email == bindparam("b_email")))
 _SET_PASSWORD_HASH = Prepared(update(_USERS).where(_USERS.c.id == bindparam("b_id")).values(
     password_hash=bindparam("b_hash"), updated_at=bindparam("b_now")))
 

@@ -70,10 +70,13 @@ def _entry_for(ctx: Context, account_key: str) -> str | None:
         return None
     if account_key not in cookie.found:
         cookie.found[account_key] = next(
-            (entry for entry in cookie.presented
-             if hmac.compare_digest(_mac(ctx, account_key, entry.partition(".")[0]),
-                                    entry.partition(".")[2])), None)
+            (entry for entry in cookie.presented if _binds(ctx, entry, account_key)), None)
     return cookie.found[account_key]
+
+
+def _binds(ctx: Context, entry: str, account_key: str) -> bool:
+    nonce, _, mac = entry.partition(".")
+    return hmac.compare_digest(_mac(ctx, account_key, nonce), mac)
 
 
 def trusted_device(ctx: Context, account_key: str) -> str | None:

@@ -332,7 +332,14 @@ def wait_until_ready(http: httpx.Client, server: subprocess.Popen[str]) -> None:
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise AssertionError("idp serve did not become ready")
+    # Its last words, read once nothing holds its stderr open (a worker would keep the pipe).
+    if os.getpgid(server.pid) == server.pid:
+        kill_group(server)
+    else:
+        server.kill()
+        server.wait(timeout=30)
+    said = server.stderr.read()[-2000:] if server.stderr is not None else ""
+    raise AssertionError(f"idp serve did not become ready in 180 s; it said: {said}")
 
 
 def kill_group(server: subprocess.Popen[str]) -> None:

@@ -331,7 +331,7 @@ class IdpServer:
     app for the customers, and the means to create customers and sign them in."""
 
     def __init__(self, workdir: Path, database_url: str, port: int, workers: int,
-                 log_level: str = "WARNING") -> None:
+                 log_level: str = "WARNING", source: Path | None = None) -> None:
         self.workdir, self.workers = workdir, workers
         self.issuer = f"http://127.0.0.1:{port}"
         self.port = port
@@ -339,6 +339,10 @@ class IdpServer:
         self.env = {**os.environ, "IDP_DEV_MODE": "true", "IDP_ISSUER": self.issuer,
                     "IDP_DATABASE_URL": database_url, "IDP_DATA_DIR": str(workdir / "data"),
                     "IDP_LOG_LEVEL": log_level}
+        if source is not None:
+            # Another checkout's code (its `src/` ahead of the installed one), same tools.
+            self.env["PYTHONPATH"] = os.pathsep.join(
+                [str(source / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
         self.log = workdir / "server.log"
         self.password = "bench-" + secrets.token_urlsafe(12)
         self.process: subprocess.Popen[bytes] | None = None
@@ -390,8 +394,8 @@ class IdpServer:
 
 @contextlib.contextmanager
 def idp_server(workdir: Path, database_url: str, port: int, workers: int = 2,
-               log_level: str = "WARNING") -> Iterator[IdpServer]:
-    server = IdpServer(workdir, database_url, port, workers, log_level)
+               log_level: str = "WARNING", source: Path | None = None) -> Iterator[IdpServer]:
+    server = IdpServer(workdir, database_url, port, workers, log_level, source)
     try:
         server.setup()
         server.start()

@@ -1,7 +1,7 @@
 """What one password sign-in costs the server, against what one argon2 verify costs.
 
     .venv/bin/python bench/signin_cost.py [--database postgres|sqlite] [--logins 60] [--profile]
-                                          [--browser returning|new]
+                                          [--browser returning|new] [--against REV [--pairs 6]]
 
 A returning customer (consent already given, no session in this browser) signs in the whole
 way, over HTTP as a browser would: the authorization request, the login page, the password
@@ -18,6 +18,12 @@ each request's CPU is then set against the argon2id work the server itself did f
 sign-in, in the same run and at the same moment. That ratio does not move with how fast the
 machine happens to be (a shared machine's speed drifts by a quarter within minutes, and a
 verify timed apart from the sign-ins drifts with it).
+
+`--against REV` compares this checkout with a git revision in one run: both are served at once
+(the revision from a worktree of it, on the same tools), each on a database of its own, and
+their rounds of sign-ins alternate (`--pairs` of them, the first of each pair taken in turn),
+so both meet the machine in the same moments. A change of a few per cent in the POST is
+within the drift of separate runs minutes apart, and within that of a single pair.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,6 +146,86 @@ async def sign_in_each(metadata: dict[str, object], client: tuple[str, str],
         meter.finish()
 
 
+def print_steps(meter: StepMeter) -> tuple[float, float]:
+    """The per-request table; returns the password POST's and the whole sign-in's ratios to
+    the server's own hash (0 when no hash was seen)."""
+    print(f"  {'request':<34} {'server':>7} {'db':>6} {'sum':>7} {'hash':>6} {'/ hash':>7}")
+    whole, post = 0.0, 0.0
+    hashing = sum(spent[2] for spent in meter.totals.values())
+    count = max((spent[3] for spent in meter.totals.values()), default=1)
+    for step, (server_step, db_step, hash_step, steps) in meter.totals.items():
+        both = (server_step + db_step) / steps
+        whole += both
+        ratio = f"{both / (hash_step / steps):7.2f}" if hash_step > 0 else f"{'':>7}"
+        if hash_step > 0 and step.startswith("POST"):
+            post = both / (hash_step / steps)
+        print(f"  {step[:34]:<34} {server_step / steps:7.2f} {db_step / steps:6.2f} "
+              f"{both:7.2f} {hash_step / steps:6.2f} {ratio}")
+    if hashing <= 0:
+        return post, 0.0
+    print(f"  {'the whole sign-in':<34} {'':>7} {'':>6} {whole:7.2f} "
+          f"{hashing / count:6.2f} {whole / (hashing / count):7.2f}")
+    return post, whole / (hashing / count)
+
+
+@contextlib.contextmanager
+def worktree(revision: str, place: Path) -> Iterator[Path]:
+    """A checkout of `revision` at `place` (a git worktree of this repository), removed after."""
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",  # noqa: S603,S607
+                    str(place), revision], check=True)
+    try:
+        yield place
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",  # noqa: S603,S607
+                        str(place)], check=False)
+
+
+def paired(args: argparse.Namespace) -> int:
+    """This checkout against `args.against`, in alternating rounds of one run."""
+    workdir = Path(tempfile.mkdtemp(prefix="idp-signin-cost-"))
+    names = (f"{args.against} (before)", "this checkout")
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(worktree(args.against, workdir / "against"))
+        servers = []
+        for index, origin in enumerate((source, None)):
+            if args.database == "postgres":
+                url = stack.enter_context(throwaway_database(
+                    args.admin_url, f"idp_bench_signin_{secrets.token_hex(4)}"))
+            else:
+                url = f"sqlite+aiosqlite:///{workdir}/idp{index}.db"
+            servers.append(stack.enter_context(
+                idp_server(workdir / f"idp{index}", url, free_port(), 1, source=origin)))
+        rounds = []
+        for server in servers:
+            accounts = server.create_customers(args.logins)
+            devices: dict[str, httpx.Cookies] | None = \
+                {} if args.browser == "returning" else None
+            # The first sign-in of each gives the app its consent; a second warms the server.
+            for _ in range(2):
+                asyncio.run(sign_in_each(server.metadata, server.code_client, accounts,
+                                         devices=devices))
+            meter = StepMeter(server.pids(), postgres_pids(database_name(server.database_url))
+                              if args.database == "postgres" else [])
+            rounds.append((server, accounts, devices, meter))
+        for pair in range(args.pairs):
+            order = rounds if pair % 2 == 0 else rounds[::-1]
+            for server, accounts, devices, meter in order:
+                asyncio.run(sign_in_each(server.metadata, server.code_client, accounts, meter,
+                                         devices=devices))
+        print(f"{args.pairs} alternating pairs of rounds of {args.logins} "
+              f"{'returning' if args.browser == 'returning' else 'new-browser'} sign-ins on "
+              f"{args.database}, one at a time (ms per request, as below)")
+        results = []
+        for name, (_, _, _, meter) in zip(names, rounds, strict=True):
+            print(f"\n  {name}:")
+            results.append(print_steps(meter))
+        (post_a, whole_a), (post_b, whole_b) = results
+        print(f"\n  password POST / its hash: {post_a:.3f} before, {post_b:.3f} now "
+              f"({(post_b - post_a) / post_a:+.1%}); the whole sign-in {whole_a:.3f} / "
+              f"{whole_b:.3f}")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="idp-signin-cost-"))
     with contextlib.ExitStack() as stack:
@@ -187,17 +274,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"\n  per request of a second round (scheduler time of every thread, ms; `hash`: the\n"
           f"  server's argon2id threads, in the same server at the same moment; the verify\n"
           f"  timed here read {verify_ms:.1f} ms, the server's {hashing / count:.1f} ms):")
-    print(f"  {'request':<34} {'server':>7} {'db':>6} {'sum':>7} {'hash':>6} {'/ hash':>7}")
-    whole = 0.0
-    for step, (server_step, db_step, hash_step, steps) in meter.totals.items():
-        both = (server_step + db_step) / steps
-        whole += both
-        ratio = f"{both / (hash_step / steps):7.2f}" if hash_step > 0 else f"{'':>7}"
-        print(f"  {step[:34]:<34} {server_step / steps:7.2f} {db_step / steps:6.2f} "
-              f"{both:7.2f} {hash_step / steps:6.2f} {ratio}")
-    if hashing > 0:
-        print(f"  {'the whole sign-in':<34} {'':>7} {'':>6} {whole:7.2f} "
-              f"{hashing / count:6.2f} {whole / (hashing / count):7.2f}")
+    print_steps(meter)
     if args.profile:
         print("\n".join(summarise(workdir / "signin.raw", args.top)))
     return 0
@@ -213,4 +290,9 @@ if __name__ == "__main__":
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--browser", choices=["returning", "new"], default="returning",
                         help="the customer's browser keeps our device cookie, or is new to us")
-    sys.exit(main(parser.parse_args()))
+    parser.add_argument("--against", metavar="REV",
+                        help="compare with this git revision, in alternating rounds of one run")
+    parser.add_argument("--pairs", type=int, default=6,
+                        help="alternating pairs of rounds with --against (default 6)")
+    arguments = parser.parse_args()
+    sys.exit(paired(arguments) if arguments.against else main(arguments))

@@ -464,3 +464,31 @@ async def test_a_consent_change_is_counted_when_it_commits(ctx: Context) -> None
     async with ctx.db.transaction() as session:
         await ledger.append(ctx, session, **entry)
     assert counted() == before + 1
+
+
+def test_the_metrics_directory_is_made_for_one_worker_and_emptied_for_several(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PROMETHEUS_MULTIPROC_DIR named but missing stopped a one-worker `idp serve` at its
+    first metric (prometheus_client opens a file in it): it is made, and what an operator's
+    other processes wrote there stays. Several workers start from an empty one, theirs or
+    a new one, so an earlier run's counts are not added to this one's."""
+    from idp.cli.serve import metrics_directory
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    assert metrics_directory(1) is None
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+    named = tmp_path / "not" / "there"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(named))
+    assert metrics_directory(1) == named and named.is_dir()
+    (named / "counter_123.db").write_bytes(b"another process's")
+    assert metrics_directory(1) == named
+    assert (named / "counter_123.db").exists()
+
+    assert metrics_directory(2) == named
+    assert list(named.iterdir()) == []
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    made = metrics_directory(2)
+    assert made is not None and made.is_dir() and list(made.iterdir()) == []
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(made)

@@ -90,9 +90,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # rotating refresh can wait seconds (README: Performance and scale).
         print("idp: warning: several workers on SQLite take turns at its single write lock; "
               "use PostgreSQL for more than one worker", file=sys.stderr)
+    metrics_directory(args.workers)
     if args.workers > 1:
-        # Each worker writes its metrics where /metrics, in whichever worker, adds them up.
-        metrics_directory()
         # Each worker builds its own app, context and pool from the same environment.
         uvicorn.run("idp.main:app_from_environment", factory=True, workers=args.workers,
                     **options)
@@ -105,10 +104,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def metrics_directory() -> Path:
-    """PROMETHEUS_MULTIPROC_DIR for the workers: the operator's, or a new one; emptied, since
-    files of an earlier run would add its counts to this one's."""
+def metrics_directory(workers: int) -> Path | None:
+    """PROMETHEUS_MULTIPROC_DIR, where each worker writes its metrics and /metrics, in
+    whichever worker, adds them up. Several workers: the operator's, or a new one; emptied,
+    since files of an earlier run would add its counts to this one's. One worker: the
+    operator's only (made if missing, which prometheus_client would fail on at the first
+    metric), and left as it is, since other processes may share it."""
     named = os.environ.get(metrics.MULTIPROCESS_DIR)
+    if workers <= 1:
+        if not named:
+            return None
+        Path(named).mkdir(parents=True, exist_ok=True)
+        return Path(named)
     directory = Path(named) if named else Path(tempfile.mkdtemp(prefix="idp-metrics-"))
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):

@@ -45,12 +45,12 @@ def _login_page(request: Request, cookies: BrowserCookies, message: str | None =
 @router.post("/login")
 async def login(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     values = await account_form(request, cookies, "login")
-    user = await verify_password_login(ctx, first(values, "email"), first(values, "password"))
-    if user is None:
+    proof = await verify_password_login(ctx, first(values, "email"), first(values, "password"))
+    if proof is None:
         return _login_page(request, cookies, gettext(LOGIN_FAILED), first(values, "email"))
     try:
-        cookie = await sign_in_to_account(ctx, user.id, _browser(request, cookies),
-                                          cookies.session_cookie(request))
+        cookie = await sign_in_to_account(ctx, proof.user.id, _browser(request, cookies),
+                                          cookies.session_cookie(request), proof.second_factor)
     except SecondFactorRequired as needed:
         return see_other(needed.location)
     response = see_other("/account")

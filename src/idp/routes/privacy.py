@@ -50,16 +50,16 @@ def _page(request: Request, cookies: BrowserCookies, message: str | None = None,
 async def sign_in(request: Request, ctx: CtxDep, cookies: CookiesDep) -> Response:
     """The account center's password sign-in, landing on the choice."""
     values = await account_form(request, cookies, "dns-login")
-    user = await verify_password_login(ctx, first(values, "email"), first(values, "password"))
-    if user is None:
+    proof = await verify_password_login(ctx, first(values, "email"), first(values, "password"))
+    if proof is None:
         return _page(request, cookies, gettext(LOGIN_FAILED), first(values, "email"))
     browser_id = cookies.browser_id(request)
     if browser_id is None:  # account_form checked the CSRF token against it already
         raise errors.InvalidRequest("The form has expired. Go back and try again.",
                                     redirectable=False)
     try:
-        cookie = await sign_in_to_account(ctx, user.id, browser_id,
-                                          cookies.session_cookie(request))
+        cookie = await sign_in_to_account(ctx, proof.user.id, browser_id,
+                                          cookies.session_cookie(request), proof.second_factor)
     except SecondFactorRequired as needed:
         return see_other(needed.location)
     response = see_other(CHOICE)

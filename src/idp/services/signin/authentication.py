@@ -113,9 +113,9 @@ async def settle(ctx: Context, connection: Connection, proof: Proof) -> None:
         await user_store.set_password_hash(connection, proof.user.id, proof.new_hash, ctx.now())
 
 
-async def verify_password_login(ctx: Context, email: str, password: str) -> User | None:
-    """The account (detached, read-only), if `password` is its password; None otherwise,
-    after the same work."""
+async def verify_password_login(ctx: Context, email: str, password: str) -> Proof | None:
+    """The proof (its account detached and read-only, and whether a second factor follows),
+    if `password` is the account's; None otherwise, after the same work."""
     async with ctx.db.atomic() as connection:
         check = await begin_password_check(ctx, connection, email, password)
     proof = await verify_password(ctx, check, password)
@@ -123,4 +123,4 @@ async def verify_password_login(ctx: Context, email: str, password: str) -> User
         return None
     async with ctx.db.atomic() as connection:
         await settle(ctx, connection, proof)
-    return proof.user
+    return proof

@@ -23,7 +23,6 @@ from idp.services.signin.authentication import verify_password_login
 from idp.services.signin.interaction import LoginFailed, start_session
 from idp.services.signin.second_factor import (
     SecondFactorRequired,
-    needs_second_factor,
     wait_for_second_factor,
 )
 from idp.services.upstream.state import REAUTH, start_round_trip
@@ -73,10 +72,11 @@ async def reauthenticate_with_password(ctx: Context, user: User, password: str,
     """A fresh session when `password` is the account's; LoginFailed otherwise, with the login
     page's words and work; SecondFactorRequired when the account has a second factor."""
     proved = await verify_password_login(ctx, user.email or "", password)
-    if proved is None or proved.id != user.id:
+    if proved is None or proved.user.id != user.id:
         raise LoginFailed()
     async with ctx.db.transaction() as session:
-        waiting = await _wait(ctx, session, user.id, browser_id, ["pwd"], next_path)
+        waiting = await _wait(ctx, session, user.id, browser_id, ["pwd"], next_path,
+                              has_second_factor=proved.second_factor)
         if not waiting:
             cookie, _ = await start_session(ctx, session, user.id, previous_cookie)
     if waiting:
@@ -85,9 +85,11 @@ async def reauthenticate_with_password(ctx: Context, user: User, password: str,
 
 
 async def _wait(ctx: Context, session: AsyncSession, user_id: str, browser_id: str,
-                amr: list[str], next_path: str, identity_id: str | None = None) -> bool:
-    """Whether the first factor waits for the account's second (stored when it does)."""
-    if not await needs_second_factor(session, user_id):
+                amr: list[str], next_path: str, identity_id: str | None = None,
+                has_second_factor: bool | None = None) -> bool:
+    """Whether the first factor waits for the account's second (stored when it does);
+    `has_second_factor`: whether the account has one, when the caller read it already."""
+    if not await second_factor.known_or_read(session, user_id, has_second_factor):
         return False
     await wait_for_second_factor(ctx, session, user_id, browser_id, second_factor.REAUTH, amr,
                                  expires_at=ctx.now() + PENDING_SECONDS,

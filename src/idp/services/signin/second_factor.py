@@ -101,6 +101,12 @@ async def needs_second_factor(session: Connection, user_id: str) -> bool:
     return await store.has_second_factor(session, user_id)
 
 
+async def known_or_read(session: Connection, user_id: str, known: bool | None) -> bool:
+    """Whether the account has a second factor: `known` when the caller read it with the
+    account (a password's lookup does), else read now."""
+    return known if known is not None else await needs_second_factor(session, user_id)
+
+
 async def wait_for_second_factor(ctx: Context, connection: Connection, user_id: str,
                                  browser_id: str, place: str, amr: list[str], *,
                                  expires_at: int, interaction_id: str | None = None,
@@ -124,9 +130,7 @@ async def wait_in_interaction(ctx: Context, session: Connection, interaction: In
     factor (the first factor then waits, until the interaction ends); None when it has
     none and the caller signs the customer in. `has_second_factor`: whether it has, when
     the caller read it already (with the account, for a password)."""
-    if has_second_factor is None:
-        has_second_factor = await needs_second_factor(session, user_id)
-    if not has_second_factor:
+    if not await known_or_read(session, user_id, has_second_factor):
         return None
     await wait_for_second_factor(
         ctx, session, user_id, browser_id, interaction_place(interaction.id), amr,

@@ -38,7 +38,6 @@ from idp.services.signin.second_factor import (
     combined_amr,
     count_code,
     interaction_place,
-    needs_second_factor,
     pending_sign_in,
     take_pending,
     verify_code,
@@ -132,11 +131,11 @@ async def complete_in_interaction(ctx: Context, interaction_id: str, browser_id:
 
 
 async def sign_in_to_account(ctx: Context, user_id: str, browser_id: str,
-                             previous_cookie: str | None) -> str:
+                             previous_cookie: str | None, has_second_factor: bool) -> str:
     """After a right password at /account/login: the new session's cookie, or
-    SecondFactorRequired when the account has a second factor."""
+    SecondFactorRequired when the account has a second factor (read with the account)."""
     async with ctx.db.transaction() as session:
-        waiting = await needs_second_factor(session, user_id)
+        waiting = has_second_factor
         if waiting:
             await wait_for_second_factor(ctx, session, user_id, browser_id, ACCOUNT, ["pwd"],
                                          expires_at=ctx.now() + PENDING_SECONDS)

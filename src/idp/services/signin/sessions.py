@@ -60,9 +60,10 @@ async def change_password(ctx: Context, email: str, current: str, new: str,
     """Change the password and sign the account out everywhere else (ATO-11): every session
     ends (apps are told by back-channel logout) and every refresh token is revoked, offline
     ones included. This browser continues in a new session; returns its cookie."""
-    user = await verify_password_login(ctx, email, current)
-    if user is None:
+    proof = await verify_password_login(ctx, email, current)
+    if proof is None:
         raise LoginFailed(N_("Your current password is not correct."))
+    user = proof.user
     problem = password_problem(ctx, new, email)
     if problem:
         raise LoginFailed(problem)

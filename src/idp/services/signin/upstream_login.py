@@ -353,13 +353,15 @@ async def login_and_link(ctx: Context, interaction_id: str, browser_id: str, ema
     SecondFactorRequired when the account has a second factor, which links it after)."""
     async with ctx.db.transaction() as session:
         await load_interaction(ctx, session, interaction_id, browser_id)
-    user = await verify_password_login(ctx, email, password)
-    if user is None:
+    proof = await verify_password_login(ctx, email, password)
+    if proof is None:
         raise LoginFailed()
+    user = proof.user
     async with ctx.db.transaction() as session:
         interaction, _ = await load_interaction(ctx, session, interaction_id, browser_id)
         waiting = await second_factor.wait_in_interaction(
-            ctx, session, interaction, user.id, browser_id, ["pwd"], link_hash=digest(handle))
+            ctx, session, interaction, user.id, browser_id, ["pwd"], link_hash=digest(handle),
+            has_second_factor=proof.second_factor)
         if waiting is None:
             cookie, _ = await link_and_start_session(ctx, session, interaction, user.id,
                                                      digest(handle), browser_id,

@@ -333,9 +333,9 @@ async def test_the_token_paths_read_the_choices_with_the_grant(
 
     direct = prepared._on_asyncpg  # PostgreSQL's hot statements skip SQLAlchemy's events
 
-    async def on_asyncpg(connection: Any, method: str, compiled: Any, *args: Any) -> Any:
-        seen.append(" ".join(compiled.sql.split()))
-        return await direct(connection, method, compiled, *args)
+    async def on_asyncpg(connection: Any, method: str, sql: str, *args: Any) -> Any:
+        seen.append(" ".join(sql.split()))
+        return await direct(connection, method, sql, *args)
 
     monkeypatch.setattr(prepared, "_on_asyncpg", on_asyncpg)
     engine = ctx.db.engine.sync_engine

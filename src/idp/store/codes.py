@@ -11,7 +11,7 @@ from idp.store.models import AuthorizationCode
 from idp.store.prepared import Connection, Prepared, detached, inserting_rows
 
 _CODES = cast(Table, AuthorizationCode.__table__)
-_INSERT_CODE = inserting_rows(_CODES, after_pending=True)
+_INSERT_CODE = inserting_rows(_CODES, after_pending=True, batched=True)
 
 
 async def add_code(connection: Connection, **values: Any) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util import greenlet_spawn
 
 from idp.observability import metrics
+from idp.store.batch import Batch
 from idp.store.pool import FairAsyncQueuePool
 from idp.store.prepared import Leased
 
@@ -283,8 +284,10 @@ _UNKNOWN = object()  # another SQLAlchemy's adapter: check in the way SQLAlchemy
 
 class _Atomic(_Lease):
     """`Database.atomic()` on PostgreSQL: asyncpg's transaction on a leased connection,
-    committed when the block ends cleanly and rolled back otherwise. A connection whose
-    commit or rollback failed (cut off mid-statement, broken) is not handed out again."""
+    committed when the block ends cleanly and rolled back otherwise. The writes the block
+    held back (idp.store.batch) are sent just before the commit; when they fail, the
+    transaction rolls back and their error is raised. A connection whose commit or rollback
+    failed (cut off mid-statement, broken) is not handed out again."""
 
     __slots__ = ("transaction",)
 
@@ -296,11 +299,19 @@ class _Atomic(_Lease):
         except BaseException as error:
             await leased.invalidate(error if isinstance(error, Exception) else None)
             raise
+        leased.batch = Batch()
         return leased
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         traceback: TracebackType | None) -> None:
         leased = self.leased
+        unsent: BaseException | None = None
+        if error is None:
+            try:
+                await leased.send_batch()
+            except BaseException as failed:
+                error = unsent = failed
+        leased.batch = None
         try:
             if error is None:
                 await self.transaction.commit()
@@ -313,3 +324,5 @@ class _Atomic(_Lease):
                 raise
         finally:
             await self._check_in()
+        if unsent is not None:
+            raise unsent

@@ -129,7 +129,8 @@ async def pending_client(connection: Connection, interaction_id: str, browser_ha
     return None if row is None else str(row["client_id"])
 
 
-_DELETE = Prepared(delete(_INTERACTIONS).where(_INTERACTIONS.c.id == bindparam("b_id")))
+_DELETE = Prepared(delete(_INTERACTIONS).where(_INTERACTIONS.c.id == bindparam("b_id")),
+                   batched=True)
 
 
 async def delete_interaction(connection: Connection, interaction_id: str) -> None:

@@ -43,6 +43,8 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.util import greenlet_spawn
 
+from idp.store.batch import PLACEHOLDER, Batch, can_wait, tables_of
+
 Processor = Callable[[Any], Any]
 M = TypeVar("M")
 
@@ -62,7 +64,7 @@ class Leased:
     that is not `Prepared`) gets an `AsyncConnection` on the same connection, made when it
     first asks (`sqlalchemy`)."""
 
-    __slots__ = ("dialect", "driver", "engine", "fairy", "made")
+    __slots__ = ("batch", "dialect", "driver", "engine", "fairy", "made")
 
     def __init__(self, fairy: PoolProxiedConnection, engine: AsyncEngine) -> None:
         # `engine`: the AUTOCOMMIT engine, so SQLAlchemy itself never begins a transaction on
@@ -70,14 +72,24 @@ class Leased:
         self.fairy, self.engine, self.dialect = fairy, engine, engine.dialect
         self.driver: Any = fairy.driver_connection  # asyncpg's connection
         self.made: AsyncConnection | None = None
+        # The writes held back, in `Database.atomic()`'s unit of work (idp.store.batch).
+        self.batch: Batch | None = None
 
     async def sqlalchemy(self) -> AsyncConnection:
         """An `AsyncConnection` on this very connection (closing it checks the connection
-        in, which ends the lease)."""
+        in, which ends the lease). The writes held back are sent first: SQLAlchemy's
+        statements cannot tell which tables they read."""
+        await self.send_batch()
         if self.made is None:
             sync = await greenlet_spawn(SyncConnection, self.engine.sync_engine, self.fairy)
             self.made = AsyncConnection(self.engine, sync)
         return self.made
+
+    async def send_batch(self) -> None:
+        """Send the writes held back (idp.store.batch), as one statement."""
+        if self.batch:
+            sql, values = self.batch.take()
+            await _on_asyncpg(_Target(self, self.driver, False), "execute", sql, values)
 
     async def invalidate(self, exception: Exception | None = None) -> None:
         """Closed and out of the pool, as `AsyncConnection.invalidate`: returned already."""
@@ -96,6 +108,10 @@ class _Compiled:
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         self.order = tuple(compiled.positiontup or ())
+        # Whether it may wait in a unit of work's batch (idp.store.batch), its values taking
+        # the places of its placeholders one for one.
+        self.waits = can_wait(self.sql) and len(set(PLACEHOLDER.findall(self.sql))) == len(
+            self.order) == max(map(int, PLACEHOLDER.findall(self.sql)), default=0)
         # Values the statement carries itself (a LIMIT, a literal), by bind name.
         self.defaults = dict(compiled.params)
         self.binds: tuple[Processor | None, ...] = tuple(
@@ -122,11 +138,18 @@ class Prepared:
 
     `after_pending`: in an ORM unit of work, the objects added to it or changed and not yet
     written are written first (an INSERT whose row refers to an account or a grant the same
-    unit of work has just added, which the ORM would have ordered before it)."""
+    unit of work has just added, which the ORM would have ordered before it).
 
-    def __init__(self, statement: Executable, *, after_pending: bool = False) -> None:
+    `batched`: a write that may wait to be sent with the unit of work's others, as one
+    statement (idp.store.batch says what such a write must be, and when it is sent)."""
+
+    def __init__(self, statement: Executable, *, after_pending: bool = False,
+                 batched: bool = False) -> None:
         self.statement: Any = statement
         self.after_pending = after_pending
+        self.batched = batched
+        # What a statement must not pass in a unit of work's batch (None: everything).
+        self.tables = tables_of(statement)
         self._compiled: dict[str, _Compiled] = {}
 
     def _for(self, dialect: Dialect) -> _Compiled:
@@ -140,7 +163,9 @@ class Prepared:
         target = await _direct(connection)
         if target is not None:
             compiled = self._for(target.connection.dialect)
-            record = await _on_asyncpg(target, "fetchrow", compiled, compiled.values(params))
+            await _after_batch(connection, self.tables)
+            record = await _on_asyncpg(target, "fetchrow", compiled.sql,
+                                       compiled.values(params))
             if record is None:
                 return None
             return {name: (process(value) if process is not None else value)
@@ -156,7 +181,8 @@ class Prepared:
         target = await _direct(connection)
         if target is not None:
             compiled = self._for(target.connection.dialect)
-            records = await _on_asyncpg(target, "fetch", compiled, compiled.values(params))
+            await _after_batch(connection, self.tables)
+            records = await _on_asyncpg(target, "fetch", compiled.sql, compiled.values(params))
             return [{name: (process(value) if process is not None else value)
                      for (name, process), value in zip(compiled.columns, record.values(),
                                                        strict=True)}
@@ -173,7 +199,14 @@ class Prepared:
         target = await _direct(connection)
         if target is not None:
             compiled = self._for(target.connection.dialect)
-            await _on_asyncpg(target, "execute", compiled, compiled.values(params))
+            batch = connection.batch if isinstance(connection, Leased) else None
+            if batch is not None and self.batched and compiled.waits and self.tables:
+                if batch.must_send_before(self.tables):
+                    await connection.send_batch()  # type: ignore[union-attr]
+                batch.add(compiled.sql, compiled.values(params), self.tables)
+                return
+            await _after_batch(connection, self.tables)
+            await _on_asyncpg(target, "execute", compiled.sql, compiled.values(params))
             return
         assert not isinstance(connection, Leased)
         await connection.execute(self.statement, params)
@@ -239,10 +272,16 @@ async def driver_of(connection: AsyncConnection) -> Any:
     return driver
 
 
-async def _on_asyncpg(target: _Target, method: str, compiled: _Compiled, values: list[Any]
-                      ) -> Any:
+async def _after_batch(connection: Connection, tables: frozenset[str] | None) -> None:
+    """Before a statement on `tables`, the writes held back on them are sent."""
+    if isinstance(connection, Leased) and connection.batch is not None and \
+            connection.batch.must_send_before(tables):
+        await connection.send_batch()
+
+
+async def _on_asyncpg(target: _Target, method: str, sql: str, values: list[Any]) -> Any:
     try:
-        return await getattr(target.driver, method)(compiled.sql, *values)
+        return await getattr(target.driver, method)(sql, *values)
     except BaseException as error:
         if not _answered_by_the_server(error):
             # Broken, or cut off mid-statement (a cancelled request): the pool must not
@@ -252,7 +291,7 @@ async def _on_asyncpg(target: _Target, method: str, compiled: _Compiled, values:
             await target.connection.invalidate(
                 error if isinstance(error, Exception) else None)
         elif target.as_sqlalchemy and isinstance(error, Exception):
-            raise _as_sqlalchemy(error, compiled.sql, values) from error
+            raise _as_sqlalchemy(error, sql, values) from error
         raise
 
 
@@ -305,12 +344,13 @@ def dialect_of(connection: Connection) -> str:
     return connection.get_bind().dialect.name
 
 
-def inserting_rows(table: Table, *, after_pending: bool = False) -> Prepared:
+def inserting_rows(table: Table, *, after_pending: bool = False, batched: bool = False
+                   ) -> Prepared:
     """An INSERT of one whole row of `table`, its values bound by column name, built once
     (no ORM flush, no per-request statement construction)."""
     return Prepared(insert(table).values({column.name: bindparam(column.name)
                                           for column in table.c}),
-                    after_pending=after_pending)
+                    after_pending=after_pending, batched=batched)
 
 
 def labelled(table: Table, prefix: str) -> list[Label[Any]]:

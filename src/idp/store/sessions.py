@@ -16,7 +16,7 @@ from idp.store.prepared import Connection, Prepared, dialect_of, inserting_rows
 _SESSIONS = cast(Table, BrowserSession.__table__)
 _SESSION_CLIENTS = cast(Table, SessionClient.__table__)
 # Every sign-in writes these: statements built once, run as `Prepared` (idp.store.prepared).
-_INSERT_SESSION = inserting_rows(_SESSIONS, after_pending=True)
+_INSERT_SESSION = inserting_rows(_SESSIONS, after_pending=True, batched=True)
 _TOUCH = Prepared(
     update(_SESSIONS)
     .where(_SESSIONS.c.sid == bindparam("b_sid"),
@@ -29,7 +29,7 @@ def _remember(insert: Any) -> Prepared:
     return Prepared(insert(_SESSION_CLIENTS).values(
         sid=bindparam("b_sid"), client_id=bindparam("b_client_id"),
         user_id=bindparam("b_user_id"), created_at=bindparam("b_now"),
-    ).on_conflict_do_nothing(), after_pending=True)
+    ).on_conflict_do_nothing(), after_pending=True, batched=True)
 
 
 _REMEMBER = {"postgresql": _remember(postgresql_insert), "sqlite": _remember(sqlite_insert)}

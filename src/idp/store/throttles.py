@@ -41,10 +41,10 @@ _COUNT = {"postgresql": _upsert(postgresql_insert), "sqlite": _upsert(sqlite_ins
 _HELD_UNTIL = Prepared(select(_TABLE.c.blocked_until).where(_TABLE.c.key == bindparam("b_key")))
 _HOLD = Prepared(update(_TABLE).where(_TABLE.c.key == bindparam("b_key"))
                  .values(blocked_until=bindparam("b_until")))
-_FORGET = Prepared(delete(_TABLE).where(_TABLE.c.key == bindparam("b_key")))
+_FORGET = Prepared(delete(_TABLE).where(_TABLE.c.key == bindparam("b_key")), batched=True)
 _GIVE_BACK = Prepared(update(_TABLE).where(_TABLE.c.key == bindparam("b_key"),
                                            _TABLE.c.failures > 0)
-                      .values(failures=_TABLE.c.failures - 1))
+                      .values(failures=_TABLE.c.failures - 1), batched=True)
 
 
 async def count_in_window(connection: Connection, key: str, now: int, window: int, *,

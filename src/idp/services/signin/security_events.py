@@ -54,7 +54,7 @@ def record(session: AsyncSession, kind: str, user_id: str | None, now: int,
 
 
 _EVENTS = cast(Table, SecurityEvent.__table__)
-_INSERT_EVENT = inserting_rows(_EVENTS)
+_INSERT_EVENT = inserting_rows(_EVENTS, batched=True)
 
 
 async def write(connection: Connection, kind: str, user_id: str | None, now: int,

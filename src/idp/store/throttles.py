@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, delete, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import cast as as_type
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +51,44 @@ def _upsert(insert: Any) -> Prepared:
 
 
 _COUNT = {"postgresql": _upsert(postgresql_insert), "sqlite": _upsert(sqlite_insert)}
+
+
+def doubling_delay(failures: Any, free: Any, most: Any, most_doubled: Any) -> Any:
+    """Seconds to wait after `failures`, in SQL: none before `free` of them, then 1 s doubling
+    with each failure up to `most` (`most_doubled`: `most` or 2**30, whichever is less; the
+    shift goes no further)."""
+    beyond = failures - free
+    doubled = literal(1, BigInteger).bitwise_lshift(as_type(beyond, Integer))
+    return case((beyond < 0, 0), (beyond >= 30, most_doubled), (doubled > most, most),
+                else_=doubled)
+
+
+def _upsert_holding(insert: Any) -> Prepared:
+    """`_upsert` that also holds the key back when the new count calls for a delay, in the
+    same statement: the count and its hold commit together, so a parallel attempt that waited
+    on the row sees the hold (no transaction is needed around it)."""
+    failures = case((_EXPIRED, 1), else_=_TABLE.c.failures + 1)
+    delay = doubling_delay(failures, bindparam("b_free"), bindparam("b_most"),
+                           bindparam("b_most_doubled"))
+    return Prepared(
+        insert(_TABLE).values(key=bindparam("b_key"), failures=1,
+                              window_started_at=bindparam("b_now"),
+                              blocked_until=bindparam("b_first_hold"))
+        .on_conflict_do_update(
+            index_elements=[_TABLE.c.key],
+            set_={
+                "failures": failures,
+                "window_started_at": case((_EXPIRED, bindparam("b_now")),
+                                          else_=_TABLE.c.window_started_at),
+                "blocked_until": case((delay > 0, bindparam("b_now") + delay),
+                                      else_=_TABLE.c.blocked_until),
+            },
+            where=_TABLE.c.blocked_until <= bindparam("b_now"),
+        ).returning(_TABLE.c.failures))
+
+
+_COUNT_HOLDING = {"postgresql": _upsert_holding(postgresql_insert),
+                  "sqlite": _upsert_holding(sqlite_insert)}
 _HELD_UNTIL = Prepared(select(_TABLE.c.blocked_until).where(_TABLE.c.key == bindparam("b_key")))
 _HOLD = Prepared(update(_TABLE).where(_TABLE.c.key == bindparam("b_key"))
                  .values(blocked_until=bindparam("b_until")))
@@ -63,6 +114,26 @@ async def count_in_window(connection: Connection, key: str, now: int, window: in
     if cap is not None and failures >= cap:
         await hold(connection, key, started + window)
     return failures
+
+
+async def count_with_delay(connection: Connection, key: str, now: int, window: int, *,
+                           free: int, most: int, keep_from: int | None = None) -> int | None:
+    """`count_in_window` for a key whose failures past `free` wait a delay that doubles from
+    1 s up to `most` seconds (`doubling_delay`): the hold is set by the same statement that
+    counts the attempt. The new count, or None while the key is held back."""
+    first = doubling_seconds(1, free, most)
+    row = await _COUNT_HOLDING[dialect_of(connection)].first(connection, {
+        "b_key": key, "b_now": now, "b_since": now - window,
+        "b_first_hold": now + first if first else 0,
+        "b_keep_from": NEVER if keep_from is None else keep_from, "b_free": free,
+        "b_most": most, "b_most_doubled": min(most, 2**30)})
+    return int(row["failures"]) if row is not None else None
+
+
+def doubling_seconds(failures: int, free: int, most: int) -> int:
+    """`doubling_delay` in Python."""
+    beyond = failures - free
+    return 0 if beyond < 0 else min(most, 2 ** min(beyond, 30))
 
 
 async def held_until(connection: Connection, key: str) -> int | None:

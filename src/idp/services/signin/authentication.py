@@ -11,6 +11,7 @@ count; `settle` clears the counters of a right password and stores an upgraded h
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from sqlalchemy import JSON, BigInteger, String, bindparam, cast, insert, select
@@ -44,6 +45,18 @@ class Proof:
     attempt: throttle.Attempt
     new_hash: str | None  # the password under today's parameters, when the stored hash is older
     second_factor: bool = False  # asked for next (an authenticator app or a passkey)
+
+
+def password_check_unit(ctx: Context, email: str
+                        ) -> AbstractAsyncContextManager[Connection]:
+    """The unit of work for `begin_password_check`. A browser the account knows is counted
+    on its own key alone, by one statement that also sets the key's hold: it needs no
+    transaction, and goes without one (its BEGIN and COMMIT were two of the sign-in's round
+    trips). Otherwise the account's and the network's counts are one transaction, so an
+    attempt the network's hold refuses is not counted against the account either."""
+    if throttle.counted_alone(ctx, email):
+        return ctx.db.statements()
+    return ctx.db.atomic()
 
 
 async def begin_password_check(ctx: Context, connection: Connection, email: str,
@@ -116,7 +129,7 @@ async def settle(ctx: Context, connection: Connection, proof: Proof) -> None:
 async def verify_password_login(ctx: Context, email: str, password: str) -> Proof | None:
     """The proof (its account detached and read-only, and whether a second factor follows),
     if `password` is the account's; None otherwise, after the same work."""
-    async with ctx.db.atomic() as connection:
+    async with password_check_unit(ctx, email) as connection:
         check = await begin_password_check(ctx, connection, email, password)
     proof = await verify_password(ctx, check, password)
     if proof is None:

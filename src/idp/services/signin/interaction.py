@@ -25,7 +25,12 @@ from idp.services.consent.grants import grant_view, record_consent
 from idp.services.consent.texts import shown_digest, words_in
 from idp.services.context import Context
 from idp.services.profile import collect
-from idp.services.signin.authentication import begin_password_check, settle, verify_password
+from idp.services.signin.authentication import (
+    begin_password_check,
+    password_check_unit,
+    settle,
+    verify_password,
+)
 from idp.services.signin.authorization import (
     Outcome,
     check_pending,
@@ -250,12 +255,13 @@ async def login_with_password(ctx: Context, interaction_id: str, browser_id: str
     two units of work around the hash: the interaction is checked and the attempt counted
     (committed before the hash work, so parallel guesses all count); then the counters are
     cleared, the session starts and the code is issued (or the next page chosen) together.
-    Both are atomic units of prepared statements with no ORM session around them; the rare
+    Both are units of prepared statements with no ORM session around them (the first a
+    transaction only when more than one counter moves: `password_check_unit`); the rare
     branches that still use the ORM (a notice to a new device, a wait for the second factor)
     take one on the same transaction (`orm_session`).
     An account with a second factor gets no session here: the password waits for it
     (SecondFactorRequired, raised once that is committed)."""
-    async with ctx.db.atomic() as connection:
+    async with password_check_unit(ctx, email) as connection:
         client_id = await check_pending(ctx, connection, interaction_id, browser_id)
         check = await begin_password_check(ctx, connection, email, password)
     proof = await verify_password(ctx, check, password)

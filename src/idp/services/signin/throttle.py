@@ -72,21 +72,10 @@ def source_key(address: str | None) -> str | None:
     return "net:" + str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
-def account_delay(settings: Settings, failures: int) -> int:
-    """Seconds to wait after `failures` consecutive failures (0 while they are free)."""
-    return growing_delay(settings, failures, settings.throttle_free_failures)
-
-
-def network_delay(settings: Settings, failures: int) -> int:
-    """Seconds a network waits once its failures in the window pass the allowance."""
-    return growing_delay(settings, failures, settings.throttle_source_failures)
-
-
-def growing_delay(settings: Settings, failures: int, free: int) -> int:
-    beyond = failures - free
-    if beyond < 0:
-        return 0
-    return int(min(settings.throttle_max_delay_seconds, 2 ** min(beyond, 30)))
+def counted_alone(ctx: Context, email: str) -> bool:
+    """Whether a password attempt for `email` from this browser counts on one key alone (the
+    browser's own, as one the account knows)."""
+    return trusted_device(ctx, account_key(email)) is not None
 
 
 async def begin_attempt(ctx: Context, session: Connection, email: str) -> Attempt:
@@ -100,11 +89,11 @@ async def begin_attempt(ctx: Context, session: Connection, email: str) -> Attemp
     # ATO-01: the account's window forgets a few stray failures, never a run of them: once
     # past the free ones, only a success starts the account afresh (a daily reset would
     # give an attacker a new allowance every day). A device's counter works the same way.
-    own_key = device or account
-    failures = await _count(session, own_key, now, settings.throttle_account_window_seconds,
-                            keep_from=settings.throttle_free_failures)
-    if delay := account_delay(settings, failures):
-        await throttle_store.hold(session, own_key, now + delay)
+    await _count_delayed(session, device or account, now,
+                         settings.throttle_account_window_seconds,
+                         free=settings.throttle_free_failures,
+                         most=settings.throttle_max_delay_seconds,
+                         keep_from=settings.throttle_free_failures)
     if device is not None:
         return Attempt(account, None, device)
     attempt = Attempt(account, source_key(request_source.get()))
@@ -134,10 +123,10 @@ async def begin_code_attempt(ctx: Context, session: Connection, user_id: str) ->
     device cookie stands in. Throttled while held back; the caller commits before checking."""
     settings, now = ctx.settings, ctx.now()
     account = "otp:" + digest(user_id)
-    failures = await _count(session, account, now, settings.throttle_account_window_seconds,
-                            keep_from=settings.throttle_free_failures)
-    if delay := account_delay(settings, failures):
-        await throttle_store.hold(session, account, now + delay)
+    await _count_delayed(session, account, now, settings.throttle_account_window_seconds,
+                         free=settings.throttle_free_failures,
+                         most=settings.throttle_max_delay_seconds,
+                         keep_from=settings.throttle_free_failures)
     attempt = Attempt(account, source_key(request_source.get()))
     await _count_source(ctx, session, attempt)
     return attempt
@@ -147,10 +136,10 @@ async def _count_source(ctx: Context, session: Connection, attempt: Attempt) -> 
     """One more attempt from the attempt's network, with the password's allowance and delay
     (ATO-02); Throttled while held back."""
     if attempt.source_key is not None:
-        failures = await _count(session, attempt.source_key, ctx.now(),
-                                ctx.settings.throttle_source_window_seconds)
-        if delay := network_delay(ctx.settings, failures):
-            await throttle_store.hold(session, attempt.source_key, ctx.now() + delay)
+        await _count_delayed(session, attempt.source_key, ctx.now(),
+                             ctx.settings.throttle_source_window_seconds,
+                             free=ctx.settings.throttle_source_failures,
+                             most=ctx.settings.throttle_max_delay_seconds)
 
 
 async def code_succeeded(session: Connection, attempt: Attempt) -> None:
@@ -281,8 +270,22 @@ async def _count(session: Connection, key: str, now: int, window: int, *,
     failures = await throttle_store.count_in_window(session, key, now, window, cap=cap,
                                                     keep_from=keep_from)
     if failures is None:
-        until = await throttle_store.held_until(session, key)
-        # What was held back: the key's kind (acct, net, dev, export), never the key.
-        metrics.THROTTLED.labels(key.partition(":")[0]).inc()
-        raise Throttled((until or now) - now)
-    return failures
+        await _held_back(session, key, now)
+    return failures  # type: ignore[return-value]
+
+
+async def _count_delayed(session: Connection, key: str, now: int, window: int, *, free: int,
+                         most: int, keep_from: int | None = None) -> None:
+    """One more attempt on `key`; past `free` of them it waits the doubling delay, set with
+    the count in one statement (so the caller needs no transaction for this key alone)."""
+    failures = await throttle_store.count_with_delay(
+        session, key, now, window, free=free, most=most, keep_from=keep_from)
+    if failures is None:
+        await _held_back(session, key, now)
+
+
+async def _held_back(session: Connection, key: str, now: int) -> None:
+    until = await throttle_store.held_until(session, key)
+    # What was held back: the key's kind (acct, net, dev, export), never the key.
+    metrics.THROTTLED.labels(key.partition(":")[0]).inc()
+    raise Throttled((until or now) - now)

@@ -3,6 +3,7 @@ good or bad, exactly as the full stack does."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -16,7 +17,16 @@ from idp.settings import Settings
 from idp.web import hot
 from idp.web.responses import JSONBody
 from tests.conftest import ISSUER
-from tests.helpers import Flow, get_code, make_app, make_user, redeem
+from tests.helpers import (
+    PASSWORD,
+    Flow,
+    authorize,
+    csrf_token,
+    get_code,
+    make_app,
+    make_user,
+    redeem,
+)
 
 # Differ between any two answers, whichever stack gave them.
 VOLATILE = {"date", "x-request-id"}
@@ -42,8 +52,9 @@ async def pair(settings: Settings, ctx: Context, monkeypatch: pytest.MonkeyPatch
     """Two apps on one context: with the hot routes, and with none (the full stack)."""
     fast = create_app(settings, ctx=ctx)
     monkeypatch.setattr(hot, "HOT_PATHS", frozenset())
+    monkeypatch.setattr(hot, "HOT_TEMPLATES", frozenset())
     full = create_app(settings, ctx=ctx)
-    full.middleware_stack = full.build_middleware_stack()  # HotRoutes takes HOT_PATHS now
+    full.middleware_stack = full.build_middleware_stack()  # HotRoutes takes them now
     monkeypatch.undo()
     clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=app,
                                                                raise_app_exceptions=False),
@@ -69,17 +80,25 @@ async def test_hot_paths_never_reach_the_router(settings: Settings, ctx: Context
         for method, path in [("GET", "/.well-known/openid-configuration"),
                              ("GET", "/.well-known/oauth-authorization-server"),
                              ("GET", "/jwks"), ("GET", "/userinfo"), ("POST", "/userinfo"),
-                             ("POST", "/token"), ("POST", "/introspect"), ("POST", "/revoke")]:
+                             ("POST", "/token"), ("POST", "/introspect"), ("POST", "/revoke"),
+                             ("POST", "/interaction/" + "i" * 32 + "/login")]:
             response = await client.request(method, path)
             assert response.status_code in (200, 400, 401), (path, response.text)
         assert spy.paths == []
-        # Any other path, and a hot path with another method, goes the usual way.
+        # Any other path, and a hot path with another method, goes the usual way; so does
+        # a path the page's template does not match as a whole.
         assert (await client.get("/health/live")).status_code == 200
         assert (await client.get("/token")).status_code == 405
-        assert spy.paths == ["/health/live", "/token"]
+        assert (await client.get("/interaction/x/login")).status_code == 400
+        assert (await client.post("/interaction/x/y/login")).status_code == 404
+        assert (await client.post("/interaction/x/login/")).status_code in (307, 404)
+        assert spy.paths == ["/health/live", "/token", "/interaction/x/login",
+                             "/interaction/x/y/login", "/interaction/x/login/"]
         metrics = (await client.get("/metrics")).text
         assert 'route="/userinfo",status="401"' in metrics
         assert 'route="/jwks",status="200"' in metrics
+        # The page's template, as the router labels it.
+        assert 'method="POST",route="/interaction/{interaction_id}/login",status="400"' in metrics
 
 
 async def test_answers_are_those_of_the_full_stack(
@@ -138,6 +157,52 @@ async def test_answers_are_those_of_the_full_stack(
     for http in (fast, full):
         answer = await http.post("/introspect", headers=basic, data={"token": access})
         assert answer.json() == {"active": False}
+
+
+def _without_challenge(answer: tuple[int, dict[str, str], bytes]
+                       ) -> tuple[int, dict[str, str], bytes]:
+    """The login page's passkey challenge is new on every page (WebAuthn §13.4.3)."""
+    status, headers, body = answer
+    return status, headers, re.sub(rb"challenge&#34;: &#34;[\w-]+", b"challenge", body)
+
+
+async def test_the_password_post_answers_as_the_full_stack(
+        pair: Callable[[], tuple[httpx.AsyncClient, httpx.AsyncClient]], ctx: Context) -> None:
+    """The login page's password post (a hot page): a wrong password, in English and in
+    Arabic, a forged or missing CSRF token, a form of another type, an interaction that is
+    not there: each answer the same page, status and headers (the language's too) from both
+    stacks, for the same browser. The right password signs in through either (a session
+cookie of its own each, and on to the consent page)."""
+    fast, full = pair()
+    await make_user(ctx)
+    flow = Flow(await make_app(ctx))
+    page = await authorize(fast, flow)
+    assert page.url.path.endswith("/login")
+    full.cookies = fast.cookies  # the same browser
+    path, token = page.url.path, csrf_token(page.text)
+    wrong = {"csrf_token": token, "email": "alice@example.com", "password": "not-it"}
+    requests: list[tuple[str, dict[str, Any]]] = [
+        (path, {"data": wrong}),
+        (path, {"data": wrong, "headers": {"accept-language": "ar"}}),
+        (path, {"data": {**wrong, "csrf_token": token[:-2] + "xx"}}),
+        (path, {"data": {"email": "alice@example.com", "password": "not-it"}}),
+        (path, {"json": wrong}),
+        ("/interaction/" + "i" * 32 + "/login", {"data": wrong}),
+    ]
+    for target, options in requests:
+        answers = [_without_challenge(observed(await http.post(target, **options)))
+                   for http in (fast, full)]
+        assert answers[0] == answers[1], (target, options, answers)
+        assert answers[0][0] < 500, (target, answers[0])
+    assert "not-it" not in answers[0][2].decode()
+    right = {**wrong, "password": PASSWORD}
+    for http in (fast, full):
+        page = await authorize(http, Flow(flow.app))
+        signed_in = await http.post(page.url.path, data={**right,
+                                                         "csrf_token": csrf_token(page.text)})
+        assert signed_in.status_code == 303  # on to the consent page (none given yet)
+        assert signed_in.headers["location"] == page.url.path.replace("/login", "/consent")
+        assert any(c.name.endswith("idp_session") for c in http.cookies.jar)
 
 
 async def test_an_unexpected_failure_is_a_bare_500_as_anywhere(

@@ -165,9 +165,10 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     install_theme(app, settings)
     static = Path(__file__).parent / "web" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
-    # The page's language (idp.web.i18n); inside HotRoutes, so hot endpoints never pay for it.
-    app.add_middleware(LanguageNegotiation, settings=settings)
     app.add_middleware(HotRoutes, owner=app)  # after every middleware below
+    # The page's language (idp.web.i18n), for the hot page too (idp.web.hot); the hot
+    # protocol endpoints pass it by at the cost of a set lookup.
+    app.add_middleware(LanguageNegotiation, settings=settings)
     app.add_middleware(ClientSource, trusted_proxies=settings.trusted_proxies,
                        cookies=app.state.cookies)
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)

@@ -471,6 +471,8 @@ async def test_wrong_password_and_unknown_email_answer_identically(
         "unknown email": ("carol@example.com", PASSWORD),
         "empty password": ("alice@example.com", ""),
         "account without a password": ("nopwd@example.com", PASSWORD),
+        # A NUL, which PostgreSQL text cannot hold: no account has it.
+        "address with a NUL": ("alic\x00@example.com", PASSWORD),
     }
     answers: dict[str, tuple[int, list[tuple[str, str]], str]] = {}
     for name, (email, password) in attempts.items():

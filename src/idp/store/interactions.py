@@ -15,6 +15,7 @@ from sqlalchemy import (
     delete,
     exists,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -23,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
 from idp.domain import ClientConfig
+from idp.store import users as user_store
 from idp.store.clients import to_config
-from idp.store.models import AuthorizationCode, Client, Interaction, PushedRequest
+from idp.store.models import AuthorizationCode, Client, Interaction, PushedRequest, User
 from idp.store.prepared import Connection, Prepared, detached, labelled
 
 
@@ -116,6 +118,30 @@ _PENDING = Prepared(select(_INTERACTIONS.c.client_id).where(
     _INTERACTIONS.c.id == bindparam("b_id"),
     _INTERACTIONS.c.browser_hash == bindparam("b_browser_hash"),
     _INTERACTIONS.c.expires_at > bindparam("b_now")))
+
+
+# The login page's password post asks both in one round trip: the client of the interaction
+# while it is open for this browser (NULL otherwise), and the account the address names (its
+# columns NULL when there is none).
+_USERS = cast(Table, User.__table__)
+_PENDING_AND_ACCOUNT = Prepared(
+    select(_PENDING.statement.scalar_subquery().label("pending_client_id"),
+           *user_store.ACCOUNT_COLUMNS)
+    .select_from(select(literal(1).label("one")).subquery())
+    .outerjoin(_USERS, _USERS.c.email == bindparam("b_email")))
+
+
+async def pending_client_and_account(connection: Connection, interaction_id: str,
+                                     browser_hash: str, now: int, email: str
+                                     ) -> tuple[str | None, tuple[User, bool] | None]:
+    """`pending_client` and `users.account_by_email` in one statement."""
+    address = "" if "\x00" in email else user_store.normalize_email(email)  # no such account
+    row = await _PENDING_AND_ACCOUNT.first(connection, {
+        "b_id": interaction_id if _could_be_id(interaction_id) else "",
+        "b_browser_hash": browser_hash, "b_now": now, "b_email": address})
+    assert row is not None  # one row, whatever matched
+    client_id = row["pending_client_id"]
+    return (None if client_id is None else str(client_id)), user_store.account_of(row)
 
 
 async def pending_client(connection: Connection, interaction_id: str, browser_hash: str,

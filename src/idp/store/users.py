@@ -32,9 +32,9 @@ _USERS = cast(Table, User.__table__)
 _USER_COLUMNS = tuple(column.name for column in _USERS.c)
 # With the account, whether a second factor will be asked for after the password: the
 # sign-in then needs no statement of its own to find out.
+ACCOUNT_COLUMNS = (*_USERS.c, second_factor_of(_USERS.c.id).label("has_second_factor"))
 _ACCOUNT_BY_EMAIL = Prepared(
-    select(*_USERS.c, second_factor_of(_USERS.c.id).label("has_second_factor"))
-    .where(_USERS.c.email == bindparam("b_email")))
+    select(*ACCOUNT_COLUMNS).where(_USERS.c.email == bindparam("b_email")))
 _SET_PASSWORD_HASH = Prepared(update(_USERS).where(_USERS.c.id == bindparam("b_id")).values(
     password_hash=bindparam("b_hash"), updated_at=bindparam("b_now")))
 
@@ -45,8 +45,14 @@ async def account_by_email(connection: Connection, email: str) -> tuple[User, bo
     row loading."""
     if "\x00" in email:
         return None  # PostgreSQL text cannot hold NUL: no account has such an address
-    values = await _ACCOUNT_BY_EMAIL.first(connection, {"b_email": normalize_email(email)})
-    if values is None:
+    return account_of(await _ACCOUNT_BY_EMAIL.first(connection,
+                                                    {"b_email": normalize_email(email)}))
+
+
+def account_of(values: Any) -> tuple[User, bool] | None:
+    """`account_by_email`'s answer from a row of `ACCOUNT_COLUMNS` (their values None: no
+    account)."""
+    if values is None or values["id"] is None:
         return None
     return detached(User, "", _USER_COLUMNS, values), bool(values["has_second_factor"])
 

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import JSON, BigInteger, String, bindparam, cast, insert, select
 
+from idp.crypto.handles import digest
 from idp.errors import Throttled
 from idp.observability import metrics
 from idp.services.context import Context
 from idp.services.signin import security_events, throttle
 from idp.services.signin.session_devices import SIGN_IN_FAILED, request_device
+from idp.store import interactions as interaction_store
 from idp.store import users as user_store
 from idp.store.models import SecurityEvent, User
 from idp.store.prepared import Connection, Prepared
@@ -63,14 +65,45 @@ async def begin_password_check(ctx: Context, connection: Connection, email: str,
                                password: str) -> PasswordCheck:
     """Count the attempt (security.md ATO-01..03: before the hash work) in the caller's unit of
     work, which must commit before `verify_password`; Throttled while held back."""
-    well_formed = bool(email and password) and len(password) <= ctx.settings.password_max_length
+    attempt = await _count_attempt(ctx, connection, email)
+    found = await user_store.account_by_email(connection, email) \
+        if _well_formed(ctx, email, password) else None
+    return _checking(ctx, attempt, email, password, found)
+
+
+async def begin_password_check_at(ctx: Context, connection: Connection, interaction_id: str,
+                                  browser_id: str, email: str, password: str
+                                  ) -> tuple[str, PasswordCheck] | None:
+    """`begin_password_check` for the login page's post: its interaction must still be open
+    for this browser, or nothing is counted (None). The interaction's client and the account
+    are read together, in one statement, before the attempt is counted; the client's id is
+    answered with the check."""
+    client_id, found = await interaction_store.pending_client_and_account(
+        connection, interaction_id, digest(browser_id), ctx.now(), email)
+    if client_id is None:
+        return None
+    attempt = await _count_attempt(ctx, connection, email)
+    return client_id, _checking(ctx, attempt, email, password, found)
+
+
+def _well_formed(ctx: Context, email: str, password: str) -> bool:
+    return bool(email and password) and len(password) <= ctx.settings.password_max_length
+
+
+async def _count_attempt(ctx: Context, connection: Connection, email: str) -> throttle.Attempt:
     try:
-        attempt = await throttle.begin_attempt(ctx, connection, email)
+        return await throttle.begin_attempt(ctx, connection, email)
     except Throttled:
         metrics.SIGNINS.labels("password", "throttled").inc()
         raise
-    found = await user_store.account_by_email(connection, email) if well_formed else None
-    if found is None:
+
+
+def _checking(ctx: Context, attempt: throttle.Attempt, email: str, password: str,
+              found: tuple[User, bool] | None) -> PasswordCheck:
+    """The check of a counted attempt; the account is not looked at for a form not worth a
+    lookup (its hash work is then spent on nothing)."""
+    well_formed = _well_formed(ctx, email, password)
+    if found is None or not well_formed:
         return PasswordCheck(attempt, None, well_formed)
     return PasswordCheck(attempt, found[0], well_formed, second_factor=found[1])
 

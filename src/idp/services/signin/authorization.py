@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -255,9 +255,18 @@ async def check_pending(ctx: Context, connection: Connection, interaction_id: st
     one light read (before a password attempt is counted and hashed); its client's id."""
     client_id = await interaction_store.pending_client(connection, interaction_id,
                                                        digest(browser_id), ctx.now())
-    if client_id is None:
+    return pending_or_stale(client_id)
+
+
+T = TypeVar("T")
+
+
+def pending_or_stale(pending: T | None) -> T:
+    """check_pending's answer from what was read with the interaction's client (None: the
+    interaction is gone or not this browser's)."""
+    if pending is None:
         raise _stale()
-    return client_id
+    return pending
 
 
 async def _verify_hint(ctx: Context, token: str | None) -> dict[str, Any] | None:

@@ -26,18 +26,18 @@ from idp.services.consent.texts import shown_digest, words_in
 from idp.services.context import Context
 from idp.services.profile import collect
 from idp.services.signin.authentication import (
-    begin_password_check,
+    begin_password_check_at,
     password_check_unit,
     settle,
     verify_password,
 )
 from idp.services.signin.authorization import (
     Outcome,
-    check_pending,
     consent_ask,
     interaction_to_show,
     load_interaction,
     lock_for_sign_in,
+    pending_or_stale,
     resume_in,
 )
 from idp.services.signin.passkeys import usernameless_options
@@ -262,8 +262,9 @@ async def login_with_password(ctx: Context, interaction_id: str, browser_id: str
     An account with a second factor gets no session here: the password waits for it
     (SecondFactorRequired, raised once that is committed)."""
     async with password_check_unit(ctx, email) as connection:
-        client_id = await check_pending(ctx, connection, interaction_id, browser_id)
-        check = await begin_password_check(ctx, connection, email, password)
+        pending = await begin_password_check_at(ctx, connection, interaction_id, browser_id,
+                                                email, password)
+    client_id, check = pending_or_stale(pending)
     proof = await verify_password(ctx, check, password)
     if proof is None:
         raise LoginFailed()

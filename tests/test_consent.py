@@ -19,6 +19,10 @@ from idp.cli import main as idp_cli
 from idp.notifications.dispatcher import Dispatcher
 from idp.services.consent import ledger, purposes
 from idp.services.context import Context
+from idp.store import grants as grant_store
+from idp.store import purposes as purpose_store
+from idp.store import users as user_store
+from idp.store.models import Grant
 from tests.conftest import ISSUER
 from tests.helpers import (
     PASSWORD,
@@ -220,6 +224,40 @@ async def test_consent_is_remembered_declines_included(client: httpx.AsyncClient
     again = await client.get("/authorize", params=Flow(app).params(
         scope="openid profile", prompt="consent"))
     assert urlsplit(again.headers["location"]).path.endswith("/consent")
+
+
+async def test_the_grant_and_the_purposes_read_together_are_those_read_apart(
+        client: httpx.AsyncClient, ctx: Context, setup: None) -> None:
+    """An authorization for a signed-in customer reads their grant and the app's purposes in
+    one statement: the same grant and the same purposes, in the same order (required first),
+    as the two reads it replaced, with a grant and without one, with purposes and without."""
+    shop = await shop_app(ctx)
+    plain = await make_app(ctx, name="Plain")
+    await tokens_with(client, shop, scopes=[], chosen=[])
+    async with ctx.db.transaction(read_only=True) as session:
+        account = await user_store.find_by_email(session, "alice@example.com")
+    assert account is not None
+    alice, bo = account.id, await make_user(ctx, email="bo@example.com")
+    async with ctx.db.statements() as connection:
+        for user_id, app in [(alice, shop), (bo, shop), (alice, plain), (bo, plain)]:
+            grant, together = await purpose_store.grant_and_purposes(connection, user_id,
+                                                                     app.client_id)
+            apart = await grant_store.grant_of(connection, user_id, app.client_id)
+            assert together == await purpose_store.purposes_of_client(connection,
+                                                                      app.client_id)
+            if apart is None:
+                assert grant is None
+            else:
+                assert grant is not None
+                assert {c.key: getattr(grant, c.key) for c in Grant.__table__.c} == \
+                    {c.key: getattr(apart, c.key) for c in Grant.__table__.c}
+        _, purposes_of_shop = await purpose_store.grant_and_purposes(connection, bo,
+                                                                     shop.client_id)
+        granted, _ = await purpose_store.grant_and_purposes(connection, alice, shop.client_id)
+    assert granted is not None and granted.user_id == alice and granted.revoked_at is None
+    assert [p.id for p in purposes_of_shop] == [
+        "order_updates", "marketing_email", "partner_sharing"]
+    assert [p.required for p in purposes_of_shop] == [True, False, False]
 
 
 async def test_prompt_none_without_consent_is_consent_required(

@@ -20,7 +20,7 @@ from idp.domain import AuthorizationRequest, ClientConfig, SessionInfo
 from idp.protocol import acr as contexts
 from idp.protocol import authorize as checks
 from idp.protocol.claims import requested_individual_claims, requested_sub
-from idp.protocol.consent import ConsentAsk, covers
+from idp.protocol.consent import ConsentAsk, PurposeInfo, covers
 from idp.protocol.profile_release import requested_names
 from idp.protocol.prompt import InteractionState, Step, decide_interaction
 from idp.protocol.scopes import claims_for_scopes
@@ -38,7 +38,6 @@ from idp.services.signin.respond import (
 from idp.services.tokens import pairwise
 from idp.services.upstream.profile_import import needs_answer
 from idp.store import clients as client_store
-from idp.store import grants as grant_store
 from idp.store import interactions as interaction_store
 from idp.store import purposes as purpose_store
 from idp.store import sessions as session_store
@@ -292,14 +291,16 @@ def _hinted_sub(request: AuthorizationRequest, claims: dict[str, Any] | None) ->
 
 
 async def consent_ask(session: Connection, client: ClientConfig,
-                      request: AuthorizationRequest) -> ConsentAsk:
+                      request: AuthorizationRequest,
+                      purposes: tuple[PurposeInfo, ...] | None = None) -> ConsentAsk:
     """What this request asks the customer to agree to: its scopes (optional ones as the client
     registered them; `openid` never is), individually requested claims, and the client's
-    purposes at their current versions."""
+    purposes at their current versions (`purposes`: as the caller read them just now)."""
     # A claim that a requested scope releases is consented with that scope, not on its own.
     claims = requested_individual_claims(request.claims) - claims_for_scopes(list(request.scopes))
     optional = frozenset(client.optional_scopes) & set(request.scopes) - {"openid"}
-    purposes = await purpose_store.purposes_of_client(session, client.client_id)
+    if purposes is None:
+        purposes = await purpose_store.purposes_of_client(session, client.client_id)
     return ConsentAsk(request.scopes, optional, tuple(sorted(claims)), purposes)
 
 
@@ -314,16 +315,18 @@ async def _advance(ctx: Context, session: Connection, client: ClientConfig,
         async with orm_session(session) as orm:
             browser_session = await session_store.find_live_session(
                 orm, digest(session_cookie), now)
-    grant = None
+    grant, purposes = None, None
     step_up, has_second_factor = contexts.StepUp.NONE, False
     if browser_session is not None:
-        grant = await grant_store.grant_of(session, browser_session.user_id, client.client_id)
+        # The customer's consent to this client and what the client asks it for, together.
+        grant, purposes = await purpose_store.grant_and_purposes(
+            session, browser_session.user_id, client.client_id)
         step_up = contexts.step_up(request.acr_values, request.claims, client.require_mfa,
                                    browser_session.amr)
         if step_up is not contexts.StepUp.NONE:
             has_second_factor = await second_factor.needs_second_factor(
                 session, browser_session.user_id)
-    ask = await consent_ask(session, client, request)
+    ask = await consent_ask(session, client, request, purposes)
     state = InteractionState(
         session=browser_session,
         authenticated_here=signed_in is not None or (

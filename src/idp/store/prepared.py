@@ -199,11 +199,11 @@ class Prepared:
         target = await _direct(connection)
         if target is not None:
             compiled = self._for(target.connection.dialect)
-            batch = connection.batch if isinstance(connection, Leased) else None
-            if batch is not None and self.batched and compiled.waits and self.tables:
-                if batch.must_send_before(self.tables):
-                    await connection.send_batch()  # type: ignore[union-attr]
-                batch.add(compiled.sql, compiled.values(params), self.tables)
+            if isinstance(connection, Leased) and connection.batch is not None and \
+                    self.batched and compiled.waits and self.tables:
+                if connection.batch.must_send_before(self.tables):
+                    await connection.send_batch()
+                connection.batch.add(compiled.sql, compiled.values(params), self.tables)
                 return
             await _after_batch(connection, self.tables)
             await _on_asyncpg(target, "execute", compiled.sql, compiled.values(params))

@@ -35,24 +35,6 @@ _EXPIRED = and_(_TABLE.c.window_started_at <= bindparam("b_since"),
                 _TABLE.c.failures < bindparam("b_keep_from"))
 
 
-def _upsert(insert: Any) -> Prepared:
-    return Prepared(
-        insert(_TABLE).values(key=bindparam("b_key"), failures=1,
-                              window_started_at=bindparam("b_now"), blocked_until=0)
-        .on_conflict_do_update(
-            index_elements=[_TABLE.c.key],
-            set_={
-                "failures": case((_EXPIRED, 1), else_=_TABLE.c.failures + 1),
-                "window_started_at": case((_EXPIRED, bindparam("b_now")),
-                                          else_=_TABLE.c.window_started_at),
-            },
-            where=_TABLE.c.blocked_until <= bindparam("b_now"),
-        ).returning(_TABLE.c.failures, _TABLE.c.window_started_at))
-
-
-_COUNT = {"postgresql": _upsert(postgresql_insert), "sqlite": _upsert(sqlite_insert)}
-
-
 def doubling_delay(failures: Any, free: Any, most: Any, most_doubled: Any) -> Any:
     """Seconds to wait after `failures`, in SQL: none before `free` of them, then 1 s doubling
     with each failure up to `most` (`most_doubled`: `most` or 2**30, whichever is less; the
@@ -63,10 +45,12 @@ def doubling_delay(failures: Any, free: Any, most: Any, most_doubled: Any) -> An
                 else_=doubled)
 
 
-def _upsert_holding(insert: Any) -> Prepared:
-    """`_upsert` that also holds the key back when the new count calls for a delay, in the
-    same statement: the count and its hold commit together, so a parallel attempt that waited
-    on the row sees the hold (no transaction is needed around it)."""
+def _upsert(insert: Any) -> Prepared:
+    """One more attempt on a key (a new row, or its count in the current window), only while
+    it is not held back; and the hold its new count calls for (`doubling_delay`, with
+    `b_free` failures free), in the same statement: the count and its hold commit together,
+    so a parallel attempt that waited on the row sees the hold (no transaction is needed
+    around it)."""
     failures = case((_EXPIRED, 1), else_=_TABLE.c.failures + 1)
     delay = doubling_delay(failures, bindparam("b_free"), bindparam("b_most"),
                            bindparam("b_most_doubled"))
@@ -84,11 +68,10 @@ def _upsert_holding(insert: Any) -> Prepared:
                                       else_=_TABLE.c.blocked_until),
             },
             where=_TABLE.c.blocked_until <= bindparam("b_now"),
-        ).returning(_TABLE.c.failures))
+        ).returning(_TABLE.c.failures, _TABLE.c.window_started_at))
 
 
-_COUNT_HOLDING = {"postgresql": _upsert_holding(postgresql_insert),
-                  "sqlite": _upsert_holding(sqlite_insert)}
+_COUNT = {"postgresql": _upsert(postgresql_insert), "sqlite": _upsert(sqlite_insert)}
 _HELD_UNTIL = Prepared(select(_TABLE.c.blocked_until).where(_TABLE.c.key == bindparam("b_key")))
 _HOLD = Prepared(update(_TABLE).where(_TABLE.c.key == bindparam("b_key"))
                  .values(blocked_until=bindparam("b_until")))
@@ -105,9 +88,7 @@ async def count_in_window(connection: Connection, key: str, now: int, window: in
     not held back: the row lock taken by the upsert makes a parallel attempt wait and then see
     the block the first one set. With `keep_from`, a count that reached it outlives its window;
     with `cap`, the attempt that reaches it holds the key back until its window ends."""
-    row = await _COUNT[dialect_of(connection)].first(connection, {
-        "b_key": key, "b_now": now, "b_since": now - window,
-        "b_keep_from": NEVER if keep_from is None else keep_from})
+    row = await _counted(connection, key, now, window, keep_from, free=NEVER, most=0)
     if row is None:
         return None
     failures, started = int(row["failures"]), int(row["window_started_at"])
@@ -121,13 +102,18 @@ async def count_with_delay(connection: Connection, key: str, now: int, window: i
     """`count_in_window` for a key whose failures past `free` wait a delay that doubles from
     1 s up to `most` seconds (`doubling_delay`): the hold is set by the same statement that
     counts the attempt. The new count, or None while the key is held back."""
+    row = await _counted(connection, key, now, window, keep_from, free=free, most=most)
+    return int(row["failures"]) if row is not None else None
+
+
+async def _counted(connection: Connection, key: str, now: int, window: int,
+                   keep_from: int | None, *, free: int, most: int) -> Any:
     first = doubling_seconds(1, free, most)
-    row = await _COUNT_HOLDING[dialect_of(connection)].first(connection, {
+    return await _COUNT[dialect_of(connection)].first(connection, {
         "b_key": key, "b_now": now, "b_since": now - window,
         "b_first_hold": now + first if first else 0,
         "b_keep_from": NEVER if keep_from is None else keep_from, "b_free": free,
         "b_most": most, "b_most_doubled": min(most, 2**30)})
-    return int(row["failures"]) if row is not None else None
 
 
 def doubling_seconds(failures: int, free: int, most: int) -> int:

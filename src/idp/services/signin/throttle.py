@@ -23,6 +23,7 @@ import ipaddress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -271,7 +272,7 @@ async def _count(session: Connection, key: str, now: int, window: int, *,
                                                     keep_from=keep_from)
     if failures is None:
         await _held_back(session, key, now)
-    return failures  # type: ignore[return-value]
+    return failures
 
 
 async def _count_delayed(session: Connection, key: str, now: int, window: int, *, free: int,
@@ -284,7 +285,7 @@ async def _count_delayed(session: Connection, key: str, now: int, window: int, *
         await _held_back(session, key, now)
 
 
-async def _held_back(session: Connection, key: str, now: int) -> None:
+async def _held_back(session: Connection, key: str, now: int) -> NoReturn:
     until = await throttle_store.held_until(session, key)
     # What was held back: the key's kind (acct, net, dev, export), never the key.
     metrics.THROTTLED.labels(key.partition(":")[0]).inc()

@@ -240,7 +240,7 @@ async def test_the_grant_and_the_purposes_read_together_are_those_read_apart(
     alice, bo = account.id, await make_user(ctx, email="bo@example.com")
     async with ctx.db.statements() as connection:
         for user_id, app in [(alice, shop), (bo, shop), (alice, plain), (bo, plain)]:
-            grant, together = await purpose_store.grant_and_purposes(connection, user_id,
+            grant, together = await grant_store.grant_and_purposes(connection, user_id,
                                                                      app.client_id)
             apart = await grant_store.grant_of(connection, user_id, app.client_id)
             assert together == await purpose_store.purposes_of_client(connection,
@@ -251,9 +251,9 @@ async def test_the_grant_and_the_purposes_read_together_are_those_read_apart(
                 assert grant is not None
                 assert {c.key: getattr(grant, c.key) for c in Grant.__table__.c} == \
                     {c.key: getattr(apart, c.key) for c in Grant.__table__.c}
-        _, purposes_of_shop = await purpose_store.grant_and_purposes(connection, bo,
+        _, purposes_of_shop = await grant_store.grant_and_purposes(connection, bo,
                                                                      shop.client_id)
-        granted, _ = await purpose_store.grant_and_purposes(connection, alice, shop.client_id)
+        granted, _ = await grant_store.grant_and_purposes(connection, alice, shop.client_id)
     assert granted is not None and granted.user_id == alice and granted.revoked_at is None
     assert [p.id for p in purposes_of_shop] == [
         "order_updates", "marketing_email", "partner_sharing"]

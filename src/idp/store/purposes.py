@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, literal, select, true
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from idp.protocol.consent import PurposeInfo
-from idp.store import grants as grant_store
-from idp.store.models import ClientPurpose, Grant, Purpose
-from idp.store.prepared import Connection, Prepared, detached, labelled
+from idp.store.models import ClientPurpose, Purpose
+from idp.store.prepared import Connection, Prepared
 
 
 async def get_purpose(session: AsyncSession, purpose_id: str) -> Purpose | None:
@@ -47,36 +46,9 @@ def purposes_of(rows: Iterable[Mapping[str, Any]]) -> tuple[PurposeInfo, ...]:
                  for row in rows if row["id"] is not None)
 
 
-# What an authorization asks of a signed-in customer's consent, in one round trip: the
-# customer's grant to the client (its columns NULL when there is none) beside each of the
-# client's purposes (one row with no purpose when it has none).
-_CLIENT_PURPOSES = _PURPOSES_OF_CLIENT.statement.order_by(None).subquery()
-_GRANTS = cast(Table, Grant.__table__)
-_GRANT_AND_PURPOSES = Prepared(
-    select(*labelled(_GRANTS, "g_"), *_CLIENT_PURPOSES.c)
-    .select_from(select(literal(1).label("one")).subquery())
-    .outerjoin(_GRANTS, and_(_GRANTS.c.user_id == bindparam("b_user_id"),
-                             _GRANTS.c.client_id == bindparam("b_client_id")))
-    .outerjoin(_CLIENT_PURPOSES, true())
-    .order_by(_CLIENT_PURPOSES.c.required.desc(), _CLIENT_PURPOSES.c.id))
-_GRANT_COLUMNS = tuple(column.name for column in _GRANTS.c)
-
-
-async def grant_and_purposes(connection: Connection, user_id: str, client_id: str
-                             ) -> tuple[Grant | None, tuple[PurposeInfo, ...]]:
-    """`grants.grant_of` and `purposes_of_client` in one statement (the grant detached and
-    read-only). In a unit of work holding a grant with changes not yet written, that grant,
-    as `grant_of` answers."""
-    if isinstance(connection, AsyncSession) and any(
-            isinstance(held, Grant) for held in (*connection.new, *connection.dirty)):
-        return (await grant_store.grant_of(connection, user_id, client_id),
-                await purposes_of_client(connection, client_id))
-    rows = await _GRANT_AND_PURPOSES.all(connection, {"b_user_id": user_id,
-                                                      "b_client_id": client_id})
-    first = rows[0]
-    grant = (detached(Grant, "g_", _GRANT_COLUMNS, first)
-             if first["g_id"] is not None else None)
-    return grant, purposes_of(rows)
+# The client's purposes as a subquery, for a statement that reads them with something else
+# (`grants.grant_and_purposes`); `purposes_of` reads its rows.
+CLIENT_PURPOSES = _PURPOSES_OF_CLIENT.statement.order_by(None).subquery()
 
 
 async def set_client_purposes(session: AsyncSession, client_id: str,

@@ -38,6 +38,7 @@ from idp.services.signin.respond import (
 from idp.services.tokens import pairwise
 from idp.services.upstream.profile_import import needs_answer
 from idp.store import clients as client_store
+from idp.store import grants as grant_store
 from idp.store import interactions as interaction_store
 from idp.store import purposes as purpose_store
 from idp.store import sessions as session_store
@@ -319,7 +320,7 @@ async def _advance(ctx: Context, session: Connection, client: ClientConfig,
     step_up, has_second_factor = contexts.StepUp.NONE, False
     if browser_session is not None:
         # The customer's consent to this client and what the client asks it for, together.
-        grant, purposes = await purpose_store.grant_and_purposes(
+        grant, purposes = await grant_store.grant_and_purposes(
             session, browser_session.user_id, client.client_id)
         step_up = contexts.step_up(request.acr_values, request.claims, client.require_mfa,
                                    browser_session.amr)

@@ -6,13 +6,11 @@ them all or none, and raise a write's error."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, literal_column, select, text
 from sqlalchemy.exc import IntegrityError
 
 from idp.services.context import Context
@@ -31,37 +29,28 @@ ACCOUNT = Prepared(select(User.email_verified).where(User.id == bindparam("b_id"
 KEYS = Prepared(select(Throttle.key).where(Throttle.key == bindparam("b_key")))
 
 
-@contextmanager
-def _logged(connection: Any) -> Iterator[list[str] | None]:
-    """The statements sent on this connection (PostgreSQL's direct path; None elsewhere)
-    while the block runs and until the unit of work has ended. asyncpg tells its query
-    loggers on the event loop's next turn: read the list after `await _told()`."""
-    if not isinstance(connection, Leased):
-        yield None
-        return
-    sent: list[str] = []
+class Sent(list[str]):
+    """The statements sent on a leased connection (PostgreSQL's direct path) from its
+    creation until `read()`: asyncpg tells its query loggers on the event loop's next turn,
+    so they are read, and the logger taken off the connection, once the unit of work has
+    ended."""
 
-    def log(record: Any) -> None:
-        sent.append(record.query)
+    def __init__(self, connection: Leased) -> None:
+        super().__init__()
+        self.driver = connection.driver
+        self.driver.add_query_logger(self.log)
 
-    driver = connection.driver
-    driver.add_query_logger(log)
-    try:
-        yield sent
-    finally:
-        pending_removal.append((driver, log))
+    def log(self, record: Any) -> None:
+        self.append(record.query)
 
-
-pending_removal: list[tuple[Any, Any]] = []
+    async def read(self) -> list[str]:
+        await asyncio.sleep(0)
+        self.driver.remove_query_logger(self.log)
+        return list(self)
 
 
-async def _told() -> None:
-    """The loggers' calls, scheduled by asyncpg, have run; loggers of ended units are
-    taken off their connections."""
-    await asyncio.sleep(0)
-    while pending_removal:
-        driver, log = pending_removal.pop()
-        driver.remove_query_logger(log)
+def _logged(connection: Any) -> Sent | None:
+    return Sent(connection) if isinstance(connection, Leased) else None
 
 
 async def _events(ctx: Context, user_id: str) -> int:
@@ -101,20 +90,19 @@ async def test_writes_to_different_tables_go_as_one_statement_at_the_commit(
     await _interaction(ctx, "i" * 32)
     await _counter(ctx, "acct:ana")
     async with ctx.db.atomic() as connection:
-        with _logged(connection) as sent:
-            await security_events.write(connection, "sign_in", user_id, ctx.now(),
-                                        method="pwd")
-            await interaction_store.delete_interaction(connection, "i" * 32)
-            await throttle_store.forget(connection, "acct:ana")
-            account = await ACCOUNT.first(connection, {"b_id": user_id})  # another table
-            await _told()
-            if sent is not None:
-                assert len(sent) == 1 and sent[0].startswith("SELECT")  # the writes wait
-    await _told()
+        sent = _logged(connection)
+        await security_events.write(connection, "sign_in", user_id, ctx.now(), method="pwd")
+        await interaction_store.delete_interaction(connection, "i" * 32)
+        await throttle_store.forget(connection, "acct:ana")
+        account = await ACCOUNT.first(connection, {"b_id": user_id})  # another table
+        await asyncio.sleep(0)  # asyncpg's loggers are told on the loop's next turn
+        if sent is not None:
+            assert len(sent) == 1 and sent[0].startswith("SELECT")  # the writes wait
     assert account is not None and account["email_verified"] is True
     if sent is not None:
-        assert len(sent) == 3, sent  # the read, the three writes in one, the COMMIT
-        assert sent[1].startswith("WITH ") and sent[2].strip(" ;") == "COMMIT"
+        statements = await sent.read()  # the read, the three writes in one, the COMMIT
+        assert len(statements) == 3, statements
+        assert statements[1].startswith("WITH ") and statements[2].strip(" ;") == "COMMIT"
     assert await _events(ctx, user_id) == 1
     async with ctx.db.statements() as connection:
         assert await KEYS.first(connection, {"b_key": "acct:ana"}) is None
@@ -145,12 +133,12 @@ async def test_two_writes_of_one_table_are_not_sent_as_one(ctx: Context) -> None
     statement is there for the second to take back."""
     await _counter(ctx, "acct:ana")
     async with ctx.db.atomic() as connection:
-        with _logged(connection) as sent:
-            await throttle_store.give_back(connection, "acct:ana")
-            await throttle_store.forget(connection, "acct:ana")
-    await _told()
+        sent = _logged(connection)
+        await throttle_store.give_back(connection, "acct:ana")
+        await throttle_store.forget(connection, "acct:ana")
     if sent is not None:
-        assert [s.split(" ")[0] for s in sent] == ["UPDATE", "DELETE", "COMMIT;"], sent
+        statements = await sent.read()
+        assert [s.split(" ")[0] for s in statements] == ["UPDATE", "DELETE", "COMMIT;"]
     async with ctx.db.statements() as connection:
         assert await KEYS.first(connection, {"b_key": "acct:ana"}) is None
 
@@ -195,6 +183,5 @@ def test_only_plain_writes_of_known_tables_may_wait() -> None:
     assert not can_wait("INSERT INTO events (detail) VALUES ('costs $1')")
     assert tables_of(select(User.id).where(User.id.in_(select(SecurityEvent.user_id)))) == \
         frozenset({"users", "security_events"})
-    from sqlalchemy import literal_column, text
     assert tables_of(select(literal_column("1"))) is None
     assert tables_of(text("DELETE FROM throttles")) is None

@@ -32,16 +32,14 @@ from idp.services.signin import security_events, throttle
 from idp.services.signin.authorization import (
     Outcome as Next,
 )
-from idp.services.signin.authorization import (
-    continue_request,
-    load_interaction,
-)
+from idp.services.signin.authorization import continue_request
 from idp.services.signin.credential_rules import email_problem, password_problem
 from idp.services.signin.interaction import (
     LoginFailed,
     SignedIn,
     start_session,
 )
+from idp.services.signin.pending import load_interaction
 from idp.store import clients as client_store
 from idp.store import users as user_store
 from idp.store.models import OutboxMessage, User

@@ -31,16 +31,14 @@ from idp.services.signin.authentication import (
     settle,
     verify_password,
 )
-from idp.services.signin.authorization import (
-    Outcome,
-    consent_ask,
+from idp.services.signin.authorization import Outcome, consent_ask, resume_in
+from idp.services.signin.passkeys import usernameless_options
+from idp.services.signin.pending import (
     interaction_to_show,
     load_interaction,
     lock_for_sign_in,
     pending_or_stale,
-    resume_in,
 )
-from idp.services.signin.passkeys import usernameless_options
 from idp.services.signin.second_factor import wait_in_interaction
 from idp.services.signin.session_devices import note_sign_in
 from idp.services.upstream.profile_import import (

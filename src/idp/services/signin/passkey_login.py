@@ -17,7 +17,7 @@ from idp.errors import Throttled
 from idp.observability import metrics
 from idp.services.context import Context
 from idp.services.signin import throttle
-from idp.services.signin.authorization import check_pending, load_interaction, resume_in
+from idp.services.signin.authorization import resume_in
 from idp.services.signin.interaction import SignedIn, start_session
 from idp.services.signin.passkeys import (
     REFUSED,
@@ -29,6 +29,7 @@ from idp.services.signin.passkeys import (
     record_regression,
     verify_assertion,
 )
+from idp.services.signin.pending import check_pending, load_interaction
 from idp.services.signin.second_factor import (
     SecondFactorRequired,
     interaction_location,

@@ -17,7 +17,7 @@ from idp import errors
 from idp.domain import SessionInfo
 from idp.services.context import Context
 from idp.services.signin import throttle
-from idp.services.signin.authorization import load_interaction, resume_in
+from idp.services.signin.authorization import resume_in
 from idp.services.signin.interaction import SignedIn, start_session
 from idp.services.signin.passkeys import (
     CounterRegressed,
@@ -29,6 +29,7 @@ from idp.services.signin.passkeys import (
     record_regression,
     verify_assertion,
 )
+from idp.services.signin.pending import load_interaction
 from idp.services.signin.reauth import PENDING_SECONDS, safe_next
 from idp.services.signin.second_factor import (
     ACCOUNT,

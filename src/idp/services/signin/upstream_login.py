@@ -25,8 +25,8 @@ from idp.observability import metrics
 from idp.services.context import Context
 from idp.services.signin import change_notice, second_factor, security_events
 from idp.services.signin.authentication import verify_password_login
-from idp.services.signin.authorization import load_interaction
 from idp.services.signin.interaction import LoginFailed, SignedIn, start_session
+from idp.services.signin.pending import load_interaction
 from idp.services.signin.sessions import end_sessions_of_user
 from idp.services.upstream import profile_import
 from idp.services.upstream import tokens as upstream_tokens
